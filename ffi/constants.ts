@@ -1,0 +1,174 @@
+/**
+ * Linux constants for sockets, epoll, poll, fcntl and getaddrinfo.
+ *
+ * Values are the asm-generic ones, shared by x86_64 and aarch64 (the two architectures
+ * `ffi/layouts.ts` supports). They are immutable declarations: nothing here is ever assigned.
+ * Checked against the C headers by `test/ffi-layouts.test.ts` when a C compiler is present.
+ */
+
+// Address families (<sys/socket.h>)
+export const AF_UNSPEC = 0;
+export const AF_UNIX = 1;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+// Socket types and type flags
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+
+// Socket-level options (asm-generic/socket.h)
+export const SOL_SOCKET = 1;
+export const SO_DEBUG = 1;
+export const SO_REUSEADDR = 2;
+export const SO_TYPE = 3;
+export const SO_ERROR = 4;
+export const SO_DONTROUTE = 5;
+export const SO_BROADCAST = 6;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_KEEPALIVE = 9;
+export const SO_OOBINLINE = 10;
+export const SO_LINGER = 13;
+export const SO_REUSEPORT = 15;
+export const SO_PASSCRED = 16;
+export const SO_PEERCRED = 17;
+export const SO_RCVLOWAT = 18;
+export const SO_SNDLOWAT = 19;
+export const SO_ACCEPTCONN = 30;
+export const SO_PROTOCOL = 38;
+export const SO_DOMAIN = 39;
+
+// Protocols (<netinet/in.h>)
+export const IPPROTO_IP = 0;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+export const IPPROTO_IPV6 = 41;
+
+// TCP options (<netinet/tcp.h>)
+export const TCP_NODELAY = 1;
+export const TCP_MAXSEG = 2;
+export const TCP_CORK = 3;
+export const TCP_KEEPIDLE = 4;
+export const TCP_KEEPINTVL = 5;
+export const TCP_KEEPCNT = 6;
+export const TCP_INFO = 11;
+export const TCP_QUICKACK = 12;
+export const TCP_USER_TIMEOUT = 18;
+export const TCP_FASTOPEN = 23;
+
+// IPv6 options
+export const IPV6_UNICAST_HOPS = 16;
+export const IPV6_V6ONLY = 26;
+
+// send/recv flags
+export const MSG_OOB = 0x1;
+export const MSG_PEEK = 0x2;
+export const MSG_DONTROUTE = 0x4;
+export const MSG_CTRUNC = 0x8;
+export const MSG_TRUNC = 0x20;
+export const MSG_DONTWAIT = 0x40;
+export const MSG_EOR = 0x80;
+export const MSG_WAITALL = 0x100;
+export const MSG_NOSIGNAL = 0x4000;
+export const MSG_MORE = 0x8000;
+export const MSG_CMSG_CLOEXEC = 0x40000000;
+
+// Control messages (for fd passing)
+export const SCM_RIGHTS = 1;
+export const SCM_CREDENTIALS = 2;
+
+// shutdown(2)
+export const SHUT_RD = 0;
+export const SHUT_WR = 1;
+export const SHUT_RDWR = 2;
+
+// epoll(7). EPOLLET is bit 31: written unsigned so that it fits a uint32 field.
+export const EPOLLIN = 0x001;
+export const EPOLLPRI = 0x002;
+export const EPOLLOUT = 0x004;
+export const EPOLLERR = 0x008;
+export const EPOLLHUP = 0x010;
+export const EPOLLRDNORM = 0x040;
+export const EPOLLWRNORM = 0x100;
+export const EPOLLRDHUP = 0x2000;
+export const EPOLLEXCLUSIVE = 0x10000000;
+export const EPOLLWAKEUP = 0x20000000;
+export const EPOLLONESHOT = 0x40000000;
+export const EPOLLET = 0x80000000;
+export const EPOLL_CLOEXEC = 0o2000000;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
+export const EPOLL_CTL_MOD = 3;
+
+// poll(2)
+export const POLLIN = 0x001;
+export const POLLPRI = 0x002;
+export const POLLOUT = 0x004;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
+export const POLLNVAL = 0x020;
+export const POLLRDHUP = 0x2000;
+
+// fcntl(2)
+export const F_DUPFD = 0;
+export const F_GETFD = 1;
+export const F_SETFD = 2;
+export const F_GETFL = 3;
+export const F_SETFL = 4;
+export const F_DUPFD_CLOEXEC = 1030;
+export const FD_CLOEXEC = 1;
+
+// open(2) flags
+export const O_RDONLY = 0;
+export const O_WRONLY = 1;
+export const O_RDWR = 2;
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+
+// eventfd(2)
+export const EFD_SEMAPHORE = 1;
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
+
+// getaddrinfo(3) flags and errors (glibc <netdb.h>). Errors are negative return codes, not errno.
+export const AI_PASSIVE = 0x0001;
+export const AI_CANONNAME = 0x0002;
+export const AI_NUMERICHOST = 0x0004;
+export const AI_V4MAPPED = 0x0008;
+export const AI_ALL = 0x0010;
+export const AI_ADDRCONFIG = 0x0020;
+export const AI_NUMERICSERV = 0x0400;
+
+export const EAI_BADFLAGS = -1;
+export const EAI_NONAME = -2;
+export const EAI_AGAIN = -3;
+export const EAI_FAIL = -4;
+export const EAI_NODATA = -5;
+export const EAI_FAMILY = -6;
+export const EAI_SOCKTYPE = -7;
+export const EAI_SERVICE = -8;
+export const EAI_ADDRFAMILY = -9;
+export const EAI_MEMORY = -10;
+export const EAI_SYSTEM = -11;
+export const EAI_OVERFLOW = -12;
+
+/** getaddrinfo's negative codes by name, for messages and for mapping to Node's codes. */
+export const EAI_NAMES: ReadonlyMap<number, string> = new Map([
+  [EAI_BADFLAGS, 'EAI_BADFLAGS'],
+  [EAI_NONAME, 'EAI_NONAME'],
+  [EAI_AGAIN, 'EAI_AGAIN'],
+  [EAI_FAIL, 'EAI_FAIL'],
+  [EAI_NODATA, 'EAI_NODATA'],
+  [EAI_FAMILY, 'EAI_FAMILY'],
+  [EAI_SOCKTYPE, 'EAI_SOCKTYPE'],
+  [EAI_SERVICE, 'EAI_SERVICE'],
+  [EAI_ADDRFAMILY, 'EAI_ADDRFAMILY'],
+  [EAI_MEMORY, 'EAI_MEMORY'],
+  [EAI_SYSTEM, 'EAI_SYSTEM'],
+  [EAI_OVERFLOW, 'EAI_OVERFLOW'],
+]);
+
+/** Largest Unix socket path: sizeof(sun_path) is 108, and a filesystem path needs its NUL. */
+export const UNIX_PATH_MAX = 108;

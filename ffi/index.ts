@@ -1,0 +1,19 @@
+/**
+ * The raw layer, for benchmarks and experiments (`import ... from 'm-socket/ffi'`): libc
+ * prototypes, constants, struct layouts and the checked wrappers. Applications want `m-socket`.
+ */
+export * from './constants.ts';
+export * from './layouts.ts';
+export { libc, type LibcName } from './libc.ts';
+export { ERRNO, errnoName, errnoDescription } from './errno.ts';
+export {
+  sys,
+  checked,
+  checkedWait,
+  closeFd,
+  SocketError,
+  WOULD_BLOCK,
+  IN_PROGRESS,
+  type CheckedOptions,
+  type ErrorDetails,
+} from './syscall.ts';

@@ -1,0 +1,168 @@
+/**
+ * C struct layouts, declared with koffi so that koffi computes sizes and offsets the way the C
+ * compiler does, and exported as plain numbers that `lib/` uses with a DataView on a reusable
+ * Uint8Array (2x cheaper than koffi's JS-object structs on the hot path, see design §3).
+ *
+ * The one ABI difference between the supported architectures is `struct epoll_event`: glibc
+ * declares it `__attribute__((packed))` on x86_64 (12 bytes, data at offset 4) but not on
+ * aarch64 (16 bytes, data at offset 8).
+ */
+import koffi, { type TypeObject } from 'koffi';
+
+/** The architectures whose ABI this file describes. */
+export const SUPPORTED_ARCHES: readonly string[] = ['x64', 'arm64'];
+
+if (process.platform !== 'linux' || !SUPPORTED_ARCHES.includes(process.arch)) {
+  throw new Error(
+    `m-socket supports Linux on ${SUPPORTED_ARCHES.join(' and ')}; ` +
+      `this is ${process.platform} on ${process.arch}`,
+  );
+}
+
+const u8 = (n: number) => koffi.array('uint8_t', n);
+
+/** struct sockaddr_in (<netinet/in.h>): port and address in network byte order. */
+export const SockaddrIn = koffi.struct({
+  sin_family: 'uint16_t',
+  sin_port: 'uint16_t',
+  sin_addr: 'uint32_t',
+  sin_zero: u8(8),
+});
+
+/** struct sockaddr_in6. */
+export const SockaddrIn6 = koffi.struct({
+  sin6_family: 'uint16_t',
+  sin6_port: 'uint16_t',
+  sin6_flowinfo: 'uint32_t',
+  sin6_addr: u8(16),
+  sin6_scope_id: 'uint32_t',
+});
+
+/** struct sockaddr_un. `sun_path` is bytes, not chars: abstract names start with a NUL. */
+export const SockaddrUn = koffi.struct({
+  sun_family: 'uint16_t',
+  sun_path: u8(108),
+});
+
+/** struct sockaddr_storage: big enough and aligned for every address family. */
+export const SockaddrStorage = koffi.struct({
+  ss_family: 'uint16_t',
+  __ss_padding: u8(118),
+  __ss_align: 'uint64_t',
+});
+
+/** struct epoll_event: packed on x86_64 only. */
+export const EpollEvent =
+  process.arch === 'x64'
+    ? koffi.pack({ events: 'uint32_t', data: 'uint64_t' })
+    : koffi.struct({ events: 'uint32_t', data: 'uint64_t' });
+
+/** struct addrinfo (<netdb.h>). */
+export const AddrInfo = koffi.struct({
+  ai_flags: 'int',
+  ai_family: 'int',
+  ai_socktype: 'int',
+  ai_protocol: 'int',
+  ai_addrlen: 'uint32_t',
+  ai_addr: 'void *',
+  ai_canonname: 'void *',
+  ai_next: 'void *',
+});
+
+/** struct linger (SO_LINGER). */
+export const Linger = koffi.struct({ l_onoff: 'int', l_linger: 'int' });
+
+/** struct iovec (readv/writev/sendmsg). */
+export const IoVec = koffi.struct({ iov_base: 'void *', iov_len: 'size_t' });
+
+/** struct pollfd (poll(2)). */
+export const PollFd = koffi.struct({ fd: 'int', events: 'int16_t', revents: 'int16_t' });
+
+/** struct msghdr (sendmsg/recvmsg). */
+export const MsgHdr = koffi.struct({
+  msg_name: 'void *',
+  msg_namelen: 'uint32_t',
+  msg_iov: 'void *',
+  msg_iovlen: 'size_t',
+  msg_control: 'void *',
+  msg_controllen: 'size_t',
+  msg_flags: 'int',
+});
+
+/** struct cmsghdr: a control message header; its data follows at CMSG_LEN(0). */
+export const CmsgHdr = koffi.struct({ cmsg_len: 'size_t', cmsg_level: 'int', cmsg_type: 'int' });
+
+/** struct ucred (SO_PEERCRED). */
+export const UCred = koffi.struct({ pid: 'int32_t', uid: 'uint32_t', gid: 'uint32_t' });
+
+const off = (type: TypeObject, field: string) => koffi.offsetof(type, field);
+
+/** Sizes in bytes, as `sizeof` gives them in C on this architecture. */
+export const SIZEOF = Object.freeze({
+  sockaddr_in: koffi.sizeof(SockaddrIn),
+  sockaddr_in6: koffi.sizeof(SockaddrIn6),
+  sockaddr_un: koffi.sizeof(SockaddrUn),
+  sockaddr_storage: koffi.sizeof(SockaddrStorage),
+  epoll_event: koffi.sizeof(EpollEvent),
+  addrinfo: koffi.sizeof(AddrInfo),
+  linger: koffi.sizeof(Linger),
+  iovec: koffi.sizeof(IoVec),
+  pollfd: koffi.sizeof(PollFd),
+  msghdr: koffi.sizeof(MsgHdr),
+  cmsghdr: koffi.sizeof(CmsgHdr),
+  ucred: koffi.sizeof(UCred),
+  pointer: koffi.sizeof('void *'),
+  int: koffi.sizeof('int'),
+});
+
+/** Field offsets the library reads or writes, as `offsetof` gives them in C. */
+export const OFFSETOF = Object.freeze({
+  sockaddr_in: { family: off(SockaddrIn, 'sin_family'), port: off(SockaddrIn, 'sin_port'), addr: off(SockaddrIn, 'sin_addr') },
+  sockaddr_in6: {
+    family: off(SockaddrIn6, 'sin6_family'),
+    port: off(SockaddrIn6, 'sin6_port'),
+    flowinfo: off(SockaddrIn6, 'sin6_flowinfo'),
+    addr: off(SockaddrIn6, 'sin6_addr'),
+    scope_id: off(SockaddrIn6, 'sin6_scope_id'),
+  },
+  sockaddr_un: { family: off(SockaddrUn, 'sun_family'), path: off(SockaddrUn, 'sun_path') },
+  epoll_event: { events: off(EpollEvent, 'events'), data: off(EpollEvent, 'data') },
+  addrinfo: {
+    flags: off(AddrInfo, 'ai_flags'),
+    family: off(AddrInfo, 'ai_family'),
+    socktype: off(AddrInfo, 'ai_socktype'),
+    protocol: off(AddrInfo, 'ai_protocol'),
+    addrlen: off(AddrInfo, 'ai_addrlen'),
+    addr: off(AddrInfo, 'ai_addr'),
+    canonname: off(AddrInfo, 'ai_canonname'),
+    next: off(AddrInfo, 'ai_next'),
+  },
+  linger: { onoff: off(Linger, 'l_onoff'), linger: off(Linger, 'l_linger') },
+  iovec: { base: off(IoVec, 'iov_base'), len: off(IoVec, 'iov_len') },
+  pollfd: { fd: off(PollFd, 'fd'), events: off(PollFd, 'events'), revents: off(PollFd, 'revents') },
+  msghdr: {
+    name: off(MsgHdr, 'msg_name'),
+    namelen: off(MsgHdr, 'msg_namelen'),
+    iov: off(MsgHdr, 'msg_iov'),
+    iovlen: off(MsgHdr, 'msg_iovlen'),
+    control: off(MsgHdr, 'msg_control'),
+    controllen: off(MsgHdr, 'msg_controllen'),
+    flags: off(MsgHdr, 'msg_flags'),
+  },
+  cmsghdr: { len: off(CmsgHdr, 'cmsg_len'), level: off(CmsgHdr, 'cmsg_level'), type: off(CmsgHdr, 'cmsg_type') },
+  ucred: { pid: off(UCred, 'pid'), uid: off(UCred, 'uid'), gid: off(UCred, 'gid') },
+});
+
+/** CMSG_ALIGN: control messages are aligned to `size_t` (8 bytes on both supported ABIs). */
+export function cmsgAlign(length: number): number {
+  const a = SIZEOF.pointer;
+  return (length + a - 1) & ~(a - 1);
+}
+/** CMSG_LEN(n): header plus n data bytes, the value of cmsg_len. */
+export function cmsgLen(dataLength: number): number {
+  return cmsgAlign(SIZEOF.cmsghdr) + dataLength;
+}
+/** CMSG_SPACE(n): bytes one control message with n data bytes takes in the control buffer. */
+export function cmsgSpace(dataLength: number): number {
+  return cmsgAlign(SIZEOF.cmsghdr) + cmsgAlign(dataLength);
+}

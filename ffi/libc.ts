@@ -1,0 +1,53 @@
+/**
+ * libc prototypes, declared for koffi. Declarations only: every call from the library goes
+ * through `ffi/syscall.ts`, which reads errno and turns failures into values or errors.
+ *
+ * Conventions: buffers and structs are `void *` so that a Uint8Array (or Uint32Array for a
+ * socklen_t*) passes zero-copy to synchronous calls; `ssize_t` is `intptr_t` (koffi has no
+ * ssize_t); socklen_t is uint32_t. `fcntl` is variadic in C; declaring its third argument as
+ * `int` is ABI-compatible on x86_64 and aarch64 Linux, where variadic integers travel in the same
+ * registers as fixed ones.
+ *
+ * Each worker thread evaluates this module for itself and so loads its own bindings.
+ */
+import koffi from 'koffi';
+
+const lib = koffi.load('libc.so.6');
+
+/** The raw libc functions. Call them through `ffi/syscall.ts`, never directly from `lib/`. */
+export const libc = Object.freeze({
+  socket: lib.func('int socket(int domain, int type, int protocol)'),
+  bind: lib.func('int bind(int fd, void *addr, uint32_t addrlen)'),
+  listen: lib.func('int listen(int fd, int backlog)'),
+  accept4: lib.func('int accept4(int fd, void *addr, void *addrlen, int flags)'),
+  connect: lib.func('int connect(int fd, void *addr, uint32_t addrlen)'),
+  getsockname: lib.func('int getsockname(int fd, void *addr, void *addrlen)'),
+  getpeername: lib.func('int getpeername(int fd, void *addr, void *addrlen)'),
+  setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
+  getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
+  shutdown: lib.func('int shutdown(int fd, int how)'),
+  close: lib.func('int close(int fd)'),
+  recv: lib.func('intptr_t recv(int fd, void *buf, size_t len, int flags)'),
+  send: lib.func('intptr_t send(int fd, void *buf, size_t len, int flags)'),
+  read: lib.func('intptr_t read(int fd, void *buf, size_t len)'),
+  write: lib.func('intptr_t write(int fd, void *buf, size_t len)'),
+  readv: lib.func('intptr_t readv(int fd, void *iov, int iovcnt)'),
+  writev: lib.func('intptr_t writev(int fd, void *iov, int iovcnt)'),
+  sendmsg: lib.func('intptr_t sendmsg(int fd, void *msg, int flags)'),
+  recvmsg: lib.func('intptr_t recvmsg(int fd, void *msg, int flags)'),
+  fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
+  open: lib.func('int open(const char *path, int flags, int mode)'),
+  pipe2: lib.func('int pipe2(void *fds, int flags)'),
+  epoll_create1: lib.func('int epoll_create1(int flags)'),
+  epoll_ctl: lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
+  epoll_wait: lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
+  eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
+  poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
+  getaddrinfo: lib.func('int getaddrinfo(void *node, void *service, void *hints, void *res)'),
+  freeaddrinfo: lib.func('void freeaddrinfo(void *res)'),
+  gai_strerror: lib.func('const char *gai_strerror(int code)'),
+  if_nametoindex: lib.func('unsigned int if_nametoindex(const char *name)'),
+});
+
+/** Names of the functions above, as used in error messages (`err.syscall`). */
+export type LibcName = keyof typeof libc;

@@ -1,0 +1,242 @@
+/**
+ * The one choke point every libc call of m-socket goes through.
+ *
+ * - errno is read as the very next statement after a call returns -1 (anything in between could
+ *   run code that overwrites it).
+ * - EINTR is retried; for waits, with the time that remains (`checkedWait`). close() is the
+ *   exception: on Linux the fd is released even when close reports EINTR, and retrying could
+ *   close an fd number that another thread has been handed meanwhile.
+ * - Would-block is a value, never an exception: EAGAIN/EWOULDBLOCK gives `WOULD_BLOCK`, and
+ *   connect's EINPROGRESS gives `IN_PROGRESS`. Both are negative, so every other result (>= 0)
+ *   is the call's own.
+ * - Every other failure throws a `SocketError` following Node's conventions.
+ *
+ * Wrappers have the arity of the function they wrap (no rest parameters: those cost an array per
+ * call on the hot path).
+ */
+import koffi from 'koffi';
+import { libc, type LibcName } from './libc.ts';
+import { EAGAIN, EINPROGRESS, EINTR, errnoDescription, errnoName } from './errno.ts';
+
+/** Returned instead of throwing when the call would block (EAGAIN / EWOULDBLOCK). */
+export const WOULD_BLOCK = -EAGAIN;
+/** Returned by `connect` when a non-blocking connection attempt has started (EINPROGRESS). */
+export const IN_PROGRESS = -EINPROGRESS;
+
+/** Where a failed call was aimed, when the caller knows: added to the error and its message. */
+export interface ErrorDetails {
+  fd?: number;
+  address?: string;
+  port?: number;
+  path?: string;
+}
+
+const HINTS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'another socket is bound to this address; choose another port, or use port 0 for a free one',
+  EADDRNOTAVAIL: 'this address does not belong to any interface of this machine',
+  EACCES: 'binding ports below 1024 needs privileges (CAP_NET_BIND_SERVICE)',
+  EMFILE: 'this process has run out of file descriptors; close sockets or raise the limit (ulimit -n)',
+  ENFILE: 'the system has run out of file descriptors',
+  ECONNREFUSED: 'nothing is listening at that address',
+  EBADF: 'the file descriptor is not open',
+};
+
+/** A failed system call, shaped like Node's own errors (`err.code`, `err.errno`, `err.syscall`). */
+export class SocketError extends Error {
+  /** Symbolic errno name, e.g. `'ECONNREFUSED'`. */
+  readonly code: string;
+  /** Negative errno, as Node reports it (`-111` for ECONNREFUSED on Linux). */
+  readonly errno: number;
+  /** The libc function that failed, e.g. `'connect'`. */
+  readonly syscall: string;
+  /** The file descriptor involved, when there was one. */
+  declare readonly fd?: number;
+  /** The IP address involved (connect, bind), when known. */
+  declare readonly address?: string;
+  /** The port involved, when known. */
+  declare readonly port?: number;
+  /** The Unix socket path involved, when known. */
+  declare readonly path?: string;
+
+  constructor(syscall: string, errno: number, details: ErrorDetails = {}) {
+    const code = errnoName(errno);
+    const where =
+      details.path !== undefined
+        ? ` ${JSON.stringify(details.path)}`
+        : details.address !== undefined
+          ? ` ${details.address.includes(':') ? `[${details.address}]` : details.address}` +
+            (details.port !== undefined ? `:${details.port}` : '')
+          : details.fd !== undefined
+            ? ` (fd ${details.fd})`
+            : '';
+    const hint = HINTS[code];
+    super(`${syscall} ${code}${where}: ${errnoDescription(errno)}${hint ? ` (${hint})` : ''}`);
+    this.name = 'SocketError';
+    this.code = code;
+    this.errno = -Math.abs(errno);
+    this.syscall = syscall;
+    if (details.fd !== undefined) this.fd = details.fd;
+    if (details.address !== undefined) this.address = details.address;
+    if (details.port !== undefined) this.port = details.port;
+    if (details.path !== undefined) this.path = details.path;
+  }
+
+  /** The same error with more detail about where it was aimed (used after bind/connect). */
+  withDetails(details: ErrorDetails): SocketError {
+    const err = new SocketError(this.syscall, -this.errno, { fd: this.fd, ...details });
+    err.stack = err.stack?.split('\n')[0] + '\n' + (this.stack?.split('\n').slice(1).join('\n') ?? '');
+    return err;
+  }
+}
+
+type Fn1 = (a: any) => number;
+type Fn2 = (a: any, b: any) => number;
+type Fn3 = (a: any, b: any, c: any) => number;
+type Fn4 = (a: any, b: any, c: any, d: any) => number;
+type Fn5 = (a: any, b: any, c: any, d: any, e: any) => number;
+type AnyFn = Fn1 | Fn2 | Fn3 | Fn4 | Fn5;
+
+/** How `checked` treats a wrapped function. */
+export interface CheckedOptions {
+  /** The first argument is an fd, named in errors. Default true. */
+  fdFirst?: boolean;
+  /** EINPROGRESS is a value (`IN_PROGRESS`), as for a non-blocking connect. Default false. */
+  inProgressOk?: boolean;
+}
+
+function arityOf(raw: AnyFn): number {
+  const info = (raw as { info?: { arguments: unknown[] } }).info;
+  return info ? info.arguments.length : raw.length;
+}
+
+/**
+ * Wraps a raw function of 1 to 5 arguments that returns -1 with errno on failure: retries EINTR,
+ * returns `WOULD_BLOCK` / `IN_PROGRESS`, throws `SocketError` for the rest. Exported so that the
+ * choke point itself can be unit-tested with a fake function.
+ */
+export function checked<F extends AnyFn>(name: string, raw: F, options: CheckedOptions = {}): F {
+  const inProgressOk = options.inProgressOk ?? false;
+  const fdFirst = options.fdFirst ?? true;
+  const failed = (errno: number, first: unknown): number => {
+    if (errno === EAGAIN) return WOULD_BLOCK;
+    if (errno === EINPROGRESS && inProgressOk) return IN_PROGRESS;
+    throw new SocketError(name, errno, fdFirst ? { fd: first as number } : {});
+  };
+  let wrapped: AnyFn;
+  switch (arityOf(raw)) {
+    case 1:
+      wrapped = (a: any) => {
+        for (;;) {
+          const r = (raw as Fn1)(a);
+          if (r >= 0) return r;
+          const errno = koffi.errno();
+          if (errno !== EINTR) return failed(errno, a);
+        }
+      };
+      break;
+    case 2:
+      wrapped = (a: any, b: any) => {
+        for (;;) {
+          const r = (raw as Fn2)(a, b);
+          if (r >= 0) return r;
+          const errno = koffi.errno();
+          if (errno !== EINTR) return failed(errno, a);
+        }
+      };
+      break;
+    case 3:
+      wrapped = (a: any, b: any, c: any) => {
+        for (;;) {
+          const r = (raw as Fn3)(a, b, c);
+          if (r >= 0) return r;
+          const errno = koffi.errno();
+          if (errno !== EINTR) return failed(errno, a);
+        }
+      };
+      break;
+    case 4:
+      wrapped = (a: any, b: any, c: any, d: any) => {
+        for (;;) {
+          const r = (raw as Fn4)(a, b, c, d);
+          if (r >= 0) return r;
+          const errno = koffi.errno();
+          if (errno !== EINTR) return failed(errno, a);
+        }
+      };
+      break;
+    case 5:
+      wrapped = (a: any, b: any, c: any, d: any, e: any) => {
+        for (;;) {
+          const r = (raw as Fn5)(a, b, c, d, e);
+          if (r >= 0) return r;
+          const errno = koffi.errno();
+          if (errno !== EINTR) return failed(errno, a);
+        }
+      };
+      break;
+    default:
+      throw new TypeError(`checked(${name}): cannot wrap a function of ${arityOf(raw)} arguments`);
+  }
+  return wrapped as F;
+}
+
+/**
+ * Wraps a waiting call `(x, buf, n, timeoutMs)` (epoll_wait, poll): EINTR is retried with the
+ * time that remains of the timeout, so a signal neither cuts a wait short nor stretches it.
+ * A timeout < 0 waits forever; 0 never blocks.
+ */
+export function checkedWait(name: string, raw: Fn4, fdFirst = true): Fn4 {
+  return (a, buf, n, timeoutMs) => {
+    const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : 0;
+    let timeout = timeoutMs;
+    for (;;) {
+      const r = raw(a, buf, n, timeout);
+      if (r >= 0) return r;
+      const errno = koffi.errno();
+      if (errno !== EINTR) throw new SocketError(name, errno, fdFirst ? { fd: a } : {});
+      if (timeoutMs > 0) timeout = Math.max(0, Math.ceil(deadline - performance.now()));
+    }
+  };
+}
+
+/**
+ * close(2) without an EINTR retry: Linux has released the fd even then, and a retry could close
+ * a number the kernel has already handed to someone else. Any other error is thrown.
+ */
+export function closeFd(fd: number): void {
+  const r = libc.close(fd);
+  if (r >= 0) return;
+  const errno = koffi.errno();
+  if (errno !== EINTR) throw new SocketError('close', errno, { fd });
+}
+
+/** Every libc function the library uses, each behind the choke point. */
+export const sys = Object.freeze({
+  socket: checked('socket', libc.socket, { fdFirst: false }),
+  bind: checked('bind', libc.bind),
+  listen: checked('listen', libc.listen),
+  accept4: checked('accept4', libc.accept4),
+  connect: checked('connect', libc.connect, { inProgressOk: true }),
+  getsockname: checked('getsockname', libc.getsockname),
+  getpeername: checked('getpeername', libc.getpeername),
+  setsockopt: checked('setsockopt', libc.setsockopt),
+  getsockopt: checked('getsockopt', libc.getsockopt),
+  shutdown: checked('shutdown', libc.shutdown),
+  close: closeFd,
+  recv: checked('recv', libc.recv),
+  send: checked('send', libc.send),
+  read: checked('read', libc.read),
+  write: checked('write', libc.write),
+  readv: checked('readv', libc.readv),
+  writev: checked('writev', libc.writev),
+  sendmsg: checked('sendmsg', libc.sendmsg),
+  recvmsg: checked('recvmsg', libc.recvmsg),
+  fcntl: checked('fcntl', libc.fcntl),
+  open: checked('open', libc.open, { fdFirst: false }),
+  pipe2: checked('pipe2', libc.pipe2, { fdFirst: false }),
+  epoll_create1: checked('epoll_create1', libc.epoll_create1, { fdFirst: false }),
+  epoll_ctl: checked('epoll_ctl', libc.epoll_ctl),
+  epoll_wait: checkedWait('epoll_wait', libc.epoll_wait),
+  eventfd: checked('eventfd', libc.eventfd, { fdFirst: false }),
+  poll: checkedWait('poll', libc.poll, false),
+} satisfies Partial<Record<LibcName, AnyFn | typeof closeFd>>);
