@@ -11,6 +11,7 @@ export {
   checked,
   checkedWait,
   closeFd,
+  ifNameToIndex,
   SocketError,
   WOULD_BLOCK,
   IN_PROGRESS,

@@ -210,6 +210,15 @@ export function closeFd(fd: number): void {
   if (errno !== EINTR) throw new SocketError('close', errno, { fd });
 }
 
+/** if_nametoindex(3): 0 means failure there, not success; the errno says why. */
+export function ifNameToIndex(name: string): number {
+  const r = libc.if_nametoindex(name);
+  if (r > 0) return r;
+  const errno = koffi.errno();
+  throw new SocketError('if_nametoindex', errno || ERRNO_ENODEV);
+}
+const ERRNO_ENODEV = 19;
+
 /** Every libc function the library uses, each behind the choke point. */
 export const sys = Object.freeze({
   socket: checked('socket', libc.socket, { fdFirst: false }),
@@ -239,4 +248,5 @@ export const sys = Object.freeze({
   epoll_wait: checkedWait('epoll_wait', libc.epoll_wait),
   eventfd: checked('eventfd', libc.eventfd, { fdFirst: false }),
   poll: checkedWait('poll', libc.poll, false),
+  if_nametoindex: ifNameToIndex,
 } satisfies Partial<Record<LibcName, AnyFn | typeof closeFd>>);

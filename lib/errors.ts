@@ -1,0 +1,70 @@
+/**
+ * Errors of the safe layer. System-call failures are `SocketError` (from the choke point); misuse
+ * is reported the way Node reports it: TypeError / RangeError with `code` ERR_INVALID_ARG_TYPE,
+ * ERR_OUT_OF_RANGE or ERR_INVALID_ARG_VALUE, and a message that names the argument.
+ */
+import { SocketError } from '../ffi/syscall.ts';
+
+export { SocketError };
+
+/** Thrown by any operation on a socket, listener or multiplexer that has been closed. */
+export class SocketClosedError extends Error {
+  readonly code = 'ERR_SOCKET_CLOSED';
+  constructor(what: string, operation: string) {
+    super(`${operation}: the ${what} is closed`);
+    this.name = 'SocketClosedError';
+  }
+}
+
+/** A TypeError or RangeError with Node's `code` property. */
+export type ArgumentError = (TypeError | RangeError) & { code: string };
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value)}`;
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return `${typeof value} ${String(value)}`;
+  if (typeof value === 'function') return `a function`;
+  const ctor = (value as object).constructor?.name;
+  return ctor ? `an instance of ${ctor}` : typeof value;
+}
+
+/** `The "name" argument must be <expected>. Received <what>` (ERR_INVALID_ARG_TYPE). */
+export function invalidType(name: string, expected: string, value: unknown): ArgumentError {
+  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(value)}`) as ArgumentError;
+  err.code = 'ERR_INVALID_ARG_TYPE';
+  return err;
+}
+
+/** `The value of "name" is out of range. It must be <range>. Received <value>` (ERR_OUT_OF_RANGE). */
+export function outOfRange(name: string, range: string, value: unknown): ArgumentError {
+  const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${describe(value)}`) as ArgumentError;
+  err.code = 'ERR_OUT_OF_RANGE';
+  return err;
+}
+
+/** `The argument "name" is invalid: <reason>` (ERR_INVALID_ARG_VALUE). */
+export function invalidValue(name: string, reason: string, value?: unknown): ArgumentError {
+  const err = new TypeError(
+    `The argument "${name}" ${reason}.${arguments.length > 2 ? ` Received ${describe(value)}` : ''}`,
+  ) as ArgumentError;
+  err.code = 'ERR_INVALID_ARG_VALUE';
+  return err;
+}
+
+/** An integer in [min, max], or a RangeError / TypeError naming the argument. */
+export function checkInteger(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
+  if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(name, `an integer >= ${min} and <= ${max}`, value);
+  return value;
+}
+
+/** A byte buffer the library may hand to libc: a Uint8Array over a live, non-shared ArrayBuffer. */
+export function checkBytes(name: string, value: unknown): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw invalidType(name, 'an instance of Uint8Array or Buffer', value);
+  if (value.buffer instanceof SharedArrayBuffer) {
+    throw invalidValue(name, 'must not be a view of a SharedArrayBuffer (another thread could change it while libc reads it)');
+  }
+  if ((value.buffer as ArrayBuffer & { detached?: boolean }).detached) throw invalidValue(name, 'is a view of a detached ArrayBuffer');
+  return value;
+}
