@@ -10,6 +10,7 @@ export {
   sys,
   checked,
   checkedWait,
+  checkedPoll,
   closeFd,
   ifNameToIndex,
   SocketError,

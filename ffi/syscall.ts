@@ -180,21 +180,41 @@ export function checked<F extends AnyFn>(name: string, raw: F, options: CheckedO
   return wrapped as F;
 }
 
+/** The timeout to retry a wait with after EINTR: what remains until the deadline (never < 0). */
+function remainingMs(timeoutMs: number, deadline: number): number {
+  return timeoutMs > 0 ? Math.max(0, Math.ceil(deadline - performance.now())) : timeoutMs;
+}
+
 /**
- * Wraps a waiting call `(x, buf, n, timeoutMs)` (epoll_wait, poll): EINTR is retried with the
+ * Wraps epoll_wait-shaped calls `(fd, events, maxEvents, timeoutMs)`: EINTR is retried with the
  * time that remains of the timeout, so a signal neither cuts a wait short nor stretches it.
  * A timeout < 0 waits forever; 0 never blocks.
  */
-export function checkedWait(name: string, raw: Fn4, fdFirst = true): Fn4 {
-  return (a, buf, n, timeoutMs) => {
+export function checkedWait(name: string, raw: Fn4): Fn4 {
+  return (fd, events, maxEvents, timeoutMs) => {
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : 0;
     let timeout = timeoutMs;
     for (;;) {
-      const r = raw(a, buf, n, timeout);
+      const r = raw(fd, events, maxEvents, timeout);
       if (r >= 0) return r;
       const errno = koffi.errno();
-      if (errno !== EINTR) throw new SocketError(name, errno, fdFirst ? { fd: a } : {});
-      if (timeoutMs > 0) timeout = Math.max(0, Math.ceil(deadline - performance.now()));
+      if (errno !== EINTR) throw new SocketError(name, errno, { fd });
+      timeout = remainingMs(timeoutMs, deadline);
+    }
+  };
+}
+
+/** Wraps poll(2) `(fds, nfds, timeoutMs)` with the same EINTR rule as `checkedWait`. */
+export function checkedPoll(raw: Fn3): Fn3 {
+  return (fds, nfds, timeoutMs) => {
+    const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : 0;
+    let timeout = timeoutMs;
+    for (;;) {
+      const r = raw(fds, nfds, timeout);
+      if (r >= 0) return r;
+      const errno = koffi.errno();
+      if (errno !== EINTR) throw new SocketError('poll', errno);
+      timeout = remainingMs(timeoutMs, deadline);
     }
   };
 }
@@ -247,6 +267,6 @@ export const sys = Object.freeze({
   epoll_ctl: checked('epoll_ctl', libc.epoll_ctl),
   epoll_wait: checkedWait('epoll_wait', libc.epoll_wait),
   eventfd: checked('eventfd', libc.eventfd, { fdFirst: false }),
-  poll: checkedWait('poll', libc.poll, false),
+  poll: checkedPoll(libc.poll),
   if_nametoindex: ifNameToIndex,
 } satisfies Partial<Record<LibcName, AnyFn | typeof closeFd>>);

@@ -1,0 +1,162 @@
+/**
+ * Struct layouts and constants of ffi/ against the Linux ABI: first against a table written out
+ * here (so the check runs everywhere), then against the C compiler's own answers when cc exists.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as constants from '../ffi/constants.ts';
+import { OFFSETOF, SIZEOF, cmsgLen, cmsgSpace } from '../ffi/layouts.ts';
+import { ccVersion, compileC } from './helpers/cc.ts';
+
+/** sizeof/offsetof on LP64 Linux, identical on x86_64 and aarch64 except for epoll_event. */
+const LP64 = {
+  sizeof: {
+    sockaddr_in: 16,
+    sockaddr_in6: 28,
+    sockaddr_un: 110,
+    sockaddr_storage: 128,
+    addrinfo: 48,
+    linger: 8,
+    iovec: 16,
+    pollfd: 8,
+    msghdr: 56,
+    cmsghdr: 16,
+    ucred: 12,
+    pointer: 8,
+    int: 4,
+  },
+  offsetof: {
+    sockaddr_in: { family: 0, port: 2, addr: 4 },
+    sockaddr_in6: { family: 0, port: 2, flowinfo: 4, addr: 8, scope_id: 24 },
+    sockaddr_un: { family: 0, path: 2 },
+    addrinfo: { flags: 0, family: 4, socktype: 8, protocol: 12, addrlen: 16, addr: 24, canonname: 32, next: 40 },
+    linger: { onoff: 0, linger: 4 },
+    iovec: { base: 0, len: 8 },
+    pollfd: { fd: 0, events: 4, revents: 6 },
+    msghdr: { name: 0, namelen: 8, iov: 16, iovlen: 24, control: 32, controllen: 40, flags: 48 },
+    cmsghdr: { len: 0, level: 8, type: 12 },
+    ucred: { pid: 0, uid: 4, gid: 8 },
+  },
+  // CMSG_LEN(4), CMSG_SPACE(4), CMSG_SPACE(12): 16-byte header, data aligned to 8.
+  cmsg: { len4: 20, space4: 24, space12: 32 },
+};
+
+/** glibc packs struct epoll_event on x86_64 only. */
+const ABI: Record<string, typeof LP64 & { epoll_event: { size: number; events: number; data: number } }> = {
+  x64: { ...LP64, epoll_event: { size: 12, events: 0, data: 4 } },
+  arm64: { ...LP64, epoll_event: { size: 16, events: 0, data: 8 } },
+};
+
+test(`SIZEOF and OFFSETOF match the Linux ABI table for ${process.arch}`, () => {
+  const abi = ABI[process.arch];
+  assert.ok(abi, `no ABI table for ${process.arch}`);
+  assert.deepEqual(SIZEOF, { ...abi.sizeof, epoll_event: abi.epoll_event.size });
+  assert.deepEqual(OFFSETOF, {
+    ...abi.offsetof,
+    epoll_event: { events: abi.epoll_event.events, data: abi.epoll_event.data },
+  });
+  assert.deepEqual(
+    { len4: cmsgLen(4), space4: cmsgSpace(4), space12: cmsgSpace(12) },
+    abi.cmsg,
+  );
+});
+
+/** C member names are the OFFSETOF keys with the struct's conventional prefix. */
+const MEMBER_PREFIX: Record<string, string> = {
+  sockaddr_in: 'sin_',
+  sockaddr_in6: 'sin6_',
+  sockaddr_un: 'sun_',
+  addrinfo: 'ai_',
+  linger: 'l_',
+  iovec: 'iov_',
+  msghdr: 'msg_',
+  cmsghdr: 'cmsg_',
+};
+const C_TYPE: Record<string, string> = { pointer: 'void *', int: 'int' };
+/** Exports of constants.ts that are ours, not the headers'. */
+const NOT_IN_C = new Set(['UNIX_PATH_MAX', 'EAI_NAMES']);
+
+/** The numeric constants to check: every number exported by ffi/constants.ts with a C counterpart. */
+function numericConstants(): [string, number][] {
+  return Object.entries(constants as Record<string, unknown>).filter(
+    (e): e is [string, number] => typeof e[1] === 'number' && !NOT_IN_C.has(e[0]),
+  );
+}
+
+/** A C program printing `key value` lines, the keys named like the TS values built below. */
+function probeSource(): string {
+  const lines: string[] = [];
+  for (const name of Object.keys(SIZEOF)) {
+    lines.push(`P("sizeof.${name}", sizeof(${C_TYPE[name] ?? `struct ${name}`}));`);
+  }
+  for (const [struct, fields] of Object.entries(OFFSETOF)) {
+    for (const field of Object.keys(fields)) {
+      const member = (MEMBER_PREFIX[struct] ?? '') + field;
+      lines.push(`P("offsetof.${struct}.${field}", offsetof(struct ${struct}, ${member}));`);
+    }
+  }
+  lines.push('P("cmsg.len4", CMSG_LEN(4));', 'P("cmsg.space4", CMSG_SPACE(4));', 'P("cmsg.space12", CMSG_SPACE(12));');
+  // Most of these are macros; the enum-valued ones glibc also #defines to themselves, so #ifdef
+  // tells a name the headers lack (reported, not guessed) from one they have.
+  for (const [name] of numericConstants()) {
+    lines.push(`#ifdef ${name}`, `P("const.${name}", ${name});`, '#else', `printf("missing ${name}\\n");`, '#endif');
+  }
+  return `#define _GNU_SOURCE
+#include <stddef.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#define P(key, value) printf("%s %lld\\n", key, (long long)(value))
+int main(void) {
+${lines.join('\n')}
+  return 0;
+}
+`;
+}
+
+/** The same keys, from the TS side. */
+function tsValues(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, size] of Object.entries(SIZEOF)) out[`sizeof.${name}`] = size;
+  for (const [struct, fields] of Object.entries(OFFSETOF)) {
+    for (const [field, offset] of Object.entries(fields)) out[`offsetof.${struct}.${field}`] = offset;
+  }
+  out['cmsg.len4'] = cmsgLen(4);
+  out['cmsg.space4'] = cmsgSpace(4);
+  out['cmsg.space12'] = cmsgSpace(12);
+  for (const [name, value] of numericConstants()) out[`const.${name}`] = value;
+  return out;
+}
+
+test('cross-check with C compiler: sizeof, offsetof, CMSG_* and every constant', (t) => {
+  const cc = ccVersion();
+  if (cc === null) {
+    t.diagnostic('no C compiler (cc): only the ABI table above was checked');
+    t.skip('no C compiler: `cc --version` failed');
+    return;
+  }
+  t.diagnostic(`compiler: ${cc}`);
+  const stdout = compileC(probeSource());
+  assert.ok(stdout !== null);
+  const fromC: Record<string, number> = {};
+  const missing: string[] = [];
+  for (const line of stdout.trim().split('\n')) {
+    const [key, value] = line.split(' ');
+    if (key === 'missing') missing.push(value);
+    else fromC[key] = Number(value);
+  }
+  const expected = tsValues();
+  for (const name of missing) delete expected[`const.${name}`];
+  if (missing.length > 0) t.diagnostic(`not defined by these headers, so not checked: ${missing.join(', ')}`);
+  t.diagnostic(`${Object.keys(fromC).length} values compared`);
+  // One deepEqual so that a failure lists every mismatching key at once.
+  assert.deepEqual(expected, fromC);
+});
