@@ -1,0 +1,34 @@
+/**
+ * m-socket: raw non-blocking TCP and Unix sockets and an explicit epoll multiplexer for Node.js,
+ * through libc with koffi. The public face: re-exports only.
+ */
+export { SocketError, SocketClosedError, type ArgumentError } from './errors.ts';
+export {
+  Socket,
+  END_OF_STREAM,
+  DEFAULT_SEND_QUEUE_LIMIT,
+  type SendStatus,
+  type ReceiveStatus,
+  type ReceiveResult,
+  type SocketState,
+  type ShutdownHow,
+  type SocketOptions,
+  type ConnectOptions,
+} from './socket.ts';
+export { Listener, type ListenOptions } from './listener.ts';
+export {
+  Multiplexer,
+  Interest,
+  type MultiplexerEvent,
+  type MultiplexerOptions,
+  type MultiplexerTarget,
+} from './multiplexer.ts';
+export { Reactor, type ReactorHandler, type ReactorOptions } from './reactor.ts';
+export type { BackendName } from './backends/backend.ts';
+export {
+  isIP,
+  formatAddress,
+  type SocketAddress,
+  type InetAddress,
+  type UnixAddress,
+} from './address.ts';

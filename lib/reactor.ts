@@ -1,0 +1,133 @@
+/**
+ * Reactor: drives a Multiplexer from Node's event loop, with no thread and no busy loop. libuv
+ * watches the epoll fd itself (it becomes readable when any watched socket is ready); when it
+ * fires, the reactor drains the multiplexer with `wait(0)` and calls each target's handler.
+ */
+import { invalidType, invalidValue, SocketClosedError } from './errors.ts';
+import { Interest, Multiplexer, type MultiplexerEvent, type MultiplexerOptions, type MultiplexerTarget } from './multiplexer.ts';
+import { watchReadable, type FdWatcher } from './uv-poll.ts';
+
+/** Called with each event of its target. The event object is reused after the call returns. */
+export type ReactorHandler = (event: MultiplexerEvent) => void;
+
+/** Options of a {@link Reactor}. */
+export interface ReactorOptions extends Omit<MultiplexerOptions, 'backend'> {
+  /** Most `wait(0)` rounds per wakeup before yielding to other work on the loop (default 16). */
+  maxRounds?: number;
+}
+
+/**
+ * Runs handlers for socket and listener events on Node's event loop.
+ *
+ * The reactor keeps the process alive while it watches something (like a node:net server);
+ * `unref()` lets the process exit anyway, and an empty reactor never holds it.
+ */
+export class Reactor {
+  /** The multiplexer this reactor drives. Add and remove targets through the reactor. */
+  readonly multiplexer: Multiplexer;
+  // Kept in a field on purpose: a collected poll handle closes itself and the loop forgets us.
+  #watcher: FdWatcher | null;
+  #referenced = true;
+  #maxRounds: number;
+
+  constructor(options: ReactorOptions = {}) {
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const maxRounds = options.maxRounds ?? 16;
+    if (!Number.isInteger(maxRounds) || maxRounds < 1) throw invalidValue('options.maxRounds', 'must be an integer >= 1', maxRounds);
+    this.#maxRounds = maxRounds;
+    this.multiplexer = new Multiplexer({ ...options, backend: 'epoll' });
+    this.#watcher = watchReadable(this.multiplexer.fd, () => this.#drain());
+    this.multiplexer._onSizeChange = () => this.#refreshRef();
+    this.#refreshRef();
+  }
+
+  /** Watches `target` and calls `handler` with its events (default interest: readable). */
+  add(target: MultiplexerTarget, handler: ReactorHandler, interest: number = Interest.READABLE): void {
+    if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);
+    this.#live('add');
+    this.multiplexer.add(target, interest, handler);
+  }
+
+  /** Changes what `target` is watched for, and its handler when one is given. */
+  modify(target: MultiplexerTarget, interest: number, handler?: ReactorHandler): void {
+    this.#live('modify');
+    if (handler === undefined) this.multiplexer.modify(target, interest);
+    else if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);
+    else this.multiplexer.modify(target, interest, handler);
+  }
+
+  /** Stops watching `target` (it stays open). */
+  remove(target: MultiplexerTarget): void {
+    this.#live('remove');
+    this.multiplexer.remove(target);
+  }
+
+  /** Keep the process alive while something is watched (the default). */
+  ref(): this {
+    this.#referenced = true;
+    this.#refreshRef();
+    return this;
+  }
+
+  /** Let the process exit even while something is watched. */
+  unref(): this {
+    this.#referenced = false;
+    this.#refreshRef();
+    return this;
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#watcher === null;
+  }
+
+  /** Stops watching and closes the multiplexer (watched sockets stay open; see Multiplexer.close). */
+  close(): void {
+    const watcher = this.#watcher;
+    if (watcher === null) return;
+    this.#watcher = null;
+    watcher.close();
+    this.multiplexer._onSizeChange = null;
+    this.multiplexer.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Handles everything ready now, up to `maxRounds` rounds of `wait(0)`; returns the number of
+   * events handled. The loop calls this by itself; call it to poll by hand.
+   */
+  drain(): number {
+    this.#live('drain');
+    return this.#drain();
+  }
+
+  #drain(): number {
+    const mux = this.multiplexer;
+    let handled = 0;
+    for (let round = 0; round < this.#maxRounds && !mux.closed; round++) {
+      const events = mux.wait(0);
+      const count = events.length;
+      for (let i = 0; i < count; i++) {
+        const event = events[i];
+        (event.data as ReactorHandler)(event);
+      }
+      handled += count;
+      if (count === 0) break;
+    }
+    return handled;
+  }
+
+  #refreshRef(): void {
+    const watcher = this.#watcher;
+    if (watcher === null) return;
+    if (this.#referenced && this.multiplexer.size > 0) watcher.ref();
+    else watcher.unref();
+  }
+
+  #live(operation: string): void {
+    if (this.#watcher === null) throw new SocketClosedError('reactor', operation);
+  }
+}

@@ -1,0 +1,495 @@
+/**
+ * Socket: owns one connected (or connecting) stream socket fd. Receives straight into the
+ * caller's Uint8Array, sends straight from it, and queues what the kernel cannot take yet.
+ *
+ * The rules it keeps (design §2): the fd is non-blocking and close-on-exec; a closed socket never
+ * reaches libc again (its fd becomes -1); would-block is a value; the send queue keeps order and
+ * never drops bytes silently; `close()` and `shutdown()` wait for the queue to drain.
+ */
+import {
+  F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, MSG_NOSIGNAL, O_NONBLOCK, SHUT_RD, SHUT_WR,
+  SO_ERROR, SO_TYPE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
+} from '../ffi/constants.ts';
+import { ERRNO } from '../ffi/errno.ts';
+import { SIZEOF } from '../ffi/layouts.ts';
+import { closeFd, IN_PROGRESS, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
+import { SocketClosedError, SocketError, checkBytes, checkInteger, invalidValue, outOfRange } from './errors.ts';
+import { track, untrack } from './lifetime.ts';
+import { SendQueue } from './send-queue.ts';
+import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from './watch.ts';
+import { encodeSockaddr, inetAddress, unixAddress, type SocketAddress } from './address.ts';
+import { errorDetails, familyOf, readAddress } from './sockaddr-io.ts';
+
+/** What `send` did with the bytes. See {@link Socket.send}. */
+export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
+/** `'alive'`: the connection is up (maybe no bytes right now); `'closed'`: the peer ended it. */
+export type ReceiveStatus = 'alive' | 'closed';
+/** The result of {@link Socket.receive}. */
+export interface ReceiveResult {
+  /** The bytes read: a view of the buffer they were read into (empty when none). */
+  bytes: Uint8Array;
+  status: ReceiveStatus;
+}
+/** Where a socket is in its life. */
+export type SocketState = 'connecting' | 'open' | 'closing' | 'closed';
+/** Which direction `shutdown` ends. */
+export type ShutdownHow = 'read' | 'write' | 'both';
+
+/** Options every socket accepts. */
+export interface SocketOptions {
+  /**
+   * Soft cap of the send queue in bytes (default 64 KiB): `send` queues while the queue holds
+   * less than this, and answers `'not-sent'` once it holds this much or more.
+   */
+  sendQueueLimit?: number;
+}
+
+/** `receiveInto` result when the peer has closed the connection (EOF or reset). */
+export const END_OF_STREAM = -1;
+/** Default soft cap of a socket's send queue. */
+export const DEFAULT_SEND_QUEUE_LIMIT = 64 * 1024;
+const DEFAULT_RECEIVE_BUFFER = 64 * 1024;
+
+/** Errors that mean the connection is gone: reported as status `'closed'`, never thrown. */
+const CONNECTION_LOST = new Set([
+  'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'ENOTCONN', 'ECONNREFUSED', 'ECONNABORTED',
+]);
+
+function lostConnection(err: unknown): err is SocketError {
+  return err instanceof SocketError && CONNECTION_LOST.has(err.code);
+}
+
+/** Validates `SocketOptions` and returns the send queue limit. */
+export function sendQueueLimitOf(options: SocketOptions | undefined, argName = 'options'): number {
+  if (options === undefined) return DEFAULT_SEND_QUEUE_LIMIT;
+  if (options === null || typeof options !== 'object') throw invalidValue(argName, 'must be an object', options);
+  const limit = options.sendQueueLimit;
+  if (limit === undefined) return DEFAULT_SEND_QUEUE_LIMIT;
+  return checkInteger(`${argName}.sendQueueLimit`, limit, 1, 2 ** 31 - 1);
+}
+
+/**
+ * A non-blocking stream socket (TCP or Unix). Get one from `Listener.accept()`,
+ * `Socket.connect()` or `Socket.fromFd()`.
+ *
+ * Reading: `receive()` / `receiveInto()` never block; they return what the kernel holds now.
+ * Writing: `send()` writes what the kernel takes and queues the rest; a multiplexer that watches
+ * the socket flushes the queue when the socket becomes writable (or call `flush()` yourself).
+ */
+export class Socket implements Watchable {
+  #fd: number;
+  #connecting: boolean;
+  #closing = false;
+  #readEnded = false;
+  #writeShut = false;
+  #shutdownPending = false;
+  #queue: SendQueue | null = null;
+  #sendQueueLimit: number;
+  #error: SocketError | null = null;
+  #unreported: SocketError | null = null;
+  #scratch: Uint8Array | null = null;
+  #peer: SocketAddress | null;
+
+  /** @internal The multiplexer watching this socket. */
+  _watcher: Watcher | null = null;
+  /** @internal Slot in the watcher's table. */
+  _slot = -1;
+
+  /** @internal Use `Socket.connect`, `Socket.fromFd` or `Listener.accept`. */
+  constructor(fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null) {
+    this.#fd = fd;
+    this.#connecting = connecting;
+    this.#sendQueueLimit = sendQueueLimit;
+    this.#peer = peer;
+    track(this, fd, 'socket');
+  }
+
+  /**
+   * Adopts an existing stream-socket fd (from another library, or received over a Unix socket).
+   * The socket takes ownership: it makes the fd non-blocking and close-on-exec, and closes it.
+   */
+  static fromFd(fd: number, options?: SocketOptions): Socket {
+    checkInteger('fd', fd, 0, 2 ** 31 - 1);
+    const limit = sendQueueLimitOf(options);
+    const value = new Int32Array(1);
+    const length = new Uint32Array([4]);
+    sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, value, length);
+    if (value[0] !== SOCK_STREAM) throw invalidValue('fd', `must be a stream socket (SO_TYPE ${value[0]})`, fd);
+    sys.fcntl(fd, F_SETFL, sys.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+    sys.fcntl(fd, F_SETFD, sys.fcntl(fd, F_GETFD, 0) | FD_CLOEXEC);
+    return new Socket(fd, false, limit);
+  }
+
+  /** Starts a non-blocking connect; see {@link connectSocket}. */
+  static connect(options: ConnectOptions): Socket {
+    return connectSocket(options);
+  }
+
+  /** The raw fd, or -1 once closed. Do not close it yourself: call `close()` or `destroy()`. */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** `'connecting'`, `'open'`, `'closing'` (close() called, queue still draining) or `'closed'`. */
+  get state(): SocketState {
+    if (this.#fd < 0) return 'closed';
+    if (this.#closing) return 'closing';
+    return this.#connecting ? 'connecting' : 'open';
+  }
+
+  /** The error that ended the connection (reset, refused, broken pipe...), or null. */
+  get error(): SocketError | null {
+    return this.#error;
+  }
+
+  /** Bytes accepted by `send` but not yet handed to the kernel. */
+  get queuedBytes(): number {
+    return this.#queue === null ? 0 : this.#queue.length;
+  }
+
+  /** Soft cap of the send queue, in bytes. */
+  get sendQueueLimit(): number {
+    return this.#sendQueueLimit;
+  }
+  set sendQueueLimit(limit: number) {
+    this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
+  }
+
+  /**
+   * Whether calls on this socket block the calling thread (the original's BLOCKING?). Sockets
+   * start non-blocking; a blocking socket is for a worker thread that wants plain sequential
+   * code, and must not be used with a multiplexer.
+   */
+  get blocking(): boolean {
+    return (sys.fcntl(this.#open('blocking'), F_GETFL, 0) & O_NONBLOCK) === 0;
+  }
+  set blocking(on: boolean) {
+    if (typeof on !== 'boolean') throw invalidValue('blocking', 'must be a boolean', on);
+    const fd = this.#open('blocking');
+    const flags = sys.fcntl(fd, F_GETFL, 0);
+    sys.fcntl(fd, F_SETFL, on ? flags & ~O_NONBLOCK : flags | O_NONBLOCK);
+  }
+
+  /** The local address (getsockname). */
+  get localAddress(): SocketAddress {
+    return readAddress(sys.getsockname, this.#open('localAddress'));
+  }
+
+  /** The peer's address (getpeername), or null when not connected. */
+  get remoteAddress(): SocketAddress | null {
+    const fd = this.#open('remoteAddress');
+    if (this.#connecting) return null;
+    if (this.#peer === null) {
+      try {
+        this.#peer = readAddress(sys.getpeername, fd);
+      } catch (err) {
+        if (err instanceof SocketError && err.code === 'ENOTCONN') return null;
+        throw err;
+      }
+    }
+    return this.#peer;
+  }
+
+  /**
+   * Reads what the kernel holds into `into` (no copy) and returns the number of bytes read:
+   * `> 0` bytes, `0` when nothing is available right now, `END_OF_STREAM` (-1) when the peer has
+   * closed the connection (EOF, or a reset: see `error`). Allocates nothing.
+   */
+  receiveInto(into: Uint8Array): number {
+    const fd = this.#open('receive');
+    checkBytes('into', into);
+    if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
+    if (this.#readEnded || this.#error !== null) return END_OF_STREAM;
+    if (this.#connecting) return 0;
+    let n: number;
+    try {
+      n = sys.recv(fd, into, into.byteLength, 0);
+    } catch (err) {
+      if (!lostConnection(err)) throw err;
+      this.#lose(err);
+      return END_OF_STREAM;
+    }
+    if (n > 0) return n;
+    if (n === WOULD_BLOCK) return 0;
+    this.#endReading();
+    return END_OF_STREAM;
+  }
+
+  /**
+   * Reads what the kernel holds. With `into`, reads into it with no copy and returns a view of
+   * it; without, reads into a buffer the library reuses (the multiplexer's, when the socket is
+   * watched by one): the returned view is valid until the next `receive()` without a buffer on
+   * any socket of that multiplexer, so copy it (`bytes.slice()`) to keep it.
+   *
+   * Status `'alive'` with no bytes means nothing is available right now; `'closed'` means the
+   * peer closed or reset the connection (`error` says which).
+   */
+  receive(into?: Uint8Array): ReceiveResult {
+    const buffer = into ?? this._watcher?._receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
+    const n = this.receiveInto(buffer);
+    return n >= 0 ? { bytes: buffer.subarray(0, n), status: 'alive' } : { bytes: buffer.subarray(0, 0), status: 'closed' };
+  }
+
+  /**
+   * Sends `data`, keeping order with what is already queued. The caller may reuse `data` as soon
+   * as this returns. Answers:
+   * - `'sent'`: every byte went to the kernel;
+   * - `'partial'`: some bytes went, the rest was queued;
+   * - `'queued'`: nothing went yet, everything was queued (a queue was waiting, the kernel buffer
+   *   was full, or the socket is still connecting);
+   * - `'not-sent'`: the queue already holds `sendQueueLimit` bytes or more: nothing was taken;
+   *   send again after the multiplexer reports the socket writable;
+   * - `'closed'`: the connection is gone (see `error`); nothing was taken.
+   *
+   * The queue cap is soft: one send is accepted whole while the queue holds less than the cap.
+   * Throws `SocketClosedError` after `close()`, `destroy()` or `shutdown('write')`.
+   */
+  send(data: Uint8Array): SendStatus {
+    const fd = this.#open('send');
+    checkBytes('data', data);
+    if (this.#writeShut) throw new SocketClosedError('socket', 'send: shut down for writing, so the');
+    if (this.#error !== null) return 'closed';
+    const queued = this.queuedBytes;
+    if (queued > 0 || this.#connecting) {
+      if (queued >= this.#sendQueueLimit) return 'not-sent';
+      this.#enqueue(data);
+      return 'queued';
+    }
+    const length = data.byteLength;
+    if (length === 0) return 'sent';
+    let n: number;
+    try {
+      n = sys.send(fd, data, length, MSG_NOSIGNAL);
+    } catch (err) {
+      if (!lostConnection(err)) throw err;
+      this.#lose(err);
+      return 'closed';
+    }
+    if (n === length) return 'sent';
+    if (n === WOULD_BLOCK) n = 0;
+    this.#enqueue(n === 0 ? data : data.subarray(n));
+    return n === 0 ? 'queued' : 'partial';
+  }
+
+  /**
+   * Hands queued bytes to the kernel now, as far as it takes them, and returns how many bytes
+   * remain queued. A multiplexer does this by itself when the socket becomes writable.
+   */
+  flush(): number {
+    if (this.#fd < 0) return 0;
+    if (!this.#connecting) this.#flushQueue();
+    return this.queuedBytes;
+  }
+
+  /**
+   * Ends one or both directions. `'read'` takes effect at once; `'write'` (the default) sends
+   * FIN after the send queue has drained, so the peer gets every byte and then EOF, while this
+   * side can still receive.
+   */
+  shutdown(how: ShutdownHow = 'write'): void {
+    const fd = this.#open('shutdown');
+    if (how !== 'read' && how !== 'write' && how !== 'both') {
+      throw invalidValue('how', "must be 'read', 'write' or 'both'", how);
+    }
+    if (how !== 'write' && !this.#readEnded) {
+      if (!this.#connecting) this.#shutdownIgnoringNotConnected(fd, SHUT_RD);
+      this.#endReading();
+    }
+    if (how !== 'read' && !this.#writeShut) {
+      this.#writeShut = true;
+      this.#shutdownPending = true;
+      if (!this.#connecting && this.queuedBytes === 0) this.#afterDrain();
+    }
+  }
+
+  /**
+   * Closes gracefully: at once when nothing is queued, otherwise after the queue has drained
+   * (the state is `'closing'` meanwhile; the multiplexer finishes it). Every later operation
+   * throws `SocketClosedError`. Calling it again does nothing.
+   */
+  close(): void {
+    if (this.#fd < 0 || this.#closing) return;
+    if (this.queuedBytes === 0 || this.#error !== null) {
+      this.destroy();
+      return;
+    }
+    this.#closing = true;
+    if (!this.#connecting) this.#flushQueue();
+    if (this.#fd >= 0) this._watcher?._update(this);
+  }
+
+  /** Closes at once, dropping anything still queued. Calling it again does nothing. */
+  destroy(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this._watcher?._forget(this);
+    this.#fd = -1;
+    this.#closing = false;
+    this.#queue = null;
+    untrack(this);
+    closeFd(fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+
+  /** @internal */
+  _internalInterest(user: number): number {
+    if (this.#error !== null && this.#unreported === null) return DORMANT;
+    if (this.#readEnded && this.#writeShut && !this.#shutdownPending && this.queuedBytes === 0) return DORMANT;
+    let bits = user;
+    if (this.#readEnded || this.#closing || this.#error !== null) bits &= ~READABLE;
+    if (this.#connecting || this.queuedBytes > 0) bits |= WRITABLE;
+    return bits;
+  }
+
+  /** @internal */
+  _ready(bits: number, user: number): number {
+    let report = bits & (HANGUP | ERROR);
+    if ((bits & ERROR) !== 0 && this.#error === null && !this.#connecting) this.#takeSocketError('recv');
+    if (this.#connecting) {
+      if ((bits & (WRITABLE | ERROR | HANGUP)) === 0) return 0;
+      this.#finishConnect();
+      return this.#fd < 0 ? report : report | WRITABLE;
+    }
+    let drained = false;
+    if ((bits & (WRITABLE | ERROR | HANGUP)) !== 0 && this.queuedBytes > 0) {
+      this.#flushQueue();
+      drained = this.queuedBytes === 0;
+    }
+    if (this.#fd < 0 || this.#closing) return this.#unreported !== null ? report | ERROR : 0;
+    report |= bits & user & (READABLE | WRITABLE);
+    if (drained) report |= WRITABLE;
+    if (this.#unreported !== null) report |= ERROR;
+    return report;
+  }
+
+  /** @internal */
+  _takeError(): SocketError | null {
+    const err = this.#unreported;
+    this.#unreported = null;
+    if (err !== null) this._watcher?._update(this); // reported: nothing more to wait for
+    return err;
+  }
+
+  #open(operation: string): number {
+    if (this.#fd < 0 || this.#closing) throw new SocketClosedError('socket', operation);
+    return this.#fd;
+  }
+
+  #enqueue(data: Uint8Array): void {
+    const wasEmpty = this.queuedBytes === 0;
+    (this.#queue ??= new SendQueue()).push(data);
+    if (wasEmpty) this._watcher?._update(this);
+  }
+
+  #flushQueue(): void {
+    const queue = this.#queue;
+    if (queue === null) return;
+    for (let head = queue.head(); head !== null; head = queue.head()) {
+      let n: number;
+      try {
+        n = sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL);
+      } catch (err) {
+        if (!lostConnection(err)) throw err;
+        this.#lose(err);
+        return;
+      }
+      if (n === WOULD_BLOCK) return;
+      queue.consume(n);
+    }
+    this.#afterDrain();
+  }
+
+  /** The queue is empty: finish what waited for it (a shutdown, a graceful close). */
+  #afterDrain(): void {
+    if (this.#shutdownPending) {
+      this.#shutdownPending = false;
+      this.#shutdownIgnoringNotConnected(this.#fd, SHUT_WR);
+    }
+    if (this.#closing) this.destroy();
+    else this._watcher?._update(this);
+  }
+
+  #shutdownIgnoringNotConnected(fd: number, how: number): void {
+    try {
+      sys.shutdown(fd, how);
+    } catch (err) {
+      // The peer may already have reset the connection: there is nothing left to shut down.
+      if (!(err instanceof SocketError && err.code === 'ENOTCONN')) throw err;
+    }
+  }
+
+  /** The connection is gone: remember why, report any bytes it strands, finish a close. */
+  #lose(err: SocketError): void {
+    const stranded = this.#queue === null ? 0 : this.#queue.clear();
+    const reported = stranded > 0 ? withStranded(err, stranded) : err;
+    this.#error = reported;
+    this.#unreported = reported;
+    this.#shutdownPending = false;
+    if (this.#closing) this.destroy();
+    else this._watcher?._update(this);
+  }
+
+  #endReading(): void {
+    this.#readEnded = true;
+    this._watcher?._update(this);
+  }
+
+  #takeSocketError(syscall: string): void {
+    const value = new Int32Array(1);
+    sys.getsockopt(this.#fd, SOL_SOCKET, SO_ERROR, value, new Uint32Array([4]));
+    if (value[0] !== 0) this.#lose(new SocketError(syscall, value[0]));
+  }
+
+  #finishConnect(): void {
+    const value = new Int32Array(1);
+    sys.getsockopt(this.#fd, SOL_SOCKET, SO_ERROR, value, new Uint32Array([4]));
+    this.#connecting = false;
+    if (value[0] !== 0) {
+      this.#lose(new SocketError('connect', value[0], this.#peer === null ? {} : errorDetails(this.#peer)));
+      return;
+    }
+    if (this.queuedBytes > 0) this.#flushQueue();
+    else if (this.#shutdownPending) this.#afterDrain();
+    else this._watcher?._update(this);
+  }
+}
+
+/** The same error, saying how many queued bytes it stranded (`err.unsentBytes`). */
+function withStranded(err: SocketError, stranded: number): SocketError {
+  const { fd, address, port, path } = err;
+  const lost = Object.assign(new SocketError(err.syscall, -err.errno, { fd, address, port, path }), { unsentBytes: stranded });
+  lost.message += `; ${stranded} queued bytes were not sent`;
+  return lost;
+}
+
+/** Where `Socket.connect` connects: an IP literal and port, or a Unix socket path. */
+export type ConnectOptions = SocketOptions &
+  ({ host?: string; port: number; path?: undefined } | { path: string; host?: undefined; port?: undefined });
+
+/**
+ * Starts connecting, without blocking, and returns the socket at once. A TCP socket is usually
+ * `'connecting'`: a multiplexer reports it writable when the attempt ends, and then `state` is
+ * `'open'`, or `error` says why it failed (ECONNREFUSED, ETIMEDOUT...), reported once as the
+ * event's `error`. Sends made meanwhile are queued and flushed on success. `host` must be an IP
+ * literal (default `'127.0.0.1'`); failures known at once (a missing Unix path) are thrown.
+ */
+export function connectSocket(options: ConnectOptions): Socket {
+  if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+  const limit = sendQueueLimitOf(options);
+  const address =
+    options.path !== undefined ? unixAddress(options.path, 'options.path') : inetAddress(options.host ?? '127.0.0.1', options.port, 'options');
+  const fd = sys.socket(familyOf(address), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  try {
+    const sockaddr = new Uint8Array(SIZEOF.sockaddr_storage);
+    const result = sys.connect(fd, sockaddr, encodeSockaddr(address, sockaddr));
+    // A Unix socket answers EAGAIN when the listener's backlog is full: a refusal, not progress.
+    if (result === WOULD_BLOCK) throw new SocketError('connect', ERRNO.EAGAIN);
+    return new Socket(fd, result === IN_PROGRESS, limit, address);
+  } catch (err) {
+    closeFd(fd);
+    throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(address) }) : err;
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * The internal contract between a multiplexer and the objects it watches (sockets, listeners).
+ * Not part of the public API.
+ *
+ * Readiness is described with backend-neutral bits; each multiplexer backend maps them to its
+ * own mechanism (EPOLLIN/EPOLLOUT..., POLLIN/POLLOUT...).
+ */
+
+/** Readiness and interest bits shared by every backend. */
+export const READABLE = 1;
+export const WRITABLE = 2;
+export const HANGUP = 4;
+export const ERROR = 8;
+/**
+ * Interest of an object that can never be ready for anything useful again (its connection is
+ * gone and that has been reported). The multiplexer keeps it but takes its fd out of the kernel
+ * set: epoll reports EPOLLHUP/EPOLLERR whatever the mask, so a dead socket that the user has not
+ * closed yet would otherwise wake every wait.
+ */
+export const DORMANT = -1;
+
+/** What a watched object asks of the multiplexer that watches it. */
+export interface Watcher {
+  /** The watched object's wants changed (queue filled or drained, reading ended...). */
+  _update(target: Watchable): void;
+  /** The watched object is closing its fd: drop it now, before the fd number can be reused. */
+  _forget(target: Watchable): void;
+  /** A receive buffer shared by every socket of this multiplexer (one per multiplexer). */
+  readonly _receiveBuffer: Uint8Array;
+}
+
+/** What a multiplexer needs from an object it watches. */
+export interface Watchable {
+  /** The fd, or -1 once closed. */
+  readonly fd: number;
+  /** The multiplexer watching this object, if any (at most one). */
+  _watcher: Watcher | null;
+  /** This object's slot in that multiplexer's table (-1 when unwatched). */
+  _slot: number;
+  /** The object's own needs, as READABLE / WRITABLE bits combined with the user's, or DORMANT. */
+  _internalInterest(userInterest: number): number;
+  /**
+   * Called by the multiplexer with the readiness bits of one event. Does the object's own work
+   * (flush the send queue, finish a connect or a graceful close) and returns the bits to report
+   * to the user (0 to report nothing).
+   */
+  _ready(bits: number, userInterest: number): number;
+  /** An error that the last `_ready` found (flush or connect failure), handed over once. */
+  _takeError(): Error | null;
+}
