@@ -13,6 +13,8 @@ export {
   checkedPoll,
   closeFd,
   ifNameToIndex,
+  getaddrinfoAsync,
+  freeAddrInfo,
   SocketError,
   WOULD_BLOCK,
   IN_PROGRESS,

@@ -57,6 +57,8 @@ export class SocketError extends Error {
   declare readonly port?: number;
   /** The Unix socket path involved, when known. */
   declare readonly path?: string;
+  /** Bytes that were queued for sending and never reached the peer, when this error stranded some. */
+  declare unsentBytes?: number;
 
   constructor(syscall: string, errno: number, details: ErrorDetails = {}) {
     const code = errnoName(errno);
@@ -239,6 +241,27 @@ export function ifNameToIndex(name: string): number {
 }
 const ERRNO_ENODEV = 19;
 
+/**
+ * getaddrinfo(node, NULL, hints, res) on libuv's threadpool (koffi `.async`): the one call the
+ * library makes off the calling thread. Failures come back as the EAI_* return value, so the
+ * errno that `.async` loses does not matter. koffi does not keep the buffers alive: they must be
+ * off V8's heap (a Buffer.alloc of more than 64 bytes, never moved by the GC) and referenced by
+ * `callback`'s closure until it runs.
+ */
+export function getaddrinfoAsync(
+  node: Uint8Array,
+  hints: Uint8Array,
+  result: Uint8Array,
+  callback: (err: unknown, eai: number) => void,
+): void {
+  libc.getaddrinfo.async(node, null, hints, result, callback);
+}
+
+/** freeaddrinfo(3) on a list returned by getaddrinfo (a pointer, as koffi gives it: a BigInt). */
+export function freeAddrInfo(list: bigint): void {
+  libc.freeaddrinfo(list);
+}
+
 /** Every libc function the library uses, each behind the choke point. */
 export const sys = Object.freeze({
   socket: checked('socket', libc.socket, { fdFirst: false }),
@@ -269,4 +292,6 @@ export const sys = Object.freeze({
   eventfd: checked('eventfd', libc.eventfd, { fdFirst: false }),
   poll: checkedPoll(libc.poll),
   if_nametoindex: ifNameToIndex,
-} satisfies Partial<Record<LibcName, AnyFn | typeof closeFd>>);
+  getaddrinfoAsync,
+  freeaddrinfo: freeAddrInfo,
+} satisfies Partial<Record<LibcName | "getaddrinfoAsync", AnyFn | typeof closeFd | typeof freeAddrInfo | typeof getaddrinfoAsync>>);

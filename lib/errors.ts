@@ -16,6 +16,11 @@ export class SocketClosedError extends Error {
   }
 }
 
+/** Node's AbortError shape (as `fs/promises` and `timers/promises` reject with), `code` 'ABORT_ERR'. */
+export function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' });
+}
+
 /** A TypeError or RangeError with Node's `code` property. */
 export type ArgumentError = (TypeError | RangeError) & { code: string };
 
