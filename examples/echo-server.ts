@@ -1,0 +1,209 @@
+/**
+ * An echo server on m-socket: every byte a client sends comes back, in order, on the same
+ * connection. A teaching example of the Reactor, the send queue and its backpressure, half-close
+ * and graceful shutdown.
+ *
+ *   node --import tsx examples/echo-server.ts [--host 127.0.0.1] [--port 0] [--verbose]
+ *
+ * Contract (tools and test/echo-server.test.ts rely on it):
+ * - the first stdout line is `listening on HOST:PORT` (`listening on [::1]:PORT` for IPv6);
+ *   nothing else goes to stdout unless --verbose;
+ * - bad arguments: a usage message on stderr and exit code 2;
+ * - SIGINT / SIGTERM: stop accepting, close every connection gracefully (queued bytes are still
+ *   delivered), exit 0 when nothing is left, or after 2 s at the latest.
+ */
+import { parseArgs } from 'node:util';
+import { formatAddress, Interest, Listener, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
+
+const USAGE = 'usage: echo-server [--host IP] [--port N] [--verbose]\n' +
+  '  --host IP    IP address to listen on (default 127.0.0.1; ::1 or :: for IPv6)\n' +
+  '  --port N     TCP port, 0..65535 (default 0: the kernel picks a free one)\n' +
+  '  --verbose    also log each connection to stdout\n';
+
+/** How long a graceful shutdown may take before the remaining connections are destroyed. */
+const SHUTDOWN_GRACE_MS = 2000;
+
+function usageError(message: string): never {
+  process.stderr.write(`echo-server: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+// ---- Command line -------------------------------------------------------------------------------
+
+let args;
+try {
+  args = parseArgs({
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '0' },
+      verbose: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
+} catch (err) {
+  usageError((err as Error).message);
+}
+if (args.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const port = Number(args.port);
+if (!/^\d+$/.test(args.port) || port > 65535) usageError(`--port must be an integer from 0 to 65535, not ${JSON.stringify(args.port)}`);
+const verbose = args.verbose;
+const log = (line: string): void => {
+  if (verbose) process.stdout.write(line + '\n');
+};
+
+// ---- Listen ---------------------------------------------------------------------------------------
+
+let listener: Listener;
+try {
+  listener = Listener.listen({ host: args.host, port });
+} catch (err) {
+  // The library reports a malformed address as a Node-style argument error: that is a usage error.
+  // Anything else (EADDRINUSE, EACCES, EADDRNOTAVAIL...) is a failure to start.
+  if ((err as { code?: string }).code === 'ERR_INVALID_ARG_VALUE') usageError(`--host must be an IP address: ${(err as Error).message}`);
+  process.stderr.write(`echo-server: cannot listen on ${args.host} port ${port}: ${(err as Error).message}\n`);
+  process.exit(1);
+}
+
+// One reactor runs everything on Node's event loop. It keeps the process alive while it watches
+// something, and lets it exit once it watches nothing: shutdown below relies on that.
+const reactor = new Reactor();
+const connections = new Set<Connection>();
+let served = 0;
+
+reactor.add(listener, onAcceptable);
+// Install the signal handlers BEFORE announcing the port: a tool may send SIGTERM as soon as it
+// has read the line, and an unhandled SIGTERM would kill us with no graceful shutdown.
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+// formatAddress puts IPv6 addresses in brackets: `[::1]:4000`.
+process.stdout.write(`listening on ${formatAddress(listener.address)}\n`);
+
+/** The listener is readable: take every pending connection (accept() answers null when none is left). */
+function onAcceptable(): void {
+  for (let socket = listener.accept(); socket !== null; socket = listener.accept()) {
+    const connection = new Connection(socket, ++served);
+    connections.add(connection);
+    log(`+ #${connection.id} from ${connection.peer} (${connections.size} open)`);
+  }
+}
+
+// ---- One connection -----------------------------------------------------------------------------
+
+class Connection {
+  /**
+   * Bytes that `send` answered `'not-sent'` for: the socket did NOT take them. While this is set,
+   * the connection is paused (not reading); the bytes go out first when the queue has drained.
+   */
+  #pending: Uint8Array | null = null;
+  #echoed = 0;
+  readonly peer: string;
+
+  constructor(readonly socket: Socket, readonly id: number) {
+    const remote = socket.remoteAddress;
+    this.peer = remote === null ? '?' : formatAddress(remote);
+    // One handler per connection; the reactor calls it with each of this socket's events.
+    reactor.add(socket, (event) => this.#onEvent(event), Interest.READABLE);
+  }
+
+  #onEvent(event: MultiplexerEvent): void {
+    // The connection failed (reset by the peer, or a flush of our queue hit a dead connection).
+    if (event.error !== null) return this.#destroy(event.error.message);
+
+    if (this.#pending !== null) {
+      // Paused: wait for the multiplexer to say the send queue has drained.
+      if (!event.writable) return;
+      const status = this.socket.send(this.#pending); // the queue is empty now: never 'not-sent'
+      if (status === 'closed') return this.#destroy(this.socket.error?.message ?? 'closed');
+      this.#echoed += this.#pending.byteLength;
+      this.#pending = null;
+      reactor.modify(this.socket, Interest.READABLE); // resume reading
+      log(`  #${this.id} resumed`);
+      return;
+    }
+
+    if (!event.readable) return;
+    // One receive per event is enough: epoll is level-triggered, so whatever we leave unread is
+    // reported again. `receive()` reads into the multiplexer's shared 64 KiB buffer (no copy);
+    // `bytes` is only valid until the next receive() on any socket of this reactor.
+    const { bytes, status } = this.socket.receive();
+    if (bytes.byteLength > 0) {
+      const sent = this.socket.send(bytes);
+      if (sent === 'not-sent') {
+        // The send queue is full (backpressure): keep the bytes (a COPY: the receive buffer is
+        // shared and will be overwritten) and stop reading until the queue drains. Interest 0
+        // means "no readable events"; the multiplexer still reports `writable` once the queue
+        // it is flushing for us has drained.
+        this.#pending = bytes.slice();
+        reactor.modify(this.socket, 0);
+        log(`  #${this.id} paused: send queue full (${this.socket.queuedBytes} bytes)`);
+        return;
+      }
+      if (sent === 'closed') return this.#destroy(this.socket.error?.message ?? 'closed');
+      // 'sent', 'partial' or 'queued': the socket took every byte (what the kernel did not
+      // take is queued, and the multiplexer flushes it when the socket becomes writable).
+      this.#echoed += bytes.byteLength;
+    }
+    if (status === 'closed') {
+      // 'closed' with no error: the peer half-closed (EOF). Everything it sent has been taken
+      // above, so end our side too: shutdown('write') sends FIN after the queue has drained,
+      // and close() is graceful as well (the socket is 'closing' until the queue is empty).
+      if (this.socket.error !== null) return this.#destroy(this.socket.error.message);
+      this.socket.shutdown('write');
+      this.#end('closed');
+      this.socket.close();
+    }
+  }
+
+  /** Server shutdown: deliver what we hold, then close gracefully. */
+  closeGracefully(): void {
+    if (this.#pending !== null) {
+      // Raising the soft cap lets the socket queue the bytes it refused earlier (nothing lost).
+      this.socket.sendQueueLimit = 2 ** 31 - 1;
+      if (this.socket.send(this.#pending) !== 'closed') this.#echoed += this.#pending.byteLength;
+      this.#pending = null;
+    }
+    this.#end('closed by server shutdown');
+    this.socket.close();
+  }
+
+  #destroy(reason: string): void {
+    this.#end(`failed: ${reason}`);
+    this.socket.destroy(); // at once; it also leaves the reactor
+  }
+
+  #end(how: string): void {
+    connections.delete(this);
+    log(`- #${this.id} ${how} after echoing ${this.#echoed} bytes (${connections.size} open)`);
+  }
+}
+
+// ---- Shutdown ---------------------------------------------------------------------------------------
+
+let stopping = false;
+
+function stop(signal: NodeJS.Signals): void {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write(`echo-server: ${signal}: closing ${connections.size} open connections (${served} served)\n`);
+  listener.close(); // stop accepting; closing also removes it from the reactor
+  for (const connection of [...connections]) connection.closeGracefully();
+
+  // Graceful closes finish inside the reactor as queues drain; once it watches nothing it stops
+  // holding the event loop and the process exits with code 0 on its own. A peer that never
+  // reads would keep us waiting forever, hence the deadline (unref'd: it never delays the exit).
+  setTimeout(() => {
+    const left = reactor.multiplexer.size;
+    process.stderr.write(`echo-server: ${left} connections still draining after ${SHUTDOWN_GRACE_MS} ms: destroying them\n`);
+    reactor.close(); // destroys the sockets that were still closing
+    process.exit(0);
+  }, SHUTDOWN_GRACE_MS).unref();
+}
+
+process.on('exit', (code) => {
+  if (stopping) process.stderr.write(`echo-server: stopped (${served} connections served), exit code ${code}\n`);
+});

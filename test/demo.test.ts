@@ -1,0 +1,42 @@
+/**
+ * `npm start` runs examples/demo.ts: it must finish by itself, exit 0, and report verified echoes
+ * and a refused connection.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+test('demo (npm start) exits 0 by itself and reports verified echoes and ECONNREFUSED', { timeout: 30_000 }, async (t) => {
+  // The same command as package.json's "start" script, without npm in between.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const started = performance.now();
+  // The demo has its own 10 s safety timer; 20 s here only guards against that one failing.
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on('close', (c, s) => resolve([c, s])),
+  );
+  clearTimeout(timer);
+  t.diagnostic(`demo ran in ${(performance.now() - started).toFixed(0)} ms`);
+
+  const output = `stdout:\n${stdout}\nstderr:\n${stderr}`;
+  assert.deepEqual({ code, signal }, { code: 0, signal: null }, output);
+  assert.match(stdout, /listening on 127\.0\.0\.1:\d+/, output);
+  assert.match(stdout, /greeting .*\n\s+echo verified/, output);
+  assert.match(stdout, /bulk .*\n\s+echo verified: 1048576 bytes/, output);
+  assert.match(stdout, /echo verified: 8388608 bytes/, output);
+  assert.match(stdout, /5\/5 echoes verified/, output);
+  assert.match(stdout, /refused .*-> ECONNREFUSED/, output);
+  assert.match(stdout, /all checks passed/, output);
+  assert.doesNotMatch(stdout, /WRONG|FAILED/, output);
+  assert.equal(stderr, '', 'nothing on stderr (no warnings, no leaks reported)');
+});
