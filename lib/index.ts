@@ -28,7 +28,31 @@ export type { BackendName } from './backends/backend.ts';
 export {
   isIP,
   formatAddress,
+  isLoopback,
+  isUnspecified,
   type SocketAddress,
   type InetAddress,
   type UnixAddress,
 } from './address.ts';
+export { resolve, ResolveError, type ResolveOptions } from './resolve.ts';
+export {
+  setOption,
+  getOption,
+  setRawOption,
+  getRawOption,
+  getRawIntOption,
+  type SocketOptionName,
+  type SocketOptionValues,
+} from './options.ts';
+export { SocketStream, toStream, type SocketStreamOptions } from './stream.ts';
+export {
+  connect,
+  listen,
+  accepts,
+  closeGracefully,
+  type AsyncConnectOptions,
+  type AsyncListenOptions,
+  type AcceptsOptions,
+  type AcceptIterator,
+  type CloseGracefullyOptions,
+} from './promises.ts';

@@ -13,6 +13,7 @@ import { track, untrack } from './lifetime.ts';
 import { errorDetails, familyOf, readAddress } from './sockaddr-io.ts';
 import { Socket, sendQueueLimitOf, type SocketOptions } from './socket.ts';
 import { READABLE, type Watchable, type Watcher } from './watch.ts';
+import { getOption, setOption, type SocketOptionName, type SocketOptionValues } from './options.ts';
 
 /** Options of {@link Listener.listen}. */
 export interface ListenOptions {
@@ -112,6 +113,21 @@ export class Listener implements Watchable {
     return this.#address;
   }
 
+  /** The bound port (IPv4/IPv6), or undefined for a Unix socket. */
+  get port(): number | undefined {
+    return this.#address.family === 'unix' ? undefined : this.#address.port;
+  }
+
+  /** Sets a socket option on the listening socket (accepted sockets inherit most of them). */
+  setOption<K extends SocketOptionName>(name: K, value: SocketOptionValues[K]): void {
+    setOption(this.#live('setOption'), name, value);
+  }
+
+  /** Reads a socket option of the listening socket. */
+  getOption<K extends SocketOptionName>(name: K): SocketOptionValues[K] {
+    return getOption(this.#live('getOption'), name);
+  }
+
   /** Whether `close()` has been called. */
   get closed(): boolean {
     return this.#fd < 0;
@@ -124,8 +140,7 @@ export class Listener implements Watchable {
    * waits in the backlog until fds are free again.
    */
   accept(): Socket | null {
-    const fd = this.#fd;
-    if (fd < 0) throw new SocketClosedError('listener', 'accept');
+    const fd = this.#live('accept');
     for (;;) {
       let client: number;
       try {
@@ -152,6 +167,11 @@ export class Listener implements Watchable {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  #live(operation: string): number {
+    if (this.#fd < 0) throw new SocketClosedError('listener', operation);
+    return this.#fd;
   }
 
   /** @internal */

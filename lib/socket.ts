@@ -16,6 +16,7 @@ import { closeFd, IN_PROGRESS, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
 import { SocketClosedError, SocketError, checkBytes, checkInteger, invalidValue, outOfRange } from './errors.ts';
 import { track, untrack } from './lifetime.ts';
 import { SendQueue } from './send-queue.ts';
+import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from './options.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from './watch.ts';
 import { encodeSockaddr, inetAddress, unixAddress, type SocketAddress } from './address.ts';
 import { errorDetails, familyOf, readAddress } from './sockaddr-io.ts';
@@ -81,6 +82,7 @@ export class Socket implements Watchable {
   #connecting: boolean;
   #closing = false;
   #readEnded = false;
+  #hungUp = false;
   #writeShut = false;
   #shutdownPending = false;
   #queue: SendQueue | null = null;
@@ -89,6 +91,7 @@ export class Socket implements Watchable {
   #unreported: SocketError | null = null;
   #scratch: Uint8Array | null = null;
   #peer: SocketAddress | null;
+  #closeWaiters: (() => void)[] | null = null;
 
   /** @internal The multiplexer watching this socket. */
   _watcher: Watcher | null = null;
@@ -147,6 +150,15 @@ export class Socket implements Watchable {
     return this.#queue === null ? 0 : this.#queue.length;
   }
 
+  /**
+   * Whether the send queue holds `sendQueueLimit` bytes or more: the next `send` would answer
+   * `'not-sent'`. Check it after a `'partial'` or `'queued'` to pause a producer before it has to
+   * keep refused bytes; resume on the next `writable` event.
+   */
+  get sendQueueFull(): boolean {
+    return this.queuedBytes >= this.#sendQueueLimit;
+  }
+
   /** Soft cap of the send queue, in bytes. */
   get sendQueueLimit(): number {
     return this.#sendQueueLimit;
@@ -190,6 +202,26 @@ export class Socket implements Watchable {
     return this.#peer;
   }
 
+  /** Sets a socket option (`'noDelay'`, `'keepAlive'`, `'linger'`...); the kernel's refusal is thrown. */
+  setOption<K extends SocketOptionName>(name: K, value: SocketOptionValues[K]): void {
+    setOption(this.#open('setOption'), name, value);
+  }
+
+  /** Reads a socket option back, as the kernel reports it. */
+  getOption<K extends SocketOptionName>(name: K): SocketOptionValues[K] {
+    return getOption(this.#open('getOption'), name);
+  }
+
+  /** setsockopt with any level and name: numbers and booleans travel as a C int, bytes as they are. */
+  setRawOption(level: number, name: number, value: number | boolean | Uint8Array): void {
+    setRawOption(this.#open('setRawOption'), level, name, value);
+  }
+
+  /** getsockopt with any level and name: the bytes the kernel wrote (at most `length`). */
+  getRawOption(level: number, name: number, length?: number): Uint8Array {
+    return getRawOption(this.#open('getRawOption'), level, name, length);
+  }
+
   /**
    * Reads what the kernel holds into `into` (no copy) and returns the number of bytes read:
    * `> 0` bytes, `0` when nothing is available right now, `END_OF_STREAM` (-1) when the peer has
@@ -225,7 +257,7 @@ export class Socket implements Watchable {
    * peer closed or reset the connection (`error` says which).
    */
   receive(into?: Uint8Array): ReceiveResult {
-    const buffer = into ?? this._watcher?._receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
+    const buffer = into ?? this._watcher?.receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
     const n = this.receiveInto(buffer);
     return n >= 0 ? { bytes: buffer.subarray(0, n), status: 'alive' } : { bytes: buffer.subarray(0, 0), status: 'closed' };
   }
@@ -327,11 +359,41 @@ export class Socket implements Watchable {
     this.#closing = false;
     this.#queue = null;
     untrack(this);
-    closeFd(fd);
+    try {
+      closeFd(fd);
+    } finally {
+      const waiters = this.#closeWaiters;
+      this.#closeWaiters = null;
+      if (waiters !== null) for (const wake of waiters) wake();
+    }
+  }
+
+  /**
+   * Resolves once the fd is closed: after a graceful `close()` has drained the queue, after
+   * `destroy()`, or at once if it is closed already. It never rejects: check `error`.
+   */
+  whenClosed(): Promise<void> {
+    if (this.#fd < 0) return Promise.resolve();
+    return new Promise((resolve) => (this.#closeWaiters ??= []).push(resolve));
   }
 
   [Symbol.dispose](): void {
     this.destroy();
+  }
+
+  /**
+   * `await using` support: closes gracefully and waits for the queue to drain when a multiplexer
+   * drives the socket; without one nothing could drain it, so it flushes what it can and destroys.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#fd < 0) return;
+    if (this._watcher === null) {
+      this.flush();
+      this.destroy();
+      return;
+    }
+    this.close();
+    await this.whenClosed();
   }
 
   /** @internal */
@@ -341,6 +403,9 @@ export class Socket implements Watchable {
     let bits = user;
     if (this.#readEnded || this.#closing || this.#error !== null) bits &= ~READABLE;
     if (this.#connecting || this.queuedBytes > 0) bits |= WRITABLE;
+    // epoll reports EPOLLHUP whatever the mask: once a hangup has been reported and nobody reads
+    // and nothing is queued, stop watching until the interest changes (no busy loop).
+    if (this.#hungUp && (bits & READABLE) === 0 && !this.#connecting && this.queuedBytes === 0) return DORMANT;
     return bits;
   }
 
@@ -362,6 +427,10 @@ export class Socket implements Watchable {
     report |= bits & user & (READABLE | WRITABLE);
     if (drained) report |= WRITABLE;
     if (this.#unreported !== null) report |= ERROR;
+    if ((bits & (HANGUP | READABLE)) === HANGUP && !this.#hungUp) {
+      this.#hungUp = true; // a hangup with nothing readable: EPOLLHUP, which will not go away
+      this._watcher?._update(this);
+    }
     return report;
   }
 

@@ -26,7 +26,7 @@ export interface Watcher {
   /** The watched object is closing its fd: drop it now, before the fd number can be reused. */
   _forget(target: Watchable): void;
   /** A receive buffer shared by every socket of this multiplexer (one per multiplexer). */
-  readonly _receiveBuffer: Uint8Array;
+  readonly receiveBuffer: Uint8Array;
 }
 
 /** What a multiplexer needs from an object it watches. */

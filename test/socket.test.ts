@@ -324,6 +324,44 @@ describe('Socket', () => {
     assert.equal(sigpipes, 0);
   });
 
+  it('a hung-up socket with interest 0 is reported once, not on every wait (no busy loop)', () => {
+    const pair = connectedPair();
+    const mux = new Multiplexer();
+    try {
+      pair.server.send(Buffer.from('unread'));
+      pair.server.shutdown('write');
+      pair.client.shutdown('write');
+      mux.add(pair.client, 0);
+      let hangups = 0;
+      for (let i = 0; i < 20; i++) for (const e of mux.wait(5)) if (e.hangup) hangups++;
+      assert.equal(hangups, 1, 'one hangup report, then quiet');
+      // Asking to read again brings the socket back: the unread bytes and then EOF.
+      mux.modify(pair.client, 1 /* Interest.READABLE */);
+      assert.equal(Buffer.from(readToEnd(mux, pair.client)).toString(), 'unread');
+      assert.equal(mux.wait(10).length, 0, 'quiet again after EOF');
+    } finally {
+      mux.close();
+      pair.close();
+    }
+  });
+
+  it('a refused connection goes quiet once its error has been reported', () => {
+    const pair = connectedPair();
+    const mux = new Multiplexer();
+    try {
+      lingerZero(pair.server);
+      pair.server.destroy();
+      mux.add(pair.client, 0);
+      const seen: string[] = [];
+      for (let i = 0; i < 20; i++) for (const e of mux.wait(5)) seen.push(`${e.hangup}/${(e.error as SocketError | null)?.code}`);
+      assert.ok(seen.length >= 1 && seen.length <= 2, `events: ${seen.join(', ')}`);
+      assert.equal(pair.client.error?.code, 'ECONNRESET');
+    } finally {
+      mux.close();
+      pair.close();
+    }
+  });
+
   it('adopts a stream socket fd with fromFd, and refuses anything else', () => {
     const pair = connectedPair();
     try {

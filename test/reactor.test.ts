@@ -1,0 +1,174 @@
+/**
+ * Reactor: handlers on Node's event loop, ref/unref and process exit, idle CPU, busy-poll.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { Interest, Listener, Reactor, Socket, SocketClosedError, type MultiplexerEvent } from '../lib/index.ts';
+import { trackFds } from './helpers/fd.ts';
+import { connectedPair, pattern } from './helpers/sockets.ts';
+
+let fds: ReturnType<typeof trackFds>;
+before(() => {
+  fds = trackFds();
+});
+after(() => fds.assertNoLeak());
+
+function child(scenario: string): Record<string, unknown> {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/reactor-child.ts', scenario], {
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
+  assert.equal(run.status, 0, `child ${scenario} (signal ${run.signal}): ${run.stderr}`);
+  return Object.assign({}, ...run.stdout.trim().split('\n').map((line) => JSON.parse(line)));
+}
+
+/** An echo server on a reactor; resolves with what `count` clients got back. */
+async function echoThrough(reactor: Reactor, payloads: Uint8Array[]): Promise<Buffer[]> {
+  const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+  const port = (listener.address as { port: number }).port;
+  const accepted: Socket[] = [];
+  reactor.add(listener, () => {
+    for (let s = listener.accept(); s !== null; s = listener.accept()) {
+      accepted.push(s);
+      reactor.add(s, (e: MultiplexerEvent) => {
+        const socket = e.target as Socket;
+        for (;;) {
+          const { bytes, status } = socket.receive();
+          if (status === 'closed') return socket.close();
+          if (bytes.byteLength === 0) return;
+          socket.send(bytes);
+        }
+      });
+    }
+  });
+  try {
+    return await Promise.all(
+      payloads.map(
+        (payload) =>
+          new Promise<Buffer>((resolve, reject) => {
+            const client = Socket.connect({ host: '127.0.0.1', port });
+            const chunks: Buffer[] = [];
+            let received = 0;
+            client.send(payload);
+            reactor.add(client, (e) => {
+              if (e.error) return reject(e.error);
+              for (;;) {
+                const { bytes, status } = client.receive();
+                if (bytes.byteLength > 0) {
+                  chunks.push(Buffer.from(bytes));
+                  received += bytes.byteLength;
+                  if (received === payload.byteLength) client.shutdown('write');
+                }
+                if (status === 'closed') {
+                  client.close();
+                  return resolve(Buffer.concat(chunks));
+                }
+                if (bytes.byteLength === 0) return;
+              }
+            });
+          }),
+      ),
+    );
+  } finally {
+    listener.close();
+    for (const s of accepted) s.destroy();
+  }
+}
+
+describe('Reactor', () => {
+  it('runs handlers from the event loop: 20 clients echo 256 KiB each', async () => {
+    const reactor = new Reactor();
+    try {
+      const payloads = Array.from({ length: 20 }, (_, i) => pattern(256 * 1024, i + 1));
+      const got = await echoThrough(reactor, payloads);
+      got.forEach((bytes, i) => assert.ok(bytes.equals(payloads[i]), `client ${i} got its bytes back`));
+      assert.equal(reactor.multiplexer.size, 0, 'every socket left the reactor when closed');
+    } finally {
+      reactor.close();
+    }
+  });
+
+  it('works with busy-poll on, and validates its options', async () => {
+    const reactor = new Reactor({ busyPollMs: 0.2, busyPollBudgetMs: 2 });
+    try {
+      const payloads = Array.from({ length: 4 }, (_, i) => pattern(64 * 1024, i + 7));
+      const got = await echoThrough(reactor, payloads);
+      got.forEach((bytes, i) => assert.ok(bytes.equals(payloads[i])));
+    } finally {
+      reactor.close();
+    }
+    assert.throws(() => new Reactor({ busyPollMs: -1 }), /options.busyPollMs/);
+    assert.throws(() => new Reactor({ busyPollBudgetMs: Number.NaN }), /options.busyPollBudgetMs/);
+    assert.throws(() => new Reactor({ maxRounds: 0 }), /options.maxRounds/);
+    assert.throws(() => new Reactor(null as never), /options/);
+  });
+
+  it('checks handlers and refuses work once closed', () => {
+    const reactor = new Reactor();
+    const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      assert.throws(() => reactor.add(listener, 'not a function' as never), { code: 'ERR_INVALID_ARG_TYPE', message: /"handler"/ });
+      reactor.add(listener, () => {});
+      assert.throws(() => reactor.modify(listener, Interest.READABLE, 42 as never), /"handler"/);
+      reactor.modify(listener, Interest.READABLE, () => {});
+      reactor.modify(listener, 0);
+      assert.equal(reactor.drain(), 0);
+      reactor.remove(listener);
+      reactor.close();
+      reactor.close();
+      assert.equal(reactor.closed, true);
+      for (const call of [() => reactor.add(listener, () => {}), () => reactor.remove(listener), () => reactor.drain()]) {
+        assert.throws(call, SocketClosedError);
+      }
+    } finally {
+      listener.close();
+      reactor.close();
+    }
+  });
+
+  it('stops calling handlers after close() from inside a handler', async () => {
+    const reactor = new Reactor();
+    const pairs = Array.from({ length: 3 }, () => connectedPair());
+    try {
+      for (const p of pairs) p.client.send(Buffer.from('data for everyone'));
+      let calls = 0;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no handler ran within 5 s')), 5000);
+        for (const p of pairs) {
+          reactor.add(p.server, () => {
+            calls++;
+            reactor.close();
+            clearTimeout(timer);
+            setTimeout(resolve, 50);
+          });
+        }
+      });
+      assert.equal(calls, 1, 'no handler ran after the reactor closed');
+      for (const p of pairs) assert.equal(p.server.state, 'open', 'sockets stay open when their reactor closes');
+    } finally {
+      for (const p of pairs) p.close();
+      reactor.close();
+    }
+  });
+
+  it('uses no CPU while idle: under 20 ms over 2 s with 10 idle connections', () => {
+    const result = child('idle');
+    assert.equal(result.served, 10);
+    assert.ok((result.cpuMs as number) < 20, `idle reactor used ${result.cpuMs} ms of CPU in 2 s`);
+  });
+
+  it('lets the process exit by itself when everything is closed', () => {
+    const result = child('exits');
+    assert.deepEqual(result, { echoed: 'ping', exited: true, watched: 0 });
+  });
+
+  it('lets the process exit while watching a listener when unref()d', () => {
+    assert.deepEqual(child('unref'), { exited: true, watched: 1 });
+  });
+
+  it('does not delay process.exit()', () => {
+    const result = child('exit-now');
+    assert.ok((result.exitAfterMs as number) < 1000, `exit after ${result.exitAfterMs} ms`);
+  });
+});
