@@ -16,7 +16,7 @@
  * ## Draining readiness
  * Level-triggered: whatever you leave unread is reported again by the next `wait`.
  */
-import { invalidType, invalidValue, checkInteger, SocketClosedError } from './errors.ts';
+import { invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from './errors.ts';
 import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
 import { EpollBackend } from './backends/epoll.ts';
 import { Listener } from './listener.ts';
@@ -25,6 +25,8 @@ import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watche
 
 /** Interest bits for `add` and `modify`: combine with `|`. */
 export const Interest = Object.freeze({
+  /** Nothing: keep the target (its queue is still flushed, a connect still finished) but report only errors and hangups. */
+  NONE: 0,
   /** Report when there is something to read (data, EOF) or accept. */
   READABLE,
   /** Report whenever the socket can take more bytes. Rarely needed: see `MultiplexerEvent.writable`. */
@@ -51,7 +53,7 @@ export interface MultiplexerEvent {
   /** The peer closed its side or the connection is gone; data may still wait to be received. */
   hangup: boolean;
   /** Why the connection failed, when this event found out (connect refused, reset while flushing...). */
-  error: Error | null;
+  error: SocketError | null;
   /** The value given to `add` or `modify`. */
   data: unknown;
 }
@@ -102,8 +104,12 @@ export class Multiplexer implements Watcher {
   /** @internal Called after the number of watched objects changed (the Reactor's ref count). */
   _onSizeChange: (() => void) | null = null;
 
-  /** @internal Receive buffer shared by this multiplexer's sockets. */
-  readonly _receiveBuffer: Uint8Array;
+  /**
+   * The receive buffer shared by this multiplexer's sockets: `socket.receive()` without a buffer
+   * reads into it, and you may pass it to `receiveInto` yourself. Its contents are valid until the
+   * next receive into it.
+   */
+  readonly receiveBuffer: Uint8Array;
 
   constructor(options: MultiplexerOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
@@ -111,7 +117,7 @@ export class Multiplexer implements Watcher {
     const bufferSize =
       options.receiveBufferSize === undefined ? 64 * 1024 : checkInteger('options.receiveBufferSize', options.receiveBufferSize, 1, 2 ** 30);
     this.#backend = createBackend(options.backend ?? 'epoll', maxEvents);
-    this._receiveBuffer = new Uint8Array(bufferSize);
+    this.receiveBuffer = new Uint8Array(bufferSize);
   }
 
   /** The epoll fd (for watching the multiplexer itself from another loop), or -1 (poll backend, or closed). */
@@ -198,7 +204,7 @@ export class Multiplexer implements Watcher {
       event.readable = (report & READABLE) !== 0;
       event.writable = (report & WRITABLE) !== 0;
       event.hangup = (report & HANGUP) !== 0;
-      event.error = (report & ERROR) !== 0 ? target._takeError() : null;
+      event.error = (report & ERROR) !== 0 ? (target._takeError() as SocketError | null) : null;
       event.data = data;
       events.push(event);
     }
