@@ -64,12 +64,23 @@ export function checkInteger(name: string, value: unknown, min: number, max: num
   return value;
 }
 
-/** A byte buffer the library may hand to libc: a Uint8Array over a live, non-shared ArrayBuffer. */
+/** Whether an ArrayBuffer has been transferred away (Node 20 has no `ArrayBuffer.prototype.detached`). */
+function isDetached(buffer: ArrayBufferLike): boolean {
+  try {
+    new Uint8Array(buffer);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * A byte buffer the library may hand to libc: any Uint8Array (Buffer included), also over a
+ * SharedArrayBuffer, which koffi passes zero-copy like any other. Hot path: one `instanceof`;
+ * only an empty view is examined further, since a detached buffer looks empty.
+ */
 export function checkBytes(name: string, value: unknown): Uint8Array {
   if (!(value instanceof Uint8Array)) throw invalidType(name, 'an instance of Uint8Array or Buffer', value);
-  if (value.buffer instanceof SharedArrayBuffer) {
-    throw invalidValue(name, 'must not be a view of a SharedArrayBuffer (another thread could change it while libc reads it)');
-  }
-  if ((value.buffer as ArrayBuffer & { detached?: boolean }).detached) throw invalidValue(name, 'is a view of a detached ArrayBuffer');
+  if (value.byteLength === 0 && isDetached(value.buffer)) throw invalidValue(name, 'is a view of a detached ArrayBuffer');
   return value;
 }

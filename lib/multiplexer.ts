@@ -101,6 +101,11 @@ export class Multiplexer implements Watcher {
   readonly #events: MultiplexerEvent[] = [];
   readonly #eventPool: MultiplexerEvent[] = [];
 
+  /** Most events one `wait` returns. */
+  readonly maxEvents: number;
+  /** @internal How many readiness reports the kernel gave in the last `wait` (before filtering). */
+  _lastReadyCount = 0;
+
   /** @internal Called after the number of watched objects changed (the Reactor's ref count). */
   _onSizeChange: (() => void) | null = null;
 
@@ -117,6 +122,7 @@ export class Multiplexer implements Watcher {
     const bufferSize =
       options.receiveBufferSize === undefined ? 64 * 1024 : checkInteger('options.receiveBufferSize', options.receiveBufferSize, 1, 2 ** 30);
     this.#backend = createBackend(options.backend ?? 'epoll', maxEvents);
+    this.maxEvents = maxEvents;
     this.receiveBuffer = new Uint8Array(bufferSize);
   }
 
@@ -190,6 +196,7 @@ export class Multiplexer implements Watcher {
   wait(timeoutMs = 0): readonly MultiplexerEvent[] {
     const backend = this.#open('wait');
     const count = backend.wait(timeoutOf(timeoutMs));
+    this._lastReadyCount = count;
     const events = this.#events;
     events.length = 0;
     for (let i = 0; i < count; i++) {

@@ -152,7 +152,9 @@ export class Reactor {
         (event.data as ReactorHandler)(event);
       }
       handled += count;
-      if (count === 0) break;
+      // Fewer reports than fit: the kernel had nothing more. Anything left (or made ready by the
+      // handlers) keeps the epoll fd readable, so libuv calls again: no need for another round.
+      if (mux._lastReadyCount < mux.maxEvents) break;
     }
     return handled;
   }

@@ -289,12 +289,36 @@ describe('Socket', () => {
       assert.throws(() => pair.client.send('text' as never), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"data"/ });
       assert.throws(() => pair.client.receive([] as never), { code: 'ERR_INVALID_ARG_TYPE', message: /"into"/ });
       assert.throws(() => pair.client.receiveInto(new Uint8Array(0)), { name: 'RangeError', message: /into.byteLength/ });
-      assert.throws(() => pair.client.send(new Uint8Array(new SharedArrayBuffer(4))), { code: 'ERR_INVALID_ARG_VALUE' });
+      const detached = new Uint8Array(8);
+      structuredClone(detached.buffer, { transfer: [detached.buffer] });
+      assert.throws(() => pair.client.send(detached), { code: 'ERR_INVALID_ARG_VALUE', message: /"data".*detached/ });
       assert.equal(pair.client.send(new Uint8Array(0)), 'sent', 'an empty send is a no-op');
       assert.throws(() => {
         pair.client.sendQueueLimit = 0;
       }, { name: 'RangeError', message: /sendQueueLimit/ });
     } finally {
+      pair.close();
+    }
+  });
+
+  it('sends from and receives into SharedArrayBuffer views, honouring byteOffset', () => {
+    const pair = connectedPair();
+    const mux = new Multiplexer();
+    try {
+      const out = new Uint8Array(new SharedArrayBuffer(16));
+      out.set([1, 2, 3, 4, 5, 6, 7, 8]);
+      assert.equal(pair.client.send(out.subarray(2, 6)), 'sent');
+      pair.client.shutdown('write');
+      mux.add(pair.client, 0);
+      const shared = new Uint8Array(new SharedArrayBuffer(32));
+      const window = shared.subarray(5, 15);
+      mux.add(pair.server);
+      let n = 0;
+      pumpUntil(mux, () => (n = pair.server.receiveInto(window)) !== 0);
+      assert.equal(n, 4);
+      assert.deepEqual([...shared.subarray(0, 12)], [0, 0, 0, 0, 0, 3, 4, 5, 6, 0, 0, 0]);
+    } finally {
+      mux.close();
       pair.close();
     }
   });
