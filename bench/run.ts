@@ -1,0 +1,113 @@
+/**
+ * m-socket benchmarks (issue 6): copy costs, throughput against node:net and a C epoll server,
+ * scale (accept rate, memory per connection), with the targets marked met / missed.
+ *
+ *   npm run bench                    full run (~5-10 min on 2 cores)
+ *   npm run bench -- --quick         about a minute, smaller counts, fewer runs
+ *   npm run bench -- --json FILE     also write every figure as JSON
+ *   npm run bench -- --only copy,throughput,scale   run some sections
+ *   npm run bench -- --profile       CPU-profile the m-socket server under load instead (node --cpu-prof)
+ *
+ * Loopback only. Every child process is killed at the end, on errors and on Ctrl-C.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { runCopyCosts, type TargetCheck } from './copy-costs.ts';
+import { runThroughput } from './throughput.ts';
+import { runScale } from './scale.ts';
+import { runProfile } from './profile.ts';
+import { buildC } from './lib/build.ts';
+import { installCleanup, machine } from './lib/proc.ts';
+import { render, type Table } from './lib/table.ts';
+
+function parseArgs(argv: string[]) {
+  const opts = { quick: false, json: null as string | null, only: null as Set<string> | null, profile: false, markdown: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') opts.quick = true;
+    else if (a === '--json') opts.json = argv[++i] ?? null;
+    else if (a === '--only') opts.only = new Set((argv[++i] ?? '').split(','));
+    else if (a === '--profile') opts.profile = true;
+    else if (a === '--markdown') opts.markdown = true;
+    else if (a === '--help' || a === '-h') {
+      console.log('usage: npm run bench -- [--quick] [--json FILE] [--only copy,throughput,scale] [--profile] [--markdown]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  if (opts.json === null && argv.includes('--json')) throw new Error('--json needs a file name');
+  return opts;
+}
+
+async function main(): Promise<void> {
+  installCleanup();
+  const opts = parseArgs(process.argv.slice(2));
+  const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+  const started = Date.now();
+  const built = buildC();
+  if (built.reason) log(`note: ${built.reason}`);
+  if (!machine.taskset) log('note: taskset unavailable or fewer than 2 cores: server and client are not pinned');
+
+  if (opts.profile) {
+    await runProfile({ built, log, quick: opts.quick });
+    return;
+  }
+  const env = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cores: machine.cores,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    clockTicks: machine.clockTicks,
+    taskset: machine.taskset,
+    nofileHard: machine.nofileHard,
+    loadavgAtStart: spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).stdout.trim(),
+    mode: opts.quick ? 'quick' : 'full',
+  };
+  const want = (s: string) => opts.only === null || opts.only.has(s);
+  const tables: Table[] = [];
+  const checks: TargetCheck[] = [];
+  const json: Record<string, unknown> = { env };
+  if (want('copy')) {
+    const r = await runCopyCosts({ quick: opts.quick, log });
+    tables.push(...r.tables);
+    checks.push(...r.checks);
+    json.copyCosts = r.results;
+  }
+  if (want('throughput')) {
+    const r = await runThroughput({ quick: opts.quick, built, log });
+    if (r.skipped) log(`throughput skipped: ${r.skipped}`);
+    tables.push(...r.tables);
+    checks.push(...r.checks);
+    json.throughput = r.results;
+  }
+  if (want('scale')) {
+    const r = await runScale({ quick: opts.quick, built, log });
+    if (r.skipped) log(`scale skipped: ${r.skipped}`);
+    tables.push(...r.tables);
+    checks.push(...r.checks);
+    json.scale = { memory: r.memory, accept: r.accept };
+  }
+  const targetTable: Table = {
+    title: 'Targets (issue 6)',
+    header: ['target', 'measured', 'status'],
+    rows: checks.map((c) => [c.target, c.value, c.met === null ? 'n/a' : c.met ? 'met' : 'MISSED']),
+  };
+  tables.push(targetTable);
+  json.targets = checks;
+  json.elapsedS = (Date.now() - started) / 1000;
+  console.log(`m-socket bench (${env.mode}) ${env.date}  node ${env.node}, ${env.cores} x ${env.cpu}, load ${env.loadavgAtStart}`);
+  for (const t of tables) console.log(render(t, opts.markdown) + (opts.markdown ? '\n' : ''));
+  console.log(`\nelapsed ${json.elapsedS} s`);
+  if (opts.json !== null) {
+    writeFileSync(opts.json, JSON.stringify(json, null, 2) + '\n');
+    log(`wrote ${opts.json}`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);

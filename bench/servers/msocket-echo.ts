@@ -1,0 +1,105 @@
+/**
+ * m-socket echo server for the throughput and scale benchmarks, on the public API only.
+ *
+ * Usage: node --import tsx bench/servers/msocket-echo.ts [reactor|rounds1|busy|lib-busy] [LIFETIME_S=900] [SPIN_US=200]
+ * Prints "PORT <n>" once listening on 127.0.0.1 (port picked by the kernel).
+ *
+ * - `reactor`: the Reactor drives the multiplexer from Node's event loop (libuv watches the epoll
+ *   fd). `rounds1` is the same with `new Reactor({ maxRounds: 1 })`: one `wait(0)` per wakeup
+ *   instead of waiting again until a wait comes back empty (an experiment for a hot-path
+ *   suggestion: it saves one epoll_wait system call per wakeup). Each readable event: one `receiveInto` into ONE buffer shared by every connection, then
+ *   `send` of the bytes read. When `send` could not hand everything to the kernel (the rest is in
+ *   the socket's send queue), reading pauses until the multiplexer reports the queue drained.
+ * - `busy`: BENCH-ONLY BUSY-POLL LOOP, NOT A LIBRARY FEATURE. The Reactor has no busy-poll option
+ *   yet; this emulates the one issue 6 asks for: after a wakeup, keep calling `reactor.drain()`
+ *   (which is `multiplexer.wait(0)` + dispatch) for up to SPIN_US microseconds after the last
+ *   event before going back to sleep in libuv. It burns a core while traffic flows.
+ * - `lib-busy`: the library's own busy-poll option (`new Reactor({ busyPollMs })`), when this
+ *   version of the library has it; otherwise prints "UNSUPPORTED" and exits with status 3.
+ */
+import { END_OF_STREAM, Interest, Listener, Reactor, type MultiplexerEvent, type ReactorOptions, type Socket } from '../../lib/index.ts';
+
+const mode = process.argv[2] ?? 'reactor';
+const lifetimeS = Number(process.argv[3] ?? 900);
+const spinUs = Number(process.argv[4] ?? 200);
+if (!['reactor', 'rounds1', 'busy', 'lib-busy'].includes(mode)) throw new Error(`unknown mode ${mode}`);
+
+/** Whether this Reactor knows `busyPollMs`: a version that does rejects a negative value. */
+function hasBusyPollOption(): boolean {
+  try {
+    new Reactor({ busyPollMs: -1 } as ReactorOptions).close();
+    return false;
+  } catch {
+    return true;
+  }
+}
+if (mode === 'lib-busy' && !hasBusyPollOption()) {
+  process.stdout.write('UNSUPPORTED\n');
+  process.exit(3);
+}
+const reactor = new Reactor(
+  mode === 'rounds1' ? { maxRounds: 1 } : mode === 'lib-busy' ? ({ busyPollMs: spinUs / 1000 } as ReactorOptions) : {},
+);
+const buffer = new Uint8Array(64 * 1024);
+const listener = Listener.listen({ host: '127.0.0.1', port: 0, noDelay: true, backlog: 511 });
+
+function onSocket(event: MultiplexerEvent): void {
+  const socket = event.target as Socket;
+  if (event.writable && socket.queuedBytes === 0) {
+    // The send queue drained: read again.
+    reactor.modify(socket, Interest.READABLE);
+  }
+  if (!event.readable && !event.hangup && event.error === null) return;
+  if (socket.queuedBytes > 0) return;
+  const n = socket.receiveInto(buffer);
+  if (n === 0) return;
+  if (n === END_OF_STREAM) {
+    socket.destroy();
+    return;
+  }
+  const status = socket.send(buffer.subarray(0, n));
+  if (status === 'closed') socket.destroy();
+  else if (status !== 'sent') reactor.modify(socket, 0); // wait for the drain event
+}
+
+reactor.add(listener, () => {
+  for (let socket = listener.accept(); socket !== null; socket = listener.accept()) reactor.add(socket, onSocket);
+});
+
+if (mode === 'busy') {
+  // BENCH-ONLY: bounded spin on wait(0) after each wakeup (see the header).
+  let spinning = false;
+  const spin = (): void => {
+    const budget = spinUs * 1e-3;
+    let last = performance.now();
+    for (;;) {
+      const handled = reactor.drain();
+      const now = performance.now();
+      if (handled > 0) last = now;
+      else if (now - last > budget) break;
+    }
+    spinning = false;
+  };
+  const wrapped = onSocket;
+  const onSocketBusy = (event: MultiplexerEvent): void => {
+    wrapped(event);
+    if (!spinning) {
+      spinning = true;
+      setImmediate(spin);
+    }
+  };
+  reactor.modify(listener, Interest.READABLE, () => {
+    for (let socket = listener.accept(); socket !== null; socket = listener.accept()) reactor.add(socket, onSocketBusy);
+  });
+}
+
+// SIGUSR2: collect garbage (with --expose-gc) and report memory, for the memory-per-connection bench.
+process.on('SIGUSR2', () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  const m = process.memoryUsage();
+  process.stdout.write(`MEM rss=${m.rss} heapUsed=${m.heapUsed} external=${m.external} arrayBuffers=${m.arrayBuffers}\n`);
+});
+// SIGTERM exits normally so that `node --cpu-prof` writes its profile (bench --profile).
+process.on('SIGTERM', () => process.exit(0));
+setTimeout(() => process.exit(0), lifetimeS * 1000).unref();
+process.stdout.write(`PORT ${(listener.address as { port: number }).port}\n`);
