@@ -17,6 +17,7 @@ const lib = koffi.load('libc.so.6');
 /** The raw libc functions. Call them through `ffi/syscall.ts`, never directly from `lib/`. */
 export const libc = Object.freeze({
   socket: lib.func('int socket(int domain, int type, int protocol)'),
+  socketpair: lib.func('int socketpair(int domain, int type, int protocol, void *fds)'),
   bind: lib.func('int bind(int fd, void *addr, uint32_t addrlen)'),
   listen: lib.func('int listen(int fd, int backlog)'),
   accept4: lib.func('int accept4(int fd, void *addr, void *addrlen, int flags)'),

@@ -265,6 +265,7 @@ export function freeAddrInfo(list: bigint): void {
 /** Every libc function the library uses, each behind the choke point. */
 export const sys = Object.freeze({
   socket: checked('socket', libc.socket, { fdFirst: false }),
+  socketpair: checked('socketpair', libc.socketpair, { fdFirst: false }),
   bind: checked('bind', libc.bind),
   listen: checked('listen', libc.listen),
   accept4: checked('accept4', libc.accept4),

@@ -212,6 +212,12 @@ export function formatIPv6(bytes: Uint8Array, offset = 0): string {
 
 /** '1.2.3.4:80', '[::1]:80', '[fe80::1%2]:80', 'unix /tmp/x', 'unix @abstract', 'unix (unnamed)'. */
 export function formatAddress(addr: SocketAddress): string {
+  const family = addr !== null && typeof addr === 'object' ? addr.family : undefined;
+  const valid =
+    family === 'unix'
+      ? typeof (addr as UnixAddress).path === 'string'
+      : (family === 'IPv4' || family === 'IPv6') && typeof (addr as InetAddress).address === 'string' && Number.isInteger((addr as InetAddress).port);
+  if (!valid) throw invalidType('addr', "a SocketAddress ({ family: 'IPv4' | 'IPv6', address, port } or { family: 'unix', path })", addr);
   if (addr.family === 'unix') {
     // Abstract names are shown with '@' for each NUL, as ss(8) and netstat do.
     return addr.path === '' ? 'unix (unnamed)' : `unix ${addr.path.replace(/\0/g, '@')}`;

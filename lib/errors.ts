@@ -21,6 +21,13 @@ export function abortError(signal: AbortSignal): Error {
   return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' });
 }
 
+/** `new X()` on a class whose constructor is the library's own (ERR_ILLEGAL_CONSTRUCTOR, as Node). */
+export function illegalConstructor(what: string, use: string): TypeError & { code: string } {
+  const err = new TypeError(`${what} has no public constructor (it would adopt any fd unchecked): use ${use}`) as TypeError & { code: string };
+  err.code = 'ERR_ILLEGAL_CONSTRUCTOR';
+  return err;
+}
+
 /** A TypeError or RangeError with Node's `code` property. */
 export type ArgumentError = (TypeError | RangeError) & { code: string };
 

@@ -8,10 +8,11 @@ import {
 import { SIZEOF } from '../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
 import { encodeSockaddr, inetAddress, unixAddress, type SocketAddress } from './address.ts';
-import { checkInteger, invalidValue, SocketClosedError } from './errors.ts';
+import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from './errors.ts';
 import { track, untrack } from './lifetime.ts';
 import { errorDetails, familyOf, readAddress } from './sockaddr-io.ts';
 import { Socket, sendQueueLimitOf, type SocketOptions } from './socket.ts';
+import { INTERNAL } from './internal.ts';
 import { READABLE, type Watchable, type Watcher } from './watch.ts';
 import { getOption, setOption, type SocketOptionName, type SocketOptionValues } from './options.ts';
 
@@ -60,7 +61,10 @@ export class Listener implements Watchable {
   /** @internal Slot in the watcher's table. */
   _slot = -1;
 
-  private constructor(fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number) {
+  /** @internal Use `Listener.listen` or `Listener.fromFd`. */
+  constructor(token: typeof INTERNAL, fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number) {
+    // The constructor adopts an fd unchecked: only the library may call it.
+    if (token !== INTERNAL) throw illegalConstructor('Listener', 'Listener.listen() or Listener.fromFd()');
     this.#fd = fd;
     this.#address = address;
     this.#noDelay = noDelay;
@@ -96,7 +100,7 @@ export class Listener implements Watchable {
       const sockaddr = new Uint8Array(SIZEOF.sockaddr_storage);
       sys.bind(fd, sockaddr, encodeSockaddr(wanted, sockaddr));
       sys.listen(fd, backlog);
-      return new Listener(fd, readAddress(sys.getsockname, fd), noDelay && wanted.family !== 'unix', socketQueueLimit);
+      return new Listener(INTERNAL, fd, readAddress(sys.getsockname, fd), noDelay && wanted.family !== 'unix', socketQueueLimit);
     } catch (err) {
       closeFd(fd);
       throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(wanted) }) : err;
@@ -151,7 +155,7 @@ export class Listener implements Watchable {
       }
       if (client === WOULD_BLOCK) return null;
       if (this.#noDelay) sys.setsockopt(client, IPPROTO_TCP, TCP_NODELAY, this.#one, 4);
-      return new Socket(client, false, this.#socketQueueLimit);
+      return new Socket(INTERNAL, client, false, this.#socketQueueLimit);
     }
   }
 

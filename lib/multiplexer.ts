@@ -105,6 +105,8 @@ export class Multiplexer implements Watcher {
   readonly maxEvents: number;
   /** @internal How many readiness reports the kernel gave in the last `wait` (before filtering). */
   _lastReadyCount = 0;
+  /** Whether each event of the last wait had its target still watched when wait returned. */
+  readonly #watchedAtWait: boolean[] = [];
 
   /** @internal Called after the number of watched objects changed (the Reactor's ref count). */
   _onSizeChange: (() => void) | null = null;
@@ -213,6 +215,7 @@ export class Multiplexer implements Watcher {
       event.hangup = (report & HANGUP) !== 0;
       event.error = (report & ERROR) !== 0 ? (target._takeError() as SocketError | null) : null;
       event.data = data;
+      this.#watchedAtWait[events.length] = target._watcher === this;
       events.push(event);
     }
     return events;
@@ -248,6 +251,11 @@ export class Multiplexer implements Watcher {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** @internal Whether the target of event `index` of the last wait was still watched when wait returned. */
+  _watchedAtWait(index: number): boolean {
+    return this.#watchedAtWait[index] === true;
   }
 
   /** @internal */

@@ -149,6 +149,9 @@ export class Reactor {
       // A handler may close the reactor (which empties the array): stop at once if it does.
       for (let i = 0; i < count && !mux.closed; i++) {
         const event = events[i];
+        // An earlier handler of this batch may have closed or removed this event's target; an
+        // event whose target had already left during wait() (a failed graceful close) still runs.
+        if (event.target._watcher !== mux && mux._watchedAtWait(i)) continue;
         (event.data as ReactorHandler)(event);
       }
       handled += count;

@@ -13,9 +13,10 @@ import {
 import { ERRNO } from '../ffi/errno.ts';
 import { SIZEOF } from '../ffi/layouts.ts';
 import { closeFd, IN_PROGRESS, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
-import { SocketClosedError, SocketError, checkBytes, checkInteger, invalidValue, outOfRange } from './errors.ts';
+import { illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidValue, outOfRange } from './errors.ts';
 import { track, untrack } from './lifetime.ts';
 import { SendQueue } from './send-queue.ts';
+import { INTERNAL } from './internal.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from './options.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from './watch.ts';
 import { encodeSockaddr, inetAddress, unixAddress, type SocketAddress } from './address.ts';
@@ -99,7 +100,9 @@ export class Socket implements Watchable {
   _slot = -1;
 
   /** @internal Use `Socket.connect`, `Socket.fromFd` or `Listener.accept`. */
-  constructor(fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null) {
+  constructor(token: typeof INTERNAL, fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null) {
+    // The constructor adopts an fd unchecked: only the library may call it.
+    if (token !== INTERNAL) throw illegalConstructor('Socket', 'Socket.connect(), Socket.fromFd() or Listener.accept()');
     this.#fd = fd;
     this.#connecting = connecting;
     this.#sendQueueLimit = sendQueueLimit;
@@ -120,7 +123,7 @@ export class Socket implements Watchable {
     if (value[0] !== SOCK_STREAM) throw invalidValue('fd', `must be a stream socket (SO_TYPE ${value[0]})`, fd);
     sys.fcntl(fd, F_SETFL, sys.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
     sys.fcntl(fd, F_SETFD, sys.fcntl(fd, F_GETFD, 0) | FD_CLOEXEC);
-    return new Socket(fd, false, limit);
+    return new Socket(INTERNAL, fd, false, limit);
   }
 
   /** Starts a non-blocking connect; see {@link connectSocket}. */
@@ -231,14 +234,17 @@ export class Socket implements Watchable {
     const fd = this.#open('receive');
     checkBytes('into', into);
     if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
-    if (this.#readEnded || this.#error !== null) return END_OF_STREAM;
+    // An error found by send (EPIPE, ECONNRESET) does not end reading: what the peer sent before
+    // it went away may still wait in the kernel, and recv hands it over first.
+    if (this.#readEnded) return END_OF_STREAM;
     if (this.#connecting) return 0;
     let n: number;
     try {
       n = sys.recv(fd, into, into.byteLength, 0);
     } catch (err) {
       if (!lostConnection(err)) throw err;
-      this.#lose(err);
+      if (this.#error === null) this.#lose(err);
+      this.#endReading();
       return END_OF_STREAM;
     }
     if (n > 0) return n;
@@ -398,10 +404,11 @@ export class Socket implements Watchable {
 
   /** @internal */
   _internalInterest(user: number): number {
-    if (this.#error !== null && this.#unreported === null) return DORMANT;
+    // A lost connection stays readable until its last bytes and the end have been read.
+    if (this.#error !== null && this.#unreported === null && this.#readEnded) return DORMANT;
     if (this.#readEnded && this.#writeShut && !this.#shutdownPending && this.queuedBytes === 0) return DORMANT;
     let bits = user;
-    if (this.#readEnded || this.#closing || this.#error !== null) bits &= ~READABLE;
+    if (this.#readEnded || this.#closing) bits &= ~READABLE;
     if (this.#connecting || this.queuedBytes > 0) bits |= WRITABLE;
     // epoll reports EPOLLHUP whatever the mask: once a hangup has been reported and nobody reads
     // and nothing is queued, stop watching until the interest changes (no busy loop).
@@ -517,6 +524,7 @@ export class Socket implements Watchable {
     sys.getsockopt(this.#fd, SOL_SOCKET, SO_ERROR, value, new Uint32Array([4]));
     this.#connecting = false;
     if (value[0] !== 0) {
+      this.#readEnded = true; // never connected: nothing will ever be read
       this.#lose(new SocketError('connect', value[0], this.#peer === null ? {} : errorDetails(this.#peer)));
       return;
     }
@@ -556,7 +564,7 @@ export function connectSocket(options: ConnectOptions): Socket {
     const result = sys.connect(fd, sockaddr, encodeSockaddr(address, sockaddr));
     // A Unix socket answers EAGAIN when the listener's backlog is full: a refusal, not progress.
     if (result === WOULD_BLOCK) throw new SocketError('connect', ERRNO.EAGAIN);
-    return new Socket(fd, result === IN_PROGRESS, limit, address);
+    return new Socket(INTERNAL, fd, result === IN_PROGRESS, limit, address);
   } catch (err) {
     closeFd(fd);
     throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(address) }) : err;
