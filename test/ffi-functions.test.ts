@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import koffi from 'koffi';
 import {
   AF_INET,
+  AF_UNIX,
   AI_NUMERICHOST,
   AddrInfo,
   EAI_NONAME,
@@ -308,13 +309,28 @@ test('if_nametoindex through sys finds the loopback interface', () => {
   assert.ok(sys.if_nametoindex('lo') > 0);
 });
 
+test('socketpair makes a connected, non-blocking, close-on-exec Unix pair', () => {
+  const pair = new Int32Array(2);
+  assert.equal(sys.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+  try {
+    for (const fd of pair) assertNonBlockingCloexec(fd);
+    assert.equal(sys.send(pair[0], Buffer.from('pair'), 4, MSG_NOSIGNAL), 4);
+    const got = Buffer.alloc(8);
+    assert.equal(sys.recv(pair[1], got, got.byteLength, 0), 4);
+    assert.equal(got.subarray(0, 4).toString(), 'pair');
+  } finally {
+    sys.close(pair[0]);
+    sys.close(pair[1]);
+  }
+});
+
 test('the tests above call every function libc declares', () => {
   // Update this list together with a new test when ffi/libc.ts gains a function.
   const exercised = [
     'socket', 'bind', 'listen', 'accept4', 'connect', 'getsockname', 'getpeername', 'setsockopt',
     'getsockopt', 'shutdown', 'close', 'recv', 'send', 'read', 'write', 'readv', 'writev', 'sendmsg',
     'recvmsg', 'fcntl', 'open', 'pipe2', 'epoll_create1', 'epoll_ctl', 'epoll_wait', 'eventfd', 'poll',
-    'getaddrinfo', 'freeaddrinfo', 'gai_strerror', 'if_nametoindex',
+    'getaddrinfo', 'freeaddrinfo', 'gai_strerror', 'if_nametoindex', 'socketpair',
   ];
   assert.deepEqual(Object.keys(libc).sort(), exercised.sort());
 });
