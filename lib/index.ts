@@ -13,8 +13,14 @@ export {
   type SocketState,
   type ShutdownHow,
   type SocketOptions,
-  type ConnectOptions,
+  type ReceiveWithFdsResult,
+  type PeerCredentials,
+  type FdLike,
+  FdsTruncatedError,
 } from './socket.ts';
+export type { ConnectOptions } from './connect.ts';
+export { OwnedFd } from './owned-fd.ts';
+export type { ReceivedFd } from './received-fd.ts';
 export { Listener, type ListenOptions } from './listener.ts';
 export {
   Multiplexer,

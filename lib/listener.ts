@@ -2,8 +2,8 @@
  * Listener: a bound, listening stream socket (TCP or Unix) whose `accept()` never blocks.
  */
 import {
-  IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC,
-  SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
+  F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, O_NONBLOCK,
+  SO_ACCEPTCONN, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
 } from '../ffi/constants.ts';
 import { SIZEOF } from '../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
@@ -41,7 +41,7 @@ export interface ListenOptions {
 /** accept4 errors that concern one aborted connection, not the listener: try the next one. */
 const RETRY_ACCEPT = new Set(['ECONNABORTED', 'EPROTO', 'ENETDOWN', 'ENOPROTOOPT', 'EHOSTDOWN', 'ENONET', 'EHOSTUNREACH', 'EOPNOTSUPP', 'ENETUNREACH']);
 
-function optionalBoolean(options: ListenOptions, key: keyof ListenOptions, fallback: boolean): boolean {
+function optionalBoolean(options: Partial<ListenOptions>, key: keyof ListenOptions, fallback: boolean): boolean {
   const value = options[key];
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') throw invalidValue(`options.${key}`, 'must be a boolean', value);
@@ -105,6 +105,24 @@ export class Listener implements Watchable {
       closeFd(fd);
       throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(wanted) }) : err;
     }
+  }
+
+  /**
+   * Adopts a listening socket's fd (received over a Unix socket, or inherited): the listener
+   * takes ownership, makes it non-blocking and close-on-exec, and closes it.
+   */
+  static fromFd(fd: number, options: Pick<ListenOptions, 'noDelay' | 'socket'> = {}): Listener {
+    checkInteger('fd', fd, 0, 2 ** 31 - 1);
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const noDelay = optionalBoolean(options, 'noDelay', false);
+    const socketQueueLimit = sendQueueLimitOf(options.socket, 'options.socket');
+    const value = new Int32Array(1);
+    sys.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, value, new Uint32Array([4]));
+    if (value[0] !== 1) throw invalidValue('fd', 'must be a listening socket', fd);
+    sys.fcntl(fd, F_SETFL, sys.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+    sys.fcntl(fd, F_SETFD, sys.fcntl(fd, F_GETFD, 0) | FD_CLOEXEC);
+    const address = readAddress(sys.getsockname, fd);
+    return new Listener(INTERNAL, fd, address, noDelay && address.family !== 'unix', socketQueueLimit);
   }
 
   /** The raw fd, or -1 once closed. Do not close it yourself. */

@@ -8,19 +8,20 @@
  */
 import {
   F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, MSG_NOSIGNAL, O_NONBLOCK, SHUT_RD, SHUT_WR,
-  SO_ERROR, SO_TYPE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
+  SO_DOMAIN, SO_ERROR, SO_PEERCRED, SO_TYPE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
 } from '../ffi/constants.ts';
-import { ERRNO } from '../ffi/errno.ts';
-import { SIZEOF } from '../ffi/layouts.ts';
-import { closeFd, IN_PROGRESS, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
-import { illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidValue, outOfRange } from './errors.ts';
+import { closeFd, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
+import { illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from './errors.ts';
 import { track, untrack } from './lifetime.ts';
 import { SendQueue } from './send-queue.ts';
 import { INTERNAL } from './internal.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from './options.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from './watch.ts';
-import { encodeSockaddr, inetAddress, unixAddress, type SocketAddress } from './address.ts';
-import { errorDetails, familyOf, readAddress } from './sockaddr-io.ts';
+import type { SocketAddress } from './address.ts';
+import { errorDetails, readAddress } from './sockaddr-io.ts';
+import { connectSocket, type ConnectOptions } from './connect.ts';
+import { MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights } from './fd-passing.ts';
+import { adoptReceivedFd, closeAll, duplicateFds, type ReceivedFd } from './received-fd.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -45,6 +46,22 @@ export interface SocketOptions {
    */
   sendQueueLimit?: number;
 }
+
+/** What {@link Socket.receiveWithFds} returns: the bytes, and the fds that came with them. */
+export interface ReceiveWithFdsResult extends ReceiveResult {
+  /** Received fds, each owned by an object: close them when done. */
+  fds: ReceivedFd[];
+}
+
+/** The process at the other end of a Unix socket, as the kernel recorded it at connect time. */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** An fd to pass: a number, or an object that has one (a Socket, Listener, OwnedFd...). */
+export type FdLike = number | { readonly fd: number };
 
 /** `receiveInto` result when the peer has closed the connection (EOF or reset). */
 export const END_OF_STREAM = -1;
@@ -93,6 +110,7 @@ export class Socket implements Watchable {
   #scratch: Uint8Array | null = null;
   #peer: SocketAddress | null;
   #closeWaiters: (() => void)[] | null = null;
+  #isUnix: boolean | null = null;
 
   /** @internal The multiplexer watching this socket. */
   _watcher: Watcher | null = null;
@@ -129,6 +147,14 @@ export class Socket implements Watchable {
   /** Starts a non-blocking connect; see {@link connectSocket}. */
   static connect(options: ConnectOptions): Socket {
     return connectSocket(options);
+  }
+
+  /** A connected pair of Unix stream sockets (socketpair): for talking to a child process, or tests. */
+  static pair(options?: SocketOptions): [Socket, Socket] {
+    const limit = sendQueueLimitOf(options);
+    const fds = new Int32Array(2);
+    sys.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
+    return [new Socket(INTERNAL, fds[0], false, limit), new Socket(INTERNAL, fds[1], false, limit)];
   }
 
   /** The raw fd, or -1 once closed. Do not close it yourself: call `close()` or `destroy()`. */
@@ -310,6 +336,93 @@ export class Socket implements Watchable {
   }
 
   /**
+   * Unix sockets: sends `data` with `fds` attached to its first byte (SCM_RIGHTS), and answers
+   * like `send`. The fds keep their place in the byte stream: sent while connecting or behind
+   * queued bytes, they are duplicated and travel with these bytes when their turn comes, so you
+   * may close your fds as soon as this returns. The receiver gets them with the read that holds
+   * that first byte (Linux may join bytes sent earlier into that read, never bytes sent later).
+   * At most 253 fds per call; `data` must hold at least one byte. A TCP socket is refused: the
+   * kernel would drop the fds without a word.
+   */
+  sendWithFds(data: Uint8Array, fds: readonly FdLike[]): SendStatus {
+    const fd = this.#unixOnly('sendWithFds');
+    checkBytes('data', data);
+    if (data.byteLength === 0) throw outOfRange('data.byteLength', 'at least 1 (fds travel with a byte)', 0);
+    const numbers = fdNumbers(fds);
+    if (this.#writeShut) throw new SocketClosedError('socket', 'sendWithFds: shut down for writing, so the');
+    if (this.#error !== null) return 'closed';
+    const queued = this.queuedBytes;
+    if (queued > 0 || this.#connecting) {
+      if (queued >= this.#sendQueueLimit) return 'not-sent';
+      this.#enqueue(data, duplicateFds(numbers));
+      return 'queued';
+    }
+    let n: number;
+    try {
+      n = sendWithRights(fd, data, numbers);
+    } catch (err) {
+      if (!lostConnection(err)) throw err;
+      this.#lose(err);
+      return 'closed';
+    }
+    if (n === WOULD_BLOCK) {
+      this.#enqueue(data, duplicateFds(numbers));
+      return 'queued';
+    }
+    if (n === data.byteLength) return 'sent';
+    this.#enqueue(data.subarray(n)); // the fds went with the first byte
+    return 'partial';
+  }
+
+  /**
+   * Unix sockets: receives bytes and any fds that came with them (room for `maxFds`, default
+   * 16). Each fd comes back owned: a `Socket` for a stream socket, a `Listener` for a listening
+   * one, an `OwnedFd` for anything else; all are close-on-exec. A stream socket received is made
+   * non-blocking, which its sender shares (the flag belongs to the open file, not the fd).
+   *
+   * If more fds arrived than there was room for, the kernel drops the rest: that is thrown as
+   * an `FdsTruncatedError` (its `bytes` hold the bytes that did arrive) and the fds that made it
+   * are closed, never leaked. The bytes are copied once (see fd-passing.ts).
+   */
+  receiveWithFds(into: Uint8Array, options: { maxFds?: number } = {}): ReceiveWithFdsResult {
+    const fd = this.#unixOnly('receiveWithFds');
+    checkBytes('into', into);
+    if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
+    const nothing = into.subarray(0, 0);
+    if (this.#readEnded) return { bytes: nothing, status: 'closed', fds: [] };
+    if (this.#connecting) return { bytes: nothing, status: 'alive', fds: [] };
+    let received;
+    try {
+      received = receiveWithRights(fd, into, maxFds);
+    } catch (err) {
+      if (!lostConnection(err)) throw err;
+      if (this.#error === null) this.#lose(err);
+      this.#endReading();
+      return { bytes: nothing, status: 'closed', fds: [] };
+    }
+    const { count, fds, truncated } = received;
+    if (count === WOULD_BLOCK) return { bytes: nothing, status: 'alive', fds: [] };
+    if (truncated) {
+      closeAll(fds);
+      throw new FdsTruncatedError(into.subarray(0, count), maxFds);
+    }
+    if (count === 0) {
+      this.#endReading();
+      return { bytes: nothing, status: 'closed', fds: [] };
+    }
+    return { bytes: into.subarray(0, count), status: 'alive', fds: adoptReceivedFd(fds) };
+  }
+
+  /** Unix sockets: the pid, uid and gid of the peer process (SO_PEERCRED). */
+  peerCredentials(): PeerCredentials {
+    const credentials = new Uint32Array(3);
+    sys.getsockopt(this.#unixOnly('peerCredentials'), SOL_SOCKET, SO_PEERCRED, credentials, new Uint32Array([12]));
+    return { pid: credentials[0] | 0, uid: credentials[1], gid: credentials[2] };
+  }
+
+  /**
    * Hands queued bytes to the kernel now, as far as it takes them, and returns how many bytes
    * remain queued. A multiplexer does this by itself when the socket becomes writable.
    */
@@ -363,7 +476,7 @@ export class Socket implements Watchable {
     this._watcher?._forget(this);
     this.#fd = -1;
     this.#closing = false;
-    this.#queue = null;
+    this.#dropQueue();
     untrack(this);
     try {
       closeFd(fd);
@@ -454,9 +567,24 @@ export class Socket implements Watchable {
     return this.#fd;
   }
 
-  #enqueue(data: Uint8Array): void {
+  /**
+   * The fd, for calls that only Unix sockets support. The kernel does not refuse them on TCP: it
+   * silently drops SCM_RIGHTS and answers SO_PEERCRED with pid 0 (seen on Linux 6.18), so we must.
+   */
+  #unixOnly(operation: string): number {
+    const fd = this.#open(operation);
+    if (this.#isUnix === null) {
+      const domain = new Int32Array(1);
+      sys.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, domain, new Uint32Array([4]));
+      this.#isUnix = domain[0] === AF_UNIX;
+    }
+    if (!this.#isUnix) throw invalidValue('this', `is not a Unix socket: ${operation} needs one`);
+    return fd;
+  }
+
+  #enqueue(data: Uint8Array, fds?: number[]): void {
     const wasEmpty = this.queuedBytes === 0;
-    (this.#queue ??= new SendQueue()).push(data);
+    (this.#queue ??= new SendQueue()).push(data, fds);
     if (wasEmpty) this._watcher?._update(this);
   }
 
@@ -464,16 +592,18 @@ export class Socket implements Watchable {
     const queue = this.#queue;
     if (queue === null) return;
     for (let head = queue.head(); head !== null; head = queue.head()) {
+      const fds = queue.headFds();
       let n: number;
       try {
-        n = sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL);
+        n = fds === null ? sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(this.#fd, head, fds);
       } catch (err) {
         if (!lostConnection(err)) throw err;
         this.#lose(err);
         return;
       }
       if (n === WOULD_BLOCK) return;
-      queue.consume(n);
+      const sentFds = queue.consume(n);
+      if (sentFds !== null) closeAll(sentFds); // our duplicates: the peer has its own now
     }
     this.#afterDrain();
   }
@@ -499,13 +629,23 @@ export class Socket implements Watchable {
 
   /** The connection is gone: remember why, report any bytes it strands, finish a close. */
   #lose(err: SocketError): void {
-    const stranded = this.#queue === null ? 0 : this.#queue.clear();
+    const stranded = this.#dropQueue();
     const reported = stranded > 0 ? withStranded(err, stranded) : err;
     this.#error = reported;
     this.#unreported = reported;
     this.#shutdownPending = false;
     if (this.#closing) this.destroy();
     else this._watcher?._update(this);
+  }
+
+  /** Empties the queue, closing the duplicated fds it held; returns the bytes dropped. */
+  #dropQueue(): number {
+    const queue = this.#queue;
+    if (queue === null) return 0;
+    this.#queue = null;
+    const { bytes, fds } = queue.clear();
+    closeAll(fds);
+    return bytes;
   }
 
   #endReading(): void {
@@ -542,31 +682,25 @@ function withStranded(err: SocketError, stranded: number): SocketError {
   return lost;
 }
 
-/** Where `Socket.connect` connects: an IP literal and port, or a Unix socket path. */
-export type ConnectOptions = SocketOptions &
-  ({ host?: string; port: number; path?: undefined } | { path: string; host?: undefined; port?: undefined });
-
-/**
- * Starts connecting, without blocking, and returns the socket at once. A TCP socket is usually
- * `'connecting'`: a multiplexer reports it writable when the attempt ends, and then `state` is
- * `'open'`, or `error` says why it failed (ECONNREFUSED, ETIMEDOUT...), reported once as the
- * event's `error`. Sends made meanwhile are queued and flushed on success. `host` must be an IP
- * literal (default `'127.0.0.1'`); failures known at once (a missing Unix path) are thrown.
- */
-export function connectSocket(options: ConnectOptions): Socket {
-  if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
-  const limit = sendQueueLimitOf(options);
-  const address =
-    options.path !== undefined ? unixAddress(options.path, 'options.path') : inetAddress(options.host ?? '127.0.0.1', options.port, 'options');
-  const fd = sys.socket(familyOf(address), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  try {
-    const sockaddr = new Uint8Array(SIZEOF.sockaddr_storage);
-    const result = sys.connect(fd, sockaddr, encodeSockaddr(address, sockaddr));
-    // A Unix socket answers EAGAIN when the listener's backlog is full: a refusal, not progress.
-    if (result === WOULD_BLOCK) throw new SocketError('connect', ERRNO.EAGAIN);
-    return new Socket(INTERNAL, fd, result === IN_PROGRESS, limit, address);
-  } catch (err) {
-    closeFd(fd);
-    throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(address) }) : err;
+/** Thrown by `receiveWithFds` when more fds arrived than it had room for (MSG_CTRUNC). */
+export class FdsTruncatedError extends Error {
+  readonly code = 'ERR_SOCKET_FDS_TRUNCATED';
+  /** The bytes that did arrive with the message (a view of the caller's buffer). */
+  readonly bytes: Uint8Array;
+  constructor(bytes: Uint8Array, maxFds: number) {
+    super(`receiveWithFds: more fds arrived than options.maxFds (${maxFds}) had room for; the kernel dropped the rest and the ones received were closed`);
+    this.name = 'FdsTruncatedError';
+    this.bytes = bytes;
   }
+}
+
+/** Validates the fds argument of sendWithFds and returns the numbers. */
+function fdNumbers(fds: unknown): number[] {
+  if (!Array.isArray(fds)) throw invalidType('fds', 'an array of fds (numbers, or objects with an fd)', fds);
+  if (fds.length === 0 || fds.length > MAX_FDS_PER_MESSAGE) throw outOfRange('fds.length', `from 1 to ${MAX_FDS_PER_MESSAGE}`, fds.length);
+  return fds.map((item, i) => {
+    const value = typeof item === 'object' && item !== null ? (item as { fd: unknown }).fd : item;
+    if (value === -1) throw new SocketClosedError('fd', `sendWithFds: fds[${i}]: the object that owned this`);
+    return checkInteger(`fds[${i}]`, value, 0, 2 ** 31 - 1);
+  });
 }

@@ -1,0 +1,283 @@
+/**
+ * Fd passing over Unix stream sockets (SCM_RIGHTS) and peer credentials (SO_PEERCRED).
+ */
+import assert from 'node:assert/strict';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { O_CLOEXEC, O_NONBLOCK } from '../ffi/constants.ts';
+import { sys } from '../ffi/syscall.ts';
+import { FdsTruncatedError, Listener, Multiplexer, OwnedFd, Socket, type ReceivedFd } from '../lib/index.ts';
+import { fdFlags, openFds, trackFds } from './helpers/fd.ts';
+import { connectedPair, pattern, pumpUntil } from './helpers/sockets.ts';
+
+let fds: ReturnType<typeof trackFds>;
+let dir: string;
+before(() => {
+  fds = trackFds();
+  dir = mkdtempSync(join(tmpdir(), 'm-socket-fds-'));
+});
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+  fds.assertNoLeak();
+});
+
+/** Reads an fd (a file or a pipe end) to its end with plain read(2). */
+function readAll(fd: number): string {
+  const chunks: Buffer[] = [];
+  const buffer = Buffer.alloc(4096);
+  for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) chunks.push(Buffer.from(buffer.subarray(0, n)));
+  return Buffer.concat(chunks).toString();
+}
+
+/** Receives until a message with fds arrives; returns its bytes and fds. */
+function receiveFds(socket: Socket, maxFds = 16): { bytes: string; fds: ReceivedFd[] } {
+  const mux = new Multiplexer();
+  try {
+    mux.add(socket);
+    const buffer = new Uint8Array(64);
+    let got: { bytes: string; fds: ReceivedFd[] } | null = null;
+    pumpUntil(mux, () => got !== null, () => {
+      const r = socket.receiveWithFds(buffer, { maxFds });
+      if (r.bytes.byteLength > 0) got = { bytes: Buffer.from(r.bytes).toString(), fds: r.fds };
+    }, 'a message with fds');
+    return got!;
+  } finally {
+    mux.close();
+  }
+}
+
+function file(content: string): number {
+  const path = join(dir, `f${Math.random()}`);
+  writeFileSync(path, content);
+  return openSync(path, 'r');
+}
+
+describe('fd passing', () => {
+  it('passes a file fd; it arrives as an OwnedFd, close-on-exec, reading the same file', () => {
+    const [a, b] = Socket.pair();
+    const fd = file('contents of the file');
+    try {
+      assert.equal(a.sendWithFds(Buffer.from('F'), [fd]), 'sent');
+      closeSync(fd); // ours: the peer has its own copy
+      const { bytes, fds: got } = receiveFds(b);
+      assert.equal(bytes, 'F');
+      assert.equal(got.length, 1);
+      const owned = got[0] as OwnedFd;
+      assert.ok(owned instanceof OwnedFd);
+      assert.equal(fdFlags(owned.fd).cloexec, true);
+      assert.equal(readAll(owned.fd), 'contents of the file');
+      owned.close();
+      owned.close();
+      assert.equal(owned.closed, true);
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('passes a pipe end and several fds in one message', () => {
+    const [a, b] = Socket.pair();
+    const pipe = new Int32Array(2);
+    sys.pipe2(pipe, O_CLOEXEC);
+    const files = [file('one'), file('two')];
+    try {
+      assert.equal(a.sendWithFds(Buffer.from('three fds'), [pipe[0], ...files]), 'sent');
+      sys.write(pipe[1], Buffer.from('through the pipe'), 16);
+      sys.close(pipe[1]);
+      const { bytes, fds: got } = receiveFds(b);
+      assert.equal(bytes, 'three fds');
+      assert.deepEqual(got.map((o) => readAll(o.fd)), ['through the pipe', 'one', 'two']);
+      for (const o of got) (o as OwnedFd).close();
+    } finally {
+      sys.close(pipe[0]);
+      for (const f of files) closeSync(f);
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('passes a listening socket, which then accepts on the receiving side', () => {
+    const [a, b] = Socket.pair();
+    const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+    const port = listener.port!;
+    let received: Listener | null = null;
+    let client = null as Socket | null;
+    let accepted = null as Socket | null;
+    try {
+      assert.equal(a.sendWithFds(Buffer.from('L'), [listener]), 'sent');
+      listener.close();
+      const { fds: got } = receiveFds(b);
+      received = got[0] as Listener;
+      assert.ok(received instanceof Listener);
+      assert.equal(received.port, port);
+      assert.equal(fdFlags(received.fd).nonblocking, true);
+      client = Socket.connect({ host: '127.0.0.1', port });
+      const mux = new Multiplexer();
+      mux.add(received);
+      pumpUntil(mux, () => (accepted ??= received!.accept()) !== null, () => {}, 'an accepted connection');
+      mux.close();
+    } finally {
+      client?.destroy();
+      accepted?.destroy();
+      received?.close();
+      listener.close();
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('passes a connected stream socket, which arrives as a Socket', () => {
+    const [a, b] = Socket.pair();
+    const pair = connectedPair();
+    try {
+      a.sendWithFds(Buffer.from('S'), [pair.client]);
+      const { fds: got } = receiveFds(b);
+      const socket = got[0] as Socket;
+      assert.ok(socket instanceof Socket);
+      assert.equal(socket.send(Buffer.from('via the passed socket')), 'sent');
+      socket.destroy();
+      const mux = new Multiplexer();
+      mux.add(pair.server);
+      let text = '';
+      pumpUntil(mux, () => text.length === 21, () => (text += Buffer.from(pair.server.receive().bytes).toString()));
+      mux.close();
+    } finally {
+      pair.close();
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('reports more fds than the receiver has room for as FdsTruncatedError, leaking none', () => {
+    const [a, b] = Socket.pair();
+    const files = [file('1'), file('2'), file('3')];
+    try {
+      a.sendWithFds(Buffer.from('too many'), files);
+      const baseline = openFds().length;
+      const mux = new Multiplexer();
+      mux.add(b);
+      let error: unknown = null;
+      pumpUntil(mux, () => error !== null, () => {
+        try {
+          b.receiveWithFds(new Uint8Array(64), { maxFds: 1 });
+        } catch (err) {
+          error = err;
+        }
+      });
+      mux.close();
+      assert.ok(error instanceof FdsTruncatedError);
+      assert.equal(error.code, 'ERR_SOCKET_FDS_TRUNCATED');
+      assert.equal(Buffer.from(error.bytes).toString(), 'too many', 'the bytes are not lost');
+      assert.equal(openFds().length, baseline, 'the fd that did arrive was closed');
+    } finally {
+      for (const f of files) closeSync(f);
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('keeps fds in their place in the stream when they are queued behind other bytes', () => {
+    const [a, b] = Socket.pair({ sendQueueLimit: 16 * 1024 * 1024 });
+    const before = pattern(4 * 1024 * 1024, 3);
+    const fd = file('queued file');
+    try {
+      a.send(before);
+      assert.ok(a.queuedBytes > 0, 'the socket buffer is full, so the next send queues');
+      assert.equal(a.sendWithFds(Buffer.from('X'), [fd]), 'queued');
+      closeSync(fd); // the queue holds a duplicate
+      a.send(Buffer.from('after'));
+      const mux = new Multiplexer();
+      mux.add(a, 0);
+      mux.add(b);
+      const buffer = new Uint8Array(256 * 1024);
+      const chunks: Buffer[] = [];
+      let total = 0;
+      let fdsRead: [number, number] | null = null;
+      let owned: ReceivedFd[] = [];
+      const expected = before.byteLength + 1 + 5;
+      pumpUntil(mux, () => total === expected, (e) => {
+        if (e.target !== b) return;
+        const r = b.receiveWithFds(buffer);
+        if (r.fds.length > 0) {
+          assert.equal(fdsRead, null, 'the fd arrives once');
+          fdsRead = [total, total + r.bytes.byteLength];
+          owned = r.fds;
+        }
+        chunks.push(Buffer.from(r.bytes));
+        total += r.bytes.byteLength;
+      }, 'every byte', 10_000);
+      mux.close();
+      const all = Buffer.concat(chunks);
+      assert.ok(all.subarray(0, before.byteLength).equals(before));
+      assert.equal(all.subarray(before.byteLength).toString(), 'Xafter');
+      // Linux may glue bytes from before an fd-carrying message into the same read, and stops
+      // right after it: the fd comes with the read that holds its byte, never an earlier one.
+      assert.ok(fdsRead !== null, 'the fd arrived');
+      const [start, end] = fdsRead as [number, number];
+      assert.ok(start <= before.byteLength && before.byteLength < end, `the read [${start}, ${end}) holds byte ${before.byteLength}`);
+      assert.equal(readAll(owned[0].fd), 'queued file');
+      (owned[0] as OwnedFd).close();
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('closes the duplicates of queued fds when the socket is destroyed before sending them', () => {
+    const [a, b] = Socket.pair({ sendQueueLimit: 16 * 1024 * 1024 });
+    const fd = file('never sent');
+    const baseline = openFds().length;
+    try {
+      a.send(pattern(8 * 1024 * 1024, 1));
+      assert.equal(a.sendWithFds(Buffer.from('X'), [fd]), 'queued');
+      assert.equal(openFds().length, baseline + 1, 'one duplicate held by the queue');
+      a.destroy();
+      assert.equal(openFds().length, baseline - 1, 'the socket and the duplicate are closed');
+    } finally {
+      closeSync(fd);
+      b.destroy();
+    }
+  });
+
+  it('tells the peer credentials of a Unix socket: this process', () => {
+    const [a, b] = Socket.pair();
+    try {
+      assert.deepEqual(a.peerCredentials(), { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() });
+      assert.deepEqual(b.peerCredentials(), a.peerCredentials());
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('rejects bad arguments, naming them', () => {
+    const [a, b] = Socket.pair();
+    const pair = connectedPair();
+    try {
+      assert.throws(() => a.sendWithFds(new Uint8Array(0), [0]), { name: 'RangeError', message: /data.byteLength/ });
+      assert.throws(() => a.sendWithFds(Buffer.from('x'), 3 as never), { code: 'ERR_INVALID_ARG_TYPE', message: /"fds"/ });
+      assert.throws(() => a.sendWithFds(Buffer.from('x'), []), { name: 'RangeError', message: /fds.length/ });
+      assert.throws(() => a.sendWithFds(Buffer.from('x'), new Array(254).fill(0)), { name: 'RangeError', message: /fds.length/ });
+      assert.throws(() => a.sendWithFds(Buffer.from('x'), [1.5]), { name: 'RangeError', message: /fds\[0\]/ });
+      const closed = Socket.pair();
+      closed[0].destroy();
+      closed[1].destroy();
+      assert.throws(() => a.sendWithFds(Buffer.from('x'), [closed[0]]), { code: 'ERR_SOCKET_CLOSED', message: /fds\[0\]/ });
+      assert.throws(() => b.receiveWithFds(new Uint8Array(8), { maxFds: 0 }), { name: 'RangeError', message: /options.maxFds/ });
+      assert.throws(() => b.receiveWithFds(new Uint8Array(0)), { name: 'RangeError', message: /into.byteLength/ });
+      // A TCP socket cannot carry fds, and the kernel drops them silently: the library refuses.
+      assert.throws(() => pair.client.sendWithFds(Buffer.from('x'), [0]), { code: 'ERR_INVALID_ARG_VALUE', message: /not a Unix socket: sendWithFds/ });
+      assert.throws(() => pair.client.receiveWithFds(new Uint8Array(1)), /not a Unix socket/);
+      assert.throws(() => pair.client.peerCredentials(), /not a Unix socket: peerCredentials/);
+      assert.throws(() => Listener.fromFd(a.fd), { code: 'ERR_INVALID_ARG_VALUE', message: /"fd" must be a listening socket/ });
+      // sendWithFds must not leave a socket's fd non-blocking flag unset by accident
+      assert.equal((sys.fcntl(a.fd, 3, 0) & O_NONBLOCK) !== 0, true);
+    } finally {
+      pair.close();
+      a.destroy();
+      b.destroy();
+    }
+  });
+});
