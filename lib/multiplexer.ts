@@ -19,6 +19,7 @@
 import { invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from './errors.ts';
 import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
 import { EpollBackend } from './backends/epoll.ts';
+import { PollBackend } from './backends/poll.ts';
 import { Listener } from './listener.ts';
 import { Socket } from './socket.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from './watch.ts';
@@ -309,5 +310,6 @@ function checkInterest(interest: unknown): void {
 
 function createBackend(name: unknown, maxEvents: number): Backend {
   if (name === 'epoll') return new EpollBackend(maxEvents);
+  if (name === 'poll') return new PollBackend(maxEvents);
   throw invalidValue('options.backend', `must be one of ${BACKEND_NAMES.map((n) => `'${n}'`).join(', ')}`, name);
 }

@@ -1,6 +1,9 @@
 /**
  * Multiplexer: readiness, tokens, the queue flushing it does, and its own lifecycle.
  * Scenarios from mio (tests/registering.rs, regression mio#219) and CPython's test_selectors.
+ *
+ * One suite, every backend (CPython's BaseSelectorTestCase mixin): each test below runs once per
+ * name in BACKEND_NAMES, so a new backend gets the whole suite by being listed there.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -9,6 +12,8 @@ import { fdFlags, trackFds } from './helpers/fd.ts';
 import { sys } from '../ffi/syscall.ts';
 import { SO_LINGER, SOL_SOCKET } from '../ffi/constants.ts';
 import { SIZEOF } from '../ffi/layouts.ts';
+import { BACKEND_NAMES } from '../lib/backends/backend.ts';
+import { PollBackend } from '../lib/backends/poll.ts';
 import { connectedPair, pattern, pumpUntil, readToEnd, type Pair } from './helpers/sockets.ts';
 
 let fds: ReturnType<typeof trackFds>;
@@ -23,23 +28,27 @@ function copy(event: MultiplexerEvent) {
   return { target, readable, writable, hangup, error, data };
 }
 
-describe('Multiplexer', () => {
+for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => {
   it('wait(0) with nothing registered returns [] at once', () => {
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     try {
       const start = performance.now();
       assert.deepEqual([...mux.wait(0)], []);
       assert.deepEqual([...mux.wait()], []);
       assert.ok(performance.now() - start < 50);
-      // epoll_create1 takes only EPOLL_CLOEXEC; the epoll fd is never read, so blocking is moot.
-      assert.equal(fdFlags(mux.fd).cloexec, true);
+      if (backend === 'epoll') {
+        // epoll_create1 takes only EPOLL_CLOEXEC; the epoll fd is never read, so blocking is moot.
+        assert.equal(fdFlags(mux.fd).cloexec, true);
+      } else {
+        assert.equal(mux.fd, -1, 'poll keeps no kernel object, so there is no fd to watch');
+      }
     } finally {
       mux.close();
     }
   });
 
   it('rounds a fractional timeout up to a whole millisecond (never a busy 0)', () => {
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     try {
       const start = performance.now();
       mux.wait(0.01);
@@ -53,7 +62,7 @@ describe('Multiplexer', () => {
 
   it('reports a readable socket with its data, and nothing after remove', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     try {
       mux.add(pair.server, Interest.READABLE, 'server-data');
       assert.equal(mux.wait(0).length, 0);
@@ -76,7 +85,7 @@ describe('Multiplexer', () => {
 
   it('reports writable only when asked, and modify changes interest and data', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     try {
       mux.add(pair.client, Interest.READABLE);
       assert.equal(mux.wait(0).length, 0, 'an idle writable socket costs nothing');
@@ -94,7 +103,7 @@ describe('Multiplexer', () => {
 
   it('a closed socket leaves the multiplexer by itself', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     try {
       mux.add(pair.server);
       mux.add(pair.client);
@@ -114,7 +123,7 @@ describe('Multiplexer', () => {
 
   it('close + fd reuse gives no stale event (mio#219, CPython fd reuse)', () => {
     const first = connectedPair();
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     const pairs: Pair[] = [first];
     try {
       mux.add(first.server, Interest.READABLE, 'old owner');
@@ -140,7 +149,7 @@ describe('Multiplexer', () => {
 
   it('serves 12 socket pairs in one multiplexer', () => {
     const pairs = Array.from({ length: 12 }, () => connectedPair());
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     try {
       pairs.forEach((p, i) => mux.add(p.server, Interest.READABLE, i));
       pairs.forEach((p, i) => p.client.send(Buffer.from(`message ${i}`)));
@@ -158,7 +167,7 @@ describe('Multiplexer', () => {
 
   it('no stall: one 8 KiB receive per read event still gets all of 1 MiB', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     try {
       const data = pattern(1024 * 1024, 21);
       pair.client.send(data);
@@ -183,14 +192,14 @@ describe('Multiplexer', () => {
 
   it('arms write interest only while a queue is waiting, and reports the drain', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     try {
       mux.add(pair.client, Interest.READABLE);
       const data = pattern(8 * 1024 * 1024, 2);
       const status = pair.client.send(data);
       assert.notEqual(status, 'sent');
       let drained = false;
-      const reader = new Multiplexer();
+      const reader = new Multiplexer({ backend });
       reader.add(pair.server);
       const buffer = new Uint8Array(256 * 1024);
       let received = 0;
@@ -215,7 +224,7 @@ describe('Multiplexer', () => {
 
   it('finishes a non-blocking connect: queued sends flushed on success', () => {
     const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     const port = (listener.address as { port: number }).port;
     const client = Socket.connect({ host: '127.0.0.1', port });
     let server: Socket | null = null;
@@ -248,7 +257,7 @@ describe('Multiplexer', () => {
     const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
     const port = (listener.address as { port: number }).port;
     listener.close();
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     const client = Socket.connect({ host: '127.0.0.1', port });
     try {
       client.send(Buffer.from('lost'));
@@ -274,7 +283,7 @@ describe('Multiplexer', () => {
 
   it('a peer reset while flushing is reported as an error event with the stranded bytes', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     try {
       pair.client.send(pattern(16 * 1024 * 1024, 4));
       assert.ok(pair.client.queuedBytes > 0);
@@ -296,9 +305,9 @@ describe('Multiplexer', () => {
   });
 
   it('rejects bad targets and interests, naming the argument', () => {
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     const pair = connectedPair();
-    const other = new Multiplexer();
+    const other = new Multiplexer({ backend });
     try {
       assert.throws(() => mux.add({ fd: 3 } as never), { code: 'ERR_INVALID_ARG_TYPE', message: /"target"/ });
       assert.throws(() => mux.add(pair.client, 4), { name: 'RangeError', message: /"interest"/ });
@@ -309,7 +318,7 @@ describe('Multiplexer', () => {
       pair.server.destroy();
       assert.throws(() => mux.add(pair.server), SocketClosedError);
       assert.throws(() => new Multiplexer({ backend: 'kqueue' as never }), /options.backend/);
-      assert.throws(() => new Multiplexer({ maxEvents: 0 }), /options.maxEvents/);
+      assert.throws(() => new Multiplexer({ backend, maxEvents: 0 }), /options.maxEvents/);
     } finally {
       other.close();
       mux.close();
@@ -319,7 +328,7 @@ describe('Multiplexer', () => {
 
   it('closing with sockets inside is safe: they stay usable; closing sockets are finished', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer();
+    const mux = new Multiplexer({ backend });
     mux.add(pair.client);
     mux.add(pair.server);
     pair.client.send(pattern(8 * 1024 * 1024, 8));
@@ -332,10 +341,215 @@ describe('Multiplexer', () => {
     assert.throws(() => mux.add(pair.server), { code: 'ERR_SOCKET_CLOSED' });
     assert.equal(pair.client.state, 'closed', 'a closing socket cannot be driven any more: closed');
     assert.equal(pair.server.state, 'open');
-    const again = new Multiplexer();
+    const again = new Multiplexer({ backend });
     again.add(pair.server);
     again.close();
     pair.close();
   });
+  it('maxEvents caps one wait; the rest are reported by the next waits, none starved', () => {
+    const pairs = Array.from({ length: 10 }, () => connectedPair());
+    const mux = new Multiplexer({ backend, maxEvents: 4 });
+    try {
+      pairs.forEach((p, i) => mux.add(p.server, Interest.READABLE, i));
+      for (const p of pairs) p.client.send(Buffer.from('unread'));
+      // Nothing is read, so all 10 stay ready (level-triggered); the cap must rotate through them.
+      const seen = new Set<number>();
+      let waits = 0;
+      const deadline = performance.now() + 5000;
+      while (seen.size < 10 && performance.now() < deadline) {
+        const events = mux.wait(10);
+        if (events.length === 0) continue;
+        waits++;
+        assert.ok(events.length <= 4, `${events.length} events in one wait with maxEvents 4`);
+        for (const e of events) seen.add(e.data as number);
+      }
+      assert.equal(seen.size, 10, 'every ready socket was reported');
+      assert.ok(waits <= 10, `all 10 seen within ${waits} waits (a starved socket would never be)`);
+    } finally {
+      mux.close();
+      for (const p of pairs) p.close();
+    }
+  });
+
+  it('200 sockets, half removed in random order: waits report exactly the others, with their data', () => {
+    const { sockets, close } = manySockets(100);
+    const mux = new Multiplexer({ backend });
+    try {
+      sockets.forEach((s, i) => mux.add(s, Interest.READABLE, i));
+      // Each end sends one byte to the other: all 200 become readable and stay so (never read).
+      for (const s of sockets) assert.equal(s.send(Buffer.from('x')), 'sent');
+      const random = seededRandom(5);
+      const order = sockets.map((_, i) => i);
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      const removed = new Set(order.slice(0, 100));
+      // Remove the first half in two batches with a wait between, so that some removals happen
+      // while their sockets are ready (and, for poll, while entries move around the array).
+      for (const i of order.slice(0, 50)) mux.remove(sockets[i]);
+      mux.wait(0);
+      for (const i of order.slice(50, 100)) mux.remove(sockets[i]);
+      assert.equal(mux.size, 100);
+      const seen = new Set<number>();
+      pumpUntil(mux, () => seen.size === 100, (e) => {
+        const index = e.data as number;
+        assert.equal(e.target, sockets[index], 'the event carries its own target\'s data');
+        assert.ok(!removed.has(index), `removed socket ${index} was reported`);
+        seen.add(index);
+      }, 'the 100 remaining sockets');
+      // And again: a later wait still reports only those.
+      for (const e of mux.wait(0)) assert.ok(!removed.has(e.data as number));
+      // Put the removed ones back under new data: their slots are reused, with new tokens.
+      for (const i of removed) mux.add(sockets[i], Interest.READABLE, `again ${i}`);
+      const back = new Set<number>();
+      pumpUntil(mux, () => back.size === 100, (e) => {
+        if (typeof e.data !== 'string') return;
+        const index = Number(e.data.slice(6));
+        assert.equal(e.target, sockets[index]);
+        back.add(index);
+      }, 'the re-added sockets');
+    } finally {
+      mux.close();
+      close();
+    }
+  });
+
+  it('a removed, then closed socket never wakes a wait (no stale kernel-side entry)', () => {
+    const pairs = Array.from({ length: 4 }, () => connectedPair());
+    const mux = new Multiplexer({ backend });
+    try {
+      for (const p of pairs) {
+        mux.add(p.server);
+        mux.add(p.client);
+      }
+      // Remove from the middle (poll moves its last entry into the hole), then close the socket
+      // (it is in no multiplexer any more) while it has unread data. A stale entry would make
+      // poll answer POLLNVAL at once, every time; epoll drops closed fds by itself.
+      pairs[1].client.send(Buffer.from('pending'));
+      for (const s of [pairs[1].server, pairs[0].client, pairs[1].client, pairs[0].server]) mux.remove(s);
+      pairs[1].close();
+      pairs[0].close();
+      const start = performance.now();
+      assert.deepEqual([...mux.wait(60)].map(copy), []);
+      assert.ok(performance.now() - start >= 45, 'the wait slept: nothing was ready in the kernel set');
+      assert.equal(mux.size, 4);
+    } finally {
+      mux.close();
+      for (const p of pairs) p.close();
+    }
+  });
 });
 
+
+/** A poll-only look inside: the pollfd array itself, through the backend's own interface. */
+describe('PollBackend', () => {
+  it('keeps its pollfd array dense: random removes leave exactly the other entries, with their tokens', () => {
+    const { sockets, close } = manySockets(20);
+    const poll = new PollBackend(256);
+    try {
+      // 40 entries: the array grows from 16 by doubling on the way.
+      sockets.forEach((s, slot) => poll.add(s.fd, slot, slot * 7, 1));
+      for (const s of sockets) s.send(Buffer.from('x'));
+      const random = seededRandom(9);
+      const kept = new Set(sockets.map((_, slot) => slot));
+      while (kept.size > 20) {
+        const slot = [...kept][Math.floor(random() * kept.size)];
+        poll.remove(sockets[slot].fd, slot);
+        kept.delete(slot);
+      }
+      assert.equal(poll.size, 20);
+      const reported = new Map<number, number>();
+      const deadline = performance.now() + 5000;
+      while (reported.size < 20 && performance.now() < deadline) {
+        const n = poll.wait(10);
+        for (let i = 0; i < n; i++) reported.set(poll.slotAt(i), poll.generationAt(i));
+      }
+      assert.deepEqual([...reported.keys()].sort((a, b) => a - b), [...kept].sort((a, b) => a - b));
+      for (const [slot, generation] of reported) assert.equal(generation, slot * 7);
+      // Misuse is caught instead of corrupting the array.
+      const gone = sockets.findIndex((_, slot) => !kept.has(slot));
+      assert.throws(() => poll.remove(sockets[gone].fd, gone), /not watched/);
+      const here = [...kept][0];
+      assert.throws(() => poll.add(sockets[here].fd, here, 0, 1), /already watched/);
+      assert.throws(() => poll.modify(sockets[here].fd + 1000, here, 0, 1), /not watched/);
+      // Emptied completely, it reports nothing and sleeps the whole timeout.
+      for (const slot of kept) poll.remove(sockets[slot].fd, slot);
+      assert.equal(poll.size, 0);
+      const start = performance.now();
+      assert.equal(poll.wait(30), 0);
+      assert.ok(performance.now() - start >= 20);
+    } finally {
+      poll.close();
+      close();
+    }
+  });
+
+  it('a wait copies its events: removing entries while reading them does not change them', () => {
+    const { sockets, close } = manySockets(4);
+    const poll = new PollBackend(256);
+    try {
+      sockets.forEach((s, slot) => poll.add(s.fd, slot, 100 + slot, 1));
+      for (const s of sockets) s.send(Buffer.from('x'));
+      let n = 0;
+      const deadline = performance.now() + 5000;
+      while (n < 8 && performance.now() < deadline) n = poll.wait(10);
+      assert.equal(n, 8);
+      const before = Array.from({ length: n }, (_, i) => [poll.slotAt(i), poll.generationAt(i), poll.bitsAt(i)]);
+      poll.remove(sockets[0].fd, 0); // moves the last entry to index 0
+      poll.remove(sockets[3].fd, 3);
+      const afterwards = Array.from({ length: n }, (_, i) => [poll.slotAt(i), poll.generationAt(i), poll.bitsAt(i)]);
+      assert.deepEqual(afterwards, before);
+    } finally {
+      poll.close();
+      close();
+    }
+  });
+});
+
+/** `2 * count` connected sockets (both ends of `count` connections made through one listener). */
+function manySockets(count: number): { sockets: Socket[]; close(): void } {
+  const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+  const port = (listener.address as { port: number }).port;
+  const clients: Socket[] = [];
+  const servers: Socket[] = [];
+  const mux = new Multiplexer();
+  const close = () => {
+    for (const s of [...clients, ...servers]) s.destroy();
+    listener.close();
+  };
+  try {
+    mux.add(listener);
+    for (let i = 0; i < count; i++) {
+      const client = Socket.connect({ host: '127.0.0.1', port });
+      clients.push(client);
+      mux.add(client, 0);
+    }
+    pumpUntil(mux, () => servers.length === count && clients.every((c) => c.state === 'open'), (e) => {
+      if (e.target !== listener) return;
+      let s;
+      while ((s = listener.accept())) servers.push(s);
+    }, `${count} connections`);
+    listener.close();
+    const sockets: Socket[] = [];
+    for (let i = 0; i < count; i++) sockets.push(clients[i], servers[i]);
+    return { sockets, close };
+  } catch (err) {
+    close();
+    throw err;
+  } finally {
+    mux.close();
+  }
+}
+
+/** A small deterministic generator (mulberry32), so a failing order can be replayed. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
