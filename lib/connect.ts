@@ -7,14 +7,30 @@ import { ERRNO } from '../ffi/errno.ts';
 import { SIZEOF } from '../ffi/layouts.ts';
 import { closeFd, IN_PROGRESS, SocketError, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
 import { encodeSockaddr, inetAddress, unixAddress } from './address.ts';
-import { invalidValue } from './errors.ts';
+import { invalidType, invalidValue, outOfRange } from './errors.ts';
+import { applyOptions, type SocketOptionValues } from './options.ts';
 import { INTERNAL } from './internal.ts';
 import { errorDetails, familyOf } from './sockaddr-io.ts';
 import { Socket, sendQueueLimitOf, type SocketOptions } from './socket.ts';
 
-/** Where `Socket.connect` connects: an IP literal and port, or a Unix socket path. */
-export type ConnectOptions = SocketOptions &
-  ({ host?: string; port: number; path?: undefined } | { path: string; host?: undefined; port?: undefined });
+/** What every `Socket.connect` takes, whatever the address. */
+export interface ConnectCommonOptions extends SocketOptions {
+  /** Socket options set before connecting (`{ noDelay: true, sendBufferSize: 1 << 20 }`). */
+  socketOptions?: Partial<SocketOptionValues>;
+  /**
+   * Give up when the connection is not open after this many milliseconds: the attempt fails
+   * with ETIMEDOUT, reported like any connect failure. The multiplexer (or reactor) watching the
+   * socket keeps the time; an unwatched socket has no timeout.
+   */
+  timeoutMs?: number;
+}
+
+/** Where `Socket.connect` connects: an IP literal and port (optionally from a chosen local address), or a Unix socket path. */
+export type ConnectOptions = ConnectCommonOptions &
+  (
+    | { host?: string; port: number; localAddress?: string; localPort?: number; path?: undefined }
+    | { path: string; host?: undefined; port?: undefined; localAddress?: undefined; localPort?: undefined }
+  );
 
 /**
  * Starts connecting, without blocking, and returns the socket at once. A TCP socket is usually
@@ -22,21 +38,51 @@ export type ConnectOptions = SocketOptions &
  * `'open'`, or `error` says why it failed (ECONNREFUSED, ETIMEDOUT...), reported once as the
  * event's `error`. Sends made meanwhile are queued and flushed on success. `host` must be an IP
  * literal (default `'127.0.0.1'`); failures known at once (a missing Unix path) are thrown.
+ * Socket options, and a local address and port to bind, are set before the connect starts.
  */
 export function connectSocket(options: ConnectOptions): Socket {
   if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
   const limit = sendQueueLimitOf(options);
+  const timeoutMs = options.timeoutMs === undefined ? 0 : checkTimeout(options.timeoutMs);
   const address =
     options.path !== undefined ? unixAddress(options.path, 'options.path') : inetAddress(options.host ?? '127.0.0.1', options.port, 'options');
+  const local =
+    address.family !== 'unix' && (options.localAddress !== undefined || options.localPort !== undefined)
+      ? inetAddress(options.localAddress ?? (address.family === 'IPv4' ? '0.0.0.0' : '::'), options.localPort ?? 0, 'options.local')
+      : null;
+  if (local !== null && local.family !== address.family) {
+    throw invalidValue('options.localAddress', `is an ${local.family} address, but host is ${address.family}`, options.localAddress);
+  }
   const fd = sys.socket(familyOf(address), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   try {
+    applyOptions(fd, options.socketOptions, 'options.socketOptions');
     const sockaddr = new Uint8Array(SIZEOF.sockaddr_storage);
-    const result = sys.connect(fd, sockaddr, encodeSockaddr(address, sockaddr));
-    // A Unix socket answers EAGAIN when the listener's backlog is full: a refusal, not progress.
-    if (result === WOULD_BLOCK) throw new SocketError('connect', ERRNO.EAGAIN);
-    return new Socket(INTERNAL, fd, result === IN_PROGRESS, limit, address);
+    if (local !== null) {
+      try {
+        sys.bind(fd, sockaddr, encodeSockaddr(local, sockaddr));
+      } catch (err) {
+        throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(local) }) : err;
+      }
+    }
+    let result: number;
+    try {
+      result = sys.connect(fd, sockaddr, encodeSockaddr(address, sockaddr));
+      // A Unix socket answers EAGAIN when the listener's backlog is full: a refusal, not progress.
+      if (result === WOULD_BLOCK) throw new SocketError('connect', ERRNO.EAGAIN);
+    } catch (err) {
+      throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(address) }) : err;
+    }
+    const socket = new Socket(INTERNAL, fd, result === IN_PROGRESS, limit, address);
+    if (result === IN_PROGRESS && timeoutMs > 0) socket._connectDeadline = performance.now() + timeoutMs;
+    return socket;
   } catch (err) {
     closeFd(fd);
-    throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(address) }) : err;
+    throw err;
   }
+}
+
+function checkTimeout(value: unknown): number {
+  if (typeof value !== 'number') throw invalidType('options.timeoutMs', 'of type number', value);
+  if (!(value > 0 && value <= 2 ** 31 - 1)) throw outOfRange('options.timeoutMs', 'a number of milliseconds > 0', value);
+  return value;
 }

@@ -14,7 +14,7 @@ import { errorDetails, familyOf, readAddress } from './sockaddr-io.ts';
 import { Socket, sendQueueLimitOf, type SocketOptions } from './socket.ts';
 import { INTERNAL } from './internal.ts';
 import { READABLE, type Watchable, type Watcher } from './watch.ts';
-import { getOption, setOption, type SocketOptionName, type SocketOptionValues } from './options.ts';
+import { applyOptions, getOption, setOption, type SocketOptionName, type SocketOptionValues } from './options.ts';
 
 /** Options of {@link Listener.listen}. */
 export interface ListenOptions {
@@ -36,6 +36,8 @@ export interface ListenOptions {
   noDelay?: boolean;
   /** Options given to every accepted socket. */
   socket?: SocketOptions;
+  /** Socket options set before bind (`{ receiveBufferSize: 1 << 20, keepAlive: true }`); accepted sockets inherit most of them. */
+  socketOptions?: Partial<SocketOptionValues>;
 }
 
 /** accept4 errors that concern one aborted connection, not the listener: try the next one. */
@@ -92,6 +94,7 @@ export class Listener implements Watchable {
     const fd = sys.socket(familyOf(wanted), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     try {
       const one = new Int32Array([1]);
+      applyOptions(fd, options.socketOptions, 'options.socketOptions');
       if (wanted.family !== 'unix') {
         if (reuseAddress) sys.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4);
         if (reusePort) sys.setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, one, 4);

@@ -100,6 +100,8 @@ export class Multiplexer implements Watcher {
   readonly #freeSlots: number[] = [];
   #size = 0;
   readonly #events: MultiplexerEvent[] = [];
+  /** Connecting sockets with a timeout: checked after every wait, whose timeout they shorten. */
+  readonly #timed: Socket[] = [];
   readonly #eventPool: MultiplexerEvent[] = [];
 
   /** Most events one `wait` returns. */
@@ -162,6 +164,7 @@ export class Multiplexer implements Watcher {
     this.#data[slot] = data;
     target._watcher = this;
     target._slot = slot;
+    if (target instanceof Socket && target._connectDeadline > 0 && target.state === 'connecting') this.#timed.push(target);
     this.#size++;
     this._onSizeChange?.();
   }
@@ -198,7 +201,12 @@ export class Multiplexer implements Watcher {
    */
   wait(timeoutMs = 0): readonly MultiplexerEvent[] {
     const backend = this.#open('wait');
-    const count = backend.wait(timeoutOf(timeoutMs));
+    let timeout = timeoutOf(timeoutMs);
+    if (this.#timed.length > 0) {
+      const untilDeadline = Math.max(0, Math.ceil(this._nextDeadline() - performance.now()));
+      timeout = timeout < 0 ? untilDeadline : Math.min(timeout, untilDeadline);
+    }
+    const count = backend.wait(timeout);
     this._lastReadyCount = count;
     const events = this.#events;
     events.length = 0;
@@ -208,18 +216,46 @@ export class Multiplexer implements Watcher {
       if (target == null || this.#generations[slot] !== backend.generationAt(i)) continue;
       const data = this.#data[slot];
       const report = target._ready(backend.bitsAt(i), this.#interest[slot]);
-      if (report === 0) continue;
-      const event = (this.#eventPool[events.length] ??= newEvent());
-      event.target = target as MultiplexerTarget;
-      event.readable = (report & READABLE) !== 0;
-      event.writable = (report & WRITABLE) !== 0;
-      event.hangup = (report & HANGUP) !== 0;
-      event.error = (report & ERROR) !== 0 ? (target._takeError() as SocketError | null) : null;
-      event.data = data;
-      this.#watchedAtWait[events.length] = target._watcher === this;
-      events.push(event);
+      if (report !== 0) this.#push(target, report, data);
     }
+    if (this.#timed.length > 0) this.#expireConnects();
     return events;
+  }
+
+  /** @internal When the next connect timeout falls due (performance.now() time), or Infinity. */
+  _nextDeadline(): number {
+    let next = Infinity;
+    for (const socket of this.#timed) if (socket._connectDeadline < next) next = socket._connectDeadline;
+    return next;
+  }
+
+  /** Fails the connects whose time is up, and forgets the ones that finished or left. */
+  #expireConnects(): void {
+    const now = performance.now();
+    const timed = this.#timed;
+    for (let i = timed.length - 1; i >= 0; i--) {
+      const socket = timed[i];
+      const live = socket._watcher === this && socket.state === 'connecting';
+      if (live && now < socket._connectDeadline) continue;
+      timed.splice(i, 1);
+      if (!live) continue;
+      const data = this.#data[socket._slot];
+      socket._connectTimedOut();
+      this.#push(socket, ERROR, data);
+    }
+  }
+
+  #push(target: Watchable, report: number, data: unknown): void {
+    const events = this.#events;
+    const event = (this.#eventPool[events.length] ??= newEvent());
+    event.target = target as MultiplexerTarget;
+    event.readable = (report & READABLE) !== 0;
+    event.writable = (report & WRITABLE) !== 0;
+    event.hangup = (report & HANGUP) !== 0;
+    event.error = (report & ERROR) !== 0 ? (target._takeError() as SocketError | null) : null;
+    event.data = data;
+    this.#watchedAtWait[events.length] = target._watcher === this;
+    events.push(event);
   }
 
   /**
@@ -241,6 +277,7 @@ export class Multiplexer implements Watcher {
       if (target instanceof Socket && target.state === 'closing') closing.push(target);
     }
     this.#size = 0;
+    this.#timed.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
     backend.close();

@@ -228,3 +228,21 @@ export function getRawIntOption(fd: number, level: number, name: number): number
   if (written === 1) return new Uint8Array(value.buffer)[0];
   throw invalidValue('name', `is an option whose value is ${written} bytes, not a C int: use getRawOption`, name);
 }
+
+/**
+ * Sets several named options at once (before bind or connect): `{ noDelay: true, keepAlive: true }`.
+ * Unknown names and bad values throw, naming `argName.<option>`.
+ */
+export function applyOptions(fd: number, options: unknown, argName: string): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object') throw invalidType(argName, 'an object of socket options', options);
+  for (const [name, value] of Object.entries(options)) {
+    if (!Object.hasOwn(OPTIONS, name)) throw invalidValue(`${argName}.${name}`, `is not a socket option (known: ${Object.keys(OPTIONS).join(', ')})`);
+    try {
+      setOption(fd, name as SocketOptionName, value as never);
+    } catch (err) {
+      if (err instanceof TypeError || err instanceof RangeError) err.message = err.message.replace(`"${name}"`, `"${argName}.${name}"`);
+      throw err;
+    }
+  }
+}

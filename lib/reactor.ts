@@ -46,6 +46,9 @@ export class Reactor {
   #maxRounds: number;
   #busyPollMs: number;
   #busyPollBudgetMs: number;
+  /** One timer for the earliest connect timeout (libuv only wakes us for fd readiness). */
+  #timer: NodeJS.Timeout | null = null;
+  #timerAt = Infinity;
 
   constructor(options: ReactorOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
@@ -66,6 +69,7 @@ export class Reactor {
     if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);
     this.#live('add');
     this.multiplexer.add(target, interest, handler);
+    this.#armTimer();
   }
 
   /** Changes what `target` is watched for, and its handler when one is given. */
@@ -107,6 +111,8 @@ export class Reactor {
     if (watcher === null) return;
     this.#watcher = null;
     watcher.close();
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
     this.multiplexer._onSizeChange = null;
     this.multiplexer.close();
   }
@@ -125,6 +131,29 @@ export class Reactor {
   }
 
   #drain(): number {
+    const handled = this.#drainBusy();
+    this.#armTimer();
+    return handled;
+  }
+
+  /** Schedules a drain when the earliest connect timeout falls due, if none is scheduled sooner. */
+  #armTimer(): void {
+    if (this.#watcher === null) return;
+    const next = this.multiplexer._nextDeadline();
+    if (next === this.#timerAt) return;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#timerAt = next;
+    if (next === Infinity) return;
+    // Unreferenced: while sockets are watched, the poll handle keeps the process alive anyway.
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#timerAt = Infinity;
+      if (this.#watcher !== null) this.#drain();
+    }, Math.max(0, Math.ceil(next - performance.now()))).unref();
+  }
+
+  #drainBusy(): number {
     let handled = this.#drainRounds();
     if (this.#busyPollMs === 0 || handled === 0) return handled;
     const start = performance.now();

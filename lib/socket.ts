@@ -10,6 +10,7 @@ import {
   F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, MSG_NOSIGNAL, O_NONBLOCK, SHUT_RD, SHUT_WR,
   SO_DOMAIN, SO_ERROR, SO_PEERCRED, SO_TYPE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
 } from '../ffi/constants.ts';
+import { ERRNO } from '../ffi/errno.ts';
 import { closeFd, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
 import { illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from './errors.ts';
 import { track, untrack } from './lifetime.ts';
@@ -116,6 +117,8 @@ export class Socket implements Watchable {
   _watcher: Watcher | null = null;
   /** @internal Slot in the watcher's table. */
   _slot = -1;
+  /** @internal performance.now() by which a connect must have finished (0: no timeout). */
+  _connectDeadline = 0;
 
   /** @internal Use `Socket.connect`, `Socket.fromFd` or `Listener.accept`. */
   constructor(token: typeof INTERNAL, fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null) {
@@ -552,6 +555,15 @@ export class Socket implements Watchable {
       this._watcher?._update(this);
     }
     return report;
+  }
+
+  /** @internal The connect took too long: fail it with ETIMEDOUT (reported by the next event). */
+  _connectTimedOut(): void {
+    if (!this.#connecting || this.#fd < 0) return;
+    this.#connecting = false;
+    this.#readEnded = true;
+    const details = this.#peer === null ? {} : errorDetails(this.#peer);
+    this.#lose(new SocketError('connect', ERRNO.ETIMEDOUT, details));
   }
 
   /** @internal */
