@@ -226,14 +226,24 @@ export function formatAddress(addr: SocketAddress): string {
   return `[${addr.address}${addr.scopeId ? `%${addr.scopeId}` : ''}]:${addr.port}`;
 }
 
+/** The text of an InetAddress argument, or a TypeError naming "addr" (no crash, no silent false). */
+function inetText(addr: unknown): string {
+  const a = addr as InetAddress | null;
+  if (a === null || typeof a !== 'object' || (a.family !== 'IPv4' && a.family !== 'IPv6') || typeof a.address !== 'string') {
+    throw invalidType('addr', "an InetAddress ({ family: 'IPv4' | 'IPv6', address, port })", addr);
+  }
+  return a.address;
+}
+
 /** True for the wildcard addresses '0.0.0.0' and '::' (normalised text, as InetAddress holds). */
 export function isUnspecified(addr: InetAddress): boolean {
-  return addr.address === '0.0.0.0' || addr.address === '::';
+  const a = inetText(addr);
+  return a === '0.0.0.0' || a === '::';
 }
 
 /** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback (normalised text, as InetAddress holds). */
 export function isLoopback(addr: InetAddress): boolean {
-  const a = addr.address;
+  const a = inetText(addr);
   return a.startsWith('127.') || a === '::1' || a.startsWith('::ffff:127.');
 }
 

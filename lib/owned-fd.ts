@@ -4,7 +4,7 @@
  * the fd once: on `close()`, or, if forgotten, when it is garbage-collected (with a warning).
  */
 import { closeFd } from '../ffi/syscall.ts';
-import { illegalConstructor } from './errors.ts';
+import { illegalConstructor, SocketClosedError } from './errors.ts';
 import { INTERNAL } from './internal.ts';
 import { track, untrack } from './lifetime.ts';
 
@@ -34,7 +34,7 @@ export class OwnedFd {
    */
   release(): number {
     const fd = this.#fd;
-    if (fd < 0) throw new TypeError('OwnedFd.release(): the fd is already closed or released');
+    if (fd < 0) throw new SocketClosedError('fd (closed or released)', 'OwnedFd.release()');
     this.#fd = -1;
     untrack(this);
     return fd;

@@ -69,6 +69,14 @@ function checkSignal(name: string, signal: unknown): AbortSignal | undefined {
   return signal;
 }
 
+/** `options.host` when given: a non-empty string (resolve() would name it plain "host"). */
+function checkHost(host: unknown): string | undefined {
+  if (host === undefined) return undefined;
+  if (typeof host !== 'string') throw invalidType('options.host', 'of type string', host);
+  if (host === '' || host.includes('\0')) throw invalidValue('options.host', 'must be a non-empty string without NUL characters', host);
+  return host;
+}
+
 function checkFamily(name: string, family: unknown): 0 | 4 | 6 {
   if (family === undefined) return 0;
   if (family !== 0 && family !== 4 && family !== 6) throw invalidValue(name, 'must be 0, 4 or 6', family);
@@ -107,7 +115,7 @@ export async function connect(options: AsyncConnectOptions): Promise<Socket> {
   if (path !== undefined && (options.host !== undefined || options.port !== undefined)) {
     throw invalidValue('options', 'takes either path, or host and port, not both');
   }
-  const host = options.host ?? '127.0.0.1';
+  const host = checkHost(options.host) ?? '127.0.0.1';
   if (path === undefined && options.port === undefined) throw invalidValue('options.port', 'is required with a host', options.port);
   if (signal?.aborted) throw abortError(signal);
 
@@ -201,7 +209,7 @@ export async function listen(options: AsyncListenOptions = {}): Promise<Listener
   const family = checkFamily('options.family', options.family);
   if (signal?.aborted) throw abortError(signal);
   const { signal: _signal, family: _family, ...listenOptions } = options;
-  const host = options.host;
+  const host = checkHost(options.host);
   if (options.path !== undefined || host === undefined || isIP(host) !== 0) return Listener.listen(listenOptions);
   const [first] = await resolve(host, { family, signal });
   if (signal?.aborted) throw abortError(signal);
@@ -369,8 +377,13 @@ export async function closeGracefully(socket: Socket, reactor: Reactor, options:
       if (event.error !== null || socket.error !== null) done(event.error ?? socket.error);
       else if (socket.queuedBytes === 0 && socket.state === 'open') done(null);
     };
-    if (reactor.multiplexer.has(socket)) reactor.modify(socket, 0, handler);
-    else reactor.add(socket, handler, 0);
+    try {
+      if (reactor.multiplexer.has(socket)) reactor.modify(socket, 0, handler);
+      else reactor.add(socket, handler, 0);
+    } catch (err) {
+      done(err); // a closed reactor cannot flush the queue: still close the socket, as promised
+      return;
+    }
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

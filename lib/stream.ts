@@ -83,8 +83,21 @@ export class SocketStream extends Duplex {
   #finalCallback: ((err?: Error | null) => void) | null = null;
   readonly #handler = (event: MultiplexerEvent): void => this.#onEvent(event);
 
-  /** @internal Use {@link toStream}. */
+  /**
+   * @internal Use {@link toStream}. The class is exported (for `instanceof`), so JavaScript can
+   * call this: it checks its arguments before Duplex or the reactor sees them.
+   */
   constructor(socket: Socket, reactor: Reactor, highWaterMark: number, allowHalfOpen: boolean) {
+    if (!(socket instanceof Socket)) throw invalidType('socket', 'an instance of Socket', socket);
+    if (!(reactor instanceof Reactor)) throw invalidType('reactor', 'an instance of Reactor', reactor);
+    checkInteger('highWaterMark', highWaterMark, 1, 2 ** 31 - 1);
+    if (typeof allowHalfOpen !== 'boolean') throw invalidType('allowHalfOpen', 'of type boolean', allowHalfOpen);
+    if (socket.state === 'closed' || socket.state === 'closing') throw new SocketClosedError('socket', 'toStream');
+    if (reactor.closed) throw new SocketClosedError('reactor', 'toStream');
+    // Name the caller's argument, not the multiplexer's "target".
+    if (socket._watcher !== null && !reactor.multiplexer.has(socket)) {
+      throw invalidValue('socket', 'is watched by another multiplexer; remove it there first');
+    }
     super({ highWaterMark, allowHalfOpen, decodeStrings: true, emitClose: true, autoDestroy: true });
     this.socket = socket;
     this.#reactor = reactor;
@@ -286,7 +299,5 @@ export function toStream(socket: Socket, reactor: Reactor, options: SocketStream
     options.highWaterMark === undefined ? DEFAULT_HIGH_WATER_MARK : checkInteger('options.highWaterMark', options.highWaterMark, 1, 2 ** 31 - 1);
   const allowHalfOpen = options.allowHalfOpen ?? false;
   if (typeof allowHalfOpen !== 'boolean') throw invalidType('options.allowHalfOpen', 'of type boolean', allowHalfOpen);
-  if (socket.state === 'closed' || socket.state === 'closing') throw new SocketClosedError('socket', 'toStream');
-  if (reactor.closed) throw new SocketClosedError('reactor', 'toStream');
   return new SocketStream(socket, reactor, highWaterMark, allowHalfOpen);
 }
