@@ -310,19 +310,27 @@ export class Socket implements Watchable {
    *
    * The queue cap is soft: one send is accepted whole while the queue holds less than the cap.
    * Throws `SocketClosedError` after `close()`, `destroy()` or `shutdown('write')`.
+   *
+   * With `length`, sends only the first `length` bytes of `data`: `send(buffer, n)` after
+   * `receiveInto(buffer)` echoes without making a view per message.
    */
-  send(data: Uint8Array): SendStatus {
+  send(data: Uint8Array, length?: number): SendStatus {
     const fd = this.#open('send');
     checkBytes('data', data);
+    // `length` saves the view an echo would otherwise make (`buffer.subarray(0, n)`) per message.
+    if (length === undefined) length = data.byteLength;
+    else if (!(Number.isInteger(length) && length >= 0 && length <= data.byteLength)) {
+      if (typeof length !== 'number') throw invalidType('length', 'of type number', length);
+      throw outOfRange('length', `an integer from 0 to data.byteLength (${data.byteLength})`, length);
+    }
     if (this.#writeShut) throw new SocketClosedError('socket', 'send: shut down for writing, so the');
     if (this.#error !== null) return 'closed';
     const queued = this.queuedBytes;
     if (queued > 0 || this.#connecting) {
       if (queued >= this.#sendQueueLimit) return 'not-sent';
-      this.#enqueue(data);
+      this.#enqueue(length === data.byteLength ? data : data.subarray(0, length));
       return 'queued';
     }
-    const length = data.byteLength;
     if (length === 0) return 'sent';
     let n: number;
     try {
@@ -334,7 +342,7 @@ export class Socket implements Watchable {
     }
     if (n === length) return 'sent';
     if (n === WOULD_BLOCK) n = 0;
-    this.#enqueue(n === 0 ? data : data.subarray(n));
+    this.#enqueue(data.subarray(n, length));
     return n === 0 ? 'queued' : 'partial';
   }
 

@@ -283,6 +283,32 @@ describe('Socket', () => {
     }
   });
 
+  it('sends only the first `length` bytes when asked, queued or not, and checks the length', () => {
+    const pair = connectedPair({ sendQueueLimit: 1 << 24 });
+    const mux = new Multiplexer();
+    try {
+      const data = Buffer.from('0123456789');
+      assert.equal(pair.client.send(data, 4), 'sent');
+      assert.equal(pair.client.send(data, 0), 'sent');
+      pair.client.send(pattern(8 * 1024 * 1024, 6));
+      assert.equal(pair.client.send(data, 3), 'queued', 'behind the big send');
+      data.fill(0x78); // the queue took a copy of exactly 3 bytes
+      pair.client.close();
+      mux.add(pair.client, 0);
+      mux.add(pair.server);
+      const got = readToEnd(mux, pair.server, 10_000);
+      assert.equal(got.subarray(0, 4).toString(), '0123');
+      assert.equal(got.subarray(got.byteLength - 3).toString(), '012');
+      assert.equal(got.byteLength, 4 + 8 * 1024 * 1024 + 3);
+      for (const bad of [11, -1, 1.5, Number.NaN]) {
+        assert.throws(() => pair.server.send(data, bad), { name: 'RangeError', message: /"length"/ }, String(bad));
+      }
+    } finally {
+      mux.close();
+      pair.close();
+    }
+  });
+
   it('rejects bad buffers, naming the argument', () => {
     const pair = connectedPair();
     try {

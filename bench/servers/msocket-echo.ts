@@ -57,7 +57,7 @@ function onSocket(event: MultiplexerEvent): void {
     socket.destroy();
     return;
   }
-  const status = socket.send(buffer.subarray(0, n));
+  const status = socket.send(buffer, n);
   if (status === 'closed') socket.destroy();
   else if (status !== 'sent') reactor.modify(socket, 0); // wait for the drain event
 }
