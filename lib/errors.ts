@@ -91,3 +91,15 @@ export function checkBytes(name: string, value: unknown): Uint8Array {
   if (value.byteLength === 0 && isDetached(value.buffer)) throw invalidValue(name, 'is a view of a detached ArrayBuffer');
   return value;
 }
+
+/** Thrown by `receiveWithFds` when more fds arrived than it had room for (MSG_CTRUNC). */
+export class FdsTruncatedError extends Error {
+  readonly code = 'ERR_SOCKET_FDS_TRUNCATED';
+  /** The bytes that did arrive with the message (a view of the caller's buffer). */
+  readonly bytes: Uint8Array;
+  constructor(bytes: Uint8Array, maxFds: number) {
+    super(`receiveWithFds: more fds arrived than options.maxFds (${maxFds}) had room for; the kernel dropped the rest and the ones received were closed`);
+    this.name = 'FdsTruncatedError';
+    this.bytes = bytes;
+  }
+}

@@ -11,6 +11,24 @@ import koffi from 'koffi';
 import { MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, SCM_RIGHTS, SOL_SOCKET } from '../ffi/constants.ts';
 import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../ffi/layouts.ts';
 import { sys, WOULD_BLOCK } from '../ffi/syscall.ts';
+import type { ReceivedFd } from './received-fd.ts';
+import type { ReceiveResult } from './socket.ts';
+
+/** What `Socket.receiveWithFds` returns: the bytes, and the fds that came with them. */
+export interface ReceiveWithFdsResult extends ReceiveResult {
+  /** Received fds, each owned by an object: close them when done. */
+  fds: ReceivedFd[];
+}
+
+/** The process at the other end of a Unix socket, as the kernel recorded it at connect time. */
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** An fd to pass: a number, or an object that has one (a Socket, Listener, OwnedFd...). */
+export type FdLike = number | { readonly fd: number };
 
 /** Most fds one message can carry on Linux (SCM_MAX_FD). */
 export const MAX_FDS_PER_MESSAGE = 253;

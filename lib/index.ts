@@ -13,11 +13,9 @@ export {
   type SocketState,
   type ShutdownHow,
   type SocketOptions,
-  type ReceiveWithFdsResult,
-  type PeerCredentials,
-  type FdLike,
-  FdsTruncatedError,
 } from './socket.ts';
+export { FdsTruncatedError } from './errors.ts';
+export type { ReceiveWithFdsResult, PeerCredentials, FdLike } from './fd-passing.ts';
 export type { ConnectOptions } from './connect.ts';
 export { OwnedFd } from './owned-fd.ts';
 export type { ReceivedFd } from './received-fd.ts';

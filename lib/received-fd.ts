@@ -4,6 +4,8 @@
  */
 import { F_DUPFD_CLOEXEC, SO_ACCEPTCONN, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from '../ffi/constants.ts';
 import { closeFd, SocketError, sys } from '../ffi/syscall.ts';
+import { checkInteger, invalidType, outOfRange, SocketClosedError } from './errors.ts';
+import { MAX_FDS_PER_MESSAGE } from './fd-passing.ts';
 import { Listener } from './listener.ts';
 import { OwnedFd } from './owned-fd.ts';
 import { INTERNAL } from './internal.ts';
@@ -68,4 +70,15 @@ export function adoptReceivedFd(fds: readonly number[]): ReceivedFd[] {
     for (const o of owned) (o instanceof Listener || o instanceof OwnedFd ? o.close() : o.destroy());
     throw err;
   }
+}
+
+/** Validates the fds argument of sendWithFds and returns the numbers. */
+export function fdNumbers(fds: unknown): number[] {
+  if (!Array.isArray(fds)) throw invalidType('fds', 'an array of fds (numbers, or objects with an fd)', fds);
+  if (fds.length === 0 || fds.length > MAX_FDS_PER_MESSAGE) throw outOfRange('fds.length', `from 1 to ${MAX_FDS_PER_MESSAGE}`, fds.length);
+  return fds.map((item, i) => {
+    const value = typeof item === 'object' && item !== null ? (item as { fd: unknown }).fd : item;
+    if (value === -1) throw new SocketClosedError('fd', `sendWithFds: fds[${i}]: the object that owned this`);
+    return checkInteger(`fds[${i}]`, value, 0, 2 ** 31 - 1);
+  });
 }

@@ -12,7 +12,7 @@ import {
 } from '../ffi/constants.ts';
 import { ERRNO } from '../ffi/errno.ts';
 import { closeFd, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
-import { illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from './errors.ts';
+import { FdsTruncatedError, illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from './errors.ts';
 import { track, untrack } from './lifetime.ts';
 import { SendQueue } from './send-queue.ts';
 import { INTERNAL } from './internal.ts';
@@ -21,8 +21,8 @@ import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watche
 import type { SocketAddress } from './address.ts';
 import { errorDetails, readAddress } from './sockaddr-io.ts';
 import { connectSocket, type ConnectOptions } from './connect.ts';
-import { MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights } from './fd-passing.ts';
-import { adoptReceivedFd, closeAll, duplicateFds, type ReceivedFd } from './received-fd.ts';
+import { MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type ReceiveWithFdsResult } from './fd-passing.ts';
+import { adoptReceivedFd, closeAll, duplicateFds, fdNumbers } from './received-fd.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -47,22 +47,6 @@ export interface SocketOptions {
    */
   sendQueueLimit?: number;
 }
-
-/** What {@link Socket.receiveWithFds} returns: the bytes, and the fds that came with them. */
-export interface ReceiveWithFdsResult extends ReceiveResult {
-  /** Received fds, each owned by an object: close them when done. */
-  fds: ReceivedFd[];
-}
-
-/** The process at the other end of a Unix socket, as the kernel recorded it at connect time. */
-export interface PeerCredentials {
-  pid: number;
-  uid: number;
-  gid: number;
-}
-
-/** An fd to pass: a number, or an object that has one (a Socket, Listener, OwnedFd...). */
-export type FdLike = number | { readonly fd: number };
 
 /** `receiveInto` result when the peer has closed the connection (EOF or reset). */
 export const END_OF_STREAM = -1;
@@ -700,27 +684,4 @@ function withStranded(err: SocketError, stranded: number): SocketError {
   const lost = Object.assign(new SocketError(err.syscall, -err.errno, { fd, address, port, path }), { unsentBytes: stranded });
   lost.message += `; ${stranded} queued bytes were not sent`;
   return lost;
-}
-
-/** Thrown by `receiveWithFds` when more fds arrived than it had room for (MSG_CTRUNC). */
-export class FdsTruncatedError extends Error {
-  readonly code = 'ERR_SOCKET_FDS_TRUNCATED';
-  /** The bytes that did arrive with the message (a view of the caller's buffer). */
-  readonly bytes: Uint8Array;
-  constructor(bytes: Uint8Array, maxFds: number) {
-    super(`receiveWithFds: more fds arrived than options.maxFds (${maxFds}) had room for; the kernel dropped the rest and the ones received were closed`);
-    this.name = 'FdsTruncatedError';
-    this.bytes = bytes;
-  }
-}
-
-/** Validates the fds argument of sendWithFds and returns the numbers. */
-function fdNumbers(fds: unknown): number[] {
-  if (!Array.isArray(fds)) throw invalidType('fds', 'an array of fds (numbers, or objects with an fd)', fds);
-  if (fds.length === 0 || fds.length > MAX_FDS_PER_MESSAGE) throw outOfRange('fds.length', `from 1 to ${MAX_FDS_PER_MESSAGE}`, fds.length);
-  return fds.map((item, i) => {
-    const value = typeof item === 'object' && item !== null ? (item as { fd: unknown }).fd : item;
-    if (value === -1) throw new SocketClosedError('fd', `sendWithFds: fds[${i}]: the object that owned this`);
-    return checkInteger(`fds[${i}]`, value, 0, 2 ** 31 - 1);
-  });
 }
