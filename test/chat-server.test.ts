@@ -3,6 +3,7 @@
  * read `listening on HOST:PORT`, chat with node:net clients, and stop it with signals.
  */
 import assert from 'node:assert/strict';
+import { exitWithin, startServer, type ServerProcess } from './helpers/server-process.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
@@ -22,57 +23,8 @@ after(() => fds.assertNoLeak());
 
 // ---- The server process -------------------------------------------------------------------------
 
-interface Server {
-  child: ChildProcess;
-  host: string;
-  port: number;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr(): string;
-}
 
-/** Spawns the chat server and waits for its `listening on` line; the child is killed in t.after. */
-async function startServer(t: TestContext, args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal })),
-  );
-  let out = '';
-  const firstLine = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no 'listening on' line within 15 s; stderr: ${stderr}`)), 15_000);
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-      const end = out.indexOf('\n');
-      if (end >= 0) {
-        clearTimeout(timer);
-        resolve(out.slice(0, end));
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before listening; stderr: ${stderr}`));
-    });
-  });
-  const match = /^listening on (?:\[([0-9a-f:.]+)\]|(\d+\.\d+\.\d+\.\d+)):(\d+)$/.exec(firstLine);
-  assert.ok(match, `first stdout line: ${JSON.stringify(firstLine)}`);
-  return { child, host: match[1] ?? match[2], port: Number(match[3]), exited, stderr: () => stderr };
-}
 
-async function exitWithin(server: Server, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`server still running ${ms} ms after the signal; stderr: ${server.stderr()}`)), ms);
-  });
-  try {
-    return await Promise.race([server.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The server's sockets (fd > 2: 0-2 are the stdio the test handed over). */
 function serverSockets(pid: number): string[] {
@@ -157,7 +109,7 @@ const settle = (ms = 150): Promise<void> => new Promise((resolve) => setTimeout(
 // ---- Tests --------------------------------------------------------------------------------------
 
 test('chat-server: broadcast to the others with a prefix, join/leave notices, partial lines, an over-long line closes only its sender, SIGTERM exits 0', { timeout: 30_000 }, async (t) => {
-  const server = await startServer(t, ['--port', '0']);
+  const server = await startServer(t, SERVER, ['--port', '0']);
   assert.equal(server.host, '127.0.0.1');
   const baseline = serverSockets(server.child.pid!);
 
@@ -255,7 +207,7 @@ test('chat-server: broadcast to the others with a prefix, join/leave notices, pa
 });
 
 test('chat-server: a client that stops reading is dropped with a notice; a reading client misses no line', { timeout: 30_000 }, async (t) => {
-  const server = await startServer(t, ['--port', '0']);
+  const server = await startServer(t, SERVER, ['--port', '0']);
   const slow = new ChatClient(t, server.host, server.port, 'slow');
   const idSlow = await slow.join();
   slow.socket.pause(); // reads nothing from now on: kernel buffers fill, then the server's send queue
@@ -300,7 +252,7 @@ test('chat-server: a client that stops reading is dropped with a notice; a readi
 });
 
 test('chat-server: --host ::1 prints [::1]:PORT; bad arguments exit 2 with usage', { timeout: 20_000 }, async (t) => {
-  const server = await startServer(t, ['--host', '::1', '--port', '0']);
+  const server = await startServer(t, SERVER, ['--host', '::1', '--port', '0']);
   assert.equal(server.host, '::1');
   const client = new ChatClient(t, '::1', server.port, 'v6');
   assert.equal(await client.join(), 1);

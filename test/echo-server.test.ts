@@ -7,6 +7,7 @@
  * `ECHO_TEST_SEED=<seed>` replays a run.
  */
 import assert from 'node:assert/strict';
+import { exitWithin, startServer, type ServerProcess } from './helpers/server-process.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
@@ -42,65 +43,9 @@ function randomBytes(rand: () => number, length: number): Buffer {
 
 // ---- The server process -------------------------------------------------------------------------------
 
-interface Server {
-  child: ChildProcess;
-  pid: number;
-  host: string;
-  port: number;
-  /** Resolves when the process has exited and its stdout and stderr are closed. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr(): string;
-  /** Everything printed on stdout so far (with --verbose: one line per connection event). */
-  stdout(): string;
-}
 
-/** Spawns the echo server and waits for its `listening on` line; the child is killed in t.after. */
-async function startServer(t: TestContext, args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  // 'close' (exit + stdio closed), so that stderr() is complete once this resolves.
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal })),
-  );
-  let out = '';
-  const firstLine = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no 'listening on' line within 15 s; stderr: ${stderr}`)), 15_000);
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-      const end = out.indexOf('\n');
-      if (end >= 0) {
-        clearTimeout(timer);
-        resolve(out.slice(0, end));
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before listening; stderr: ${stderr}`));
-    });
-  });
-  const match = /^listening on (?:\[([0-9a-f:.]+)\]|(\d+\.\d+\.\d+\.\d+)):(\d+)$/.exec(firstLine);
-  assert.ok(match, `first stdout line: ${JSON.stringify(firstLine)}`);
-  const port = Number(match[3]);
-  assert.ok(port > 0 && port < 65536);
-  return { child, pid: child.pid!, host: match[1] ?? match[2], port, exited, stderr: () => stderr, stdout: () => out };
-}
 
 /** Waits for the exit, failing after `ms`. */
-async function exitWithin(server: Server, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`server still running ${ms} ms after the signal; stderr: ${server.stderr()}`)), ms);
-  });
-  try {
-    return await Promise.race([server.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The server's open fds and what they point to (fds that close while we look are skipped). */
 function serverFds(pid: number): { fd: number; target: string }[] {
@@ -230,7 +175,7 @@ test('echo-server: 200 concurrent clients get every byte back; sockets are non-b
   t.diagnostic(`seed ${seed} (replay with ECHO_TEST_SEED=${seed})`);
   const rand = mulberry32(seed);
 
-  const server = await startServer(t, ['--port', '0']);
+  const server = await startServer(t, SERVER, ['--port', '0']);
   assert.equal(server.host, '127.0.0.1');
   const baseline = serverFds(server.pid);
   const baselineSockets = serverSockets(server.pid);
@@ -310,7 +255,7 @@ test('echo-server: 200 concurrent clients get every byte back; sockets are non-b
 });
 
 test('echo-server: SIGINT while a client is mid-transfer still exits 0, and the echo received is a prefix of what was sent', { timeout: 20_000 }, async (t) => {
-  const server = await startServer(t, ['--port', '0']);
+  const server = await startServer(t, SERVER, ['--port', '0']);
   const payload = randomBytes(mulberry32(7), 32 * MiB);
   const socket = net.connect({ host: server.host, port: server.port });
   t.after(() => socket.destroy());
@@ -345,7 +290,7 @@ test('echo-server: SIGINT while a client is mid-transfer still exits 0, and the 
 });
 
 test('echo-server: SIGTERM with a client that stopped reading exits 0 after the grace period', { timeout: 20_000 }, async (t) => {
-  const server = await startServer(t, ['--port', '0', '--verbose']);
+  const server = await startServer(t, SERVER, ['--port', '0', '--verbose']);
   const socket = net.connect({ host: server.host, port: server.port });
   t.after(() => socket.destroy());
   socket.on('error', () => {});
@@ -365,7 +310,7 @@ test('echo-server: SIGTERM with a client that stopped reading exits 0 after the 
 });
 
 test('echo-server: --host ::1 prints [::1]:PORT and echoes over IPv6', { timeout: 20_000 }, async (t) => {
-  const server = await startServer(t, ['--host', '::1', '--port', '0']);
+  const server = await startServer(t, SERVER, ['--host', '::1', '--port', '0']);
   assert.equal(server.host, '::1');
   const payload = randomBytes(mulberry32(42), 200_000);
   const client = echoClient('::1', server.port, payload, mulberry32(43), Promise.resolve());

@@ -5,6 +5,7 @@
  * heads, HTTP/1.0, oversized heads), and stop it with signals.
  */
 import assert from 'node:assert/strict';
+import { exitWithin, startServer, type ServerProcess } from './helpers/server-process.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
@@ -24,65 +25,11 @@ after(() => fds.assertNoLeak());
 
 // ---- The server process -------------------------------------------------------------------------
 
-interface Server {
-  child: ChildProcess;
-  host: string;
-  port: number;
-  base: string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr(): string;
-  stdout(): string;
-}
 
-/** Spawns the server and waits for its `listening on` line; the child is killed in t.after. */
-async function startServer(t: TestContext, args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal })),
-  );
-  let out = '';
-  const firstLine = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no 'listening on' line within 15 s; stderr: ${stderr}`)), 15_000);
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-      const end = out.indexOf('\n');
-      if (end >= 0) {
-        clearTimeout(timer);
-        resolve(out.slice(0, end));
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before listening; stderr: ${stderr}`));
-    });
-  });
-  const match = /^listening on (?:\[([0-9a-f:.]+)\]|(\d+\.\d+\.\d+\.\d+)):(\d+)$/.exec(firstLine);
-  assert.ok(match, `first stdout line: ${JSON.stringify(firstLine)}`);
-  const host = match[1] ?? match[2];
-  const port = Number(match[3]);
-  const base = `http://${match[1] === undefined ? host : `[${host}]`}:${port}`;
-  return { child, host, port, base, exited, stderr: () => stderr, stdout: () => out };
-}
 
-async function exitWithin(server: Server, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`server still running ${ms} ms after the signal; stderr: ${server.stderr()}`)), ms);
-  });
-  try {
-    return await Promise.race([server.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** How many connections the server has accepted so far (its --verbose `+ #N` lines). */
-function acceptedCount(server: Server): number {
+function acceptedCount(server: ServerProcess): number {
   return server.stdout().split('\n').filter((line) => line.startsWith('+ #')).length;
 }
 
@@ -145,7 +92,7 @@ class RawClient {
   error: Error | null = null;
   readonly closed: Promise<void>;
 
-  constructor(t: TestContext, server: Server) {
+  constructor(t: TestContext, server: ServerProcess) {
     this.socket = net.connect({ host: server.host, port: server.port });
     this.socket.on('data', (chunk: Buffer) => (this.data = Buffer.concat([this.data, chunk])));
     this.socket.on('end', () => (this.ended = true));
@@ -203,7 +150,7 @@ function httpGet(url: string, agent: http.Agent): Promise<{ status: number; body
 // ---- Tests --------------------------------------------------------------------------------------
 
 test('http-hello: real clients (fetch, node:http keep-alive) and raw HTTP/1.x edge cases; SIGTERM exits 0', { timeout: 40_000 }, async (t) => {
-  const server = await startServer(t, ['--port', '0', '--verbose']);
+  const server = await startServer(t, SERVER, ['--port', '0', '--verbose']);
   assert.equal(server.host, '127.0.0.1');
 
   await t.test('fetch GET and HEAD', async () => {
@@ -406,7 +353,7 @@ test('http-hello: real clients (fetch, node:http keep-alive) and raw HTTP/1.x ed
 });
 
 test('http-hello: idle keep-alive connections are closed after --idle-timeout; usage errors exit 2', { timeout: 20_000 }, async (t) => {
-  const server = await startServer(t, ['--port', '0', '--idle-timeout', '300']);
+  const server = await startServer(t, SERVER, ['--port', '0', '--idle-timeout', '300']);
   const client = new RawClient(t, server);
   client.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
   await client.responses(1, ['GET']);
