@@ -5,7 +5,7 @@
  * client run, divided by every request the client made (warm-up included, as the CPU is).
  */
 import { run, parseKV, machine } from './lib/proc.ts';
-import { startServer, CLIENT_CORE, type Server, type ServerKind } from './lib/servers.ts';
+import { startServer, CLIENT_CORE, type ServerKind } from './lib/servers.ts';
 import type { Built } from './lib/build.ts';
 import { summarize, ratio, type Summary } from './lib/stats.ts';
 import { ratioCell, type Table } from './lib/table.ts';
@@ -56,19 +56,23 @@ export async function runThroughput(options: { quick: boolean; built: Built; log
     ['ping-pong 50 conns', [...MAIN, ...experiments]],
     ['bulk echo', quick ? MAIN : [...MAIN, 'm-socket busy']],
   ];
-  const servers = new Map<ServerKind, Server>();
   const raws = new Map<string, Raw[]>();
-  try {
+  // One server alive at a time: a busy-poll server spins even while idle (the C one never
+  // sleeps), and every server is pinned to the same core, so a server left running would take
+  // that core from the one being measured.
+  const skipped = new Set<ServerKind>();
+  for (let rep = 0; rep < reps; rep++) {
     for (const kind of kinds) {
-      const s = await startServer(kind, tools.echo_server, { lifetimeS: 900 });
-      if (s !== null) servers.set(kind, s);
-      else log(`throughput: ${kind} not available (${kind === 'm-socket lib busy' ? 'this Reactor has no busyPollMs option' : 'no cc'}), skipped`);
-    }
-    for (let rep = 0; rep < reps; rep++) {
-      for (const [shape, list] of plan) {
-        for (const kind of list) {
-          const server = servers.get(kind);
-          if (server === undefined) continue;
+      if (skipped.has(kind)) continue;
+      const server = await startServer(kind, tools.echo_server, { lifetimeS: 900 });
+      if (server === null) {
+        skipped.add(kind);
+        log(`throughput: ${kind} not available (${kind === 'm-socket lib busy' ? 'this Reactor has no busyPollMs option' : 'no cc'}), skipped`);
+        continue;
+      }
+      try {
+        for (const [shape, list] of plan) {
+          if (!list.includes(kind)) continue;
           log(`throughput: run ${rep + 1}/${reps}: ${shape} against ${kind}`);
           const cpu0 = server.child.cpuSeconds();
           const t0 = performance.now();
@@ -99,13 +103,13 @@ export async function runThroughput(options: { quick: boolean; built: Built; log
           const key = `${kind}|${shape}`;
           if (!raws.has(key)) raws.set(key, []);
           raws.get(key)!.push(raw);
-          // Let the busy server stop spinning and TCP settle between runs.
+          // Let a busy server stop spinning and TCP settle between runs.
           await new Promise((r) => setTimeout(r, 200));
         }
+      } finally {
+        await server.child.kill();
       }
     }
-  } finally {
-    for (const s of servers.values()) await s.child.kill();
   }
   const results: ShapeResult[] = [];
   for (const [shape, list] of plan) {
