@@ -95,11 +95,8 @@ function onAcceptable(): void {
 // ---- One connection -----------------------------------------------------------------------------
 
 class Connection {
-  /**
-   * Bytes that `send` answered `'not-sent'` for: the socket did NOT take them. While this is set,
-   * the connection is paused (not reading); the bytes go out first when the queue has drained.
-   */
-  #pending: Uint8Array | null = null;
+  /** Not reading: our send queue is full, so the peer must wait until it drains (backpressure). */
+  #paused = false;
   #echoed = 0;
   readonly peer: string;
 
@@ -114,14 +111,13 @@ class Connection {
     // The connection failed (reset by the peer, or a flush of our queue hit a dead connection).
     if (event.error !== null) return this.#destroy(event.error.message);
 
-    if (this.#pending !== null) {
-      // Paused: wait for the multiplexer to say the send queue has drained.
-      if (!event.writable) return;
-      const status = this.socket.send(this.#pending); // the queue is empty now: never 'not-sent'
-      if (status === 'closed') return this.#destroy(this.socket.error?.message ?? 'closed');
-      this.#echoed += this.#pending.byteLength;
-      this.#pending = null;
-      reactor.modify(this.socket, Interest.READABLE); // resume reading
+    if (this.#paused) {
+      // Resume once the multiplexer has flushed our queue below its cap. Nothing was left behind:
+      // the bytes we did not read are still in the kernel, and level-triggered epoll reports
+      // them again as soon as we ask for READABLE.
+      if (!event.writable || this.socket.sendQueueFull) return;
+      this.#paused = false;
+      reactor.modify(this.socket, Interest.READABLE);
       log(`  #${this.id} resumed`);
       return;
     }
@@ -132,21 +128,21 @@ class Connection {
     // `bytes` is only valid until the next receive() on any socket of this reactor.
     const { bytes, status } = this.socket.receive();
     if (bytes.byteLength > 0) {
+      // We only read while the queue is below its cap, and the cap is soft, so the socket takes
+      // every byte ('sent', 'partial' or 'queued'): what the kernel did not take is queued (a
+      // copy), and the multiplexer flushes it when the socket becomes writable. 'not-sent' cannot
+      // happen here, so the shared receive buffer never needs copying by us.
       const sent = this.socket.send(bytes);
-      if (sent === 'not-sent') {
-        // The send queue is full (backpressure): keep the bytes (a COPY: the receive buffer is
-        // shared and will be overwritten) and stop reading until the queue drains. Interest 0
-        // means "no readable events"; the multiplexer still reports `writable` once the queue
-        // it is flushing for us has drained.
-        this.#pending = bytes.slice();
-        reactor.modify(this.socket, 0);
+      if (sent === 'closed') return this.#destroy(this.socket.error?.message ?? 'closed');
+      this.#echoed += bytes.byteLength;
+      if (this.socket.sendQueueFull) {
+        // Backpressure: stop reading until the queue drains (interest NONE: no readable events;
+        // the multiplexer still reports `writable` when the queue it flushes for us drains).
+        this.#paused = true;
+        reactor.modify(this.socket, Interest.NONE);
         log(`  #${this.id} paused: send queue full (${this.socket.queuedBytes} bytes)`);
         return;
       }
-      if (sent === 'closed') return this.#destroy(this.socket.error?.message ?? 'closed');
-      // 'sent', 'partial' or 'queued': the socket took every byte (what the kernel did not
-      // take is queued, and the multiplexer flushes it when the socket becomes writable).
-      this.#echoed += bytes.byteLength;
     }
     if (status === 'closed') {
       // 'closed' with no error: the peer half-closed (EOF). Everything it sent has been taken
@@ -159,14 +155,8 @@ class Connection {
     }
   }
 
-  /** Server shutdown: deliver what we hold, then close gracefully. */
+  /** Server shutdown: close gracefully (the queue still drains; unread input is dropped). */
   closeGracefully(): void {
-    if (this.#pending !== null) {
-      // Raising the soft cap lets the socket queue the bytes it refused earlier (nothing lost).
-      this.socket.sendQueueLimit = 2 ** 31 - 1;
-      if (this.socket.send(this.#pending) !== 'closed') this.#echoed += this.#pending.byteLength;
-      this.#pending = null;
-    }
     this.#end('closed by server shutdown');
     this.socket.close();
   }

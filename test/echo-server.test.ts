@@ -118,7 +118,7 @@ interface EchoClient {
  *
  * A `slow` client reads in bursts: it stops reading for 20-80 ms at a time, so the server's
  * kernel buffer and then its send queue fill up, and the server must apply backpressure
- * (`'not-sent'`: keep the bytes, stop reading, resume when drained) without losing a byte.
+ * (stop reading while its send queue is full, resume when drained) without losing a byte.
  */
 function echoClient(host: string, port: number, payload: Buffer, rand: () => number, go: Promise<void>, slow = false): EchoClient {
   const socket = net.connect({ host, port });
@@ -189,7 +189,7 @@ test('echo-server: 200 concurrent clients get every byte back; sockets are non-b
   // 200 clients with sizes from 1 B to 1 MiB, skewed towards small (4th power of a uniform),
   // plus 2 slow readers with 8 MiB each: loopback kernel buffers (tcp_wmem up to 4 MiB) swallow
   // a 1 MiB echo whole, so only a bigger payload read slowly drives the server's send queue
-  // to its cap ('not-sent'). ~50 MiB in all.
+  // to its cap (and the server to pause). ~50 MiB in all.
   const RANDOM_CLIENTS = 200;
   const BIG_SLOW = 2;
   const CLIENTS = RANDOM_CLIENTS + BIG_SLOW;
