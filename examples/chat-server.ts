@@ -17,8 +17,8 @@
  * Protocol: lines end with `\n` (a `\r` before it is dropped, for telnet); empty lines are ignored.
  * A line longer than MAX_LINE bytes gets its sender a `* line too long` notice and a close.
  */
-import { parseArgs } from 'node:util';
 import { formatAddress, Interest, Listener, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
+import { commandLine } from './cli.ts';
 
 const USAGE = 'usage: chat-server [--host IP] [--port N] [--verbose]\n' +
   '  --host IP    IP address to listen on (default 127.0.0.1; ::1 or :: for IPv6)\n' +
@@ -38,34 +38,15 @@ const MAX_DISCARD = 1024 * 1024;
 const NEWLINE = 0x0a;
 const CR = 0x0d;
 
-function usageError(message: string): never {
-  process.stderr.write(`chat-server: ${message}\n${USAGE}`);
-  process.exit(2);
-}
 
 // ---- Command line -------------------------------------------------------------------------------
 
-let args;
-try {
-  args = parseArgs({
-    options: {
-      host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'string', default: '0' },
-      verbose: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  }).values;
-} catch (err) {
-  usageError((err as Error).message);
-}
-if (args.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-const port = Number(args.port);
-if (!/^\d+$/.test(args.port) || port > 65535) usageError(`--port must be an integer from 0 to 65535, not ${JSON.stringify(args.port)}`);
+const { values: args, usageError, integer } = commandLine('chat-server', USAGE, {
+  host: { type: 'string', default: '127.0.0.1' },
+  port: { type: 'string', default: '0' },
+  verbose: { type: 'boolean', default: false },
+});
+const port = integer('port', args.port, 0, 65535);
 const verbose = args.verbose;
 const log = (line: string): void => {
   if (verbose) process.stdout.write(line + '\n');

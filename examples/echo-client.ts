@@ -15,8 +15,8 @@
  *   (`echo-client: connect ECONNREFUSED 127.0.0.1:9: ...`) and exits 1;
  * - bad arguments: a usage message on stderr and exit code 2.
  */
-import { parseArgs } from 'node:util';
 import { formatAddress, Interest, Reactor, resolve, Socket, SocketError, type MultiplexerEvent } from '../lib/index.ts';
+import { commandLine } from './cli.ts';
 
 const USAGE =
   'usage: echo-client --host HOST --port PORT | --path PATH\n' +
@@ -25,10 +25,6 @@ const USAGE =
   '  --path PATH  Unix socket path instead of host and port\n' +
   '  --abstract NAME  Linux abstract Unix socket name instead (given without its leading NUL)\n';
 
-function usageError(message: string): never {
-  process.stderr.write(`echo-client: ${message}\n${USAGE}`);
-  process.exit(2);
-}
 
 /** The one line a failure prints: the code and the address are in the library's messages. */
 function fail(message: string): never {
@@ -38,35 +34,18 @@ function fail(message: string): never {
 
 // ---- Command line -------------------------------------------------------------------------------
 
-let args;
-try {
-  args = parseArgs({
-    options: {
-      host: { type: 'string' },
-      port: { type: 'string' },
-      path: { type: 'string' },
-      abstract: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  }).values;
-} catch (err) {
-  usageError((err as Error).message);
-}
-if (args.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
+const { values: args, usageError, integer } = commandLine('echo-client', USAGE, {
+  host: { type: 'string' },
+  port: { type: 'string' },
+  path: { type: 'string' },
+  abstract: { type: 'string' },
+});
 const unixPath = args.abstract !== undefined ? `\0${args.abstract}` : args.path;
 if (args.path !== undefined && args.abstract !== undefined) usageError('give --path or --abstract, not both');
 if (unixPath !== undefined && (args.host !== undefined || args.port !== undefined)) usageError('give --host/--port or a Unix socket, not both');
 if (unixPath === undefined && args.port === undefined) usageError('--port (or --path) is required');
 const host = args.host ?? '127.0.0.1';
-const port = Number(args.port ?? 0);
-if (unixPath === undefined && (!/^\d+$/.test(args.port!) || port < 1 || port > 65535)) {
-  usageError(`--port must be an integer from 1 to 65535, not ${JSON.stringify(args.port)}`);
-}
+const port = unixPath === undefined ? integer('port', args.port!, 1, 65535) : 0;
 
 // ---- Connect --------------------------------------------------------------------------------------
 

@@ -12,8 +12,8 @@
  * - SIGINT / SIGTERM: stop accepting, close every connection gracefully (queued bytes are still
  *   delivered), exit 0 when nothing is left, or after 2 s at the latest.
  */
-import { parseArgs } from 'node:util';
 import { formatAddress, Interest, Listener, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
+import { commandLine } from './cli.ts';
 
 const USAGE = 'usage: echo-server [--host IP] [--port N] [--verbose]\n' +
   '  --host IP    IP address to listen on (default 127.0.0.1; ::1 or :: for IPv6)\n' +
@@ -23,34 +23,15 @@ const USAGE = 'usage: echo-server [--host IP] [--port N] [--verbose]\n' +
 /** How long a graceful shutdown may take before the remaining connections are destroyed. */
 const SHUTDOWN_GRACE_MS = 2000;
 
-function usageError(message: string): never {
-  process.stderr.write(`echo-server: ${message}\n${USAGE}`);
-  process.exit(2);
-}
 
 // ---- Command line -------------------------------------------------------------------------------
 
-let args;
-try {
-  args = parseArgs({
-    options: {
-      host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'string', default: '0' },
-      verbose: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  }).values;
-} catch (err) {
-  usageError((err as Error).message);
-}
-if (args.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-const port = Number(args.port);
-if (!/^\d+$/.test(args.port) || port > 65535) usageError(`--port must be an integer from 0 to 65535, not ${JSON.stringify(args.port)}`);
+const { values: args, usageError, integer } = commandLine('echo-server', USAGE, {
+  host: { type: 'string', default: '127.0.0.1' },
+  port: { type: 'string', default: '0' },
+  verbose: { type: 'boolean', default: false },
+});
+const port = integer('port', args.port, 0, 65535);
 const verbose = args.verbose;
 const log = (line: string): void => {
   if (verbose) process.stdout.write(line + '\n');

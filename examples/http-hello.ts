@@ -20,8 +20,8 @@
  * (`Expect: 100-continue` is answered); `Transfer-Encoding` (chunked) bodies get 501, a malformed
  * head 400, HTTP/2+ 505, each followed by a close. No `Date` header: this server keeps no clock.
  */
-import { parseArgs } from 'node:util';
 import { formatAddress, Interest, Listener, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
+import { commandLine } from './cli.ts';
 
 const USAGE = 'usage: http-hello [--host IP] [--port N] [--idle-timeout MS] [--verbose]\n' +
   '  --host IP            IP address to listen on (default 127.0.0.1; ::1 or :: for IPv6)\n' +
@@ -86,39 +86,17 @@ const MAX_RESPONSE = CONTINUE.byteLength + Math.max(...OK.flat().map((b) => b.by
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([^\s]+) HTTP\/(\d)\.(\d)$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-function usageError(message: string): never {
-  process.stderr.write(`http-hello: ${message}\n${USAGE}`);
-  process.exit(2);
-}
 
 // ---- Command line -------------------------------------------------------------------------------
 
-let args;
-try {
-  args = parseArgs({
-    options: {
-      host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'string', default: '0' },
-      'idle-timeout': { type: 'string', default: '5000' },
-      verbose: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  }).values;
-} catch (err) {
-  usageError((err as Error).message);
-}
-if (args.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-const port = Number(args.port);
-if (!/^\d+$/.test(args.port) || port > 65535) usageError(`--port must be an integer from 0 to 65535, not ${JSON.stringify(args.port)}`);
-const idleTimeoutMs = Number(args['idle-timeout']);
-if (!/^\d+$/.test(args['idle-timeout']) || idleTimeoutMs > 3_600_000) {
-  usageError(`--idle-timeout must be a number of milliseconds from 0 to 3600000, not ${JSON.stringify(args['idle-timeout'])}`);
-}
+const { values: args, usageError, integer } = commandLine('http-hello', USAGE, {
+  host: { type: 'string', default: '127.0.0.1' },
+  port: { type: 'string', default: '0' },
+  'idle-timeout': { type: 'string', default: '5000' },
+  verbose: { type: 'boolean', default: false },
+});
+const port = integer('port', args.port, 0, 65535);
+const idleTimeoutMs = integer('idle-timeout', args['idle-timeout'], 0, 3_600_000);
 const verbose = args.verbose;
 const log = (line: string): void => {
   if (verbose) process.stdout.write(line + '\n');
