@@ -17,7 +17,7 @@
  * Protocol: lines end with `\n` (a `\r` before it is dropped, for telnet); empty lines are ignored.
  * A line longer than MAX_LINE bytes gets its sender a `* line too long` notice and a close.
  */
-import { formatAddress, Interest, Listener, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
+import { formatAddress, Interest, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
 import { commandLine } from './cli.ts';
 
 const USAGE = 'usage: chat-server [--host IP] [--port N] [--verbose]\n' +
@@ -41,11 +41,12 @@ const CR = 0x0d;
 
 // ---- Command line -------------------------------------------------------------------------------
 
-const { values: args, usageError, integer } = commandLine('chat-server', USAGE, {
+const cli = commandLine('chat-server', USAGE, {
   host: { type: 'string', default: '127.0.0.1' },
   port: { type: 'string', default: '0' },
   verbose: { type: 'boolean', default: false },
 });
+const { values: args, integer } = cli;
 const port = integer('port', args.port, 0, 65535);
 const verbose = args.verbose;
 const log = (line: string): void => {
@@ -233,14 +234,7 @@ const EMPTY = new Uint8Array(0);
 
 // ---- Listen ---------------------------------------------------------------------------------------
 
-let listener: Listener;
-try {
-  listener = Listener.listen({ host: args.host, port });
-} catch (err) {
-  if ((err as { code?: string }).code === 'ERR_INVALID_ARG_VALUE') usageError(`--host must be an IP address: ${(err as Error).message}`);
-  process.stderr.write(`chat-server: cannot listen on ${args.host} port ${port}: ${(err as Error).message}\n`);
-  process.exit(1);
-}
+const listener = cli.listen({ host: args.host, port });
 
 const reactor = new Reactor();
 const room = new Room();

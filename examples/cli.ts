@@ -4,6 +4,7 @@
  * message and the usage on stderr and exits 2 (the contract their tests check).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { Listener, type ListenOptions } from '../lib/index.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type WithHelp<O extends Options> = O & { help: { type: 'boolean'; short: 'h'; default: false } };
@@ -16,6 +17,11 @@ export interface CommandLine<O extends Options> {
   usageError(message: string): never;
   /** An integer option from `min` to `max`, or a usage error naming it. */
   integer(option: string, text: string, min: number, max: number): number;
+  /**
+   * Listens, or exits: a malformed --host is a usage error (exit 2), anything else (EADDRINUSE,
+   * EACCES, EADDRNOTAVAIL...) a failure to start (one line on stderr, exit 1).
+   */
+  listen(options: ListenOptions & { host: string; port: number }): Listener;
 }
 
 /** Parses `process.argv` with `options` (plus `-h/--help`). */
@@ -40,5 +46,16 @@ export function commandLine<const O extends Options>(name: string, usage: string
     if (!/^\d+$/.test(text) || value < min || value > max) usageError(`--${option} must be an integer from ${min} to ${max}, not ${JSON.stringify(text)}`);
     return value;
   };
-  return { values, usageError, integer };
+  const listen = (options: ListenOptions & { host: string; port: number }): Listener => {
+    try {
+      return Listener.listen(options);
+    } catch (err) {
+      // The library reports a malformed address as a Node-style argument error.
+      if ((err as { code?: string }).code === 'ERR_INVALID_ARG_VALUE') usageError(`--host must be an IP address: ${(err as Error).message}`);
+      process.stderr.write(`${name}: cannot listen on ${options.host} port ${options.port}: ${(err as Error).message}
+`);
+      process.exit(1);
+    }
+  };
+  return { values, usageError, integer, listen };
 }

@@ -12,7 +12,7 @@
  * - SIGINT / SIGTERM: stop accepting, close every connection gracefully (queued bytes are still
  *   delivered), exit 0 when nothing is left, or after 2 s at the latest.
  */
-import { formatAddress, Interest, Listener, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
+import { formatAddress, Interest, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
 import { commandLine } from './cli.ts';
 
 const USAGE = 'usage: echo-server [--host IP] [--port N] [--verbose]\n' +
@@ -26,11 +26,12 @@ const SHUTDOWN_GRACE_MS = 2000;
 
 // ---- Command line -------------------------------------------------------------------------------
 
-const { values: args, usageError, integer } = commandLine('echo-server', USAGE, {
+const cli = commandLine('echo-server', USAGE, {
   host: { type: 'string', default: '127.0.0.1' },
   port: { type: 'string', default: '0' },
   verbose: { type: 'boolean', default: false },
 });
+const { values: args, integer } = cli;
 const port = integer('port', args.port, 0, 65535);
 const verbose = args.verbose;
 const log = (line: string): void => {
@@ -39,16 +40,7 @@ const log = (line: string): void => {
 
 // ---- Listen ---------------------------------------------------------------------------------------
 
-let listener: Listener;
-try {
-  listener = Listener.listen({ host: args.host, port });
-} catch (err) {
-  // The library reports a malformed address as a Node-style argument error: that is a usage error.
-  // Anything else (EADDRINUSE, EACCES, EADDRNOTAVAIL...) is a failure to start.
-  if ((err as { code?: string }).code === 'ERR_INVALID_ARG_VALUE') usageError(`--host must be an IP address: ${(err as Error).message}`);
-  process.stderr.write(`echo-server: cannot listen on ${args.host} port ${port}: ${(err as Error).message}\n`);
-  process.exit(1);
-}
+const listener = cli.listen({ host: args.host, port });
 
 // One reactor runs everything on Node's event loop. It keeps the process alive while it watches
 // something, and lets it exit once it watches nothing: shutdown below relies on that.

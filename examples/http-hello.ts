@@ -20,7 +20,7 @@
  * (`Expect: 100-continue` is answered); `Transfer-Encoding` (chunked) bodies get 501, a malformed
  * head 400, HTTP/2+ 505, each followed by a close. No `Date` header: this server keeps no clock.
  */
-import { formatAddress, Interest, Listener, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
+import { formatAddress, Interest, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
 import { commandLine } from './cli.ts';
 
 const USAGE = 'usage: http-hello [--host IP] [--port N] [--idle-timeout MS] [--verbose]\n' +
@@ -89,12 +89,13 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 // ---- Command line -------------------------------------------------------------------------------
 
-const { values: args, usageError, integer } = commandLine('http-hello', USAGE, {
+const cli = commandLine('http-hello', USAGE, {
   host: { type: 'string', default: '127.0.0.1' },
   port: { type: 'string', default: '0' },
   'idle-timeout': { type: 'string', default: '5000' },
   verbose: { type: 'boolean', default: false },
 });
+const { values: args, integer } = cli;
 const port = integer('port', args.port, 0, 65535);
 const idleTimeoutMs = integer('idle-timeout', args['idle-timeout'], 0, 3_600_000);
 const verbose = args.verbose;
@@ -394,15 +395,7 @@ class Connection {
 
 // ---- Listen ---------------------------------------------------------------------------------------
 
-let listener: Listener;
-try {
-  // TCP_NODELAY on every accepted socket: a response batch goes out at once, not after an ACK (Nagle).
-  listener = Listener.listen({ host: args.host, port, noDelay: true });
-} catch (err) {
-  if ((err as { code?: string }).code === 'ERR_INVALID_ARG_VALUE') usageError(`--host must be an IP address: ${(err as Error).message}`);
-  process.stderr.write(`http-hello: cannot listen on ${args.host} port ${port}: ${(err as Error).message}\n`);
-  process.exit(1);
-}
+const listener = cli.listen({ host: args.host, port, noDelay: true });
 
 const server = new Server(new Reactor(), idleTimeoutMs);
 server.reactor.add(listener, onAcceptable);

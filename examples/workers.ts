@@ -27,7 +27,7 @@ import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, threadId, Worker, workerData } from 'node:worker_threads';
-import { Interest, Listener, Multiplexer, type BackendName, type Socket } from '../lib/index.ts';
+import { Listener, Multiplexer, type BackendName, type Socket } from '../lib/index.ts';
 
 /** What the main thread gives each worker (through `workerData`). */
 interface WorkerInput {

@@ -3,8 +3,8 @@
  * read `listening on HOST:PORT`, chat with node:net clients, and stop it with signals.
  */
 import assert from 'node:assert/strict';
-import { exitWithin, startServer, type ServerProcess } from './helpers/server-process.ts';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { exitWithin, startServer } from './helpers/server-process.ts';
+import { spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, test, type TestContext } from 'node:test';

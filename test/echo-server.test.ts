@@ -7,11 +7,12 @@
  * `ECHO_TEST_SEED=<seed>` replays a run.
  */
 import assert from 'node:assert/strict';
-import { exitWithin, startServer, type ServerProcess } from './helpers/server-process.ts';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { exitWithin, startServer } from './helpers/server-process.ts';
+import { seededRandom } from './helpers/random.ts';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -22,17 +23,6 @@ const MiB = 1024 * 1024;
 
 // ---- PRNG -------------------------------------------------------------------------------------------
 
-/** mulberry32: a small, fast, seedable 32-bit PRNG; returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `length` pseudo-random bytes from `rand`. */
 function randomBytes(rand: () => number, length: number): Buffer {
@@ -173,7 +163,7 @@ function assertSameBytes(actual: Buffer, expected: Buffer, what: string): void {
 test('echo-server: 200 concurrent clients get every byte back; sockets are non-blocking and close-on-exec; no fd leak; SIGTERM exits 0', { timeout: 60_000 }, async (t) => {
   const seed = process.env.ECHO_TEST_SEED !== undefined ? Number(process.env.ECHO_TEST_SEED) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
   t.diagnostic(`seed ${seed} (replay with ECHO_TEST_SEED=${seed})`);
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
 
   const server = await startServer(t, SERVER, ['--port', '0']);
   assert.equal(server.host, '127.0.0.1');
@@ -204,7 +194,7 @@ test('echo-server: 200 concurrent clients get every byte back; sockets are non-b
   const go = new Promise<void>((resolve) => (release = resolve));
   // The big ones and one random client in eight read slowly.
   const clients = payloads.map((payload, i) =>
-    echoClient(server.host, server.port, payload, mulberry32(seed + i + 1), go, i >= RANDOM_CLIENTS || i % 8 === 1),
+    echoClient(server.host, server.port, payload, seededRandom(seed + i + 1), go, i >= RANDOM_CLIENTS || i % 8 === 1),
   );
   await Promise.all(clients.map((c) => c.connected));
 
@@ -256,7 +246,7 @@ test('echo-server: 200 concurrent clients get every byte back; sockets are non-b
 
 test('echo-server: SIGINT while a client is mid-transfer still exits 0, and the echo received is a prefix of what was sent', { timeout: 20_000 }, async (t) => {
   const server = await startServer(t, SERVER, ['--port', '0']);
-  const payload = randomBytes(mulberry32(7), 32 * MiB);
+  const payload = randomBytes(seededRandom(7), 32 * MiB);
   const socket = net.connect({ host: server.host, port: server.port });
   t.after(() => socket.destroy());
   socket.on('error', () => {}); // a reset is allowed: the server is going away
@@ -312,8 +302,8 @@ test('echo-server: SIGTERM with a client that stopped reading exits 0 after the 
 test('echo-server: --host ::1 prints [::1]:PORT and echoes over IPv6', { timeout: 20_000 }, async (t) => {
   const server = await startServer(t, SERVER, ['--host', '::1', '--port', '0']);
   assert.equal(server.host, '::1');
-  const payload = randomBytes(mulberry32(42), 200_000);
-  const client = echoClient('::1', server.port, payload, mulberry32(43), Promise.resolve());
+  const payload = randomBytes(seededRandom(42), 200_000);
+  const client = echoClient('::1', server.port, payload, seededRandom(43), Promise.resolve());
   assertSameBytes(await client.echoed, payload, 'IPv6 echo');
   server.child.kill('SIGTERM');
   assert.deepEqual(await exitWithin(server, 5000), { code: 0, signal: null });

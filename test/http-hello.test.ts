@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { exitWithin, startServer, type ServerProcess } from './helpers/server-process.ts';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, test, type TestContext } from 'node:test';

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Interest, Listener, Multiplexer, Socket, SocketClosedError, type MultiplexerEvent } from '../lib/index.ts';
+import { seededRandom } from './helpers/random.ts';
 import { fdFlags, trackFds } from './helpers/fd.ts';
 import { sys } from '../ffi/syscall.ts';
 import { SO_LINGER, SOL_SOCKET } from '../ffi/constants.ts';
@@ -542,14 +543,3 @@ function manySockets(count: number): { sockets: Socket[]; close(): void } {
   }
 }
 
-/** A small deterministic generator (mulberry32), so a failing order can be replayed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
