@@ -15,6 +15,7 @@ import { Interest } from './multiplexer.ts';
 import { Reactor } from './reactor.ts';
 import { resolve } from './resolve.ts';
 import { Socket, type SocketOptions } from './socket.ts';
+import type { SocketOptionValues } from './options.ts';
 
 /** Options of {@link connect}. */
 export interface AsyncConnectOptions extends SocketOptions {
@@ -36,6 +37,8 @@ export interface AsyncConnectOptions extends SocketOptions {
    * our own (the kernel gives up on an unanswered SYN after about two minutes).
    */
   timeoutMs?: number;
+  /** Socket options set before each connect attempt (`{ noDelay: true }`), as `Socket.connect` takes them. */
+  socketOptions?: Partial<SocketOptionValues>;
 }
 
 /** Options of {@link listen}: those of `Listener.listen`, where `host` may also be a name. */
@@ -108,7 +111,7 @@ export async function connect(options: AsyncConnectOptions): Promise<Socket> {
   const reactor = checkReactor('options.reactor', options.reactor);
   const signal = checkSignal('options.signal', options.signal);
   const family = checkFamily('options.family', options.family);
-  const { timeoutMs, path, sendQueueLimit } = options;
+  const { timeoutMs, path, sendQueueLimit, socketOptions } = options;
   if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || timeoutMs > 2 ** 31 - 1)) {
     throw invalidValue('options.timeoutMs', 'must be a number of milliseconds from 0 to 2147483647', timeoutMs);
   }
@@ -152,8 +155,8 @@ export async function connect(options: AsyncConnectOptions): Promise<Socket> {
         target = to;
         const socket =
           to.family === 'unix'
-            ? Socket.connect({ path: to.path, sendQueueLimit })
-            : Socket.connect({ host: hostOf(to), port: to.port, sendQueueLimit });
+            ? Socket.connect({ path: to.path, sendQueueLimit, socketOptions })
+            : Socket.connect({ host: hostOf(to), port: to.port, sendQueueLimit, socketOptions });
         current = socket;
         if (socket.state === 'open') return ok(socket); // Unix sockets connect at once
         try {

@@ -70,9 +70,10 @@ describe('connect', () => {
       using listener = Listener.listen({ host: listenHost, port: 0 });
       const port = portOf(listener);
       const accepted = acceptOne(listener, reactor);
-      using socket = await connect({ host: connectHost, port, reactor });
+      using socket = await connect({ host: connectHost, port, reactor, socketOptions: { noDelay: true } });
       using server = await accepted;
       assert.equal(socket.state, 'open', connectHost);
+      assert.equal(socket.getOption('noDelay'), true, 'options set before the connect');
       assert.equal(reactor.multiplexer.has(socket), false, 'the socket left the reactor once open');
       assert.equal((socket.remoteAddress as { port: number }).port, port);
       assert.equal(socket.send(Buffer.from('hi')), 'sent');
