@@ -13,10 +13,17 @@
  *                 'not-sent') and the client wait for 'writable'
  *   5. crowd      several clients at once, of different sizes
  *   6. refused    connect to a port that was just closed: the event's error is ECONNREFUSED
- *   7. shutdown   close the server; the reactor is empty and the process exits
+ *   7. names      resolve 'localhost' without blocking, connect by name with TCP_NODELAY set
+ *                 before the connect, read the option back
+ *   8. fds        pass an open file over a Unix socket pair (SCM_RIGHTS); ask who the peer is
+ *   9. timeout    a connect that cannot finish fails with ETIMEDOUT after timeoutMs
+ *  10. shutdown   close the server; the reactor is empty and the process exits
  */
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
-  formatAddress, Interest, Listener, Reactor, Socket,
+  connect, formatAddress, Interest, Listener, OwnedFd, Reactor, resolve, Socket,
   type MultiplexerEvent, type SendStatus, type SocketError,
 } from '../lib/index.ts';
 
@@ -235,9 +242,63 @@ async function stepRefused(): Promise<void> {
   check(code.startsWith('ECONNREFUSED'), 'connection refused');
 }
 
+async function stepNames(port: number): Promise<void> {
+  const addresses = await resolve('localhost'); // getaddrinfo on libuv's threadpool
+  report('7 names', `resolve('localhost') -> ${addresses.map((a) => a.address).join(', ')} (the event loop never waited)`);
+  // The listener is on 127.0.0.1: ask for IPv4 addresses of the name.
+  const socket = await connect({ host: 'localhost', family: 4, port, reactor, socketOptions: { noDelay: true } });
+  report('', `connect({ host: 'localhost' }) -> open to ${formatAddress(socket.remoteAddress!)}, noDelay = ${socket.getOption('noDelay')} (set before connecting)`);
+  check(socket.getOption('noDelay'), 'TCP_NODELAY set before the connect');
+  socket.destroy();
+}
+
+function stepFds(): void {
+  const dir = mkdtempSync(join(tmpdir(), 'm-socket-demo-'));
+  const [a, b] = Socket.pair();
+  try {
+    const path = join(dir, 'note.txt');
+    writeFileSync(path, 'a file opened by one side, read by the other');
+    const fd = openSync(path, 'r');
+    const status = a.sendWithFds(Buffer.from('F'), [fd]);
+    closeSync(fd); // the peer has its own copy now
+    const { fds } = b.receiveWithFds(new Uint8Array(16));
+    const received = fds[0] as OwnedFd;
+    const text = Buffer.alloc(64);
+    const n = readSync(received.fd, text);
+    received.close();
+    const peer = b.peerCredentials();
+    report('8 fds', `sendWithFds(...) -> '${status}'; the receiver read: "${text.subarray(0, n)}"`);
+    report('', `peerCredentials() -> pid ${peer.pid}, uid ${peer.uid}, gid ${peer.gid} (this process: ${process.pid})`);
+    check(received instanceof OwnedFd && n > 0 && peer.pid === process.pid, 'fd passed and peer known');
+  } finally {
+    a.destroy();
+    b.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function stepTimeout(): Promise<void> {
+  // A listener with a backlog of 0 and one connection never accepted: the kernel drops further
+  // SYNs, so a new connect stays in progress (loopback only, no firewall needed).
+  const full = Listener.listen({ host: HOST, port: 0, backlog: 0 });
+  const waiting = [Socket.connect({ host: HOST, port: full.port! }), Socket.connect({ host: HOST, port: full.port! })];
+  for (const s of waiting) reactor.add(s, () => {}, Interest.NONE);
+  await new Promise((r) => setTimeout(r, 50));
+  const started = performance.now();
+  const socket = Socket.connect({ host: HOST, port: full.port!, timeoutMs: 200 });
+  const code = await new Promise<string>((resolveCode) => {
+    reactor.add(socket, (event) => resolveCode(event.error?.code ?? `no error (state ${socket.state})`), Interest.NONE);
+  });
+  report('9 timeout', `connect with timeoutMs: 200 to a full backlog -> ${code} after ${Math.round(performance.now() - started)} ms`);
+  check(code === 'ETIMEDOUT', 'connect timed out');
+  socket.destroy();
+  for (const s of waiting) s.destroy();
+  full.close();
+}
+
 function stepShutdown(listener: Listener): void {
   listener.close(); // also leaves the reactor
-  report('7 shutdown', `server closed; the reactor watches ${reactor.multiplexer.size} objects, so the process can exit`);
+  report('10 shutdown', `server closed; the reactor watches ${reactor.multiplexer.size} objects, so the process can exit`);
 }
 
 // ---- Main ----------------------------------------------------------------------------------------------
@@ -250,6 +311,9 @@ await stepBulk(port);
 await stepFlood(port);
 await stepCrowd(port);
 await stepRefused();
+await stepNames(port);
+stepFds();
+await stepTimeout();
 stepShutdown(listener);
 console.log(failures === 0 ? '\nall checks passed' : `\n${failures} checks FAILED`);
 process.exitCode = failures === 0 ? 0 : 1;

@@ -1,6 +1,6 @@
 /**
- * `npm start` runs examples/demo.ts: it must finish by itself, exit 0, and report verified echoes
- * and a refused connection.
+ * `npm start` runs examples/demo.ts: it must finish by itself, exit 0, and report verified echoes,
+ * a refused connection, a name resolved, an fd passed and a connect timed out.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -36,6 +36,11 @@ test('demo (npm start) exits 0 by itself and reports verified echoes and ECONNRE
   assert.match(stdout, /echo verified: 8388608 bytes/, output);
   assert.match(stdout, /5\/5 echoes verified/, output);
   assert.match(stdout, /refused .*-> ECONNREFUSED/, output);
+  assert.match(stdout, /names .*resolve\('localhost'\) -> /, output);
+  assert.match(stdout, /noDelay = true \(set before connecting\)/, output);
+  assert.match(stdout, /fds .*the receiver read: "a file opened by one side, read by the other"/, output);
+  assert.match(stdout, /peerCredentials\(\) -> pid (\d+),.*\(this process: \1\)/, output);
+  assert.match(stdout, /timeout .*-> ETIMEDOUT after \d+ ms/, output);
   assert.match(stdout, /all checks passed/, output);
   assert.doesNotMatch(stdout, /WRONG|FAILED/, output);
   assert.equal(stderr, '', 'nothing on stderr (no warnings, no leaks reported)');
