@@ -209,9 +209,9 @@ describe('faults', () => {
     assert.ok(staleFd >= 0);
   });
 
-  it('an accept storm that hits EMFILE (child, ulimit -n 64) recovers and accepts every connection', async () => {
+  it('an accept storm that hits EMFILE (child, ulimit -n 128) recovers and accepts every connection', async () => {
     const count = 200;
-    const child = spawn('sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" --import tsx test/fixtures/rel-emfile.ts ${count}`], {
+    const child = spawn('sh', ['-c', `ulimit -n 128 && exec "${process.execPath}" --import tsx test/fixtures/rel-emfile.ts ${count}`], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

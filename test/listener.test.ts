@@ -184,8 +184,8 @@ describe('Listener', () => {
     }
   });
 
-  it('reports EMFILE from accept and keeps working once fds are free (child with ulimit -n 32)', () => {
-    const run = spawnSync('sh', ['-c', `ulimit -n 32 && exec "${process.execPath}" --import tsx test/fixtures/emfile-child.ts`], {
+  it('reports EMFILE from accept and keeps working once fds are free (child with ulimit -n 128)', () => {
+    const run = spawnSync('sh', ['-c', `ulimit -n 128 && exec "${process.execPath}" --import tsx test/fixtures/emfile-child.ts`], {
       encoding: 'utf8',
       timeout: 20_000,
     });
