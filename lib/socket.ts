@@ -247,23 +247,13 @@ export class Socket implements Watchable {
     const fd = this.#open('receive');
     checkBytes('into', into);
     if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
-    // An error found by send (EPIPE, ECONNRESET) does not end reading: what the peer sent before
-    // it went away may still wait in the kernel, and recv hands it over first.
-    if (this.#readEnded) return END_OF_STREAM;
-    if (this.#connecting) return 0;
-    let n: number;
+    const early = this.#beforeReceive();
+    if (early !== null) return early;
     try {
-      n = sys.recv(fd, into, into.byteLength, 0);
+      return this.#afterReceive(sys.recv(fd, into, into.byteLength, 0));
     } catch (err) {
-      if (!lostConnection(err)) throw err;
-      if (this.#error === null) this.#lose(err);
-      this.#endReading();
-      return END_OF_STREAM;
+      return this.#receiveFailed(err);
     }
-    if (n > 0) return n;
-    if (n === WOULD_BLOCK) return 0;
-    this.#endReading();
-    return END_OF_STREAM;
   }
 
   /**
@@ -277,8 +267,7 @@ export class Socket implements Watchable {
    */
   receive(into?: Uint8Array): ReceiveResult {
     const buffer = into ?? this._watcher?.receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
-    const n = this.receiveInto(buffer);
-    return n >= 0 ? { bytes: buffer.subarray(0, n), status: 'alive' } : { bytes: buffer.subarray(0, 0), status: 'closed' };
+    return receiveResult(buffer, this.receiveInto(buffer));
   }
 
   /**
@@ -307,27 +296,7 @@ export class Socket implements Watchable {
       if (typeof length !== 'number') throw invalidType('length', 'of type number', length);
       throw outOfRange('length', `an integer from 0 to data.byteLength (${data.byteLength})`, length);
     }
-    if (this.#writeShut) throw new SocketClosedError('socket', 'send: shut down for writing, so the');
-    if (this.#error !== null) return 'closed';
-    const queued = this.queuedBytes;
-    if (queued > 0 || this.#connecting) {
-      if (queued >= this.#sendQueueLimit) return 'not-sent';
-      this.#enqueue(length === data.byteLength ? data : data.subarray(0, length));
-      return 'queued';
-    }
-    if (length === 0) return 'sent';
-    let n: number;
-    try {
-      n = sys.send(fd, data, length, MSG_NOSIGNAL);
-    } catch (err) {
-      if (!lostConnection(err)) throw err;
-      this.#lose(err);
-      return 'closed';
-    }
-    if (n === length) return 'sent';
-    if (n === WOULD_BLOCK) n = 0;
-    this.#enqueue(data.subarray(n, length));
-    return n === 0 ? 'queued' : 'partial';
+    return this.#transmit('send', fd, data, length, null);
   }
 
   /**
@@ -343,30 +312,7 @@ export class Socket implements Watchable {
     const fd = this.#unixOnly('sendWithFds');
     checkBytes('data', data);
     if (data.byteLength === 0) throw outOfRange('data.byteLength', 'at least 1 (fds travel with a byte)', 0);
-    const numbers = fdNumbers(fds);
-    if (this.#writeShut) throw new SocketClosedError('socket', 'sendWithFds: shut down for writing, so the');
-    if (this.#error !== null) return 'closed';
-    const queued = this.queuedBytes;
-    if (queued > 0 || this.#connecting) {
-      if (queued >= this.#sendQueueLimit) return 'not-sent';
-      this.#enqueue(data, duplicateFds(numbers));
-      return 'queued';
-    }
-    let n: number;
-    try {
-      n = sendWithRights(fd, data, numbers);
-    } catch (err) {
-      if (!lostConnection(err)) throw err;
-      this.#lose(err);
-      return 'closed';
-    }
-    if (n === WOULD_BLOCK) {
-      this.#enqueue(data, duplicateFds(numbers));
-      return 'queued';
-    }
-    if (n === data.byteLength) return 'sent';
-    this.#enqueue(data.subarray(n)); // the fds went with the first byte
-    return 'partial';
+    return this.#transmit('sendWithFds', fd, data, data.byteLength, fdNumbers(fds));
   }
 
   /**
@@ -385,29 +331,22 @@ export class Socket implements Watchable {
     if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
-    const nothing = into.subarray(0, 0);
-    if (this.#readEnded) return { bytes: nothing, status: 'closed', fds: [] };
-    if (this.#connecting) return { bytes: nothing, status: 'alive', fds: [] };
-    let received;
-    try {
-      received = receiveWithRights(fd, into, maxFds);
-    } catch (err) {
-      if (!lostConnection(err)) throw err;
-      if (this.#error === null) this.#lose(err);
-      this.#endReading();
-      return { bytes: nothing, status: 'closed', fds: [] };
+    let n = this.#beforeReceive();
+    let fds: number[] = [];
+    if (n === null) {
+      try {
+        const received = receiveWithRights(fd, into, maxFds);
+        if (received.truncated) {
+          closeAll(received.fds);
+          throw new FdsTruncatedError(into.subarray(0, received.count), maxFds);
+        }
+        fds = received.fds;
+        n = this.#afterReceive(received.count);
+      } catch (err) {
+        n = this.#receiveFailed(err);
+      }
     }
-    const { count, fds, truncated } = received;
-    if (count === WOULD_BLOCK) return { bytes: nothing, status: 'alive', fds: [] };
-    if (truncated) {
-      closeAll(fds);
-      throw new FdsTruncatedError(into.subarray(0, count), maxFds);
-    }
-    if (count === 0) {
-      this.#endReading();
-      return { bytes: nothing, status: 'closed', fds: [] };
-    }
-    return { bytes: into.subarray(0, count), status: 'alive', fds: adoptReceivedFd(fds) };
+    return { ...receiveResult(into, n), fds: n > 0 ? adoptReceivedFd(fds) : [] };
   }
 
   /** Unix sockets: the pid, uid and gid of the peer process (SO_PEERCRED). */
@@ -572,6 +511,63 @@ export class Socket implements Watchable {
   }
 
   /**
+   * Sends the first `length` bytes of `data` (with `fds` attached to the first byte, when given):
+   * straight to the kernel when nothing waits, else into the queue, keeping order. What `send`
+   * and `sendWithFds` answer.
+   */
+  #transmit(operation: string, fd: number, data: Uint8Array, length: number, fds: number[] | null): SendStatus {
+    if (this.#writeShut) throw new SocketClosedError('socket', `${operation}: shut down for writing, so the`);
+    if (this.#error !== null) return 'closed';
+    const queued = this.queuedBytes;
+    if (queued === 0 && !this.#connecting) {
+      if (length === 0) return 'sent';
+      let n: number;
+      try {
+        n = fds === null ? sys.send(fd, data, length, MSG_NOSIGNAL) : sendWithRights(fd, data, fds);
+      } catch (err) {
+        if (!lostConnection(err)) throw err;
+        this.#lose(err);
+        return 'closed';
+      }
+      if (n === length) return 'sent';
+      if (n > 0) {
+        this.#enqueue(data.subarray(n, length)); // any fds went with the first byte
+        return 'partial';
+      }
+    } else if (queued >= this.#sendQueueLimit) {
+      return 'not-sent';
+    }
+    // Behind queued bytes, still connecting, or the kernel took nothing: all of it waits, the fds
+    // as duplicates (the caller may close its own at once).
+    this.#enqueue(length === data.byteLength ? data : data.subarray(0, length), fds === null ? undefined : duplicateFds(fds));
+    return 'queued';
+  }
+
+  /** What a receive answers before any system call: END_OF_STREAM, 0 while connecting, or null. */
+  #beforeReceive(): number | null {
+    // An error found by send (EPIPE, ECONNRESET) does not end reading: what the peer sent before
+    // it went away may still wait in the kernel, and recv hands it over first.
+    if (this.#readEnded) return END_OF_STREAM;
+    return this.#connecting ? 0 : null;
+  }
+
+  /** recv's result as `receiveInto` answers it: bytes, 0 for would-block, END_OF_STREAM at EOF. */
+  #afterReceive(n: number): number {
+    if (n > 0) return n;
+    if (n === WOULD_BLOCK) return 0;
+    this.#endReading();
+    return END_OF_STREAM;
+  }
+
+  /** A receive failed: a lost connection ends reading (remembered in `error`); the rest is thrown. */
+  #receiveFailed(err: unknown): number {
+    if (!lostConnection(err)) throw err;
+    if (this.#error === null) this.#lose(err);
+    this.#endReading();
+    return END_OF_STREAM;
+  }
+
+  /**
    * The fd, for calls that only Unix sockets support. The kernel does not refuse them on TCP: it
    * silently drops SCM_RIGHTS and answers SO_PEERCRED with pid 0 (seen on Linux 6.18), so we must.
    */
@@ -684,4 +680,9 @@ function withStranded(err: SocketError, stranded: number): SocketError {
   const lost = Object.assign(new SocketError(err.syscall, -err.errno, { fd, address, port, path }), { unsentBytes: stranded });
   lost.message += `; ${stranded} queued bytes were not sent`;
   return lost;
+}
+
+/** A receive's answer as `receive` returns it: a view of the bytes read, and the status. */
+function receiveResult(buffer: Uint8Array, n: number): ReceiveResult {
+  return n >= 0 ? { bytes: buffer.subarray(0, n), status: 'alive' } : { bytes: buffer.subarray(0, 0), status: 'closed' };
 }
