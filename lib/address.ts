@@ -12,7 +12,6 @@
  * - `formatIPv6` prints what Node prints (libuv's inet_ntop): RFC 5952 compression, and a dotted
  *   tail for IPv4-mapped `::ffff:1.2.3.4` and for the deprecated IPv4-compatible `::1.2.3.4`.
  */
-import { AF_INET, AF_INET6, AF_UNIX } from '../ffi/constants.ts';
 import { OFFSETOF, SIZEOF } from '../ffi/layouts.ts';
 import { ifNameToIndex, SocketError } from '../ffi/syscall.ts';
 import { checkInteger, invalidType, invalidValue, outOfRange } from './errors.ts';
@@ -37,22 +36,16 @@ export interface UnixAddress {
 /** Any address this library can bind, connect to, or report. */
 export type SocketAddress = InetAddress | UnixAddress;
 
-const IN = OFFSETOF.sockaddr_in;
-const IN6 = OFFSETOF.sockaddr_in6;
-const UN = OFFSETOF.sockaddr_un;
 /** sizeof(sun_path): 108 on Linux. A filesystem path needs one of them for its NUL. */
-const SUN_PATH = SIZEOF.sockaddr_un - UN.path;
-/** sa_family is the common first member of every sockaddr, so any layout's offset will do. */
-const FAMILY = IN.family;
-/** Keeps a leading U+FEFF in a path: the default decoder would strip it as a byte-order mark. */
-const UTF8 = new TextDecoder('utf-8', { ignoreBOM: true });
+const SUN_PATH = SIZEOF.sockaddr_un - OFFSETOF.sockaddr_un.path;
 
 // ---------------------------------------------------------------------------------------------
 // Parsing. Each parser writes into `out` at `at` when given one, so that isIP allocates nothing
 // and encodeSockaddr parses straight into the sockaddr.
 
 /** Parses text[start, end) as a strict dotted quad (no leading zeros, each part <= 255). */
-function parse4(text: string, start: number, end: number, out: Uint8Array | null, at: number): boolean {
+/** @internal (lib/sockaddr.ts) */
+export function parse4(text: string, start: number, end: number, out: Uint8Array | null, at: number): boolean {
   let i = start;
   for (let part = 0; ; part++) {
     const first = i;
@@ -91,7 +84,8 @@ function validZone(text: string, start: number): boolean {
  * text.length when there is none), or -1 when the text is not IPv6. Groups after `::` are first
  * written next to those before it, then moved to the end, so no temporary array is needed.
  */
-function parse6(text: string, out: Uint8Array | null, at: number): number {
+/** @internal (lib/sockaddr.ts) */
+export function parse6(text: string, out: Uint8Array | null, at: number): number {
   let end = text.indexOf('%');
   if (end === -1) end = text.length;
   else if (!validZone(text, end + 1)) return -1;
@@ -294,7 +288,8 @@ function scopeIdOf(zone: string, hostName: string, host: string): number {
  * Bytes `text` takes in UTF-8 (lone surrogates count as U+FFFD, 3 bytes, as TextEncoder writes
  * them); also writes them into `out` at `at` when given.
  */
-function utf8(text: string, out: Uint8Array | null, at: number): number {
+/** @internal (lib/sockaddr.ts) */
+export function utf8(text: string, out: Uint8Array | null, at: number): number {
   let n = 0;
   for (let i = 0; i < text.length; i++) {
     let c = text.charCodeAt(i);
@@ -319,7 +314,8 @@ function utf8(text: string, out: Uint8Array | null, at: number): number {
 }
 
 /** Checks a non-empty Unix path or abstract name and returns its length in UTF-8 bytes. */
-function unixPathBytes(path: string, name: string): number {
+/** @internal (lib/sockaddr.ts) */
+export function unixPathBytes(path: string, name: string): number {
   const abstract = path.charCodeAt(0) === 0;
   if (path.indexOf('\0', abstract ? 1 : 0) !== -1) {
     throw invalidValue(name, 'must not contain a NUL character, except the first one of an abstract name', path);
@@ -345,117 +341,4 @@ export function unixAddress(path: unknown, argName = 'path'): UnixAddress {
   if (path === '') throw invalidValue(argName, 'must not be empty', path);
   unixPathBytes(path, argName);
   return { family: 'unix', path };
-}
-
-// ---------------------------------------------------------------------------------------------
-// sockaddr bytes
-
-// Host order is little-endian: both ABIs ffi/layouts.ts accepts (x86_64, aarch64) are.
-function writeLE16(b: Uint8Array, at: number, v: number): void {
-  b[at] = v & 0xff;
-  b[at + 1] = v >> 8;
-}
-function writeLE32(b: Uint8Array, at: number, v: number): void {
-  for (let k = 0; k < 4; k++) b[at + k] = (v >>> (8 * k)) & 0xff;
-}
-function writeBE32(b: Uint8Array, at: number, v: number): void {
-  for (let k = 0; k < 4; k++) b[at + 3 - k] = (v >>> (8 * k)) & 0xff;
-}
-function readLE32(b: Uint8Array, at: number): number {
-  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-}
-function readBE32(b: Uint8Array, at: number): number {
-  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
-}
-
-function writeInet(addr: InetAddress, into: Uint8Array): number {
-  checkInteger('addr.port', addr.port, 0, 65535);
-  const v6 = addr.family === 'IPv6';
-  const off = v6 ? IN6 : IN;
-  const size = v6 ? SIZEOF.sockaddr_in6 : SIZEOF.sockaddr_in;
-  into.fill(0, 0, size);
-  writeLE16(into, off.family, v6 ? AF_INET6 : AF_INET);
-  into[off.port] = addr.port >> 8; // network order
-  into[off.port + 1] = addr.port & 0xff;
-  const text = addr.address;
-  if (!v6) {
-    if (!parse4(text, 0, text.length, into, off.addr)) throw invalidValue('addr.address', 'is not an IPv4 address', text);
-    return size;
-  }
-  // A zone would need a libc lookup: inetAddress() resolves it into scopeId once.
-  if (parse6(text, into, off.addr) !== text.length) {
-    throw invalidValue('addr.address', 'is not an IPv6 address without a zone (inetAddress() turns a zone into scopeId)', text);
-  }
-  writeBE32(into, IN6.flowinfo, addr.flowinfo ?? 0); // network order, as sin6_flowinfo is
-  writeLE32(into, IN6.scope_id, addr.scopeId ?? 0); // host order
-  return size;
-}
-
-/**
- * Writes the sockaddr for `addr` into `into` (at least sizeof(sockaddr_storage) = 128 bytes) and
- * returns the socklen_t to pass with it: 16 for IPv4, 28 for IPv6; for Unix, the path offset plus
- * the path's bytes, plus its NUL for a filesystem path (abstract names have none; unnamed: 2).
- * Only the bytes covered by the returned length are written (zeroed first).
- */
-export function encodeSockaddr(addr: SocketAddress, into: Uint8Array): number {
-  if (into.length < SIZEOF.sockaddr_storage) {
-    throw invalidValue('into', `must hold at least ${SIZEOF.sockaddr_storage} bytes (sizeof sockaddr_storage); it has ${into.length}`);
-  }
-  switch (addr.family) {
-    case 'IPv4':
-    case 'IPv6':
-      return writeInet(addr, into);
-    case 'unix': {
-      const path = addr.path;
-      const bytes = path === '' ? 0 : unixPathBytes(path, 'addr.path');
-      const length = UN.path + bytes + (bytes > 0 && path.charCodeAt(0) !== 0 ? 1 : 0);
-      into.fill(0, 0, length);
-      writeLE16(into, UN.family, AF_UNIX);
-      utf8(path, into, UN.path);
-      return length;
-    }
-    default:
-      throw invalidValue('addr.family', "must be 'IPv4', 'IPv6' or 'unix'", (addr as { family: unknown }).family);
-  }
-}
-
-/**
- * Reads a sockaddr of `length` bytes (as getsockname, getpeername or accept4 report it) and
- * returns a new SocketAddress. IPv6 `flowinfo` and `scopeId` are set only when non-zero. Unix: a
- * filesystem path ends at its first NUL; an abstract name keeps its leading '\0' and spans all
- * `length - 2` bytes; length <= 2 is the unnamed address ''.
- */
-export function decodeSockaddr(bytes: Uint8Array, length: number): SocketAddress {
-  if (!Number.isInteger(length) || length < 0 || length > bytes.length) {
-    throw outOfRange('length', `an integer >= 0 and <= ${bytes.length} (the bytes available)`, length);
-  }
-  const family = bytes[FAMILY] | (bytes[FAMILY + 1] << 8);
-  if (family === AF_INET) {
-    checkMinimum(length, SIZEOF.sockaddr_in, 'AF_INET');
-    return { family: 'IPv4', address: formatIPv4(bytes, IN.addr), port: (bytes[IN.port] << 8) | bytes[IN.port + 1] };
-  }
-  if (family === AF_INET6) {
-    checkMinimum(length, SIZEOF.sockaddr_in6, 'AF_INET6');
-    const addr: InetAddress = { family: 'IPv6', address: formatIPv6(bytes, IN6.addr), port: (bytes[IN6.port] << 8) | bytes[IN6.port + 1] };
-    const flowinfo = readBE32(bytes, IN6.flowinfo);
-    const scopeId = readLE32(bytes, IN6.scope_id);
-    if (flowinfo !== 0) addr.flowinfo = flowinfo;
-    if (scopeId !== 0) addr.scopeId = scopeId;
-    return addr;
-  }
-  if (family === AF_UNIX) {
-    if (length <= UN.path) return { family: 'unix', path: '' };
-    let end = length; // an abstract name spans every byte
-    if (bytes[UN.path] !== 0) {
-      end = UN.path; // a filesystem path ends at its NUL (if the kernel gave one)
-      while (end < length && bytes[end] !== 0) end++;
-    }
-    // The one allocation beyond the result: a view for the decoder (Unix addresses are rare on hot paths).
-    return { family: 'unix', path: UTF8.decode(bytes.subarray(UN.path, end)) };
-  }
-  throw invalidValue('bytes', `holds a sockaddr of address family ${family}, which is not AF_INET (${AF_INET}), AF_INET6 (${AF_INET6}) or AF_UNIX (${AF_UNIX})`);
-}
-
-function checkMinimum(length: number, size: number, family: string): void {
-  if (length < size) throw outOfRange('length', `at least ${size} for ${family}`, length);
 }

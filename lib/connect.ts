@@ -6,11 +6,11 @@ import { SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM } from '../ffi/constants.ts';
 import { ERRNO } from '../ffi/errno.ts';
 import { SIZEOF } from '../ffi/layouts.ts';
 import { closeFd, IN_PROGRESS, SocketError, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
-import { encodeSockaddr, inetAddress, unixAddress } from './address.ts';
+import { inetAddress, unixAddress } from './address.ts';
 import { invalidType, invalidValue, outOfRange } from './errors.ts';
 import { applyOptions, type SocketOptionValues } from './options.ts';
 import { INTERNAL } from './internal.ts';
-import { errorDetails, familyOf } from './sockaddr-io.ts';
+import { encodeSockaddr, errorDetails, familyOf } from './sockaddr.ts';
 import { Socket, sendQueueLimitOf, type SocketOptions } from './socket.ts';
 
 /** What every `Socket.connect` takes, whatever the address. */

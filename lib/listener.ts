@@ -7,10 +7,10 @@ import {
 } from '../ffi/constants.ts';
 import { SIZEOF } from '../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
-import { encodeSockaddr, inetAddress, unixAddress, type SocketAddress } from './address.ts';
+import { inetAddress, unixAddress, type SocketAddress } from './address.ts';
 import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from './errors.ts';
 import { track, untrack } from './lifetime.ts';
-import { errorDetails, familyOf, readAddress } from './sockaddr-io.ts';
+import { encodeSockaddr, errorDetails, familyOf, readAddress } from './sockaddr.ts';
 import { Socket, sendQueueLimitOf, type SocketOptions } from './socket.ts';
 import { INTERNAL } from './internal.ts';
 import { READABLE, type Watchable, type Watcher } from './watch.ts';

@@ -19,7 +19,7 @@ import { INTERNAL } from './internal.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from './options.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from './watch.ts';
 import type { SocketAddress } from './address.ts';
-import { errorDetails, readAddress } from './sockaddr-io.ts';
+import { errorDetails, readAddress } from './sockaddr.ts';
 import { connectSocket, type ConnectOptions } from './connect.ts';
 import { MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type ReceiveWithFdsResult } from './fd-passing.ts';
 import { adoptReceivedFd, closeAll, duplicateFds, fdNumbers } from './received-fd.ts';

@@ -12,9 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
+import { decodeSockaddr, encodeSockaddr } from '../lib/sockaddr.ts';
 import {
-  decodeSockaddr,
-  encodeSockaddr,
   formatAddress,
   formatIPv4,
   formatIPv6,
