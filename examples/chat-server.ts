@@ -18,12 +18,8 @@
  * A line longer than MAX_LINE bytes gets its sender a `* line too long` notice and a close.
  */
 import { formatAddress, Interest, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
-import { commandLine } from './cli.ts';
+import { serverCommandLine } from './cli.ts';
 
-const USAGE = 'usage: chat-server [--host IP] [--port N] [--verbose]\n' +
-  '  --host IP    IP address to listen on (default 127.0.0.1; ::1 or :: for IPv6)\n' +
-  '  --port N     TCP port, 0..65535 (default 0: the kernel picks a free one)\n' +
-  '  --verbose    also log each connection to stdout\n';
 
 /** Longest line a client may send, without its `\n`. Bounds what we buffer per connection. */
 const MAX_LINE = 8 * 1024;
@@ -41,17 +37,7 @@ const CR = 0x0d;
 
 // ---- Command line -------------------------------------------------------------------------------
 
-const cli = commandLine('chat-server', USAGE, {
-  host: { type: 'string', default: '127.0.0.1' },
-  port: { type: 'string', default: '0' },
-  verbose: { type: 'boolean', default: false },
-});
-const { values: args, integer } = cli;
-const port = integer('port', args.port, 0, 65535);
-const verbose = args.verbose;
-const log = (line: string): void => {
-  if (verbose) process.stdout.write(line + '\n');
-};
+const { log, listenHere } = serverCommandLine('chat-server');
 
 // ---- The room -----------------------------------------------------------------------------------
 
@@ -234,7 +220,7 @@ const EMPTY = new Uint8Array(0);
 
 // ---- Listen ---------------------------------------------------------------------------------------
 
-const listener = cli.listen({ host: args.host, port });
+const listener = listenHere();
 
 const reactor = new Reactor();
 const room = new Room();

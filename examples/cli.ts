@@ -59,3 +59,52 @@ export function commandLine<const O extends Options>(name: string, usage: string
   };
   return { values, usageError, integer, listen };
 }
+
+/** The options every example server takes. */
+const SERVER_OPTIONS = {
+  host: { type: 'string', default: '127.0.0.1' },
+  port: { type: 'string', default: '0' },
+  verbose: { type: 'boolean', default: false },
+} as const;
+
+/** What an example server gets from its command line. */
+export interface ServerCommandLine<O extends Options> extends CommandLine<typeof SERVER_OPTIONS & O> {
+  host: string;
+  port: number;
+  /** Writes a line to stdout with --verbose (stdout otherwise carries only `listening on`). */
+  log(line: string): void;
+  /** Listens on --host and --port, or exits (see `CommandLine.listen`). */
+  listenHere(options?: Omit<ListenOptions, 'host' | 'port' | 'path'>): Listener;
+}
+
+/**
+ * The command line of an example server: `[--host IP] [--port N] [--verbose]` plus `extra`
+ * options, described by `extra.help` lines (`['--idle-timeout MS', 'what it does']`).
+ */
+export function serverCommandLine<const O extends Options = {}>(
+  name: string,
+  extra: { options?: O; help?: [string, string][] } = {},
+): ServerCommandLine<O> {
+  const help: [string, string][] = [
+    ['--host IP', 'IP address to listen on (default 127.0.0.1; ::1 or :: for IPv6)'],
+    ['--port N', 'TCP port, 0..65535 (default 0: the kernel picks a free one)'],
+    ...(extra.help ?? []),
+    ['--verbose', 'also log each connection to stdout'],
+  ];
+  const synopsis = help.map(([flag]) => `[${flag}]`).join(' ');
+  const usage = `usage: ${name} ${synopsis}\n` + help.map(([flag, text]) => `  ${flag.padEnd(20)} ${text}\n`).join('');
+  const cli = commandLine(name, usage, { ...SERVER_OPTIONS, ...extra.options } as typeof SERVER_OPTIONS & O);
+  const values = cli.values as { host: string; port: string; verbose: boolean };
+  const host = values.host;
+  const port = cli.integer('port', values.port, 0, 65535);
+  const verbose = values.verbose;
+  return {
+    ...cli,
+    host,
+    port,
+    log: (line) => {
+      if (verbose) process.stdout.write(line + '\n');
+    },
+    listenHere: (options = {}) => cli.listen({ ...options, host, port }),
+  };
+}

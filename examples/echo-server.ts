@@ -13,12 +13,8 @@
  *   delivered), exit 0 when nothing is left, or after 2 s at the latest.
  */
 import { formatAddress, Interest, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
-import { commandLine } from './cli.ts';
+import { serverCommandLine } from './cli.ts';
 
-const USAGE = 'usage: echo-server [--host IP] [--port N] [--verbose]\n' +
-  '  --host IP    IP address to listen on (default 127.0.0.1; ::1 or :: for IPv6)\n' +
-  '  --port N     TCP port, 0..65535 (default 0: the kernel picks a free one)\n' +
-  '  --verbose    also log each connection to stdout\n';
 
 /** How long a graceful shutdown may take before the remaining connections are destroyed. */
 const SHUTDOWN_GRACE_MS = 2000;
@@ -26,21 +22,11 @@ const SHUTDOWN_GRACE_MS = 2000;
 
 // ---- Command line -------------------------------------------------------------------------------
 
-const cli = commandLine('echo-server', USAGE, {
-  host: { type: 'string', default: '127.0.0.1' },
-  port: { type: 'string', default: '0' },
-  verbose: { type: 'boolean', default: false },
-});
-const { values: args, integer } = cli;
-const port = integer('port', args.port, 0, 65535);
-const verbose = args.verbose;
-const log = (line: string): void => {
-  if (verbose) process.stdout.write(line + '\n');
-};
+const { log, listenHere } = serverCommandLine('echo-server');
 
 // ---- Listen ---------------------------------------------------------------------------------------
 
-const listener = cli.listen({ host: args.host, port });
+const listener = listenHere();
 
 // One reactor runs everything on Node's event loop. It keeps the process alive while it watches
 // something, and lets it exit once it watches nothing: shutdown below relies on that.

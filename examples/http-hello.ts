@@ -21,13 +21,8 @@
  * head 400, HTTP/2+ 505, each followed by a close. No `Date` header: this server keeps no clock.
  */
 import { formatAddress, Interest, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
-import { commandLine } from './cli.ts';
+import { serverCommandLine } from './cli.ts';
 
-const USAGE = 'usage: http-hello [--host IP] [--port N] [--idle-timeout MS] [--verbose]\n' +
-  '  --host IP            IP address to listen on (default 127.0.0.1; ::1 or :: for IPv6)\n' +
-  '  --port N             TCP port, 0..65535 (default 0: the kernel picks a free one)\n' +
-  '  --idle-timeout MS    close connections idle this long (default 5000; 0: never)\n' +
-  '  --verbose            also log each connection to stdout\n';
 
 /** Largest request head (request line + headers + blank line) we buffer. */
 const MAX_HEAD = 16 * 1024;
@@ -89,19 +84,11 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 // ---- Command line -------------------------------------------------------------------------------
 
-const cli = commandLine('http-hello', USAGE, {
-  host: { type: 'string', default: '127.0.0.1' },
-  port: { type: 'string', default: '0' },
-  'idle-timeout': { type: 'string', default: '5000' },
-  verbose: { type: 'boolean', default: false },
+const { values: args, integer, log, listenHere } = serverCommandLine('http-hello', {
+  options: { 'idle-timeout': { type: 'string', default: '5000' } },
+  help: [['--idle-timeout MS', 'close connections idle this long (default 5000; 0: never)']],
 });
-const { values: args, integer } = cli;
-const port = integer('port', args.port, 0, 65535);
 const idleTimeoutMs = integer('idle-timeout', args['idle-timeout'], 0, 3_600_000);
-const verbose = args.verbose;
-const log = (line: string): void => {
-  if (verbose) process.stdout.write(line + '\n');
-};
 
 // ---- Parsing ----------------------------------------------------------------------------------------
 
@@ -395,7 +382,7 @@ class Connection {
 
 // ---- Listen ---------------------------------------------------------------------------------------
 
-const listener = cli.listen({ host: args.host, port, noDelay: true });
+const listener = listenHere({ noDelay: true });
 
 const server = new Server(new Reactor(), idleTimeoutMs);
 server.reactor.add(listener, onAcceptable);

@@ -3,15 +3,12 @@
  * read `listening on HOST:PORT`, chat with node:net clients, and stop it with signals.
  */
 import assert from 'node:assert/strict';
-import { exitWithin, startServer } from './helpers/server-process.ts';
-import { spawn } from 'node:child_process';
+import { exitWithin, runExample, startServer } from './helpers/server-process.ts';
 import { readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, test, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { trackFds } from './helpers/fd.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SERVER = 'examples/chat-server.ts';
 const MAX_LINE = 8 * 1024;
 
@@ -263,15 +260,7 @@ test('chat-server: --host ::1 prints [::1]:PORT; bad arguments exit 2 with usage
   const cases = [['--port', 'abc'], ['--port', '70000'], ['--host', 'not-an-ip'], ['--bogus'], ['extra']];
   await Promise.all(
     cases.map(async (args) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', SERVER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      t.after(() => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      const { code, stdout, stderr } = await runExample(t, SERVER, args);
       assert.equal(code, 2, `${args.join(' ')}: exit code; stderr: ${stderr}`);
       assert.match(stderr, /usage: chat-server/);
       assert.equal(stdout, '');

@@ -3,29 +3,14 @@
  * a refused connection, a name resolved, an fd passed and a connect timed out.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+import { runExample } from './helpers/server-process.ts';
 
 test('demo (npm start) exits 0 by itself and reports verified echoes and ECONNREFUSED', { timeout: 30_000 }, async (t) => {
-  // The same command as package.json's "start" script, without npm in between.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  // The same command as package.json's "start" script, without npm in between. The demo has its
+  // own 10 s safety timer; the test's timeout only guards against that one failing.
   const started = performance.now();
-  // The demo has its own 10 s safety timer; 20 s here only guards against that one failing.
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-    child.on('close', (c, s) => resolve([c, s])),
-  );
-  clearTimeout(timer);
+  const { code, signal, stdout, stderr } = await runExample(t, 'examples/demo.ts', []);
   t.diagnostic(`demo ran in ${(performance.now() - started).toFixed(0)} ms`);
 
   const output = `stdout:\n${stdout}\nstderr:\n${stderr}`;

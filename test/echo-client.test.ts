@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { Interest, Listener, Reactor, type Socket } from '../lib/index.ts';
 import { trackFds } from './helpers/fd.ts';
 import { pattern } from './helpers/sockets.ts';
+import { startServer } from './helpers/server-process.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLIENT = 'examples/echo-client.ts';
@@ -80,29 +81,7 @@ function runClient(t: TestContext, args: string[], input: Uint8Array, timeoutMs 
 
 /** Starts examples/echo-server.ts and returns its port (killed in t.after). */
 async function startEchoServer(t: TestContext): Promise<number> {
-  const child = spawnNode(t, SERVER, ['--host', '127.0.0.1', '--port', '0']);
-  child.stdin!.end();
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`echo server: no 'listening on' line within 15 s; stderr: ${stderr}`)), 15_000);
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-      const end = out.indexOf('\n');
-      if (end >= 0) {
-        clearTimeout(timer);
-        resolve(out.slice(0, end));
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`echo server exited (${code}) before listening; stderr: ${stderr}`));
-    });
-  });
-  const match = /^listening on 127\.0\.0\.1:(\d+)$/.exec(line);
-  assert.ok(match, `first line: ${line}`);
-  return Number(match[1]);
+  return (await startServer(t, SERVER, ['--host', '127.0.0.1', '--port', '0'])).port;
 }
 
 /** A port that was just closed: nothing listens there. */

@@ -5,15 +5,12 @@
  * heads, HTTP/1.0, oversized heads), and stop it with signals.
  */
 import assert from 'node:assert/strict';
-import { exitWithin, startServer, type ServerProcess } from './helpers/server-process.ts';
-import { spawn } from 'node:child_process';
+import { exitWithin, runExample, startServer, type ServerProcess } from './helpers/server-process.ts';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, test, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { trackFds } from './helpers/fd.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SERVER = 'examples/http-hello.ts';
 const HELLO = 'Hello, world!\n';
 
@@ -375,15 +372,7 @@ test('http-hello: idle keep-alive connections are closed after --idle-timeout; u
   const cases = [['--port', 'x'], ['--idle-timeout', 'soon'], ['--host', 'nowhere'], ['stray']];
   await Promise.all(
     cases.map(async (args) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', SERVER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      t.after(() => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      const { code, stdout, stderr } = await runExample(t, SERVER, args);
       assert.equal(code, 2, `${args.join(' ')}: exit code; stderr: ${stderr}`);
       assert.match(stderr, /usage: http-hello/);
       assert.equal(stdout, '');

@@ -77,3 +77,22 @@ export async function exitWithin(server: ServerProcess, ms: number): Promise<Exi
     clearTimeout(timer);
   }
 }
+
+/** What a finished example printed, and how it ended. */
+export interface ExampleRun extends ExitStatus {
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node --import tsx SCRIPT ARGS...` to its exit (stdin closed); killed in t.after if still running. */
+export function runExample(t: TestContext, script: string, args: string[]): Promise<ExampleRun> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+}
