@@ -37,7 +37,7 @@ const CR = 0x0d;
 
 // ---- Command line -------------------------------------------------------------------------------
 
-const { log, listenHere } = serverCommandLine('chat-server');
+const { log, listenHere, announce } = serverCommandLine('chat-server');
 
 // ---- The room -----------------------------------------------------------------------------------
 
@@ -229,10 +229,7 @@ const clients = new Set<Client>();
 let joined = 0;
 
 reactor.add(listener, onAcceptable);
-// Signal handlers before the announcement: a tool may send SIGTERM as soon as it reads the line.
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
-process.stdout.write(`listening on ${formatAddress(listener.address)}\n`);
+announce(listener, stop); // signal handlers first, then the `listening on` line
 
 function onAcceptable(): void {
   for (let socket = listener.accept(); socket !== null; socket = listener.accept()) {

@@ -4,7 +4,7 @@
  * message and the usage on stderr and exits 2 (the contract their tests check).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { Listener, type ListenOptions } from '../lib/index.ts';
+import { formatAddress, Listener, type ListenOptions } from '../lib/index.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type WithHelp<O extends Options> = O & { help: { type: 'boolean'; short: 'h'; default: false } };
@@ -75,6 +75,12 @@ export interface ServerCommandLine<O extends Options> extends CommandLine<typeof
   log(line: string): void;
   /** Listens on --host and --port, or exits (see `CommandLine.listen`). */
   listenHere(options?: Omit<ListenOptions, 'host' | 'port' | 'path'>): Listener;
+  /**
+   * The contract's first stdout line, `listening on HOST:PORT` (IPv6 in brackets), printed after
+   * `stop` is installed for SIGINT and SIGTERM: a tool may signal as soon as it reads the line,
+   * and an unhandled SIGTERM would kill the server with no graceful shutdown.
+   */
+  announce(listener: Listener, stop: (signal: NodeJS.Signals) => void): void;
 }
 
 /**
@@ -106,5 +112,10 @@ export function serverCommandLine<const O extends Options = {}>(
       if (verbose) process.stdout.write(line + '\n');
     },
     listenHere: (options = {}) => cli.listen({ ...options, host, port }),
+    announce: (listener, stop) => {
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      process.stdout.write(`listening on ${formatAddress(listener.address)}\n`);
+    },
   };
 }

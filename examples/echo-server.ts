@@ -22,7 +22,7 @@ const SHUTDOWN_GRACE_MS = 2000;
 
 // ---- Command line -------------------------------------------------------------------------------
 
-const { log, listenHere } = serverCommandLine('echo-server');
+const { log, listenHere, announce } = serverCommandLine('echo-server');
 
 // ---- Listen ---------------------------------------------------------------------------------------
 
@@ -35,12 +35,7 @@ const connections = new Set<Connection>();
 let served = 0;
 
 reactor.add(listener, onAcceptable);
-// Install the signal handlers BEFORE announcing the port: a tool may send SIGTERM as soon as it
-// has read the line, and an unhandled SIGTERM would kill us with no graceful shutdown.
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
-// formatAddress puts IPv6 addresses in brackets: `[::1]:4000`.
-process.stdout.write(`listening on ${formatAddress(listener.address)}\n`);
+announce(listener, stop); // signal handlers first, then the `listening on` line
 
 /** The listener is readable: take every pending connection (accept() answers null when none is left). */
 function onAcceptable(): void {

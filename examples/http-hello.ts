@@ -84,7 +84,7 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 // ---- Command line -------------------------------------------------------------------------------
 
-const { values: args, integer, log, listenHere } = serverCommandLine('http-hello', {
+const { values: args, integer, log, listenHere, announce } = serverCommandLine('http-hello', {
   options: { 'idle-timeout': { type: 'string', default: '5000' } },
   help: [['--idle-timeout MS', 'close connections idle this long (default 5000; 0: never)']],
 });
@@ -386,10 +386,7 @@ const listener = listenHere({ noDelay: true });
 
 const server = new Server(new Reactor(), idleTimeoutMs);
 server.reactor.add(listener, onAcceptable);
-// Signal handlers before the announcement: a tool may send SIGTERM as soon as it reads the line.
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
-process.stdout.write(`listening on ${formatAddress(listener.address)}\n`);
+announce(listener, stop); // signal handlers first, then the `listening on` line
 
 function onAcceptable(): void {
   for (let socket = listener.accept(); socket !== null; socket = listener.accept()) {
