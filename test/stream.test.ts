@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { SO_LINGER, SOL_SOCKET } from '../ffi/constants.ts';
 import { sys } from '../ffi/syscall.ts';
 import { Listener, Reactor, Socket, SocketError } from '../lib/index.ts';
-import { toStream, type SocketStream, type SocketStreamOptions } from '../lib/stream.ts';
+import { toStream, type SocketStream, type SocketStreamOptions } from '../lib/face/duplex.ts';
 import { fdTarget, trackFds } from './helpers/fd.ts';
 import { pattern } from './helpers/sockets.ts';
 

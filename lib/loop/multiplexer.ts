@@ -16,13 +16,13 @@
  * ## Draining readiness
  * Level-triggered: whatever you leave unread is reported again by the next `wait`.
  */
-import { invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from './errors.ts';
+import { invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from '../core/errors.ts';
 import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
 import { EpollBackend } from './backends/epoll.ts';
 import { PollBackend } from './backends/poll.ts';
-import { Listener } from './listener.ts';
-import { Socket } from './socket.ts';
-import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from './watch.ts';
+import { Listener } from '../stream/listener.ts';
+import { Socket } from '../stream/socket.ts';
+import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from '../core/watch.ts';
 
 /** Interest bits for `add` and `modify`: combine with `|`. */
 export const Interest = Object.freeze({

@@ -2,15 +2,15 @@
  * Socket.connect: a non-blocking connect to a numeric address or a Unix socket path. The
  * promise form, with host names, is `connect` in `promises.ts`.
  */
-import { SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM } from '../ffi/constants.ts';
-import { ERRNO } from '../ffi/errno.ts';
-import { SIZEOF } from '../ffi/layouts.ts';
-import { closeFd, IN_PROGRESS, SocketError, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
-import { inetAddress, unixAddress } from './address.ts';
-import { invalidType, invalidValue, outOfRange } from './errors.ts';
-import { applyOptions, type SocketOptionValues } from './options.ts';
-import { INTERNAL } from './internal.ts';
-import { encodeSockaddr, errorDetails, familyOf } from './sockaddr.ts';
+import { SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM } from '../../ffi/constants.ts';
+import { ERRNO } from '../../ffi/errno.ts';
+import { SIZEOF } from '../../ffi/layouts.ts';
+import { closeFd, IN_PROGRESS, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { inetAddress, unixAddress } from '../core/address.ts';
+import { invalidType, invalidValue, outOfRange } from '../core/errors.ts';
+import { applyOptions, type SocketOptionValues } from '../core/options.ts';
+import { INTERNAL } from '../core/internal.ts';
+import { encodeSockaddr, errorDetails, familyOf } from '../core/sockaddr.ts';
 import { Socket, sendQueueLimitOf, type SocketOptions } from './socket.ts';
 
 /** What every `Socket.connect` takes, whatever the address. */

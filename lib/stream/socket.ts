@@ -9,17 +9,17 @@
 import {
   F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, MSG_NOSIGNAL, O_NONBLOCK, SHUT_RD, SHUT_WR,
   SO_DOMAIN, SO_ERROR, SO_PEERCRED, SO_TYPE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
-} from '../ffi/constants.ts';
-import { ERRNO } from '../ffi/errno.ts';
-import { closeFd, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
-import { FdsTruncatedError, illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from './errors.ts';
-import { track, untrack } from './lifetime.ts';
+} from '../../ffi/constants.ts';
+import { ERRNO } from '../../ffi/errno.ts';
+import { closeFd, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { FdsTruncatedError, illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from '../core/errors.ts';
+import { track, untrack } from '../core/lifetime.ts';
 import { SendQueue } from './send-queue.ts';
-import { INTERNAL } from './internal.ts';
-import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from './options.ts';
-import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from './watch.ts';
-import type { SocketAddress } from './address.ts';
-import { errorDetails, readAddress } from './sockaddr.ts';
+import { INTERNAL } from '../core/internal.ts';
+import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
+import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from '../core/watch.ts';
+import type { SocketAddress } from '../core/address.ts';
+import { errorDetails, readAddress } from '../core/sockaddr.ts';
 import { connectSocket, type ConnectOptions } from './connect.ts';
 import { MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type ReceiveWithFdsResult } from './fd-passing.ts';
 import { adoptReceivedFd, closeAll, duplicateFds, fdNumbers } from './received-fd.ts';

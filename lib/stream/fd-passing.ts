@@ -8,9 +8,9 @@
  * little-endian on both supported architectures.
  */
 import koffi from 'koffi';
-import { MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, SCM_RIGHTS, SOL_SOCKET } from '../ffi/constants.ts';
-import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../ffi/layouts.ts';
-import { sys, WOULD_BLOCK } from '../ffi/syscall.ts';
+import { MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, SCM_RIGHTS, SOL_SOCKET } from '../../ffi/constants.ts';
+import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
+import { sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import type { ReceivedFd } from './received-fd.ts';
 import type { ReceiveResult } from './socket.ts';
 

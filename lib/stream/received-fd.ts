@@ -2,13 +2,13 @@
  * Fds that cross a Unix socket: duplicating the ones we send later (so the caller may close
  * theirs at once), and giving each received fd an owner of the right kind.
  */
-import { F_DUPFD_CLOEXEC, SO_ACCEPTCONN, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from '../ffi/constants.ts';
-import { closeFd, SocketError, sys } from '../ffi/syscall.ts';
-import { checkInteger, invalidType, outOfRange, SocketClosedError } from './errors.ts';
+import { F_DUPFD_CLOEXEC, SO_ACCEPTCONN, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from '../../ffi/constants.ts';
+import { closeFd, SocketError, sys } from '../../ffi/syscall.ts';
+import { checkInteger, invalidType, outOfRange, SocketClosedError } from '../core/errors.ts';
 import { MAX_FDS_PER_MESSAGE } from './fd-passing.ts';
 import { Listener } from './listener.ts';
-import { OwnedFd } from './owned-fd.ts';
-import { INTERNAL } from './internal.ts';
+import { OwnedFd } from '../core/owned-fd.ts';
+import { INTERNAL } from '../core/internal.ts';
 import { Socket } from './socket.ts';
 
 /** A received fd and its owner: a stream Socket, a listening socket, or anything else. */

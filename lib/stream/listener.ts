@@ -4,17 +4,17 @@
 import {
   F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, O_NONBLOCK,
   SO_ACCEPTCONN, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
-} from '../ffi/constants.ts';
-import { SIZEOF } from '../ffi/layouts.ts';
-import { closeFd, SocketError, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
-import { inetAddress, unixAddress, type SocketAddress } from './address.ts';
-import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from './errors.ts';
-import { track, untrack } from './lifetime.ts';
-import { encodeSockaddr, errorDetails, familyOf, readAddress } from './sockaddr.ts';
+} from '../../ffi/constants.ts';
+import { SIZEOF } from '../../ffi/layouts.ts';
+import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { inetAddress, unixAddress, type SocketAddress } from '../core/address.ts';
+import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
+import { track, untrack } from '../core/lifetime.ts';
+import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
 import { Socket, sendQueueLimitOf, type SocketOptions } from './socket.ts';
-import { INTERNAL } from './internal.ts';
-import { READABLE, type Watchable, type Watcher } from './watch.ts';
-import { applyOptions, getOption, setOption, type SocketOptionName, type SocketOptionValues } from './options.ts';
+import { INTERNAL } from '../core/internal.ts';
+import { READABLE, type Watchable, type Watcher } from '../core/watch.ts';
+import { applyOptions, getOption, setOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
 
 /** Options of {@link Listener.listen}. */
 export interface ListenOptions {
