@@ -6,14 +6,13 @@ export { SocketError, SocketClosedError, type ArgumentError } from './core/error
 export {
   Socket,
   END_OF_STREAM,
-  DEFAULT_SEND_QUEUE_LIMIT,
   type SendStatus,
   type ReceiveStatus,
   type ReceiveResult,
   type SocketState,
   type ShutdownHow,
-  type SocketOptions,
 } from './stream/socket.ts';
+export { DEFAULT_SEND_QUEUE_LIMIT, type SocketOptions } from './stream/send-queue.ts';
 export { FdsTruncatedError } from './core/errors.ts';
 export type { ReceiveWithFdsResult, PeerCredentials, FdLike } from './stream/fd-passing.ts';
 export type { ConnectOptions } from './stream/connect.ts';

@@ -29,22 +29,41 @@ export interface Watcher {
   readonly receiveBuffer: Uint8Array;
 }
 
-/** What a multiplexer needs from an object it watches. */
-export interface Watchable {
+/**
+ * What a multiplexer needs from an object it watches: the base class of every socket family
+ * (stream sockets, listeners, and the datagram family to come). The multiplexer knows this
+ * contract only, never the families above it, and recognises its targets by `instanceof`.
+ */
+export abstract class Watchable {
   /** The fd, or -1 once closed. */
-  readonly fd: number;
-  /** The multiplexer watching this object, if any (at most one). */
-  _watcher: Watcher | null;
-  /** This object's slot in that multiplexer's table (-1 when unwatched). */
-  _slot: number;
-  /** The object's own needs, as READABLE / WRITABLE bits combined with the user's, or DORMANT. */
-  _internalInterest(userInterest: number): number;
+  abstract readonly fd: number;
+  /** @internal What to call this object in errors (`'socket'`, `'listener'`). */
+  abstract readonly _kind: string;
+  /** @internal The multiplexer watching this object, if any (at most one). */
+  _watcher: Watcher | null = null;
+  /** @internal This object's slot in that multiplexer's table (-1 when unwatched). */
+  _slot = -1;
+  /** @internal performance.now() by which a pending connect must have finished (0: no timeout). */
+  _connectDeadline = 0;
+  /** @internal The object's own needs, as READABLE / WRITABLE bits combined with the user's, or DORMANT. */
+  abstract _internalInterest(userInterest: number): number;
   /**
-   * Called by the multiplexer with the readiness bits of one event. Does the object's own work
-   * (flush the send queue, finish a connect or a graceful close) and returns the bits to report
-   * to the user (0 to report nothing).
+   * @internal Called by the multiplexer with the readiness bits of one event. Does the object's
+   * own work (flush the send queue, finish a connect or a graceful close) and returns the bits to
+   * report to the user (0 to report nothing).
    */
-  _ready(bits: number, userInterest: number): number;
-  /** An error that the last `_ready` found (flush or connect failure), handed over once. */
-  _takeError(): Error | null;
+  abstract _ready(bits: number, userInterest: number): number;
+  /** @internal An error that the last `_ready` found (flush or connect failure), handed over once. */
+  abstract _takeError(): Error | null;
+  /** @internal Whether a connect with a deadline is still in progress (the multiplexer keeps the time). */
+  _connectPending(): boolean {
+    return false;
+  }
+  /** @internal The connect's deadline passed: fail it (the multiplexer then reports an ERROR event). */
+  _connectTimedOut(): void {}
+  /**
+   * @internal The multiplexer watching this object closed: finish what only it would have
+   * driven (a socket closing gracefully gets one last flush and is closed).
+   */
+  _orphaned(): void {}
 }

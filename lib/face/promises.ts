@@ -14,7 +14,8 @@ import type { MultiplexerEvent } from '../loop/multiplexer.ts';
 import { Interest } from '../loop/multiplexer.ts';
 import { Reactor } from '../loop/reactor.ts';
 import { resolve } from '../core/resolve.ts';
-import { Socket, type SocketOptions } from '../stream/socket.ts';
+import { Socket } from '../stream/socket.ts';
+import type { SocketOptions } from '../stream/send-queue.ts';
 import type { SocketOptionValues } from '../core/options.ts';
 
 /** Options of {@link connect}. */

@@ -11,9 +11,10 @@ import { inetAddress, unixAddress, type SocketAddress } from '../core/address.ts
 import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
-import { Socket, sendQueueLimitOf, type SocketOptions } from './socket.ts';
+import { Socket } from './socket.ts';
+import { sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
-import { READABLE, type Watchable, type Watcher } from '../core/watch.ts';
+import { READABLE, Watchable } from '../core/watch.ts';
 import { applyOptions, getOption, setOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
 
 /** Options of {@link Listener.listen}. */
@@ -51,7 +52,7 @@ function optionalBoolean(options: Partial<ListenOptions>, key: keyof ListenOptio
 }
 
 /** A listening socket. Watch it with a multiplexer: it is readable when `accept()` has work. */
-export class Listener implements Watchable {
+export class Listener extends Watchable {
   #fd: number;
   #address: SocketAddress;
   #noDelay: boolean;
@@ -59,12 +60,11 @@ export class Listener implements Watchable {
   readonly #one = new Int32Array([1]);
 
   /** @internal */
-  _watcher: Watcher | null = null;
-  /** @internal Slot in the watcher's table. */
-  _slot = -1;
+  readonly _kind = 'listener';
 
   /** @internal Use `Listener.listen` or `Listener.fromFd`. */
   constructor(token: typeof INTERNAL, fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number) {
+    super();
     // The constructor adopts an fd unchecked: only the library may call it.
     if (token !== INTERNAL) throw illegalConstructor('Listener', 'Listener.listen() or Listener.fromFd()');
     this.#fd = fd;

@@ -1,5 +1,5 @@
 /**
- * SocketStream (lib/stream.ts): a Duplex over a Socket and a Reactor. Echo, pipeline, for await,
+ * SocketStream (lib/face/duplex.ts): a Duplex over a Socket and a Reactor. Echo, pipeline, for await,
  * half-close, destroy, reset, and backpressure in both directions (a paused reader stops taking
  * bytes from the kernel; a slow consumer keeps the sender's queue within its cap and RSS flat).
  */
