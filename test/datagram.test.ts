@@ -165,6 +165,39 @@ describe('UDP', () => {
     assert.equal(client.remoteAddress, null);
   });
 
+  it('multicast on loopback: a member receives what is sent to its group, and stops after leaving', () => {
+    using member = DatagramSocket.bind({ host: '0.0.0.0', reuseAddress: true });
+    member.addMembership('239.7.7.7', 'lo');
+    using sender = DatagramSocket.create({ family: 'IPv4' });
+    sender.setMulticastInterface('127.0.0.1');
+    sender.setMulticastLoopback(true);
+    sender.setMulticastTtl(0);
+    assert.equal(sender.sendTo(text('to the group'), { host: '239.7.7.7', port: portOf(member) }), 'sent');
+    assert.equal(str(receiveOne(member).bytes), 'to the group');
+    member.dropMembership('239.7.7.7', 'lo');
+    sender.sendTo(text('after leaving'), { host: '239.7.7.7', port: portOf(member) });
+    using mux = new Multiplexer();
+    mux.add(member);
+    assert.equal(mux.wait(200).length, 0, 'nothing arrives for a group left');
+    assert.throws(() => member.addMembership('10.0.0.1'), { code: 'ERR_INVALID_ARG_VALUE', message: /group.*multicast/ });
+    assert.throws(() => member.addMembership('ff02::1'), { code: 'ERR_INVALID_ARG_VALUE', message: /IPv6 group.*IPv4 socket/ });
+  });
+
+  it('broadcast is refused until setBroadcast(true); TTL options take 1..255', () => {
+    using s = DatagramSocket.create({ family: 'IPv4' });
+    assert.throws(() => s.sendTo(text('x'), { host: '255.255.255.255', port: 9 }), (err: unknown) => err instanceof SocketError && err.code === 'EACCES');
+    s.setBroadcast(true);
+    s.setTtl(64);
+    assert.throws(() => s.setTtl(0), { code: 'ERR_OUT_OF_RANGE', message: /ttl/ });
+    assert.throws(() => s.setMulticastTtl(256), { code: 'ERR_OUT_OF_RANGE', message: /ttl/ });
+    assert.throws(() => s.setBroadcast('yes' as never), { code: 'ERR_INVALID_ARG_TYPE', message: /on/ });
+    using v6 = DatagramSocket.create({ family: 'IPv6' });
+    v6.setTtl(5);
+    v6.setMulticastTtl(2);
+    v6.setMulticastLoopback(false);
+    v6.setMulticastInterface('lo');
+  });
+
   it('SO_REUSEPORT: two sockets share a port', () => {
     using a = DatagramSocket.bind({ host: '127.0.0.1', reusePort: true });
     using b = DatagramSocket.bind({ host: '127.0.0.1', port: portOf(a), reusePort: true });

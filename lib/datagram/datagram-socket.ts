@@ -39,6 +39,7 @@ import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/soc
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
 import { DatagramBatch } from './batch.ts';
 import { DatagramQueue } from './datagram-queue.ts';
+import { membership, setBroadcast, setMulticastInterface, setMulticastLoopback, setMulticastTtl, setTtl } from './multicast.ts';
 import { DatagramReceipt } from './receipt.ts';
 
 /** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
@@ -422,6 +423,41 @@ export class DatagramSocket extends Watchable {
   /** getsockopt with any level and name: the bytes the kernel wrote (at most `length`). */
   getRawOption(level: number, name: number, length?: number): Uint8Array {
     return getRawOption(this.#open('getRawOption'), level, name, length);
+  }
+
+  /** SO_BROADCAST: allow `sendTo` a broadcast address (off by default: EACCES). */
+  setBroadcast(on: boolean): void {
+    setBroadcast(this.#open('setBroadcast'), on);
+  }
+
+  /** The TTL (IPv4) or hop limit (IPv6) of unicast datagrams, 1..255. */
+  setTtl(ttl: number): void {
+    setTtl(this.#open('setTtl'), this.#family, ttl);
+  }
+
+  /** The TTL / hop limit of multicast datagrams, 0..255 (default 1: they stay on the local network). */
+  setMulticastTtl(ttl: number): void {
+    setMulticastTtl(this.#open('setMulticastTtl'), this.#family, ttl);
+  }
+
+  /** Whether multicast datagrams this socket sends reach members on this host too (default true). */
+  setMulticastLoopback(on: boolean): void {
+    setMulticastLoopback(this.#open('setMulticastLoopback'), this.#family, on);
+  }
+
+  /** Where multicast datagrams leave: IPv4, a local address or interface name; IPv6, an interface name or index. */
+  setMulticastInterface(iface: string | number): void {
+    setMulticastInterface(this.#open('setMulticastInterface'), this.#family, iface);
+  }
+
+  /** Joins multicast `group` (`'239.1.2.3'`, `'ff02::1:3'`) on `iface` (an interface name or index, or an IPv4 local address; default: the kernel's choice). */
+  addMembership(group: string, iface?: string | number): void {
+    membership(this.#open('addMembership'), this.#family, true, group, iface);
+  }
+
+  /** Leaves multicast `group` (as joined). */
+  dropMembership(group: string, iface?: string | number): void {
+    membership(this.#open('dropMembership'), this.#family, false, group, iface);
   }
 
   /** Closes once the send queue has drained (at once when it is empty). Calling it again does nothing. */
