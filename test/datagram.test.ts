@@ -198,6 +198,30 @@ describe('UDP', () => {
     v6.setMulticastInterface('lo');
   });
 
+  it('GSO: one sendSegments call arrives as equal datagrams (the last shorter), in order; plain sends after it are not cut', () => {
+    using server = DatagramSocket.bind({ host: '127.0.0.1', socketOptions: { receiveBufferSize: 1 << 20 } });
+    using client = DatagramSocket.create({ family: 'IPv4' });
+    const data = new Uint8Array(10 * 1000 + 300).map((_, i) => (i * 13) & 0xff);
+    assert.equal(client.sendSegments(data, 1000, server.localAddress), 'sent');
+    assert.equal(client.segmentation, 'gso', 'loopback segments in software: the kernel takes GSO');
+    const got: Uint8Array[] = [];
+    for (let i = 0; i < 11; i++) got.push(receiveOne(server).bytes.slice());
+    assert.deepEqual(got.map((g) => g.byteLength), [...Array(10).fill(1000), 300]);
+    assert.deepEqual(Buffer.concat(got), Buffer.from(data));
+    // UDP_SEGMENT is cleared again: a plain 3000-byte send stays one datagram.
+    assert.equal(client.sendTo(new Uint8Array(3000), server.localAddress), 'sent');
+    assert.equal(receiveOne(server).length, 3000);
+    assert.throws(() => client.sendSegments(new Uint8Array(65 * 100), 100, server.localAddress), { code: 'ERR_OUT_OF_RANGE', message: /64 segments/ });
+    assert.throws(() => client.sendSegments(data, 0, server.localAddress), { code: 'ERR_OUT_OF_RANGE', message: /segmentSize/ });
+    const [u, v] = DatagramSocket.pair();
+    try {
+      assert.throws(() => u.sendSegments(data, 100), { code: 'ERR_INVALID_ARG_VALUE', message: /UDP only/ });
+    } finally {
+      u.destroy();
+      v.destroy();
+    }
+  });
+
   it('SO_REUSEPORT: two sockets share a port', () => {
     using a = DatagramSocket.bind({ host: '127.0.0.1', reusePort: true });
     using b = DatagramSocket.bind({ host: '127.0.0.1', port: portOf(a), reusePort: true });

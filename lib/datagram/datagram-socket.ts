@@ -25,7 +25,7 @@
  */
 import {
   AF_INET6, AF_UNIX, AF_UNSPEC, IPPROTO_IPV6, IPV6_V6ONLY, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SO_REUSEADDR, SO_REUSEPORT,
-  SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET,
+  SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SOL_UDP, UDP_SEGMENT,
 } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
@@ -77,6 +77,9 @@ export interface DatagramCreateOptions {
   sendQueueLimit?: number;
 }
 
+/** The most segments one GSO send may carry (UDP_MAX_SEGMENTS; 128 since Linux 6.x, 64 before: the smaller). */
+export const MAX_GSO_SEGMENTS = 64;
+
 /** The largest UDP payload: 65535 minus the IP and UDP headers (IPv4 20 + 8; IPv6's header is not counted in its length). */
 export const MAX_UDP_PAYLOAD = Object.freeze({ IPv4: 65507, IPv6: 65527 });
 const DEFAULT_SEND_QUEUE_LIMIT = 64 * 1024;
@@ -120,6 +123,8 @@ export class DatagramSocket extends Watchable {
   /** Scratch for the destination of one send: the socket's own, so sends allocate nothing. */
   readonly #to = new Uint8Array(SIZEOF.sockaddr_storage);
   #ipv6Only: boolean | null = null;
+  /** The UDP_SEGMENT size set on the socket now (0: none), or -1 once the kernel refused GSO. */
+  #gso = 0;
 
   /** @internal */
   readonly _kind = 'datagram socket';
@@ -289,6 +294,7 @@ export class DatagramSocket extends Watchable {
     const n = lengthOf(data, length);
     if (this.#connected === null) throw invalidValue('this', 'is not connected: use sendTo(data, address), or connect() first');
     this.#checkSize(n);
+    if (this.#gso > 0) this.#setGso(fd, 0);
     if (this.queuedBytes > 0) return this.#enqueue(data, n, null, 0);
     try {
       const r = sys.send(fd, data, n, MSG_NOSIGNAL);
@@ -305,6 +311,7 @@ export class DatagramSocket extends Watchable {
     const n = lengthOf(data, length);
     const addressLength = this.#encode(to, 'to');
     this.#checkSize(n);
+    if (this.#gso > 0) this.#setGso(fd, 0);
     if (this.queuedBytes > 0) return this.#enqueue(data, n, this.#to, addressLength);
     try {
       const r = sys.sendto(fd, data, n, MSG_NOSIGNAL, this.#to, addressLength);
@@ -314,6 +321,49 @@ export class DatagramSocket extends Watchable {
     }
     return this.#enqueue(data, n, this.#to, addressLength);
   }
+
+  /**
+   * Sends `data` (its first `length` bytes) as datagrams of `segmentSize` bytes each (the last
+   * may be shorter) to `to` (or the connected peer when `to` is null), in one system call where
+   * the kernel segments them (UDP GSO, UDP_SEGMENT): one send for up to 64 datagrams. Where the
+   * kernel refuses GSO, the segments go one by one (`segmentation` says which way the last one
+   * went). Answers like `sendTo`, for all the segments together: when the kernel's buffer is full
+   * they are queued, each as its own datagram.
+   */
+  sendSegments(data: Uint8Array, segmentSize: number, to: DatagramDestination | null = null, length?: number): DatagramSendStatus {
+    const fd = this.#open('sendSegments');
+    const n = lengthOf(data, length);
+    if (this.#family === AF_UNIX) throw invalidValue('this', 'is a Unix datagram socket: segmentation is UDP only');
+    const size = checkInteger('segmentSize', segmentSize, 1, this.#family === AF_INET6 ? MAX_UDP_PAYLOAD.IPv6 : MAX_UDP_PAYLOAD.IPv4);
+    if (Math.ceil(n / size) > MAX_GSO_SEGMENTS) {
+      throw outOfRange('length', `at most ${MAX_GSO_SEGMENTS} segments of segmentSize (${size}): ${MAX_GSO_SEGMENTS * size} bytes`, n);
+    }
+    this.#checkSize(n);
+    if (to === null && this.#connected === null) throw invalidValue('to', 'is null, but this socket is not connected');
+    const addressLength = to === null ? 0 : this.#encode(to, 'to');
+    const address = to === null ? null : this.#to;
+    if (this.queuedBytes > 0) return this.#enqueueSegments(data, n, size, address, addressLength);
+    if (n <= size || this.#gso < 0 || !this.#setGso(fd, size)) return this.#sendSegmentsOneByOne(fd, data, n, size, address, addressLength, to);
+    try {
+      const r = address === null ? sys.send(fd, data, n, MSG_NOSIGNAL) : sys.sendto(fd, data, n, MSG_NOSIGNAL, address, addressLength);
+      if (r !== WOULD_BLOCK) {
+        this.segmentation = 'gso';
+        return 'sent';
+      }
+    } catch (err) {
+      // EIO: the route's device cannot checksum GSO packets. Never again on this socket: one by one.
+      if (err instanceof SocketError && err.code === 'EIO') {
+        this.#setGso(fd, 0);
+        this.#gso = -1;
+        return this.#sendSegmentsOneByOne(fd, data, n, size, address, addressLength, to);
+      }
+      return this.#sendFailed(err, 'sendto', to ?? undefined);
+    }
+    return this.#enqueueSegments(data, n, size, address, addressLength);
+  }
+
+  /** How the last `sendSegments` went out: `'gso'` (one call, the kernel segmented) or `'one-by-one'`. */
+  segmentation: 'gso' | 'one-by-one' | null = null;
 
   /**
    * Reads one datagram into `into` (no copy) and returns its receipt (length, size, truncated,
@@ -613,10 +663,68 @@ export class DatagramSocket extends Watchable {
     return 'queued';
   }
 
+  /**
+   * Sets UDP_SEGMENT to `size` (0: off) unless it is set already; false when the kernel refuses
+   * GSO (ENOPROTOOPT before Linux 4.18, EINVAL...), which is then remembered.
+   */
+  #setGso(fd: number, size: number): boolean {
+    if (this.#gso === size) return true;
+    try {
+      sys.setsockopt(fd, SOL_UDP, UDP_SEGMENT, new Int32Array([size]), 4);
+    } catch (err) {
+      if (!(err instanceof SocketError)) throw err;
+      this.#gso = -1;
+      return false;
+    }
+    this.#gso = size;
+    return true;
+  }
+
+  /** GSO refused or pointless: each segment its own sendto, queued from the first that does not fit. */
+  #sendSegmentsOneByOne(fd: number, data: Uint8Array, n: number, size: number, address: Uint8Array | null, addressLength: number, to: DatagramDestination | null): DatagramSendStatus {
+    this.segmentation = 'one-by-one';
+    // At least one datagram, even for no bytes (an empty datagram is a datagram).
+    for (let at = 0; at === 0 || at < n; at += size) {
+      const part = data.subarray(at, Math.min(n, at + size));
+      let r: number;
+      try {
+        r = address === null ? sys.send(fd, part, part.byteLength, MSG_NOSIGNAL) : sys.sendto(fd, part, part.byteLength, MSG_NOSIGNAL, address, addressLength);
+      } catch (err) {
+        if (at > 0 && isDeliveryError(err)) {
+          this.#report(err); // some went: report the refusal of the rest like a queue drop
+          return 'sent';
+        }
+        return this.#sendFailed(err, 'sendto', to ?? undefined);
+      }
+      if (r === WOULD_BLOCK) {
+        if (at === 0) return this.#enqueueSegments(data, n, size, address, addressLength);
+        // Some went: the rest must follow them, cap or not, or the message would be cut.
+        for (let rest = at; rest < n; rest += size) this.#enqueueWhole(data.subarray(rest, Math.min(n, rest + size)), address, addressLength);
+        return 'queued';
+      }
+    }
+    return 'sent';
+  }
+
+  /** Queues each segment as its own datagram (whole, in order), or none when the queue is at its cap. */
+  #enqueueSegments(data: Uint8Array, n: number, size: number, address: Uint8Array | null, addressLength: number): DatagramSendStatus {
+    if (this.queuedBytes >= this.#sendQueueLimit) return 'not-sent';
+    for (let at = 0; at < n; at += size) this.#enqueueWhole(data.subarray(at, Math.min(n, at + size)), address, addressLength);
+    return 'queued';
+  }
+
+  #enqueueWhole(part: Uint8Array, address: Uint8Array | null, addressLength: number): void {
+    const queue = (this.#queue ??= new DatagramQueue());
+    const wasEmpty = queue.count === 0;
+    queue.push(part, part.byteLength, address, addressLength);
+    if (wasEmpty) this._watcher?._update(this);
+  }
+
   /** Sends queued datagrams in order until the kernel's buffer is full; drops and reports the ones it refuses. */
   #flushQueue(): void {
     const queue = this.#queue;
     if (queue === null) return;
+    if (this.#gso > 0) this.#setGso(this.#fd, 0); // queued entries are single datagrams
     let dropped: SocketError | null = null;
     let droppedCount = 0;
     for (let head = queue.head(); head !== null; head = queue.head()) {
