@@ -40,6 +40,9 @@ export const SO_SNDLOWAT = 19;
 export const SO_ACCEPTCONN = 30;
 export const SO_PROTOCOL = 38;
 export const SO_DOMAIN = 39;
+/** SO_TIMESTAMPNS (the 64-bit-time value on both supported ABIs); its control message is SCM_TIMESTAMPNS. */
+export const SO_TIMESTAMPNS = 35;
+export const SCM_TIMESTAMPNS = 35;
 
 // Protocols (<netinet/in.h>)
 export const IPPROTO_IP = 0;
@@ -60,7 +63,10 @@ export const TCP_USER_TIMEOUT = 18;
 export const TCP_FASTOPEN = 23;
 
 // IPv4 options (<netinet/in.h>)
+export const IP_TOS = 1;
 export const IP_TTL = 2;
+export const IP_PKTINFO = 8;
+export const IP_RECVTOS = 13;
 export const IP_MULTICAST_IF = 32;
 export const IP_MULTICAST_TTL = 33;
 export const IP_MULTICAST_LOOP = 34;
@@ -75,6 +81,10 @@ export const IPV6_MULTICAST_LOOP = 19;
 export const IPV6_JOIN_GROUP = 20;
 export const IPV6_LEAVE_GROUP = 21;
 export const IPV6_V6ONLY = 26;
+export const IPV6_RECVPKTINFO = 49;
+export const IPV6_PKTINFO = 50;
+export const IPV6_RECVTCLASS = 66;
+export const IPV6_TCLASS = 67;
 
 // UDP options (<netinet/udp.h>, level SOL_UDP = IPPROTO_UDP)
 export const SOL_UDP = 17;

@@ -26,7 +26,10 @@ export {
   type DatagramDestination,
   type DatagramBindOptions,
   type DatagramCreateOptions,
+  type DatagramMetadataOptions,
+  MAX_GSO_SEGMENTS,
 } from './datagram/datagram-socket.ts';
+export type { DatagramDestinationInfo } from './datagram/metadata.ts';
 export type { DatagramReceipt } from './datagram/receipt.ts';
 export { DatagramBatch, type DatagramBatchOptions } from './datagram/batch.ts';
 export {

@@ -423,6 +423,105 @@ describe('DatagramBatch', () => {
   });
 });
 
+describe('per-datagram metadata', () => {
+  /** Receives into `batch` until at least `count` datagrams arrived in one call (bounded). */
+  function receiveInto(socket: DatagramSocket, batch: DatagramBatch, count = 1): number {
+    using mux = new Multiplexer();
+    mux.add(socket);
+    for (let i = 0; i < 50; i++) {
+      mux.wait(100);
+      const n = socket.receiveBatch(batch);
+      if (n >= count) return n;
+      assert.equal(n, 0, 'datagrams came in pieces');
+    }
+    assert.fail('nothing within 5 s');
+  }
+
+  it('IP_PKTINFO: the local address a datagram was sent to, and an answer from that address', () => {
+    using server = DatagramSocket.bind({ host: '0.0.0.0' });
+    server.requestMetadata({ destination: true });
+    using client = DatagramSocket.bind({ host: '127.0.0.1' });
+    // All of 127.0.0.0/8 is this host's: ask on 127.0.0.2, be answered from 127.0.0.2.
+    client.sendTo(text('who am I talking to?'), { host: '127.0.0.2', port: portOf(server) });
+    const batch = new DatagramBatch({ capacity: 4, metadata: true });
+    assert.equal(receiveInto(server, batch), 1);
+    const dest = batch.destination(0);
+    assert.ok(dest !== null);
+    assert.equal(dest.address, '127.0.0.2');
+    assert.ok(dest.interfaceIndex > 0);
+    batch.setSource(0, dest.address);
+    assert.equal(server.sendBatch(batch, 1), 1);
+    const reply = receiveOne(client);
+    assert.equal((reply.address as InetAddress).address, '127.0.0.2', 'the answer left from the address the question came to');
+    assert.equal(str(reply.bytes), 'who am I talking to?');
+  });
+
+  it('IPV6_RECVPKTINFO on ::1, the TOS byte, and kernel timestamps', () => {
+    using v6 = DatagramSocket.bind({ host: '::1' });
+    v6.requestMetadata({ destination: true, tos: true, timestamp: true });
+    using c6 = DatagramSocket.create({ family: 'IPv6' });
+    c6.setRawOption(41 /* IPPROTO_IPV6 */, 67 /* IPV6_TCLASS */, 0x28);
+    const before = BigInt(Date.now() - 1000) * 1_000_000n;
+    c6.sendTo(text('six'), v6.localAddress);
+    const batch = new DatagramBatch({ capacity: 2, metadata: true });
+    assert.equal(receiveInto(v6, batch), 1);
+    assert.equal(batch.destination(0)?.address, '::1');
+    assert.equal(batch.tos(0), 0x28);
+    const stamp = batch.timestamp(0);
+    assert.ok(stamp !== null && stamp > before && stamp < BigInt(Date.now() + 1000) * 1_000_000n, `timestamp ${stamp}`);
+
+    using v4 = DatagramSocket.bind({ host: '127.0.0.1' });
+    v4.requestMetadata({ tos: true });
+    using c4 = DatagramSocket.create({ family: 'IPv4' });
+    c4.setRawOption(0 /* IPPROTO_IP */, 1 /* IP_TOS */, 0x10);
+    c4.sendTo(text('four'), v4.localAddress);
+    assert.equal(receiveInto(v4, batch), 1);
+    assert.equal(batch.tos(0), 0x10);
+    assert.equal(batch.destination(0), null, 'not asked for: not there');
+    assert.equal(batch.timestamp(0), null);
+  });
+
+  it('GRO joins a GSO send into one slot with its segment size; a GSO slot sent back arrives as the same segments', () => {
+    using server = DatagramSocket.bind({ host: '127.0.0.1', socketOptions: { receiveBufferSize: 1 << 20 } });
+    server.requestMetadata({ gro: true });
+    using client = DatagramSocket.bind({ host: '127.0.0.1', socketOptions: { receiveBufferSize: 1 << 20 } });
+    const data = new Uint8Array(8 * 1200 + 100).map((_, i) => (i * 31) & 0xff);
+    assert.equal(client.sendSegments(data, 1200, server.localAddress), 'sent');
+    const batch = new DatagramBatch({ capacity: 8, datagramSize: 65536, metadata: true });
+    const n = receiveInto(server, batch);
+    const total = [...Array(n).keys()].reduce((sum, i) => sum + batch.length(i), 0);
+    assert.equal(n, 1, 'loopback hands a GSO packet over whole to a GRO socket');
+    assert.equal(total, data.byteLength);
+    assert.equal(batch.segmentSize(0), 1200);
+    assert.deepEqual(batch.bytes(0), data);
+    // Echo it the way it came: the same segment size on the way back.
+    batch.setSegmentSize(0, batch.segmentSize(0));
+    assert.equal(server.sendBatch(batch, 1), 1);
+    const sizes: number[] = [];
+    for (let i = 0; i < 9; i++) sizes.push(receiveOne(client).length);
+    assert.deepEqual(sizes, [...Array(8).fill(1200), 100]);
+  });
+
+  it('metadata accessors need a batch made with room for it; Unix sockets take timestamps only', () => {
+    const plain = new DatagramBatch({ capacity: 1 });
+    assert.throws(() => plain.destination(0), { code: 'ERR_INVALID_ARG_VALUE', message: /metadata: true/ });
+    assert.throws(() => plain.setSource(0, '127.0.0.1'), { code: 'ERR_INVALID_ARG_VALUE', message: /metadata: true/ });
+    const rich = new DatagramBatch({ capacity: 1, metadata: true });
+    assert.throws(() => rich.setSource(0, 'nope'), { code: 'ERR_INVALID_ARG_VALUE', message: /address/ });
+    const [a, b] = DatagramSocket.pair();
+    try {
+      assert.throws(() => a.requestMetadata({ destination: true }), { code: 'ERR_INVALID_ARG_VALUE', message: /Unix/ });
+      b.requestMetadata({ timestamp: true });
+      a.send(text('t'));
+      assert.equal(b.receiveBatch(rich), 1);
+      assert.ok(rich.timestamp(0) !== null);
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+});
+
 describe('datagrams on the reactor', () => {
   it('a reactor handler echoes batches; closing the socket leaves the reactor empty', async () => {
     const reactor = new Reactor();

@@ -23,6 +23,9 @@ const LP64 = {
     mmsghdr: 64,
     ip_mreqn: 12,
     ipv6_mreq: 20,
+    in_pktinfo: 12,
+    in6_pktinfo: 20,
+    timespec: 16,
     cmsghdr: 16,
     ucred: 12,
     pointer: 8,
@@ -40,6 +43,9 @@ const LP64 = {
     mmsghdr: { hdr: 0, len: 56 },
     ip_mreqn: { multiaddr: 0, address: 4, ifindex: 8 },
     ipv6_mreq: { multiaddr: 0, interface: 16 },
+    in_pktinfo: { ifindex: 0, spec_dst: 4, addr: 8 },
+    in6_pktinfo: { addr: 0, ifindex: 16 },
+    timespec: { sec: 0, nsec: 8 },
     cmsghdr: { len: 0, level: 8, type: 12 },
     ucred: { pid: 0, uid: 4, gid: 8 },
   },
@@ -79,6 +85,9 @@ const MEMBER_PREFIX: Record<string, string> = {
   mmsghdr: 'msg_',
   ip_mreqn: 'imr_',
   ipv6_mreq: 'ipv6mr_',
+  in_pktinfo: 'ipi_',
+  in6_pktinfo: 'ipi6_',
+  timespec: 'tv_',
   cmsghdr: 'cmsg_',
 };
 const C_TYPE: Record<string, string> = { pointer: 'void *', int: 'int' };
@@ -124,6 +133,7 @@ function probeSource(): string {
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #define P(key, value) printf("%s %lld\\n", key, (long long)(value))
 int main(void) {
 ${lines.join('\n')}

@@ -19,6 +19,10 @@ import { sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import type { SocketAddress } from '../core/address.ts';
 import { checkBytes, checkInteger, invalidValue, outOfRange } from '../core/errors.ts';
 import { decodeSockaddr, encodeSockaddr } from '../core/sockaddr.ts';
+import { parseIPv4, parseIPv6 } from '../core/address.ts';
+import {
+  destinationOf, RECEIVE_CONTROL, SEND_CONTROL, segmentSizeOf, timestampOf, tosOf, writeSendControl, type DatagramDestinationInfo,
+} from './metadata.ts';
 
 /** Options of {@link DatagramBatch}. */
 export interface DatagramBatchOptions {
@@ -26,6 +30,12 @@ export interface DatagramBatchOptions {
   capacity?: number;
   /** Bytes per slot (default 2048; up to 65536). A larger datagram is cut: `truncated(i)`. */
   datagramSize?: number;
+  /**
+   * Room for per-datagram metadata (default false): what `DatagramSocket.requestMetadata` asks
+   * the kernel to attach (`destination(i)`, `tos(i)`, `timestamp(i)`, `segmentSize(i)`), and a
+   * source address or segment size per datagram sent (`setSource`, `setSegmentSize`).
+   */
+  metadata?: boolean;
 }
 
 const MMSG = SIZEOF.mmsghdr;
@@ -58,6 +68,16 @@ export class DatagramBatch {
   readonly #slots: Uint8Array[];
   readonly #names: Uint8Array[];
   readonly #addresses: (SocketAddress | null)[];
+  readonly #view: DataView;
+  /** Offsets of the control areas in the block, or -1 without metadata. */
+  readonly #recvControlAt: number;
+  readonly #sendControlAt: number;
+  readonly #controlLengths: Uint32Array;
+  readonly #sendControlLengths: Uint32Array;
+  readonly #sources: (Uint8Array | null)[];
+  readonly #segmentSizes: Uint16Array;
+  /** Whether the batch has room for metadata. */
+  readonly metadata: boolean;
 
   constructor(options: DatagramBatchOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
@@ -70,7 +90,14 @@ export class DatagramBatch {
     const recvIovAt = sendAt + capacity * MMSG;
     const sendIovAt = recvIovAt + capacity * IOV;
     const namesAt = sendIovAt + capacity * IOV;
-    const dataAt = namesAt + capacity * NAME;
+    const metadata = options.metadata === undefined ? false : options.metadata;
+    if (typeof metadata !== 'boolean') throw invalidValue('options.metadata', 'must be a boolean', metadata);
+    this.metadata = metadata;
+    const recvControlAt = namesAt + capacity * NAME;
+    const sendControlAt = recvControlAt + (metadata ? capacity * RECEIVE_CONTROL : 0);
+    const dataAt = sendControlAt + (metadata ? capacity * SEND_CONTROL : 0);
+    this.#recvControlAt = metadata ? recvControlAt : -1;
+    this.#sendControlAt = metadata ? sendControlAt : -1;
     const stride = align8(size);
     const block = Buffer.allocUnsafeSlow(dataAt + capacity * stride);
     block.fill(0, 0, dataAt);
@@ -90,7 +117,18 @@ export class DatagramBatch {
         view.setBigUint64(iovs + i * IOV + OFFSETOF.iovec.base, at(data), true);
         view.setBigUint64(iovs + i * IOV + OFFSETOF.iovec.len, BigInt(size), true);
       }
+      if (metadata) {
+        const r = recvAt + i * MMSG + MSG;
+        view.setBigUint64(r + HDR.control, at(recvControlAt + i * RECEIVE_CONTROL), true);
+        view.setBigUint64(r + HDR.controllen, BigInt(RECEIVE_CONTROL), true);
+        view.setBigUint64(sendAt + i * MMSG + MSG + HDR.control, at(sendControlAt + i * SEND_CONTROL), true);
+      }
     }
+    this.#view = view;
+    this.#controlLengths = new Uint32Array(capacity);
+    this.#sendControlLengths = new Uint32Array(capacity);
+    this.#sources = new Array<Uint8Array | null>(capacity).fill(null);
+    this.#segmentSizes = new Uint16Array(capacity);
     this.#recv32 = new Uint32Array(block.buffer, block.byteOffset + recvAt, (capacity * MMSG) >> 2);
     this.#send32 = new Uint32Array(block.buffer, block.byteOffset + sendAt, (capacity * MMSG) >> 2);
     this.#sendHeaders = new Uint8Array(block.buffer, block.byteOffset + sendAt, capacity * MMSG);
@@ -154,6 +192,68 @@ export class DatagramBatch {
     this.#addresses[slot] = address;
   }
 
+  /** Where the datagram received in slot `i` was sent to (IP_PKTINFO), or null when the kernel did not say. */
+  destination(i: number): DatagramDestinationInfo | null {
+    const slot = this.#metadataSlot(i);
+    return destinationOf(this.#view, this.#block, this.#recvControlAt + slot * RECEIVE_CONTROL, this.#controlLengths[slot]);
+  }
+
+  /** The TOS byte (IPv4) or traffic class (IPv6) of the datagram in slot `i`, or -1. */
+  tos(i: number): number {
+    const slot = this.#metadataSlot(i);
+    return tosOf(this.#view, this.#recvControlAt + slot * RECEIVE_CONTROL, this.#controlLengths[slot]);
+  }
+
+  /** When the kernel received the datagram in slot `i`, in nanoseconds since the epoch, or null. */
+  timestamp(i: number): bigint | null {
+    const slot = this.#metadataSlot(i);
+    return timestampOf(this.#view, this.#recvControlAt + slot * RECEIVE_CONTROL, this.#controlLengths[slot]);
+  }
+
+  /**
+   * With GRO on: the size of each of the equal segments the kernel joined into slot `i` (the
+   * last may be shorter), or 0 when the slot holds one datagram as it was sent.
+   */
+  segmentSize(i: number): number {
+    const slot = this.#metadataSlot(i);
+    return segmentSizeOf(this.#view, this.#recvControlAt + slot * RECEIVE_CONTROL, this.#controlLengths[slot]);
+  }
+
+  /**
+   * The source address slot `i` is sent from (IP_PKTINFO), one of this host's (a multi-homed
+   * server answers from the address it was asked on: `setSource(i, batch.destination(i)?.address
+   * ?? null)`); null: the kernel's choice. A receive into the slot clears it.
+   */
+  setSource(i: number, address: string | null): void {
+    const slot = this.#metadataSlot(i);
+    let bytes: Uint8Array | null = null;
+    if (address !== null) {
+      if (typeof address !== 'string') throw invalidValue('address', 'must be an IP address or null', address);
+      bytes = parseIPv4(address) ?? parseIPv6(address)?.bytes ?? null;
+      if (bytes === null) throw invalidValue('address', 'is not an IP address', address);
+    }
+    this.#sources[slot] = bytes;
+    this.#writeSendControl(slot);
+  }
+
+  /** Sends slot `i` as segments of `size` bytes (UDP GSO, 0: as one datagram); a receive clears it. */
+  setSegmentSize(i: number, size: number): void {
+    const slot = this.#metadataSlot(i);
+    this.#segmentSizes[slot] = checkInteger('size', size, 0, 65535);
+    this.#writeSendControl(slot);
+  }
+
+  #writeSendControl(slot: number): void {
+    const at = this.#sendControlAt + slot * SEND_CONTROL;
+    this.#sendControlLengths[slot] = writeSendControl(this.#view, this.#block, at, this.#sources[slot], this.#segmentSizes[slot]);
+  }
+
+  #metadataSlot(i: number): number {
+    const slot = this.#index(i);
+    if (!this.metadata) throw invalidValue('this', 'was made without room for metadata: new DatagramBatch({ metadata: true })');
+    return slot;
+  }
+
   #index(i: number): number {
     if (!(Number.isInteger(i) && i >= 0 && i < this.capacity)) throw outOfRange('i', `an integer from 0 to ${this.capacity - 1}`, i);
     return i;
@@ -164,6 +264,7 @@ export class DatagramBatch {
     const recv32 = this.#recv32;
     // The kernel wrote the address length of every slot it filled last time: give the room back.
     for (let i = 0, h = (MSG + HDR.namelen) >> 2; i < this.received; i++, h += MMSG >> 2) recv32[h] = NAME;
+    if (this.metadata) this.#resetControls();
     this.received = 0;
     const n = sys.recvmmsg(fd, this.#block, this.capacity, 0, null);
     if (n === WOULD_BLOCK) return 0;
@@ -176,8 +277,28 @@ export class DatagramBatch {
       this.#flags[i] = recv32[h + flagsAt] | 0;
       this.#addresses[i] = null;
     }
+    if (this.metadata) {
+      // msg_controllen is a 64-bit size_t: its low half is all a 256-byte area can need.
+      const controlAt = (MSG + HDR.controllen) >> 2;
+      for (let i = 0, h = 0; i < n; i++, h += MMSG >> 2) this.#controlLengths[i] = recv32[h + controlAt];
+    }
     this.received = n;
     return n;
+  }
+
+  /** The kernel wrote how much control data it left in every slot it filled: give the room back, and clear what those slots would send. */
+  #resetControls(): void {
+    const recv32 = this.#recv32;
+    const controlAt = (MSG + HDR.controllen) >> 2;
+    for (let i = 0, h = 0; i < this.received; i++, h += MMSG >> 2) {
+      recv32[h + controlAt] = RECEIVE_CONTROL;
+      this.#controlLengths[i] = 0;
+      if (this.#sendControlLengths[i] !== 0) {
+        this.#sources[i] = null;
+        this.#segmentSizes[i] = 0;
+        this.#sendControlLengths[i] = 0;
+      }
+    }
   }
 
   /** @internal One sendmmsg of slots [start, start + count): how many the kernel took, or WOULD_BLOCK. */
@@ -189,6 +310,10 @@ export class DatagramBatch {
     for (let i = start, h = start * (MMSG >> 2); i < start + count; i++, h += MMSG >> 2) {
       send32[h + nameAt] = this.#nameLengths[i];
       iov32[i * (IOV >> 2) + lenAt] = this.#lengths[i]; // iov_len is 64-bit: its high half stays 0
+    }
+    if (this.metadata) {
+      const controlAt = (MSG + HDR.controllen) >> 2;
+      for (let i = start, h = start * (MMSG >> 2); i < start + count; i++, h += MMSG >> 2) send32[h + controlAt] = this.#sendControlLengths[i];
     }
     const headers = start === 0 ? this.#sendHeaders : this.#sendHeaders.subarray(start * MMSG);
     return sys.sendmmsg(fd, headers, count, MSG_NOSIGNAL);

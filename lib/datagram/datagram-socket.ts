@@ -25,7 +25,8 @@
  */
 import {
   AF_INET6, AF_UNIX, AF_UNSPEC, IPPROTO_IPV6, IPV6_V6ONLY, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SO_REUSEADDR, SO_REUSEPORT,
-  SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SOL_UDP, UDP_SEGMENT,
+  SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SOL_UDP, UDP_SEGMENT, IP_PKTINFO, IP_RECVTOS, IPPROTO_IP,
+  IPV6_RECVPKTINFO, IPV6_RECVTCLASS, SO_TIMESTAMPNS, UDP_GRO,
 } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
@@ -66,6 +67,18 @@ export interface DatagramBindOptions {
   socketOptions?: Partial<SocketOptionValues>;
   /** Soft cap of the send queue in bytes (default 64 KiB). */
   sendQueueLimit?: number;
+}
+
+/** What {@link DatagramSocket.requestMetadata} asks the kernel to attach to each received datagram. */
+export interface DatagramMetadataOptions {
+  /** The local address and interface each datagram came to (IP_PKTINFO / IPV6_RECVPKTINFO): `batch.destination(i)`. */
+  destination?: boolean;
+  /** The TOS byte or traffic class (IP_RECVTOS / IPV6_RECVTCLASS), ECN bits included: `batch.tos(i)`. */
+  tos?: boolean;
+  /** The kernel's receive time, in ns (SO_TIMESTAMPNS): `batch.timestamp(i)`. */
+  timestamp?: boolean;
+  /** Let the kernel join equal segments of a flow into one slot (UDP_GRO): `batch.segmentSize(i)`. Use 64 KiB slots. */
+  gro?: boolean;
 }
 
 /** Options of {@link DatagramSocket.create}. */
@@ -473,6 +486,43 @@ export class DatagramSocket extends Watchable {
   /** getsockopt with any level and name: the bytes the kernel wrote (at most `length`). */
   getRawOption(level: number, name: number, length?: number): Uint8Array {
     return getRawOption(this.#open('getRawOption'), level, name, length);
+  }
+
+  /**
+   * Turns per-datagram metadata on or off (each key given). It arrives with batches made with
+   * `{ metadata: true }` (a batch of capacity 1 is fine for one datagram at a time); `receiveFrom`
+   * does not carry it.
+   */
+  requestMetadata(options: DatagramMetadataOptions): void {
+    const fd = this.#open('requestMetadata');
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const on = (key: keyof DatagramMetadataOptions): number | null => {
+      const value = options[key];
+      if (value === undefined) return null;
+      if (typeof value !== 'boolean') throw invalidValue(`options.${key}`, 'must be a boolean', value);
+      return value ? 1 : 0;
+    };
+    const set = (level: number, name: number, value: number | null) => {
+      if (value !== null) sys.setsockopt(fd, level, name, new Int32Array([value]), 4);
+    };
+    const [destination, tos, timestamp, gro] = [on('destination'), on('tos'), on('timestamp'), on('gro')];
+    if (this.#family === AF_UNIX && (destination !== null || tos !== null || gro !== null)) {
+      throw invalidValue('options', 'asks for IP metadata, but this is a Unix datagram socket (timestamp only)');
+    }
+    if (this.#family === AF_INET6) {
+      set(IPPROTO_IPV6, IPV6_RECVPKTINFO, destination);
+      set(IPPROTO_IPV6, IPV6_RECVTCLASS, tos);
+      // IPv4 datagrams that reach a dual-stack socket carry the IPv4 forms.
+      if (this.#ipv6Only !== true) {
+        set(IPPROTO_IP, IP_PKTINFO, destination);
+        set(IPPROTO_IP, IP_RECVTOS, tos);
+      }
+    } else if (this.#family !== AF_UNIX) {
+      set(IPPROTO_IP, IP_PKTINFO, destination);
+      set(IPPROTO_IP, IP_RECVTOS, tos);
+    }
+    set(SOL_SOCKET, SO_TIMESTAMPNS, timestamp);
+    set(SOL_UDP, UDP_GRO, gro);
   }
 
   /** SO_BROADCAST: allow `sendTo` a broadcast address (off by default: EACCES). */
