@@ -301,6 +301,36 @@ describe('Unix datagram sockets', () => {
     }
   });
 
+  it('an unconnected sender to a full receiver waits on a timer, not on readiness that would spin, and delivers everything once there is room', () => {
+    const p = path.join(dir, 'slow.sock');
+    using receiver = DatagramSocket.bind({ path: p });
+    using sender = DatagramSocket.create({ family: 'unix' });
+    const accepted: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const status = sender.sendTo(new Uint8Array(64).fill(i), { path: p });
+      if (status === 'sent' || status === 'queued') accepted.push(i);
+    }
+    assert.ok(sender.queuedDatagrams > 0, 'the receiver queue (net.unix.max_dgram_qlen) filled up');
+    using mux = new Multiplexer();
+    mux.add(sender, Interest.NONE);
+    // The sender's own buffer has room, so epoll would call it writable on every wait although
+    // the receiver takes nothing: the socket must not stay registered for that.
+    let kernelReports = 0;
+    for (let i = 0; i < 10; i++) {
+      mux.wait(20);
+      kernelReports += mux._lastReadyCount;
+    }
+    assert.ok(kernelReports <= 1, `epoll reported the stalled sender ${kernelReports} times in 10 waits`);
+    assert.ok(sender.queuedDatagrams > 0);
+    const got: number[] = [];
+    const buf = new Uint8Array(128);
+    for (let round = 0; round < 500 && got.length < accepted.length; round++) {
+      for (let r = receiver.receiveFrom(buf); r !== null; r = receiver.receiveFrom(buf)) got.push(r.bytes[0]);
+      mux.wait(20);
+    }
+    assert.deepEqual(got, accepted, 'every datagram accepted arrived, in order');
+  });
+
   it('close() waits for the queue to drain; destroy() does not', async () => {
     const [a, b] = DatagramSocket.pair({ sendQueueLimit: 16 * 1024 });
     const reactor = new Reactor();

@@ -138,6 +138,14 @@ export class DatagramSocket extends Watchable {
   #ipv6Only: boolean | null = null;
   /** The UDP_SEGMENT size set on the socket now (0: none), or -1 once the kernel refused GSO. */
   #gso = 0;
+  /**
+   * The queue is waiting on a timer, not on readiness: the kernel said writable, yet took
+   * nothing. An unconnected Unix datagram socket is writable while its own buffer has room,
+   * whatever the receiver's queue holds (Linux checks the peer only for connected sockets), so
+   * readiness alone would spin. Tries again after `#retryMs`, doubling up to 64 ms.
+   */
+  #stalled = false;
+  #retryMs = 0;
 
   /** @internal */
   readonly _kind = 'datagram socket';
@@ -604,7 +612,7 @@ export class DatagramSocket extends Watchable {
   _internalInterest(user: number): number {
     let bits = user;
     if (this.#closing) bits &= ~READABLE;
-    if (this.queuedBytes > 0) bits |= WRITABLE;
+    if (this.queuedBytes > 0 && !this.#stalled) bits |= WRITABLE;
     // A connected Unix datagram socket whose peer closed reports EPOLLHUP for good: once that has
     // been reported and nobody reads, stop watching (no busy loop) until the interest changes.
     if (this.#hungUp && (bits & READABLE) === 0 && this.queuedBytes === 0) return DORMANT;
@@ -615,8 +623,8 @@ export class DatagramSocket extends Watchable {
   _ready(bits: number, user: number): number {
     if ((bits & ERROR) !== 0) this.#takeSocketError();
     let drained = false;
-    if ((bits & WRITABLE) !== 0 && this.queuedBytes > 0) {
-      this.#flushQueue();
+    if ((bits & WRITABLE) !== 0 && this.queuedBytes > 0 && !this.#stalled) {
+      if (this.#flushQueue() === 0 && this.#fd >= 0 && this.queuedBytes > 0) this.#stall();
       drained = this.queuedBytes === 0;
     }
     if (this.#fd < 0) return 0;
@@ -635,6 +643,35 @@ export class DatagramSocket extends Watchable {
     const err = this.#unreported;
     this.#unreported = null;
     return err;
+  }
+
+  /** @internal */
+  override _deadlinePending(): boolean {
+    return this.#stalled && this.#fd >= 0;
+  }
+
+  /** @internal The stalled queue's time to try again. */
+  override _deadlinePassed(): number {
+    this.#stalled = false;
+    this._deadline = 0;
+    if (this.#fd < 0) return 0;
+    const sent = this.#flushQueue();
+    if (this.#fd < 0) return this.#unreported !== null ? ERROR : 0;
+    if (this.queuedBytes > 0 && sent === 0) this.#stall();
+    else {
+      this.#retryMs = 0;
+      this._watcher?._update(this);
+    }
+    const report = (this.queuedBytes === 0 ? WRITABLE : 0) | (this.#unreported !== null ? ERROR : 0);
+    return report;
+  }
+
+  /** Readiness cannot tell when the queue may move on: wait on a timer, doubling, instead of spinning. */
+  #stall(): void {
+    this.#retryMs = Math.min(64, Math.max(1, this.#retryMs * 2));
+    this.#stalled = true;
+    this._deadline = performance.now() + this.#retryMs;
+    this._watcher?._update(this);
   }
 
   /** @internal */
@@ -770,10 +807,14 @@ export class DatagramSocket extends Watchable {
     if (wasEmpty) this._watcher?._update(this);
   }
 
-  /** Sends queued datagrams in order until the kernel's buffer is full; drops and reports the ones it refuses. */
-  #flushQueue(): void {
+  /**
+   * Sends queued datagrams in order until the kernel's buffer is full; drops and reports the
+   * ones it refuses. Returns how many left the queue (sent or dropped).
+   */
+  #flushQueue(): number {
     const queue = this.#queue;
-    if (queue === null) return;
+    if (queue === null) return 0;
+    let moved = 0;
     if (this.#gso > 0) this.#setGso(this.#fd, 0); // queued entries are single datagrams
     let dropped: SocketError | null = null;
     let droppedCount = 0;
@@ -789,17 +830,23 @@ export class DatagramSocket extends Watchable {
         dropped = err instanceof SocketError ? err : new SocketError('sendto', ERRNO.EIO);
         droppedCount++;
         queue.shift();
+        moved++;
         continue;
       }
       if (r === WOULD_BLOCK) break;
       queue.shift();
+      moved++;
     }
     if (dropped !== null) this.#report(Object.assign(dropped, { unsentDatagrams: droppedCount }));
     if (queue.count === 0) {
       this.#queue = null;
+      this.#stalled = false;
+      this._deadline = 0;
+      this.#retryMs = 0;
       if (this.#closing) this.destroy();
       else this._watcher?._update(this);
     }
+    return moved;
   }
 
   /** Remembers an error of the network, to be reported once by the next event. */

@@ -119,7 +119,7 @@ export class Socket extends Watchable {
   static connect(options: ConnectOptions): Socket {
     const started = startConnect(options);
     const socket = new Socket(INTERNAL, started.fd, started.connecting, started.sendQueueLimit, started.peer);
-    socket._connectDeadline = started.deadline;
+    socket._deadline = started.deadline;
     return socket;
   }
 
@@ -476,8 +476,8 @@ export class Socket extends Watchable {
   }
 
   /** @internal */
-  override _connectPending(): boolean {
-    return this.#connecting && this.#fd >= 0 && this._connectDeadline > 0;
+  override _deadlinePending(): boolean {
+    return this.#connecting && this.#fd >= 0 && this._deadline > 0;
   }
 
   /** @internal */
@@ -487,13 +487,14 @@ export class Socket extends Watchable {
     this.destroy();
   }
 
-  /** @internal The connect took too long: fail it with ETIMEDOUT (reported by the next event). */
-  override _connectTimedOut(): void {
-    if (!this.#connecting || this.#fd < 0) return;
+  /** @internal The connect took too long: fail it with ETIMEDOUT, reported as an ERROR event. */
+  override _deadlinePassed(): number {
+    if (!this.#connecting || this.#fd < 0) return 0;
     this.#connecting = false;
     this.#readEnded = true;
     const details = this.#peer === null ? {} : errorDetails(this.#peer);
     this.#lose(new SocketError('connect', ERRNO.ETIMEDOUT, details));
+    return ERROR;
   }
 
   /** @internal */
