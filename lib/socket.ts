@@ -476,7 +476,8 @@ export class Socket implements Watchable {
   /** @internal */
   _ready(bits: number, user: number): number {
     let report = bits & (HANGUP | ERROR);
-    if ((bits & ERROR) !== 0 && this.#error === null && !this.#connecting) this.#takeSocketError(this.queuedBytes > 0 ? 'send' : 'recv'); // the call the error stops
+    // Named after the call the error stops: the flush when bytes are queued, else the next receive.
+    if ((bits & ERROR) !== 0 && this.#error === null && !this.#connecting) this.#takeSocketError(this.queuedBytes > 0 ? 'send' : 'recv');
     if (this.#connecting) {
       if ((bits & (WRITABLE | ERROR | HANGUP)) === 0) return 0;
       this.#finishConnect();
