@@ -57,7 +57,7 @@ describe('error labels and hints', () => {
     }
   });
 
-  it('gives a Unix path path hints: EADDRINUSE says nothing about ports', () => {
+  it('gives a Unix path and an abstract name their own hints: EADDRINUSE says nothing about ports', () => {
     const path = join(dir, 'taken.sock');
     const first = Listener.listen({ path });
     try {
@@ -69,6 +69,17 @@ describe('error labels and hints', () => {
       assert.match(err.message, /a file already exists at this path/);
     } finally {
       first.close();
+    }
+    // An abstract name has no file to remove.
+    const name = `\0m-socket-labels-${process.pid}-${Math.random()}`;
+    const abstract = Listener.listen({ path: name });
+    try {
+      const err = thrown(() => Listener.listen({ path: name }));
+      assert.equal(err.code, 'EADDRINUSE');
+      assert.match(err.message, /another socket is bound to this abstract name/);
+      assert.doesNotMatch(err.message, /port|file/);
+    } finally {
+      abstract.close();
     }
     // The same code on an IP address keeps the port hint.
     const ip = Listener.listen({ host: '127.0.0.1', port: 0 });
