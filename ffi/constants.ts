@@ -16,6 +16,7 @@ export const AF_VSOCK = 40;
 // Socket types and type flags
 export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
+export const SOCK_SEQPACKET = 5;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 
@@ -62,9 +63,27 @@ export const TCP_QUICKACK = 12;
 export const TCP_USER_TIMEOUT = 18;
 export const TCP_FASTOPEN = 23;
 
+// IPv4 options (<netinet/in.h>)
+export const IP_TTL = 2;
+export const IP_MULTICAST_IF = 32;
+export const IP_MULTICAST_TTL = 33;
+export const IP_MULTICAST_LOOP = 34;
+export const IP_ADD_MEMBERSHIP = 35;
+export const IP_DROP_MEMBERSHIP = 36;
+
 // IPv6 options
 export const IPV6_UNICAST_HOPS = 16;
+export const IPV6_MULTICAST_IF = 17;
+export const IPV6_MULTICAST_HOPS = 18;
+export const IPV6_MULTICAST_LOOP = 19;
+export const IPV6_JOIN_GROUP = 20;
+export const IPV6_LEAVE_GROUP = 21;
 export const IPV6_V6ONLY = 26;
+
+// UDP options (<netinet/udp.h>, level SOL_UDP = IPPROTO_UDP)
+export const SOL_UDP = 17;
+export const UDP_SEGMENT = 103;
+export const UDP_GRO = 104;
 
 // send/recv flags
 export const MSG_OOB = 0x1;

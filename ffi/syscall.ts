@@ -216,6 +216,24 @@ export function checked<F extends AnyFn>(name: string, raw: F, options: CheckedO
   return wrapped as F;
 }
 
+type Fn6 = (a: any, b: any, c: any, d: any, e: any, f: any) => number;
+
+/**
+ * `checked` for the two six-argument calls, recvfrom and sendto `(fd, buf, len, flags, addr,
+ * addrlen)`: the same rules (EINTR retried, EAGAIN a value, the rest a SocketError naming the fd).
+ */
+export function checkedAddressed(name: string, raw: Fn6): Fn6 {
+  return (a, b, c, d, e, f) => {
+    for (;;) {
+      const r = raw(a, b, c, d, e, f);
+      if (r >= 0) return r;
+      const errno = koffi.errno();
+      if (errno === EAGAIN) return WOULD_BLOCK;
+      if (errno !== EINTR) throw new SocketError(name, errno, { fd: a });
+    }
+  };
+}
+
 /** The timeout to retry a wait with after EINTR: what remains until the deadline (never < 0). */
 function remainingMs(timeoutMs: number, deadline: number): number {
   return timeoutMs > 0 ? Math.max(0, Math.ceil(deadline - performance.now())) : timeoutMs;
@@ -318,6 +336,10 @@ export const sys = Object.freeze({
   writev: checked('writev', libc.writev),
   sendmsg: checked('sendmsg', libc.sendmsg),
   recvmsg: checked('recvmsg', libc.recvmsg),
+  recvfrom: checkedAddressed('recvfrom', libc.recvfrom),
+  sendto: checkedAddressed('sendto', libc.sendto),
+  recvmmsg: checked('recvmmsg', libc.recvmmsg),
+  sendmmsg: checked('sendmmsg', libc.sendmmsg),
   fcntl: checked('fcntl', libc.fcntl),
   open: checked('open', libc.open, { fdFirst: false }),
   pipe2: checked('pipe2', libc.pipe2, { fdFirst: false }),
@@ -329,4 +351,4 @@ export const sys = Object.freeze({
   if_nametoindex: ifNameToIndex,
   getaddrinfoAsync,
   freeaddrinfo: freeAddrInfo,
-} satisfies Partial<Record<LibcName | "getaddrinfoAsync", AnyFn | typeof closeFd | typeof freeAddrInfo | typeof getaddrinfoAsync>>);
+} satisfies Partial<Record<LibcName | "getaddrinfoAsync", AnyFn | Fn6 | typeof closeFd | typeof freeAddrInfo | typeof getaddrinfoAsync>>);

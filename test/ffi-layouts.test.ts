@@ -20,6 +20,9 @@ const LP64 = {
     iovec: 16,
     pollfd: 8,
     msghdr: 56,
+    mmsghdr: 64,
+    ip_mreqn: 12,
+    ipv6_mreq: 20,
     cmsghdr: 16,
     ucred: 12,
     pointer: 8,
@@ -34,6 +37,9 @@ const LP64 = {
     iovec: { base: 0, len: 8 },
     pollfd: { fd: 0, events: 4, revents: 6 },
     msghdr: { name: 0, namelen: 8, iov: 16, iovlen: 24, control: 32, controllen: 40, flags: 48 },
+    mmsghdr: { hdr: 0, len: 56 },
+    ip_mreqn: { multiaddr: 0, address: 4, ifindex: 8 },
+    ipv6_mreq: { multiaddr: 0, interface: 16 },
     cmsghdr: { len: 0, level: 8, type: 12 },
     ucred: { pid: 0, uid: 4, gid: 8 },
   },
@@ -89,6 +95,9 @@ const MEMBER_PREFIX: Record<string, string> = {
   linger: 'l_',
   iovec: 'iov_',
   msghdr: 'msg_',
+  mmsghdr: 'msg_',
+  ip_mreqn: 'imr_',
+  ipv6_mreq: 'ipv6mr_',
   cmsghdr: 'cmsg_',
 };
 const C_TYPE: Record<string, string> = { pointer: 'void *', int: 'int' };
@@ -127,6 +136,7 @@ function probeSource(): string {
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>

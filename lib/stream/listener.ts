@@ -4,18 +4,19 @@
 import {
   F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, O_NONBLOCK,
   SO_ACCEPTCONN, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
-} from '../ffi/constants.ts';
-import { SIZEOF } from '../ffi/layouts.ts';
-import { errnoCodes } from '../ffi/errno.ts';
-import { closeFd, SocketError, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
-import { inetAddress, unixAddress, type SocketAddress } from './address.ts';
-import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from './errors.ts';
-import { track, untrack } from './lifetime.ts';
-import { encodeSockaddr, errorDetails, familyOf, readAddress } from './sockaddr.ts';
-import { Socket, sendQueueLimitOf, type SocketOptions } from './socket.ts';
-import { INTERNAL } from './internal.ts';
-import { READABLE, type Watchable, type Watcher } from './watch.ts';
-import { applyOptions, getOption, setOption, type SocketOptionName, type SocketOptionValues } from './options.ts';
+} from '../../ffi/constants.ts';
+import { SIZEOF } from '../../ffi/layouts.ts';
+import { errnoCodes } from '../../ffi/errno.ts';
+import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { inetAddress, unixAddress, type SocketAddress } from '../core/address.ts';
+import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
+import { track, untrack } from '../core/lifetime.ts';
+import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
+import { Socket } from './socket.ts';
+import { sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
+import { INTERNAL } from '../core/internal.ts';
+import { READABLE, Watchable } from '../core/watch.ts';
+import { applyOptions, getOption, setOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
 
 /** Options of {@link Listener.listen}. */
 export interface ListenOptions {
@@ -55,7 +56,7 @@ function optionalBoolean(options: Partial<ListenOptions>, key: keyof ListenOptio
 }
 
 /** A listening socket. Watch it with a multiplexer: it is readable when `accept()` has work. */
-export class Listener implements Watchable {
+export class Listener extends Watchable {
   #fd: number;
   #address: SocketAddress;
   #noDelay: boolean;
@@ -63,12 +64,11 @@ export class Listener implements Watchable {
   readonly #one = new Int32Array([1]);
 
   /** @internal */
-  _watcher: Watcher | null = null;
-  /** @internal Slot in the watcher's table. */
-  _slot = -1;
+  readonly _kind = 'listener';
 
   /** @internal Use `Listener.listen` or `Listener.fromFd`. */
   constructor(token: typeof INTERNAL, fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number) {
+    super();
     // The constructor adopts an fd unchecked: only the library may call it.
     if (token !== INTERNAL) throw illegalConstructor('Listener', 'Listener.listen() or Listener.fromFd()');
     this.#fd = fd;

@@ -12,8 +12,8 @@
  * - `formatIPv6` prints what Node prints (libuv's inet_ntop): RFC 5952 compression, and a dotted
  *   tail for IPv4-mapped `::ffff:1.2.3.4` and for the deprecated IPv4-compatible `::1.2.3.4`.
  */
-import { OFFSETOF, SIZEOF } from '../ffi/layouts.ts';
-import { ifNameToIndex, SocketError } from '../ffi/syscall.ts';
+import { OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
+import { ifNameToIndex, SocketError } from '../../ffi/syscall.ts';
 import { checkInteger, invalidType, invalidValue, outOfRange } from './errors.ts';
 
 /** An IPv4 or IPv6 endpoint. `address` is normalised (as Node prints it), without a zone. */

@@ -8,11 +8,11 @@
  * little-endian on both supported architectures.
  */
 import koffi from 'koffi';
-import { MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, SCM_RIGHTS, SOL_SOCKET } from '../ffi/constants.ts';
-import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../ffi/layouts.ts';
-import { closeFd, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
+import { MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, SCM_RIGHTS, SOL_SOCKET } from '../../ffi/constants.ts';
+import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
+import { closeFd, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { controlRoom, parseControl } from './control-messages.ts';
-import type { OwnedFd } from './owned-fd.ts';
+import type { OwnedFd } from '../core/owned-fd.ts';
 import type { ReceivedFd } from './received-fd.ts';
 import type { ReceiveResult } from './socket.ts';
 

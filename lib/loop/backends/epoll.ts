@@ -8,10 +8,10 @@
  */
 import {
   EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP,
-} from '../../ffi/constants.ts';
-import { OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
-import { closeFd, sys } from '../../ffi/syscall.ts';
-import { ERROR, HANGUP, READABLE, WRITABLE } from '../watch.ts';
+} from '../../../ffi/constants.ts';
+import { OFFSETOF, SIZEOF } from '../../../ffi/layouts.ts';
+import { closeFd, sys } from '../../../ffi/syscall.ts';
+import { ERROR, HANGUP, READABLE, WRITABLE } from '../../core/watch.ts';
 import type { Backend } from './backend.ts';
 
 const EVENT_SIZE = SIZEOF.epoll_event;

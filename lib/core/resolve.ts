@@ -26,9 +26,9 @@
  * EADDRNOTAVAIL from connect, no timeout).
  */
 import koffi from 'koffi';
-import { AF_INET, AF_INET6, AF_UNSPEC, EAI_NAMES, EAI_NODATA, EAI_NONAME, SOCK_STREAM } from '../ffi/constants.ts';
-import { AddrInfo, OFFSETOF, SIZEOF } from '../ffi/layouts.ts';
-import { sys } from '../ffi/syscall.ts';
+import { AF_INET, AF_INET6, AF_UNSPEC, EAI_NAMES, EAI_NODATA, EAI_NONAME, SOCK_STREAM } from '../../ffi/constants.ts';
+import { AddrInfo, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
+import { sys } from '../../ffi/syscall.ts';
 import { inetAddress, isIP, type InetAddress } from './address.ts';
 import { decodeSockaddr } from './sockaddr.ts';
 import { abortError, checkInteger, invalidType, invalidValue } from './errors.ts';

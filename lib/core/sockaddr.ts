@@ -3,9 +3,9 @@
  * getpeername and accept4 report, and the small bridges between addresses and system calls.
  * Offsets come from ffi/layouts.ts; nothing here allocates beyond its result.
  */
-import { AF_INET, AF_INET6, AF_UNIX } from '../ffi/constants.ts';
-import { OFFSETOF, SIZEOF } from '../ffi/layouts.ts';
-import type { ErrorDetails } from '../ffi/syscall.ts';
+import { AF_INET, AF_INET6, AF_UNIX } from '../../ffi/constants.ts';
+import { OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
+import type { ErrorDetails } from '../../ffi/syscall.ts';
 import { formatIPv4, formatIPv6, parse4, parse6, unixPathBytes, utf8, type InetAddress, type SocketAddress } from './address.ts';
 import { checkInteger, invalidValue, outOfRange } from './errors.ts';
 

@@ -26,10 +26,10 @@
  * still unread (epoll would report that hangup on every round); `_read` re-registers it.
  */
 import { Duplex } from 'node:stream';
-import { checkInteger, invalidType, invalidValue, SocketClosedError, type SocketError } from './errors.ts';
-import { Interest, type MultiplexerEvent } from './multiplexer.ts';
-import { Reactor } from './reactor.ts';
-import { END_OF_STREAM, Socket } from './socket.ts';
+import { checkInteger, invalidType, invalidValue, SocketClosedError, type SocketError } from '../core/errors.ts';
+import { Interest, type MultiplexerEvent } from '../loop/multiplexer.ts';
+import { Reactor } from '../loop/reactor.ts';
+import { END_OF_STREAM, Socket } from '../stream/socket.ts';
 
 /** Options of {@link toStream}. */
 export interface SocketStreamOptions {

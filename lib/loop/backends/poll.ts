@@ -19,10 +19,10 @@
  * this one stopped, so the entries at the end of the array are not starved by busy ones at the
  * front; the rest stay ready (level-triggered) and are simply reported by the next wait.
  */
-import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDHUP } from '../../ffi/constants.ts';
-import { OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
-import { sys } from '../../ffi/syscall.ts';
-import { ERROR, HANGUP, READABLE, WRITABLE } from '../watch.ts';
+import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDHUP } from '../../../ffi/constants.ts';
+import { OFFSETOF, SIZEOF } from '../../../ffi/layouts.ts';
+import { sys } from '../../../ffi/syscall.ts';
+import { ERROR, HANGUP, READABLE, WRITABLE } from '../../core/watch.ts';
 import type { Backend } from './backend.ts';
 
 const ENTRY_SIZE = SIZEOF.pollfd;

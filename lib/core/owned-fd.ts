@@ -3,7 +3,7 @@
  * listener (a file, a pipe end, a datagram socket... received over a Unix socket). It closes
  * the fd once: on `close()`, or, if forgotten, when it is garbage-collected (with a warning).
  */
-import { closeFd } from '../ffi/syscall.ts';
+import { closeFd } from '../../ffi/syscall.ts';
 import { illegalConstructor, SocketClosedError } from './errors.ts';
 import { INTERNAL } from './internal.ts';
 import { track, untrack } from './lifetime.ts';

@@ -2,13 +2,13 @@
  * Fds that cross a Unix socket: duplicating the ones we send later (so the caller may close
  * theirs at once), and giving each received fd an owner of the right kind.
  */
-import { AF_INET, AF_INET6, AF_UNIX, F_DUPFD_CLOEXEC, SO_ACCEPTCONN, SO_DOMAIN, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from '../ffi/constants.ts';
-import { SocketError, sys } from '../ffi/syscall.ts';
-import { checkInteger, invalidType, outOfRange, SocketClosedError } from './errors.ts';
+import { AF_INET, AF_INET6, AF_UNIX, F_DUPFD_CLOEXEC, SO_ACCEPTCONN, SO_DOMAIN, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from '../../ffi/constants.ts';
+import { SocketError, sys } from '../../ffi/syscall.ts';
+import { checkInteger, invalidType, outOfRange, SocketClosedError } from '../core/errors.ts';
 import { closeAll, MAX_FDS_PER_MESSAGE } from './fd-passing.ts';
 import { Listener } from './listener.ts';
-import { OwnedFd } from './owned-fd.ts';
-import { INTERNAL } from './internal.ts';
+import { OwnedFd } from '../core/owned-fd.ts';
+import { INTERNAL } from '../core/internal.ts';
 import { Socket } from './socket.ts';
 
 /** Socket's send path closes its queued duplicates with it. */

@@ -3,7 +3,7 @@
  * watches the epoll fd itself (it becomes readable when any watched socket is ready); when it
  * fires, the reactor drains the multiplexer with `wait(0)` and calls each target's handler.
  */
-import { invalidType, invalidValue, SocketClosedError } from './errors.ts';
+import { invalidType, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { Interest, Multiplexer, type MultiplexerEvent, type MultiplexerOptions, type MultiplexerTarget } from './multiplexer.ts';
 import { watchReadable, type FdWatcher } from './uv-poll.ts';
 

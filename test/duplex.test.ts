@@ -1,5 +1,5 @@
 /**
- * SocketStream (lib/stream.ts): a Duplex over a Socket and a Reactor. Echo, pipeline, for await,
+ * SocketStream (lib/face/duplex.ts): a Duplex over a Socket and a Reactor. Echo, pipeline, for await,
  * half-close, destroy, reset, and backpressure in both directions (a paused reader stops taking
  * bytes from the kernel; a slow consumer keeps the sender's queue within its cap and RSS flat).
  */
@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { SO_LINGER, SOL_SOCKET } from '../ffi/constants.ts';
 import { sys } from '../ffi/syscall.ts';
 import { Listener, Reactor, Socket, SocketError } from '../lib/index.ts';
-import { toStream, type SocketStream, type SocketStreamOptions } from '../lib/stream.ts';
+import { toStream, type SocketStream, type SocketStreamOptions } from '../lib/face/duplex.ts';
 import { fdTarget, trackFds } from './helpers/fd.ts';
 import { pattern } from './helpers/sockets.ts';
 

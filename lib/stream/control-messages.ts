@@ -13,8 +13,8 @@
  * MSG_CTRUNC. `parseControl` counts what arrived against `maxFds`; the caller treats an excess
  * as a truncation.
  */
-import { SCM_CREDENTIALS, SCM_PIDFD, SCM_RIGHTS, SOL_SOCKET } from '../ffi/constants.ts';
-import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../ffi/layouts.ts';
+import { SCM_CREDENTIALS, SCM_PIDFD, SCM_RIGHTS, SOL_SOCKET } from '../../ffi/constants.ts';
+import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
 import type { PeerCredentials } from './fd-passing.ts';
 
 const CMSG = OFFSETOF.cmsghdr;

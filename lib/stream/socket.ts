@@ -9,21 +9,21 @@
 import {
   F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, MSG_NOSIGNAL, O_NONBLOCK, SHUT_RD, SHUT_WR,
   SO_DOMAIN, SO_ERROR, SO_PEERCRED, SO_TYPE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
-} from '../ffi/constants.ts';
-import { ERRNO } from '../ffi/errno.ts';
-import { closeFd, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
-import { FdsTruncatedError, illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from './errors.ts';
-import { track, untrack } from './lifetime.ts';
-import { SendQueue } from './send-queue.ts';
-import { INTERNAL } from './internal.ts';
-import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from './options.ts';
-import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from './watch.ts';
-import type { SocketAddress } from './address.ts';
-import { errorDetails, readAddress } from './sockaddr.ts';
-import { connectSocket, type ConnectOptions } from './connect.ts';
+} from '../../ffi/constants.ts';
+import { ERRNO } from '../../ffi/errno.ts';
+import { closeFd, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { FdsTruncatedError, illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from '../core/errors.ts';
+import { track, untrack } from '../core/lifetime.ts';
+import { SendQueue, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
+import { INTERNAL } from '../core/internal.ts';
+import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
+import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
+import type { SocketAddress } from '../core/address.ts';
+import { errorDetails, readAddress } from '../core/sockaddr.ts';
+import { startConnect, type ConnectOptions } from './connect.ts';
 import { MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type ReceiveWithFdsResult, type RightsReceived } from './fd-passing.ts';
 import { adoptReceivedFds, closeAll, duplicateFds, fdNumbers } from './received-fd.ts';
-import { OwnedFd } from './owned-fd.ts';
+import { OwnedFd } from '../core/owned-fd.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -40,19 +40,8 @@ export type SocketState = 'connecting' | 'open' | 'closing' | 'closed';
 /** Which direction `shutdown` ends. */
 export type ShutdownHow = 'read' | 'write' | 'both';
 
-/** Options every socket accepts. */
-export interface SocketOptions {
-  /**
-   * Soft cap of the send queue in bytes (default 64 KiB): `send` queues while the queue holds
-   * less than this, and answers `'not-sent'` once it holds this much or more.
-   */
-  sendQueueLimit?: number;
-}
-
 /** `receiveInto` result when the peer has closed the connection (EOF or reset). */
 export const END_OF_STREAM = -1;
-/** Default soft cap of a socket's send queue. */
-export const DEFAULT_SEND_QUEUE_LIMIT = 64 * 1024;
 const DEFAULT_RECEIVE_BUFFER = 64 * 1024;
 
 /** Errors that mean the connection is gone: reported as status `'closed'`, never thrown. */
@@ -64,15 +53,6 @@ function lostConnection(err: unknown): err is SocketError {
   return err instanceof SocketError && CONNECTION_LOST.has(err.code);
 }
 
-/** Validates `SocketOptions` and returns the send queue limit. */
-export function sendQueueLimitOf(options: SocketOptions | undefined, argName = 'options'): number {
-  if (options === undefined) return DEFAULT_SEND_QUEUE_LIMIT;
-  if (options === null || typeof options !== 'object') throw invalidValue(argName, 'must be an object', options);
-  const limit = options.sendQueueLimit;
-  if (limit === undefined) return DEFAULT_SEND_QUEUE_LIMIT;
-  return checkInteger(`${argName}.sendQueueLimit`, limit, 1, 2 ** 31 - 1);
-}
-
 /**
  * A non-blocking stream socket (TCP or Unix). Get one from `Listener.accept()`,
  * `Socket.connect()` or `Socket.fromFd()`.
@@ -81,7 +61,7 @@ export function sendQueueLimitOf(options: SocketOptions | undefined, argName = '
  * Writing: `send()` writes what the kernel takes and queues the rest; a multiplexer that watches
  * the socket flushes the queue when the socket becomes writable (or call `flush()` yourself).
  */
-export class Socket implements Watchable {
+export class Socket extends Watchable {
   #fd: number;
   #connecting: boolean;
   #closing = false;
@@ -98,16 +78,13 @@ export class Socket implements Watchable {
   #closeWaiters: (() => void)[] | null = null;
   #isUnix: boolean | null = null;
 
-  /** @internal The multiplexer watching this socket. */
-  _watcher: Watcher | null = null;
-  /** @internal Slot in the watcher's table. */
-  _slot = -1;
-  /** @internal performance.now() by which a connect must have finished (0: no timeout). */
-  _connectDeadline = 0;
+  /** @internal */
+  readonly _kind = 'socket';
 
   /** @internal Use `Socket.connect`, `Socket.fromFd` or `Listener.accept`. */
   constructor(token: typeof INTERNAL, fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null) {
     // The constructor adopts an fd unchecked: only the library may call it.
+    super();
     if (token !== INTERNAL) throw illegalConstructor('Socket', 'Socket.connect(), Socket.fromFd() or Listener.accept()');
     this.#fd = fd;
     this.#connecting = connecting;
@@ -132,9 +109,19 @@ export class Socket implements Watchable {
     return new Socket(INTERNAL, fd, false, limit);
   }
 
-  /** Starts a non-blocking connect; see {@link connectSocket}. */
+  /**
+   * Starts connecting, without blocking, and returns the socket at once. A TCP socket is usually
+   * `'connecting'`: a multiplexer reports it writable when the attempt ends, and then `state` is
+   * `'open'`, or `error` says why it failed (ECONNREFUSED, ETIMEDOUT...), reported once as the
+   * event's `error`. Sends made meanwhile are queued and flushed on success. `host` must be an IP
+   * literal (default `'127.0.0.1'`); failures known at once (a missing Unix path) are thrown.
+   * Socket options, and a local address and port to bind, are set before the connect starts.
+   */
   static connect(options: ConnectOptions): Socket {
-    return connectSocket(options);
+    const started = startConnect(options);
+    const socket = new Socket(INTERNAL, started.fd, started.connecting, started.sendQueueLimit, started.peer);
+    socket._connectDeadline = started.deadline;
+    return socket;
   }
 
   /** A connected pair of Unix stream sockets (socketpair): for talking to a child process, or tests. */
@@ -499,8 +486,20 @@ export class Socket implements Watchable {
     return report;
   }
 
+  /** @internal */
+  override _connectPending(): boolean {
+    return this.#connecting && this.#fd >= 0 && this._connectDeadline > 0;
+  }
+
+  /** @internal */
+  override _orphaned(): void {
+    if (this.#fd < 0 || !this.#closing) return;
+    this.flush();
+    this.destroy();
+  }
+
   /** @internal The connect took too long: fail it with ETIMEDOUT (reported by the next event). */
-  _connectTimedOut(): void {
+  override _connectTimedOut(): void {
     if (!this.#connecting || this.#fd < 0) return;
     this.#connecting = false;
     this.#readEnded = true;

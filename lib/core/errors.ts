@@ -3,7 +3,7 @@
  * is reported the way Node reports it: TypeError / RangeError with `code` ERR_INVALID_ARG_TYPE,
  * ERR_OUT_OF_RANGE or ERR_INVALID_ARG_VALUE, and a message that names the argument.
  */
-import { SocketError } from '../ffi/syscall.ts';
+import { SocketError } from '../../ffi/syscall.ts';
 
 export { SocketError };
 

@@ -6,7 +6,7 @@
  * The registry is per module instance, so per worker thread: it holds fd numbers of this thread's
  * objects only. Owners unregister when they close, so a reused fd number is never closed twice.
  */
-import { closeFd } from '../ffi/syscall.ts';
+import { closeFd } from '../../ffi/syscall.ts';
 
 interface Held {
   fd: number;

@@ -16,13 +16,14 @@
  * ## Draining readiness
  * Level-triggered: whatever you leave unread is reported again by the next `wait`.
  */
-import { invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from './errors.ts';
+import { invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from '../core/errors.ts';
 import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
 import { EpollBackend } from './backends/epoll.ts';
 import { PollBackend } from './backends/poll.ts';
-import { Listener } from './listener.ts';
-import { Socket } from './socket.ts';
-import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from './watch.ts';
+import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable, type Watcher } from '../core/watch.ts';
+// Types only: the multiplexer works on the Watchable contract and never loads a socket family.
+import type { Listener } from '../stream/listener.ts';
+import type { Socket } from '../stream/socket.ts';
 
 /** Interest bits for `add` and `modify`: combine with `|`. */
 export const Interest = Object.freeze({
@@ -101,7 +102,7 @@ export class Multiplexer implements Watcher {
   #size = 0;
   readonly #events: MultiplexerEvent[] = [];
   /** Connecting sockets with a timeout: checked after every wait, whose timeout they shorten. */
-  readonly #timed: Socket[] = [];
+  readonly #timed: Watchable[] = [];
   readonly #eventPool: MultiplexerEvent[] = [];
 
   /** Most events one `wait` returns. */
@@ -164,7 +165,7 @@ export class Multiplexer implements Watcher {
     this.#data[slot] = data;
     target._watcher = this;
     target._slot = slot;
-    if (target instanceof Socket && target._connectDeadline > 0 && target.state === 'connecting') this.#timed.push(target);
+    if (target._connectPending()) this.#timed.push(target);
     this.#size++;
     this._onSizeChange?.();
   }
@@ -235,7 +236,7 @@ export class Multiplexer implements Watcher {
     const timed = this.#timed;
     for (let i = timed.length - 1; i >= 0; i--) {
       const socket = timed[i];
-      const live = socket._watcher === this && socket.state === 'connecting';
+      const live = socket._watcher === this && socket._connectPending();
       if (live && now < socket._connectDeadline) continue;
       timed.splice(i, 1);
       if (!live) continue;
@@ -267,24 +268,21 @@ export class Multiplexer implements Watcher {
     const backend = this.#backend;
     if (backend === null) return;
     this.#backend = null;
-    const closing: Socket[] = [];
+    const orphans: Watchable[] = [];
     for (let slot = 0; slot < this.#targets.length; slot++) {
       const target = this.#targets[slot];
       if (target == null) continue;
       this.#targets[slot] = null;
       target._watcher = null;
       target._slot = -1;
-      if (target instanceof Socket && target.state === 'closing') closing.push(target);
+      orphans.push(target);
     }
     this.#size = 0;
     this.#timed.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
     backend.close();
-    for (const socket of closing) {
-      socket.flush();
-      socket.destroy();
-    }
+    for (const target of orphans) target._orphaned();
   }
 
   [Symbol.dispose](): void {
@@ -337,8 +335,8 @@ export class Multiplexer implements Watcher {
 }
 
 function checkTarget(target: unknown): asserts target is MultiplexerTarget {
-  if (!(target instanceof Socket) && !(target instanceof Listener)) throw invalidType('target', 'a Socket or a Listener', target);
-  if (target.fd < 0) throw new SocketClosedError(target instanceof Socket ? 'socket' : 'listener', 'multiplexer');
+  if (!(target instanceof Watchable)) throw invalidType('target', 'a Socket or a Listener', target);
+  if (target.fd < 0) throw new SocketClosedError(target._kind, 'multiplexer');
 }
 
 function checkInterest(interest: unknown): void {

@@ -10,6 +10,28 @@
  * `head()` never reaches across the start of an attachment, so the flush sends each attachment
  * with its own first byte, in its place in the stream.
  */
+import { checkInteger, invalidValue } from '../core/errors.ts';
+
+/** Options every socket accepts. */
+export interface SocketOptions {
+  /**
+   * Soft cap of the send queue in bytes (default 64 KiB): `send` queues while the queue holds
+   * less than this, and answers `'not-sent'` once it holds this much or more.
+   */
+  sendQueueLimit?: number;
+}
+
+/** Default soft cap of a socket's send queue. */
+export const DEFAULT_SEND_QUEUE_LIMIT = 64 * 1024;
+/** Validates `SocketOptions` and returns the send queue limit. */
+export function sendQueueLimitOf(options: SocketOptions | undefined, argName = 'options'): number {
+  if (options === undefined) return DEFAULT_SEND_QUEUE_LIMIT;
+  if (options === null || typeof options !== 'object') throw invalidValue(argName, 'must be an object', options);
+  const limit = options.sendQueueLimit;
+  if (limit === undefined) return DEFAULT_SEND_QUEUE_LIMIT;
+  return checkInteger(`${argName}.sendQueueLimit`, limit, 1, 2 ** 31 - 1);
+}
+
 const BLOCK_SIZE = 16 * 1024;
 
 interface Block {

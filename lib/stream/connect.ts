@@ -1,17 +1,19 @@
 /**
- * Socket.connect: a non-blocking connect to a numeric address or a Unix socket path. The
- * promise form, with host names, is `connect` in `promises.ts`.
+ * The fd side of `Socket.connect`: a non-blocking connect to a numeric address or a Unix socket
+ * path, with options and a local address set first. It hands back the fd and what the socket
+ * needs to know (so this module never imports the Socket class: socket.ts imports it). The
+ * promise form, with host names, is `connect` in `face/promises.ts`.
  */
-import { SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM } from '../ffi/constants.ts';
-import { ERRNO } from '../ffi/errno.ts';
-import { SIZEOF } from '../ffi/layouts.ts';
-import { closeFd, IN_PROGRESS, SocketError, sys, WOULD_BLOCK } from '../ffi/syscall.ts';
-import { inetAddress, unixAddress } from './address.ts';
-import { invalidType, invalidValue, outOfRange } from './errors.ts';
-import { applyOptions, type SocketOptionValues } from './options.ts';
-import { INTERNAL } from './internal.ts';
-import { encodeSockaddr, errorDetails, familyOf } from './sockaddr.ts';
-import { Socket, sendQueueLimitOf, type SocketOptions } from './socket.ts';
+import { SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM } from '../../ffi/constants.ts';
+import { ERRNO } from '../../ffi/errno.ts';
+import { SIZEOF } from '../../ffi/layouts.ts';
+import { closeFd, IN_PROGRESS, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { inetAddress, unixAddress } from '../core/address.ts';
+import { invalidType, invalidValue, outOfRange } from '../core/errors.ts';
+import { applyOptions, type SocketOptionValues } from '../core/options.ts';
+import { encodeSockaddr, errorDetails, familyOf } from '../core/sockaddr.ts';
+import type { SocketAddress } from '../core/address.ts';
+import { sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 
 /** What every `Socket.connect` takes, whatever the address. */
 export interface ConnectCommonOptions extends SocketOptions {
@@ -32,6 +34,17 @@ export type ConnectOptions = ConnectCommonOptions &
     | { path: string; host?: undefined; port?: undefined; localAddress?: undefined; localPort?: undefined }
   );
 
+/** A connect that has started: the socket's fd and what the Socket made around it needs. */
+export interface StartedConnect {
+  fd: number;
+  /** Still in progress (EINPROGRESS): a multiplexer finishes it. */
+  connecting: boolean;
+  sendQueueLimit: number;
+  peer: SocketAddress;
+  /** performance.now() by which the connect must have finished, or 0 for no timeout. */
+  deadline: number;
+}
+
 /**
  * Starts connecting, without blocking, and returns the socket at once. A TCP socket is usually
  * `'connecting'`: a multiplexer reports it writable when the attempt ends, and then `state` is
@@ -40,7 +53,7 @@ export type ConnectOptions = ConnectCommonOptions &
  * literal (default `'127.0.0.1'`); failures known at once (a missing Unix path) are thrown.
  * Socket options, and a local address and port to bind, are set before the connect starts.
  */
-export function connectSocket(options: ConnectOptions): Socket {
+export function startConnect(options: ConnectOptions): StartedConnect {
   if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
   const limit = sendQueueLimitOf(options);
   const timeoutMs = options.timeoutMs === undefined ? 0 : checkTimeout(options.timeoutMs);
@@ -72,9 +85,8 @@ export function connectSocket(options: ConnectOptions): Socket {
     } catch (err) {
       throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(address) }) : err;
     }
-    const socket = new Socket(INTERNAL, fd, result === IN_PROGRESS, limit, address);
-    if (result === IN_PROGRESS && timeoutMs > 0) socket._connectDeadline = performance.now() + timeoutMs;
-    return socket;
+    const connecting = result === IN_PROGRESS;
+    return { fd, connecting, sendQueueLimit: limit, peer: address, deadline: connecting && timeoutMs > 0 ? performance.now() + timeoutMs : 0 };
   } catch (err) {
     closeFd(fd);
     throw err;

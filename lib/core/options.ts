@@ -18,9 +18,9 @@
 import {
   IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SO_KEEPALIVE, SO_LINGER, SO_RCVBUF, SO_REUSEADDR, SO_REUSEPORT,
   SO_SNDBUF, SOL_SOCKET, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_NODELAY,
-} from '../ffi/constants.ts';
-import { SIZEOF } from '../ffi/layouts.ts';
-import { SocketError, sys } from '../ffi/syscall.ts';
+} from '../../ffi/constants.ts';
+import { SIZEOF } from '../../ffi/layouts.ts';
+import { SocketError, sys } from '../../ffi/syscall.ts';
 import { checkBytes, checkInteger, invalidType, invalidValue } from './errors.ts';
 
 /** The options `setOption` / `getOption` know by name. */

@@ -6,16 +6,17 @@
  * (`name` 'AbortError', `code` 'ABORT_ERR', `cause` the signal's reason), and whatever was opened
  * for the operation is closed before the promise settles.
  */
-import { ERRNO } from '../ffi/errno.ts';
-import { isIP, type InetAddress, type SocketAddress } from './address.ts';
-import { abortError, invalidType, invalidValue, SocketError } from './errors.ts';
-import { Listener, type ListenOptions } from './listener.ts';
-import type { MultiplexerEvent } from './multiplexer.ts';
-import { Interest } from './multiplexer.ts';
-import { Reactor } from './reactor.ts';
-import { resolve } from './resolve.ts';
-import { Socket, type SocketOptions } from './socket.ts';
-import type { SocketOptionValues } from './options.ts';
+import { ERRNO } from '../../ffi/errno.ts';
+import { isIP, type InetAddress, type SocketAddress } from '../core/address.ts';
+import { abortError, invalidType, invalidValue, SocketError } from '../core/errors.ts';
+import { Listener, type ListenOptions } from '../stream/listener.ts';
+import type { MultiplexerEvent } from '../loop/multiplexer.ts';
+import { Interest } from '../loop/multiplexer.ts';
+import { Reactor } from '../loop/reactor.ts';
+import { resolve } from '../core/resolve.ts';
+import { Socket } from '../stream/socket.ts';
+import type { SocketOptions } from '../stream/send-queue.ts';
+import type { SocketOptionValues } from '../core/options.ts';
 
 /** Options of {@link connect}. */
 export interface AsyncConnectOptions extends SocketOptions {
