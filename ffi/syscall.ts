@@ -72,7 +72,7 @@ function hintFor(code: string, details: ErrorDetails): string | undefined {
   if (hint === undefined) return undefined;
   if (hint.any !== undefined) return hint.any;
   if (details.path === undefined) return hint.ip;
-  return details.path.startsWith('\0') ? hint.abstract : hint.path;
+  return String(details.path).startsWith('\0') ? hint.abstract : hint.path;
 }
 
 /** A failed system call, shaped like Node's own errors (`err.code`, `err.errno`, `err.syscall`). */
