@@ -11,6 +11,7 @@ export const AF_UNSPEC = 0;
 export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
+export const AF_VSOCK = 40;
 
 // Socket types and type flags
 export const SOCK_STREAM = 1;
@@ -38,11 +39,14 @@ export const SO_PEERCRED = 17;
 export const SO_RCVLOWAT = 18;
 export const SO_SNDLOWAT = 19;
 export const SO_ACCEPTCONN = 30;
+export const SO_PASSSEC = 34;
 export const SO_PROTOCOL = 38;
 export const SO_DOMAIN = 39;
 /** SO_TIMESTAMPNS (the 64-bit-time value on both supported ABIs); its control message is SCM_TIMESTAMPNS. */
 export const SO_TIMESTAMPNS = 35;
 export const SCM_TIMESTAMPNS = 35;
+/** Linux 6.5: every read gets an SCM_PIDFD of the sender. Not in older C headers (uapi asm-generic/socket.h). */
+export const SO_PASSPIDFD = 76;
 
 // Protocols (<netinet/in.h>)
 export const IPPROTO_IP = 0;
@@ -104,9 +108,12 @@ export const MSG_NOSIGNAL = 0x4000;
 export const MSG_MORE = 0x8000;
 export const MSG_CMSG_CLOEXEC = 0x40000000;
 
-// Control messages (for fd passing)
+// Control messages (SOL_SOCKET level, <linux/socket.h>)
 export const SCM_RIGHTS = 1;
 export const SCM_CREDENTIALS = 2;
+export const SCM_SECURITY = 3;
+/** Linux 6.5 (glibc 2.39 headers): a pidfd of the sender. */
+export const SCM_PIDFD = 4;
 
 // shutdown(2)
 export const SHUT_RD = 0;

@@ -73,6 +73,25 @@ test(`SIZEOF and OFFSETOF match the Linux ABI table for ${process.arch}`, () => 
   );
 });
 
+/**
+ * Control-message constants as the kernel defines them (uapi asm-generic/socket.h, used by both
+ * x86_64 and aarch64, and include/linux/socket.h). Pinned here because C headers older than
+ * Linux 6.5 / glibc 2.39 lack the pidfd ones, so the compiler cross-check below cannot see them.
+ */
+const KERNEL_SOCKET_CONSTANTS: Record<string, Record<string, number>> = {
+  x64: { SO_PASSCRED: 16, SO_PEERCRED: 17, SO_PASSSEC: 34, SO_PASSPIDFD: 76, SCM_RIGHTS: 1, SCM_CREDENTIALS: 2, SCM_SECURITY: 3, SCM_PIDFD: 4, AF_VSOCK: 40 },
+  arm64: { SO_PASSCRED: 16, SO_PEERCRED: 17, SO_PASSSEC: 34, SO_PASSPIDFD: 76, SCM_RIGHTS: 1, SCM_CREDENTIALS: 2, SCM_SECURITY: 3, SCM_PIDFD: 4, AF_VSOCK: 40 },
+};
+
+test(`control-message constants match the kernel's for ${process.arch}, new ones included`, () => {
+  const expected = KERNEL_SOCKET_CONSTANTS[process.arch];
+  assert.ok(expected, `no table for ${process.arch}`);
+  const actual = Object.fromEntries(Object.keys(expected).map((name) => [name, (constants as Record<string, unknown>)[name]]));
+  assert.deepEqual(actual, expected);
+  // What the kernel needs for credentials next to fds: CMSG_SPACE(sizeof(struct ucred)).
+  assert.equal(cmsgSpace(SIZEOF.ucred), 32);
+});
+
 /** C member names are the OFFSETOF keys with the struct's conventional prefix. */
 const MEMBER_PREFIX: Record<string, string> = {
   sockaddr_in: 'sin_',

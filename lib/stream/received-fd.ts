@@ -2,28 +2,20 @@
  * Fds that cross a Unix socket: duplicating the ones we send later (so the caller may close
  * theirs at once), and giving each received fd an owner of the right kind.
  */
-import { F_DUPFD_CLOEXEC, SO_ACCEPTCONN, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from '../../ffi/constants.ts';
-import { closeFd, SocketError, sys } from '../../ffi/syscall.ts';
+import { AF_INET, AF_INET6, AF_UNIX, F_DUPFD_CLOEXEC, SO_ACCEPTCONN, SO_DOMAIN, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from '../../ffi/constants.ts';
+import { SocketError, sys } from '../../ffi/syscall.ts';
 import { checkInteger, invalidType, outOfRange, SocketClosedError } from '../core/errors.ts';
-import { MAX_FDS_PER_MESSAGE } from './fd-passing.ts';
+import { closeAll, MAX_FDS_PER_MESSAGE } from './fd-passing.ts';
 import { Listener } from './listener.ts';
 import { OwnedFd } from '../core/owned-fd.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { Socket } from './socket.ts';
 
+/** Socket's send path closes its queued duplicates with it. */
+export { closeAll };
+
 /** A received fd and its owner: a stream Socket, a listening socket, or anything else. */
 export type ReceivedFd = Socket | Listener | OwnedFd;
-
-/** Closes every fd, reporting nothing: they are ours and nobody can use them any more. */
-export function closeAll(fds: readonly number[]): void {
-  for (const fd of fds) {
-    try {
-      closeFd(fd);
-    } catch {
-      // An fd we own cannot be invalid; nothing better to do with an EIO here.
-    }
-  }
-}
 
 /** Close-on-exec duplicates of `fds`, taken now so that they keep pointing where they did. */
 export function duplicateFds(fds: readonly number[]): number[] {
@@ -54,22 +46,29 @@ function intOption(fd: number, name: number): number | null {
   return value[0];
 }
 
-/** Gives each received fd its owner; if one fails, every fd not yet owned is closed. */
-export function adoptReceivedFd(fds: readonly number[]): ReceivedFd[] {
-  const owned: ReceivedFd[] = [];
+/** Families whose stream sockets the library speaks (it can decode their addresses). */
+const KNOWN_FAMILIES: ReadonlySet<number> = new Set([AF_UNIX, AF_INET, AF_INET6]);
+
+/**
+ * The owner of one received fd: a Socket or Listener for a stream socket of a known family, an
+ * OwnedFd for anything else. Never throws: the bytes the fd came with are read already, and an
+ * fd the library cannot make sense of is still yours, as an OwnedFd (an AF_VSOCK listener, for
+ * one, whose address Listener could not decode).
+ */
+function ownerOf(fd: number): ReceivedFd {
   try {
-    for (const fd of fds) {
-      const type = intOption(fd, SO_TYPE);
-      if (type !== SOCK_STREAM) owned.push(new OwnedFd(INTERNAL, fd));
-      else if (intOption(fd, SO_ACCEPTCONN) === 1) owned.push(Listener.fromFd(fd));
-      else owned.push(Socket.fromFd(fd));
+    if (intOption(fd, SO_TYPE) === SOCK_STREAM && KNOWN_FAMILIES.has(intOption(fd, SO_DOMAIN) ?? -1)) {
+      return intOption(fd, SO_ACCEPTCONN) === 1 ? Listener.fromFd(fd) : Socket.fromFd(fd);
     }
-    return owned;
-  } catch (err) {
-    closeAll(fds.slice(owned.length));
-    for (const o of owned) (o instanceof Listener || o instanceof OwnedFd ? o.close() : o.destroy());
-    throw err;
+  } catch {
+    // The kernel refused a query or the adoption: what remains is an fd, owned as one.
   }
+  return new OwnedFd(INTERNAL, fd);
+}
+
+/** Gives each received fd its owner (see `ownerOf`); never throws, so no fd and no byte is lost. */
+export function adoptReceivedFds(fds: readonly number[]): ReceivedFd[] {
+  return fds.map(ownerOf);
 }
 
 /** Validates the fds argument of sendWithFds and returns the numbers. */
