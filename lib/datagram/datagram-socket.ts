@@ -23,96 +23,40 @@
  * close the socket: a receive that meets one skips it (the next datagram is read), and it is
  * reported once, as the `error` of the socket's next multiplexer event and in `lastError`.
  */
-import {
-  AF_INET6, AF_UNIX, AF_UNSPEC, IPPROTO_IPV6, IPV6_V6ONLY, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SO_REUSEADDR, SO_REUSEPORT,
-  SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SOL_UDP, UDP_SEGMENT, IP_PKTINFO, IP_RECVTOS, IPPROTO_IP,
-  IPV6_RECVPKTINFO, IPV6_RECVTCLASS, SO_TIMESTAMPNS, UDP_GRO,
-} from '../../ffi/constants.ts';
+import { AF_INET6, AF_UNIX, AF_UNSPEC, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SOL_UDP, UDP_SEGMENT } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
-import { inetAddress, unixAddress, type InetAddress, type SocketAddress } from '../core/address.ts';
+import type { SocketAddress } from '../core/address.ts';
 import { checkBytes, checkInteger, illegalConstructor, invalidType, invalidValue, outOfRange, SocketClosedError } from '../core/errors.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { track, untrack } from '../core/lifetime.ts';
-import { applyOptions, getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
-import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
+import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
+import { errorDetails, readAddress } from '../core/sockaddr.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
 import { DatagramBatch } from './batch.ts';
 import { DatagramQueue } from './datagram-queue.ts';
-import { membership, setBroadcast, setMulticastInterface, setMulticastLoopback, setMulticastTtl, setTtl } from './multicast.ts';
+import { addressOf, encodeDestination, familyName, type DatagramDestination } from './destination.ts';
+import { membership, requestMetadata, setBroadcast, setMulticastInterface, setMulticastLoopback, setMulticastTtl, setTtl, type DatagramMetadataOptions } from './ip-options.ts';
+import { openBound, openUnbound, sendQueueLimitOf, type DatagramBindOptions, type DatagramCreateOptions } from './open.ts';
 import { DatagramReceipt } from './receipt.ts';
 
 /** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
 export type DatagramSendStatus = 'sent' | 'queued' | 'not-sent' | 'refused';
 
-/** Where a datagram goes: an address (as `receiveFrom` reports them), `{ host, port }`, `{ path }`, or the receipt of a datagram to answer. */
-export type DatagramDestination = SocketAddress | { host: string; port: number } | { path: string } | DatagramReceipt;
-
-/** Options of {@link DatagramSocket.bind}. */
-export interface DatagramBindOptions {
-  /** IP literal to bind (default `'::'`: every IPv4 and IPv6 address). */
-  host?: string;
-  /** Port (default 0: the kernel picks one; read it from `localAddress`). */
-  port?: number;
-  /** Unix datagram socket path, `'\0name'` for an abstract name, or `''` for a name the kernel picks (autobind). */
-  path?: string;
-  /** SO_REUSEADDR (default false: on UDP it lets two sockets take the same port). */
-  reuseAddress?: boolean;
-  /** SO_REUSEPORT: several sockets (workers) share the port; the kernel spreads datagrams by flow. */
-  reusePort?: boolean;
-  /** IPv6 only, or dual-stack (default false). */
-  ipv6Only?: boolean;
-  /** Socket options set before bind (`{ receiveBufferSize: 4 << 20 }`). */
-  socketOptions?: Partial<SocketOptionValues>;
-  /** Soft cap of the send queue in bytes (default 64 KiB). */
-  sendQueueLimit?: number;
-}
-
-/** What {@link DatagramSocket.requestMetadata} asks the kernel to attach to each received datagram. */
-export interface DatagramMetadataOptions {
-  /** The local address and interface each datagram came to (IP_PKTINFO / IPV6_RECVPKTINFO): `batch.destination(i)`. */
-  destination?: boolean;
-  /** The TOS byte or traffic class (IP_RECVTOS / IPV6_RECVTCLASS), ECN bits included: `batch.tos(i)`. */
-  tos?: boolean;
-  /** The kernel's receive time, in ns (SO_TIMESTAMPNS): `batch.timestamp(i)`. */
-  timestamp?: boolean;
-  /** Let the kernel join equal segments of a flow into one slot (UDP_GRO): `batch.segmentSize(i)`. Use 64 KiB slots. */
-  gro?: boolean;
-}
-
-/** Options of {@link DatagramSocket.create}. */
-export interface DatagramCreateOptions {
-  /** The address family: `'IPv4'`, `'IPv6'` (dual-stack unless `ipv6Only`) or `'unix'`. */
-  family: 'IPv4' | 'IPv6' | 'unix';
-  ipv6Only?: boolean;
-  socketOptions?: Partial<SocketOptionValues>;
-  sendQueueLimit?: number;
-}
+export type { DatagramBindOptions, DatagramCreateOptions, DatagramDestination, DatagramMetadataOptions };
 
 /** The most segments one GSO send may carry (UDP_MAX_SEGMENTS; 128 since Linux 6.x, 64 before: the smaller). */
 export const MAX_GSO_SEGMENTS = 64;
 
 /** The largest UDP payload: 65535 minus the IP and UDP headers (IPv4 20 + 8; IPv6's header is not counted in its length). */
 export const MAX_UDP_PAYLOAD = Object.freeze({ IPv4: 65507, IPv6: 65527 });
-const DEFAULT_SEND_QUEUE_LIMIT = 64 * 1024;
 
 /** Errors that concern one datagram's delivery, not the socket: the socket stays usable. */
 const DELIVERY_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ENOBUFS', 'ENOMEM', 'EPERM', 'ENONET']);
 
 function isDeliveryError(err: unknown): err is SocketError {
   return err instanceof SocketError && DELIVERY_ERRORS.has(err.code);
-}
-
-function optionalBoolean(options: object, key: string, fallback: boolean): boolean {
-  const value = (options as Record<string, unknown>)[key];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw invalidValue(`options.${key}`, 'must be a boolean', value);
-  return value;
-}
-
-function queueLimitOf(options: { sendQueueLimit?: number }): number {
-  return options.sendQueueLimit === undefined ? DEFAULT_SEND_QUEUE_LIMIT : checkInteger('options.sendQueueLimit', options.sendQueueLimit, 1, 2 ** 31 - 1);
 }
 
 /**
@@ -166,64 +110,24 @@ export class DatagramSocket extends Watchable {
    * inherits Function's own `bind`, which this static method replaces on DatagramSocket.)
    */
   static override bind(options: DatagramBindOptions = {}): DatagramSocket {
-    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
-    if (options.path !== undefined && (options.host !== undefined || options.port !== undefined)) {
-      throw invalidValue('options', 'takes either path, or host and port, not both');
-    }
-    const reuseAddress = optionalBoolean(options, 'reuseAddress', false);
-    const reusePort = optionalBoolean(options, 'reusePort', false);
-    const ipv6Only = optionalBoolean(options, 'ipv6Only', false);
-    const limit = queueLimitOf(options);
-    const wanted: SocketAddress =
-      options.path !== undefined
-        ? options.path === ''
-          ? { family: 'unix', path: '' }
-          : unixAddress(options.path, 'options.path')
-        : inetAddress(options.host ?? '::', options.port ?? 0, 'options');
-    const family = familyOf(wanted);
-    const fd = sys.socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    try {
-      const one = new Int32Array([1]);
-      applyOptions(fd, options.socketOptions, 'options.socketOptions');
-      if (reuseAddress) sys.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4);
-      if (reusePort) sys.setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, one, 4);
-      if (family === AF_INET6) sys.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, new Int32Array([ipv6Only ? 1 : 0]), 4);
-      const sockaddr = new Uint8Array(SIZEOF.sockaddr_storage);
-      // A Unix address of length sizeof(sa_family_t) asks the kernel to pick an abstract name.
-      sys.bind(fd, sockaddr, encodeSockaddr(wanted, sockaddr));
-    } catch (err) {
-      closeFd(fd);
-      throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(wanted) }) : err;
-    }
-    const socket = new DatagramSocket(INTERNAL, fd, family, limit);
-    if (family === AF_INET6) socket.#ipv6Only = ipv6Only;
+    const opened = openBound(options);
+    const socket = new DatagramSocket(INTERNAL, opened.fd, opened.family, opened.sendQueueLimit);
+    socket.#ipv6Only = opened.ipv6Only;
     return socket;
   }
 
   /** An unbound socket of `family`: UDP binds a free port at the first send; Unix stays nameless. */
   static create(options: DatagramCreateOptions): DatagramSocket {
-    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
-    const family = options.family === 'IPv4' ? 2 : options.family === 'IPv6' ? AF_INET6 : options.family === 'unix' ? AF_UNIX : -1;
-    if (family < 0) throw invalidValue('options.family', "must be 'IPv4', 'IPv6' or 'unix'", options.family);
-    const ipv6Only = optionalBoolean(options, 'ipv6Only', false);
-    const limit = queueLimitOf(options);
-    const fd = sys.socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    try {
-      applyOptions(fd, options.socketOptions, 'options.socketOptions');
-      if (family === AF_INET6) sys.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, new Int32Array([ipv6Only ? 1 : 0]), 4);
-    } catch (err) {
-      closeFd(fd);
-      throw err;
-    }
-    const socket = new DatagramSocket(INTERNAL, fd, family, limit);
-    if (family === AF_INET6) socket.#ipv6Only = ipv6Only;
+    const opened = openUnbound(options);
+    const socket = new DatagramSocket(INTERNAL, opened.fd, opened.family, opened.sendQueueLimit);
+    socket.#ipv6Only = opened.ipv6Only;
     return socket;
   }
 
   /** Two connected Unix datagram sockets (socketpair): message boundaries kept, for talking to a child or a worker. */
   static pair(options: { sendQueueLimit?: number } = {}): [DatagramSocket, DatagramSocket] {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
-    const limit = queueLimitOf(options);
+    const limit = sendQueueLimitOf(options);
     const fds = new Int32Array(2);
     sys.socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
     const pair: [DatagramSocket, DatagramSocket] = [new DatagramSocket(INTERNAL, fds[0], AF_UNIX, limit), new DatagramSocket(INTERNAL, fds[1], AF_UNIX, limit)];
@@ -244,7 +148,7 @@ export class DatagramSocket extends Watchable {
 
   /** The address family: `'IPv4'`, `'IPv6'` or `'unix'`. */
   get family(): 'IPv4' | 'IPv6' | 'unix' {
-    return this.#family === AF_INET6 ? 'IPv6' : this.#family === AF_UNIX ? 'unix' : 'IPv4';
+    return familyName(this.#family);
   }
 
   /** The local address (getsockname). */
@@ -299,14 +203,14 @@ export class DatagramSocket extends Watchable {
       this.#connected = null;
       return;
     }
-    const length = this.#encode(to, 'to');
+    const length = encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
     try {
       const r = sys.connect(fd, this.#to, length);
       if (r === WOULD_BLOCK) throw new SocketError('connect', ERRNO.EAGAIN);
     } catch (err) {
-      throw err instanceof SocketError && !(to instanceof DatagramReceipt) ? err.withDetails(errorDetails(this.#addressOf(to))) : err;
+      throw err instanceof SocketError && !(to instanceof DatagramReceipt) ? err.withDetails(errorDetails(addressOf(to))) : err;
     }
-    this.#connected = to instanceof DatagramReceipt ? to.address : this.#addressOf(to);
+    this.#connected = to instanceof DatagramReceipt ? to.address : addressOf(to);
   }
 
   /** Sends the first `length` bytes of `data` (default all) as one datagram to the connected peer. */
@@ -330,7 +234,7 @@ export class DatagramSocket extends Watchable {
   sendTo(data: Uint8Array, to: DatagramDestination, length?: number): DatagramSendStatus {
     const fd = this.#open('sendTo');
     const n = lengthOf(data, length);
-    const addressLength = this.#encode(to, 'to');
+    const addressLength = encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
     this.#checkSize(n);
     if (this.#gso > 0) this.#setGso(fd, 0);
     if (this.queuedBytes > 0) return this.#enqueue(data, n, this.#to, addressLength);
@@ -361,7 +265,7 @@ export class DatagramSocket extends Watchable {
     }
     this.#checkSize(n);
     if (to === null && this.#connected === null) throw invalidValue('to', 'is null, but this socket is not connected');
-    const addressLength = to === null ? 0 : this.#encode(to, 'to');
+    const addressLength = to === null ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
     const address = to === null ? null : this.#to;
     if (this.queuedBytes > 0) return this.#enqueueSegments(data, n, size, address, addressLength);
     if (n <= size || this.#gso < 0 || !this.#setGso(fd, size)) return this.#sendSegmentsOneByOne(fd, data, n, size, address, addressLength, to);
@@ -502,35 +406,7 @@ export class DatagramSocket extends Watchable {
    * does not carry it.
    */
   requestMetadata(options: DatagramMetadataOptions): void {
-    const fd = this.#open('requestMetadata');
-    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
-    const on = (key: keyof DatagramMetadataOptions): number | null => {
-      const value = options[key];
-      if (value === undefined) return null;
-      if (typeof value !== 'boolean') throw invalidValue(`options.${key}`, 'must be a boolean', value);
-      return value ? 1 : 0;
-    };
-    const set = (level: number, name: number, value: number | null) => {
-      if (value !== null) sys.setsockopt(fd, level, name, new Int32Array([value]), 4);
-    };
-    const [destination, tos, timestamp, gro] = [on('destination'), on('tos'), on('timestamp'), on('gro')];
-    if (this.#family === AF_UNIX && (destination !== null || tos !== null || gro !== null)) {
-      throw invalidValue('options', 'asks for IP metadata, but this is a Unix datagram socket (timestamp only)');
-    }
-    if (this.#family === AF_INET6) {
-      set(IPPROTO_IPV6, IPV6_RECVPKTINFO, destination);
-      set(IPPROTO_IPV6, IPV6_RECVTCLASS, tos);
-      // IPv4 datagrams that reach a dual-stack socket carry the IPv4 forms.
-      if (this.#ipv6Only !== true) {
-        set(IPPROTO_IP, IP_PKTINFO, destination);
-        set(IPPROTO_IP, IP_RECVTOS, tos);
-      }
-    } else if (this.#family !== AF_UNIX) {
-      set(IPPROTO_IP, IP_PKTINFO, destination);
-      set(IPPROTO_IP, IP_RECVTOS, tos);
-    }
-    set(SOL_SOCKET, SO_TIMESTAMPNS, timestamp);
-    set(SOL_UDP, UDP_GRO, gro);
+    requestMetadata(this.#open('requestMetadata'), this.#family, this.#ipv6Only, options);
   }
 
   /** SO_BROADCAST: allow `sendTo` a broadcast address (off by default: EACCES). */
@@ -686,37 +562,6 @@ export class DatagramSocket extends Watchable {
     return this.#fd;
   }
 
-  /** Encodes a destination into `#to` and returns its length; refuses one of the wrong family. */
-  #encode(to: DatagramDestination, name: string): number {
-    if (to instanceof DatagramReceipt) {
-      const length = to._nameLength[0];
-      if (length <= 2) throw invalidValue(name, 'is a datagram from a sender with no address: it cannot be answered');
-      this.#to.set(to._name.subarray(0, length));
-      return length;
-    }
-    const address = this.#addressOf(to, name);
-    if (this.#family === AF_UNIX) {
-      if (address.family !== 'unix') throw invalidValue(name, `is an ${address.family} address, but this is a Unix datagram socket`);
-      return encodeSockaddr(address, this.#to);
-    }
-    if (address.family === 'unix') throw invalidValue(name, `is a Unix address, but this is a UDP (${this.family}) socket`);
-    if (this.#family === AF_INET6 && address.family === 'IPv4') {
-      // A dual-stack IPv6 socket reaches IPv4 peers through IPv4-mapped addresses, as the kernel reports them.
-      if (this.#ipv6Only === true) throw invalidValue(name, 'is an IPv4 address, but this socket is IPv6-only');
-      return encodeSockaddr({ family: 'IPv6', address: `::ffff:${address.address}`, port: address.port }, this.#to);
-    }
-    if (this.#family !== AF_INET6 && address.family === 'IPv6') throw invalidValue(name, 'is an IPv6 address, but this is an IPv4 socket');
-    return encodeSockaddr(address, this.#to);
-  }
-
-  #addressOf(to: Exclude<DatagramDestination, DatagramReceipt>, name = 'to'): SocketAddress {
-    if (to === null || typeof to !== 'object') throw invalidType(name, 'an address ({ host, port }, { path }, or a SocketAddress)', to);
-    if ('family' in to && (to.family === 'IPv4' || to.family === 'IPv6' || to.family === 'unix')) return to as SocketAddress;
-    if ('path' in to && to.path !== undefined) return unixAddress(to.path, `${name}.path`);
-    const inet = to as { host?: unknown; port?: unknown };
-    return inetAddress(inet.host, inet.port, name) as InetAddress;
-  }
-
   /** A datagram larger than its family allows is a programming error: thrown, naming the limit. */
   #checkSize(length: number): void {
     if (this.#family === AF_UNIX) return; // the limit is the send buffer: the kernel says EMSGSIZE
@@ -736,7 +581,7 @@ export class DatagramSocket extends Watchable {
     if (err instanceof SocketError && err.code === 'EMSGSIZE') {
       err.message += '; a Unix datagram must fit the socket send buffer (sendBufferSize)';
     } else if (err instanceof SocketError && to !== undefined && !(to instanceof DatagramReceipt) && syscall === 'sendto') {
-      throw err.withDetails(errorDetails(this.#addressOf(to)));
+      throw err.withDetails(errorDetails(addressOf(to)));
     }
     throw err;
   }

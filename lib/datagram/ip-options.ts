@@ -1,13 +1,13 @@
 /**
- * UDP's per-packet IP options as functions of an fd and its family: broadcast, TTL / hop limit,
- * multicast TTL, loopback and interface, and group membership. The level and name differ between
+ * UDP's IP options as functions of an fd and its family: broadcast, TTL / hop limit, multicast
+ * TTL, loopback and interface, group membership, and the switches for per-datagram metadata. The level and name differ between
  * IPv4 and IPv6 (IP_MULTICAST_TTL vs IPV6_MULTICAST_HOPS...): callers say which family the socket
  * is, and these pick. The names follow node:dgram's methods, which Node users know.
  */
 import {
   AF_INET6, IP_ADD_MEMBERSHIP, IP_DROP_MEMBERSHIP, IP_MULTICAST_IF, IP_MULTICAST_LOOP, IP_MULTICAST_TTL, IP_TTL, IPPROTO_IP,
   IPPROTO_IPV6, IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_IF, IPV6_MULTICAST_LOOP, IPV6_UNICAST_HOPS,
-  SO_BROADCAST, SOL_SOCKET,
+  SO_BROADCAST, SOL_SOCKET, AF_UNIX, IP_PKTINFO, IP_RECVTOS, IPV6_RECVPKTINFO, IPV6_RECVTCLASS, SO_TIMESTAMPNS, SOL_UDP, UDP_GRO,
 } from '../../ffi/constants.ts';
 import { OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
 import { ifNameToIndex, sys } from '../../ffi/syscall.ts';
@@ -97,4 +97,51 @@ export function membership(fd: number, family: number, join: boolean, group: str
   const index = iface === undefined ? (v6.zone === null ? 0 : ifNameToIndex(v6.zone)) : interfaceIndex('iface', iface);
   new DataView(m.buffer).setUint32(OFFSETOF.ipv6_mreq.interface, index, true);
   sys.setsockopt(fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, m, SIZEOF.ipv6_mreq);
+}
+
+/** What {@link DatagramSocket.requestMetadata} asks the kernel to attach to each received datagram. */
+export interface DatagramMetadataOptions {
+  /** The local address and interface each datagram came to (IP_PKTINFO / IPV6_RECVPKTINFO): `batch.destination(i)`. */
+  destination?: boolean;
+  /** The TOS byte or traffic class (IP_RECVTOS / IPV6_RECVTCLASS), ECN bits included: `batch.tos(i)`. */
+  tos?: boolean;
+  /** The kernel's receive time, in ns (SO_TIMESTAMPNS): `batch.timestamp(i)`. */
+  timestamp?: boolean;
+  /** Let the kernel join equal segments of a flow into one slot (UDP_GRO): `batch.segmentSize(i)`. Use 64 KiB slots. */
+  gro?: boolean;
+}
+
+/**
+ * Turns per-datagram metadata on or off on `fd` (each key given), with the options of the
+ * socket's family; a dual-stack IPv6 socket gets the IPv4 forms too, for its IPv4 peers.
+ */
+export function requestMetadata(fd: number, family: number, ipv6Only: boolean | null, options: DatagramMetadataOptions): void {
+  if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+  const on = (key: keyof DatagramMetadataOptions): number | null => {
+    const value = options[key];
+    if (value === undefined) return null;
+    if (typeof value !== 'boolean') throw invalidValue(`options.${key}`, 'must be a boolean', value);
+    return value ? 1 : 0;
+  };
+  const set = (level: number, name: number, value: number | null) => {
+    if (value !== null) sys.setsockopt(fd, level, name, new Int32Array([value]), 4);
+  };
+  const [destination, tos, timestamp, gro] = [on('destination'), on('tos'), on('timestamp'), on('gro')];
+  if (family === AF_UNIX && (destination !== null || tos !== null || gro !== null)) {
+    throw invalidValue('options', 'asks for IP metadata, but this is a Unix datagram socket (timestamp only)');
+  }
+  if (family === AF_INET6) {
+    set(IPPROTO_IPV6, IPV6_RECVPKTINFO, destination);
+    set(IPPROTO_IPV6, IPV6_RECVTCLASS, tos);
+    // IPv4 datagrams that reach a dual-stack socket carry the IPv4 forms.
+    if (ipv6Only !== true) {
+      set(IPPROTO_IP, IP_PKTINFO, destination);
+      set(IPPROTO_IP, IP_RECVTOS, tos);
+    }
+  } else if (family !== AF_UNIX) {
+    set(IPPROTO_IP, IP_PKTINFO, destination);
+    set(IPPROTO_IP, IP_RECVTOS, tos);
+  }
+  set(SOL_SOCKET, SO_TIMESTAMPNS, timestamp);
+  set(SOL_UDP, UDP_GRO, gro);
 }
