@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  DatagramBatch, DatagramSocket, Interest, MAX_UDP_PAYLOAD, Multiplexer, Reactor, SocketClosedError, SocketError,
+  DatagramBatch, DatagramSocket, Interest, MAX_UDP_PAYLOAD, Multiplexer, Reactor, SocketClosedError, SocketError, receiveDatagrams,
   type DatagramReceipt, type InetAddress,
 } from '../lib/index.ts';
 import { assertNonBlockingCloexec, trackFds } from './helpers/fd.ts';
@@ -574,6 +574,43 @@ describe('datagrams on the reactor', () => {
     client.close();
     assert.equal(reactor.multiplexer.size, 0);
     reactor.close();
+  });
+});
+
+describe('for await over datagrams', () => {
+  it('yields each datagram as a copy with its sender, cut ones marked; break leaves the socket open and out of the reactor', async () => {
+    const reactor = new Reactor();
+    using server = DatagramSocket.bind({ host: '127.0.0.1' });
+    using client = DatagramSocket.bind({ host: '127.0.0.1' });
+    try {
+      for (const m of ['one', 'two', 'three-is-long']) client.sendTo(text(m), server.localAddress);
+      const got: [string, number, boolean][] = [];
+      for await (const d of receiveDatagrams(server, reactor, { maxSize: 8 })) {
+        got.push([str(d.bytes), (d.address as InetAddress).port, d.truncated]);
+        if (got.length === 3) break;
+      }
+      assert.deepEqual(got, [['one', portOf(client), false], ['two', portOf(client), false], ['three-is', portOf(client), true]]);
+      assert.equal(server.state, 'open');
+      assert.equal(reactor.multiplexer.has(server), false);
+    } finally {
+      reactor.close();
+    }
+  });
+
+  it('an abort ends a waiting loop with done', async () => {
+    const reactor = new Reactor();
+    using server = DatagramSocket.bind({ host: '127.0.0.1' });
+    try {
+      const controller = new AbortController();
+      const it = receiveDatagrams(server, reactor, { signal: controller.signal });
+      const pending = it.next();
+      setTimeout(() => controller.abort(), 20);
+      assert.deepEqual(await pending, { done: true, value: undefined });
+      assert.throws(() => receiveDatagrams(server, reactor, { maxSize: 0 }), { code: 'ERR_OUT_OF_RANGE', message: /options\.maxSize/ });
+      assert.throws(() => receiveDatagrams({} as never, reactor), { code: 'ERR_INVALID_ARG_TYPE', message: /socket/ });
+    } finally {
+      reactor.close();
+    }
   });
 });
 

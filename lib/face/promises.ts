@@ -11,8 +11,8 @@ import { isIP, type InetAddress, type SocketAddress } from '../core/address.ts';
 import { abortError, invalidType, invalidValue, SocketError } from '../core/errors.ts';
 import { Listener, type ListenOptions } from '../stream/listener.ts';
 import type { MultiplexerEvent } from '../loop/multiplexer.ts';
-import { Interest } from '../loop/multiplexer.ts';
 import { Reactor } from '../loop/reactor.ts';
+import { ReadyIterator } from './ready-iterator.ts';
 import { resolve } from '../core/resolve.ts';
 import { Socket } from '../stream/socket.ts';
 import type { SocketOptions } from '../stream/send-queue.ts';
@@ -241,7 +241,8 @@ export function accepts(listener: Listener, reactor: Reactor, options: AcceptsOp
   if (!(listener instanceof Listener)) throw invalidType('listener', 'an instance of Listener', listener);
   checkReactor('reactor', reactor);
   if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
-  return new AcceptLoop(listener, reactor, checkSignal('options.signal', options.signal));
+  const source = { target: listener, take: () => listener.accept(), open: () => !listener.closed };
+  return new ReadyIterator<Socket>(source, reactor, checkSignal('options.signal', options.signal));
 }
 
 /** What {@link accepts} returns: an async iterator of sockets that `return()` (or disposal) ends. */
@@ -250,98 +251,6 @@ export interface AcceptIterator extends AsyncIterableIterator<Socket>, AsyncDisp
   return(): Promise<IteratorResult<Socket>>;
 }
 
-type Waiter = { ok: (result: IteratorResult<Socket>) => void; fail: (err: unknown) => void };
-
-class AcceptLoop implements AcceptIterator {
-  readonly #listener: Listener;
-  readonly #reactor: Reactor;
-  readonly #signal: AbortSignal | undefined;
-  readonly #waiters: Waiter[] = [];
-  #done = false;
-  #armed = false;
-  readonly #onAbort = (): void => this.#finish();
-  readonly #handler = (): void => this.#onReadable();
-
-  constructor(listener: Listener, reactor: Reactor, signal: AbortSignal | undefined) {
-    this.#listener = listener;
-    this.#reactor = reactor;
-    this.#signal = signal;
-    if (signal?.aborted || listener.closed) {
-      this.#done = true;
-      return;
-    }
-    if (reactor.multiplexer.has(listener)) reactor.modify(listener, 0, this.#handler);
-    else reactor.add(listener, this.#handler, 0);
-    signal?.addEventListener('abort', this.#onAbort, { once: true });
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  next(): Promise<IteratorResult<Socket>> {
-    if (this.#done || this.#listener.closed) {
-      this.#finish();
-      return Promise.resolve({ done: true, value: undefined });
-    }
-    if (this.#waiters.length === 0) {
-      let socket: Socket | null;
-      try {
-        socket = this.#listener.accept();
-      } catch (err) {
-        this.#finish();
-        return Promise.reject(err);
-      }
-      if (socket !== null) return Promise.resolve({ done: false, value: socket });
-    }
-    return new Promise((ok, fail) => {
-      this.#waiters.push({ ok, fail });
-      this.#arm(true);
-    });
-  }
-
-  return(): Promise<IteratorResult<Socket>> {
-    this.#finish();
-    return Promise.resolve({ done: true, value: undefined });
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.#finish();
-  }
-
-  #onReadable(): void {
-    const waiters = this.#waiters;
-    while (waiters.length > 0) {
-      let socket: Socket | null;
-      try {
-        socket = this.#listener.accept();
-      } catch (err) {
-        const first = waiters.shift()!;
-        this.#finish();
-        first.fail(err);
-        return;
-      }
-      if (socket === null) return; // spurious or raced: level-triggered, we hear again
-      waiters.shift()!.ok({ done: false, value: socket });
-    }
-    this.#arm(false); // nobody waiting: leave connections in the backlog
-  }
-
-  #arm(on: boolean): void {
-    if (this.#armed === on || this.#done) return;
-    this.#armed = on;
-    if (this.#reactor.multiplexer.has(this.#listener)) this.#reactor.modify(this.#listener, on ? Interest.READABLE : 0);
-  }
-
-  #finish(): void {
-    if (this.#done && this.#waiters.length === 0) return;
-    this.#done = true;
-    this.#signal?.removeEventListener('abort', this.#onAbort);
-    const reactor = this.#reactor;
-    if (!reactor.closed && reactor.multiplexer.has(this.#listener)) reactor.remove(this.#listener);
-    for (const waiter of this.#waiters.splice(0)) waiter.ok({ done: true, value: undefined });
-  }
-}
 
 /**
  * Closes `socket` gracefully and resolves once it is closed: at once when nothing is queued,
