@@ -222,6 +222,40 @@ describe('UDP', () => {
     }
   });
 
+  it('reportIcmpErrors: an unconnected server learns that a client went away, as an event naming it, and goes on serving', () => {
+    using server = DatagramSocket.bind({ host: '127.0.0.1' });
+    using gone = DatagramSocket.bind({ host: '127.0.0.1' });
+    const gonePort = portOf(gone);
+    gone.close();
+    using live = DatagramSocket.bind({ host: '127.0.0.1' });
+    using mux = new Multiplexer();
+    mux.add(server);
+    // Off (the default): the ICMP port unreachable is dropped, as UDP does.
+    server.sendTo(text('to nobody'), { host: '127.0.0.1', port: gonePort });
+    for (let i = 0; i < 5; i++) for (const e of mux.wait(20)) assert.equal(e.error, null, 'no error without reportIcmpErrors');
+    server.reportIcmpErrors(true);
+    server.sendTo(text('to nobody, again'), { host: '127.0.0.1', port: gonePort });
+    let reported: (SocketError & { origin?: string; icmpType?: number }) | null = null;
+    for (let i = 0; i < 50 && reported === null; i++) for (const e of mux.wait(100)) if (e.error !== null) reported = e.error;
+    assert.ok(reported !== null, 'the error was reported as an event');
+    assert.equal(reported.code, 'ECONNREFUSED');
+    assert.equal(reported.port, gonePort, 'it names where the failed datagram went');
+    assert.equal(reported.origin, 'icmp');
+    assert.equal(reported.icmpType, 3, 'ICMP destination unreachable');
+    assert.equal(server.state, 'open');
+    for (let i = 0; i < 3; i++) assert.deepEqual(mux.wait(10).filter((e) => e.error !== null), [], 'the error queue was drained: reported once');
+    live.sendTo(text('still here?'), server.localAddress);
+    mux.remove(server);
+    assert.equal(str(receiveOne(server).bytes), 'still here?');
+    const [u, v] = DatagramSocket.pair();
+    try {
+      assert.throws(() => u.reportIcmpErrors(true), { code: 'ERR_INVALID_ARG_VALUE', message: /UDP only/ });
+    } finally {
+      u.destroy();
+      v.destroy();
+    }
+  });
+
   it('SO_REUSEPORT: two sockets share a port', () => {
     using a = DatagramSocket.bind({ host: '127.0.0.1', reusePort: true });
     using b = DatagramSocket.bind({ host: '127.0.0.1', port: portOf(a), reusePort: true });
