@@ -293,8 +293,23 @@ export class Multiplexer implements Watcher {
     this.#timed.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
-    backend.close();
-    for (const target of orphans) target._orphaned();
+    try {
+      backend.close();
+    } catch {
+      // close(2) of the epoll fd failed (EIO): Linux has released the fd all the same, and
+      // nothing here could use the error. The orphans below must be finished whatever.
+    }
+    // A socket closing gracefully gets its last flush, whose failure is reported on the socket
+    // (socket.error), and is destroyed. Every orphan is finished even if one throws.
+    let failure: unknown = null;
+    for (const target of orphans) {
+      try {
+        target._orphaned();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== null) throw failure;
   }
 
   [Symbol.dispose](): void {
@@ -324,9 +339,11 @@ export class Multiplexer implements Watcher {
   /** @internal */
   _forget(target: Watchable): void {
     const slot = target._slot;
-    if (this.#backend !== null && this.#registered[slot] !== DORMANT) this.#backend.remove(target.fd, slot);
+    const fd = target.fd;
+    const registered = this.#backend !== null && this.#registered[slot] !== DORMANT;
     this.#targets[slot] = null;
     this.#data[slot] = undefined;
+    this.#registered[slot] = DORMANT;
     this.#generations[slot] = (this.#generations[slot] + 1) >>> 0;
     this.#freeSlots.push(slot);
     if (target._timed) {
@@ -337,7 +354,14 @@ export class Multiplexer implements Watcher {
     target._watcher = null;
     target._slot = -1;
     this.#size--;
-    this._onSizeChange?.();
+    // The kernel last: if epoll_ctl fails, the target has left all the same (the new generation
+    // drops any event still reported for the old one), and a socket being destroyed goes on to
+    // close its fd, which leaves the epoll set by itself.
+    try {
+      if (registered) this.#backend!.remove(fd, slot);
+    } finally {
+      this._onSizeChange?.();
+    }
   }
 
   #open(operation: string): Backend {

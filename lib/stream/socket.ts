@@ -415,17 +415,28 @@ export class Socket extends Watchable {
     if (this.#fd >= 0) this._watcher?._update(this);
   }
 
-  /** Closes at once, dropping anything still queued. Calling it again does nothing. */
+  /**
+   * Closes at once, dropping anything still queued. Calling it again does nothing. Never throws:
+   * Linux releases the fd even when close(2) reports an error, so there is nothing to retry; such
+   * an error (EIO) is kept in `error` when the socket had none.
+   */
   destroy(): void {
     const fd = this.#fd;
     if (fd < 0) return;
-    this._watcher?._forget(this);
+    try {
+      this._watcher?._forget(this);
+    } catch {
+      // epoll_ctl(DEL) failed: closing the fd below takes it out of the epoll set anyway, and
+      // the multiplexer's bookkeeping forgot this socket before the call (see _forget).
+    }
     this.#fd = -1;
     this.#closing = false;
     this.#dropQueue();
     untrack(this);
     try {
       closeFd(fd);
+    } catch (err) {
+      this.#error ??= asSocketError(err, 'close');
     } finally {
       const waiters = this.#closeWaiters;
       this.#closeWaiters = null;
@@ -623,8 +634,11 @@ export class Socket extends Watchable {
       try {
         n = fds === null ? sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(this.#fd, head, fds);
       } catch (err) {
-        if (!lostConnection(err)) throw err;
-        this.#lose(err);
+        // Any failure here, a lost connection or not (ENOBUFS, ENOMEM, ETOOMANYREFS for the fds,
+        // EMSGSIZE...), ends the stream: the bytes behind the head cannot go without it, so
+        // the queue is dropped and reported on this socket. Thrown instead, it would escape the
+        // multiplexer's wait() and stay at the head of the queue, failing every later wait.
+        this.#lose(asSocketError(err, 'send'));
         return;
       }
       if (n === WOULD_BLOCK) return;
@@ -638,7 +652,13 @@ export class Socket extends Watchable {
   #afterDrain(): void {
     if (this.#shutdownPending) {
       this.#shutdownPending = false;
-      this.#shutdownIgnoringNotConnected(this.#fd, SHUT_WR);
+      try {
+        this.#shutdownIgnoringNotConnected(this.#fd, SHUT_WR);
+      } catch (err) {
+        // Runs inside wait() too: the peer will not see the end, so report it on this socket.
+        this.#lose(asSocketError(err, 'shutdown'));
+        return;
+      }
     }
     if (this.#closing) this.destroy();
     else this._watcher?._update(this);
@@ -698,6 +718,12 @@ export class Socket extends Watchable {
     else if (this.#shutdownPending) this.#afterDrain();
     else this._watcher?._update(this);
   }
+}
+
+/** A SocketError as is; anything else (a bug, koffi refusing a call) wrapped so that it has a code. */
+function asSocketError(err: unknown, syscall: string): SocketError {
+  if (err instanceof SocketError) return err;
+  return Object.assign(new SocketError(syscall, ERRNO.EIO), { message: `${syscall} failed: ${String(err)}`, cause: err });
 }
 
 /** The same error, saying how many queued bytes it stranded (`err.unsentBytes`). */

@@ -1,0 +1,97 @@
+/**
+ * In-process hot-path A/B: 50 Socket.pair() pairs echo 64-byte messages through
+ * Multiplexer.wait(0) + receiveInto + send, in this checkout and (with `--baseline DIR`) in
+ * another checkout of the library loaded into the same process, rounds interleaved so that
+ * both see the same machine. Prints min / median ns per request over the rounds.
+ *
+ *   node --import tsx bench/hot-path-ab.ts --baseline /path/to/other/checkout [--rounds 10]
+ *
+ * The other checkout needs lib/ and ffi/ and a node_modules with koffi (a symlink will do).
+ */
+import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+
+type Lib = typeof import('../lib/index.ts');
+
+const PAIRS = 50;
+const MESSAGES_PER_ROUND = 20_000;
+
+function args(): { baseline: string | null; rounds: number } {
+  const argv = process.argv.slice(2);
+  const at = (flag: string) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  return { baseline: at('--baseline') ?? null, rounds: Number(at('--rounds') ?? 10) };
+}
+
+/** Builds the echo set-up with one copy of the library; `round()` returns ns per request. */
+function echoRunner(lib: Lib): { round(): number; close(): void } {
+  const serverMux = new lib.Multiplexer();
+  const clientMux = new lib.Multiplexer();
+  const pairs = Array.from({ length: PAIRS }, () => lib.Socket.pair());
+  for (const [client, server] of pairs) {
+    serverMux.add(server);
+    clientMux.add(client);
+  }
+  const message = new Uint8Array(64).fill(7);
+  const serverBuffer = serverMux.receiveBuffer;
+  const clientBuffer = clientMux.receiveBuffer;
+  return {
+    round() {
+      let answered = 0;
+      const start = process.hrtime.bigint();
+      while (answered < MESSAGES_PER_ROUND) {
+        for (const [client] of pairs) client.send(message);
+        let pending = PAIRS;
+        while (pending > 0) {
+          const events = serverMux.wait(0);
+          for (let i = 0; i < events.length; i++) {
+            const socket = events[i].target as InstanceType<Lib['Socket']>;
+            const n = socket.receiveInto(serverBuffer);
+            if (n > 0) socket.send(serverBuffer, n);
+          }
+          const replies = clientMux.wait(0);
+          for (let i = 0; i < replies.length; i++) {
+            const n = (replies[i].target as InstanceType<Lib['Socket']>).receiveInto(clientBuffer);
+            if (n > 0) pending -= n / 64;
+          }
+        }
+        answered += PAIRS;
+      }
+      return Number(process.hrtime.bigint() - start) / answered;
+    },
+    close() {
+      serverMux.close();
+      clientMux.close();
+      for (const [a, b] of pairs) {
+        a.destroy();
+        b.destroy();
+      }
+    },
+  };
+}
+
+function summary(values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+  return `min ${sorted[0].toFixed(0)} ns, median ${median.toFixed(0)} ns`;
+}
+
+const { baseline, rounds } = args();
+const runners: [string, ReturnType<typeof echoRunner>][] = [['this checkout', echoRunner(await import('../lib/index.ts'))]];
+if (baseline !== null) {
+  const other = (await import(pathToFileURL(join(baseline, 'lib/index.ts')).href)) as Lib;
+  runners.push([`baseline ${baseline}`, echoRunner(other)]);
+}
+for (const [, runner] of runners) runner.round(); // warm up both before measuring
+const results = runners.map(() => [] as number[]);
+for (let r = 0; r < rounds; r++) {
+  // Alternate who goes first, so neither always runs on a warmer or cooler machine.
+  const order = r % 2 === 0 ? runners.map((_, i) => i) : runners.map((_, i) => runners.length - 1 - i);
+  for (const i of order) results[i].push(runners[i][1].round());
+}
+for (const [i, [label, runner]] of runners.entries()) {
+  console.log(`${label}: ${summary(results[i])} per request (${PAIRS} pairs, ${rounds} rounds of ${MESSAGES_PER_ROUND})`);
+  runner.close();
+}
