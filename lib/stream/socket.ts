@@ -417,8 +417,8 @@ export class Socket extends Watchable {
 
   /**
    * Closes at once, dropping anything still queued. Calling it again does nothing. Never throws:
-   * Linux releases the fd even when close(2) reports an error, so there is nothing to retry; such
-   * an error (EIO) is kept in `error` when the socket had none.
+   * Linux releases the fd even when close(2) reports an error, and a socket's bytes were handed to
+   * the kernel before, so there is nothing to retry and nothing to report.
    */
   destroy(): void {
     const fd = this.#fd;
@@ -435,8 +435,8 @@ export class Socket extends Watchable {
     untrack(this);
     try {
       closeFd(fd);
-    } catch (err) {
-      this.#error ??= asSocketError(err, 'close');
+    } catch {
+      // See above: the fd is gone whatever close(2) said.
     } finally {
       const waiters = this.#closeWaiters;
       this.#closeWaiters = null;
@@ -521,6 +521,8 @@ export class Socket extends Watchable {
   override _orphaned(): void {
     if (this.#fd < 0 || !this.#closing) return;
     this.flush();
+    // Nothing will drive the rest: what the kernel could not take is lost, and must be said so.
+    if (this.queuedBytes > 0) this.#lose(new SocketError('close', ERRNO.ECANCELED, { fd: this.#fd }));
     this.destroy();
   }
 
