@@ -74,6 +74,8 @@ const detail = (name: string, args: readonly unknown[]): string =>
 
 const SYNC_POINTS = faultPointNames().filter((n) => n !== 'getaddrinfo');
 const BIG_QUEUE = { sendQueueLimit: 1 << 24 };
+/** Small kernel buffers, so that both sides queue and the multiplexer's flushes are reached. */
+const SMALL_BUFFERS = { sendBufferSize: 8192, receiveBufferSize: 8192 };
 
 /** `wait()` never throws: anything it throws is a violation. */
 function waitOn(mux: Multiplexer): readonly MultiplexerEvent[] {
@@ -114,7 +116,8 @@ function dropIfFailed(ctx: Context, socket: Socket, who: string): void {
 }
 
 /**
- * TCP: listen, connect, accept; the client sends 192 KiB (queueing), then shuts down writing;
+ * TCP: listen, connect, accept; the client sends 192 KiB through small kernel buffers (both
+ * sides queue), then shuts down writing;
  * the server echoes every byte (retrying a send the kernel refused) and closes gracefully at EOF;
  * the client reads the echo to EOF.
  */
@@ -127,11 +130,11 @@ const tcpEcho: Scenario = {
     if (mux === FAILED) return false;
     steps.push(() => mux.close());
     try {
-      const listener = ctx.call('Listener.listen', () => Listener.listen({ host: '127.0.0.1', port: 0, socket: BIG_QUEUE }));
+      const listener = ctx.call('Listener.listen', () => Listener.listen({ host: '127.0.0.1', port: 0, socket: BIG_QUEUE, socketOptions: SMALL_BUFFERS }));
       if (listener === FAILED) return false;
       steps.push(() => listener.close());
       if (ctx.call('mux.add(listener)', () => mux.add(listener)) === FAILED) return false;
-      const client = ctx.call('Socket.connect', () => Socket.connect({ host: '127.0.0.1', port: listener.port!, ...BIG_QUEUE }));
+      const client = ctx.call('Socket.connect', () => Socket.connect({ host: '127.0.0.1', port: listener.port!, ...BIG_QUEUE, socketOptions: SMALL_BUFFERS }));
       if (client === FAILED) return false;
       steps.push(() => client.destroy());
       if (ctx.call('mux.add(client)', () => mux.add(client)) === FAILED) return false;
