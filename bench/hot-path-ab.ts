@@ -12,6 +12,29 @@ import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 
 type Lib = typeof import('../lib/index.ts');
+type Ffi = typeof import('../ffi/index.ts');
+
+const CALLS_PER_ROUND = 200_000;
+
+/** ns per call of the cheapest checked wrapper, fcntl(F_GETFL), on a socket of that copy. */
+function chokePointRunner(ffi: Ffi, lib: Lib): { round(): number; close(): void } {
+  const [a, b] = lib.Socket.pair();
+  const { sys, F_GETFL } = ffi;
+  const fd = a.fd;
+  return {
+    round() {
+      let sum = 0;
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < CALLS_PER_ROUND; i++) sum += sys.fcntl(fd, F_GETFL, 0);
+      if (sum === 0) throw new Error('fcntl returned no flags');
+      return Number(process.hrtime.bigint() - start) / CALLS_PER_ROUND;
+    },
+    close() {
+      a.destroy();
+      b.destroy();
+    },
+  };
+}
 
 const PAIRS = 50;
 const MESSAGES_PER_ROUND = 20_000;
@@ -79,19 +102,25 @@ function summary(values: number[]): string {
 }
 
 const { baseline, rounds } = args();
-const runners: [string, ReturnType<typeof echoRunner>][] = [['this checkout', echoRunner(await import('../lib/index.ts'))]];
+const copies: [string, Lib, Ffi][] = [['this checkout', await import('../lib/index.ts'), await import('../ffi/index.ts')]];
 if (baseline !== null) {
-  const other = (await import(pathToFileURL(join(baseline, 'lib/index.ts')).href)) as Lib;
-  runners.push([`baseline ${baseline}`, echoRunner(other)]);
+  const load = (path: string) => import(pathToFileURL(join(baseline, path)).href);
+  copies.push([`baseline ${baseline}`, (await load('lib/index.ts')) as Lib, (await load('ffi/index.ts')) as Ffi]);
 }
-for (const [, runner] of runners) runner.round(); // warm up both before measuring
-const results = runners.map(() => [] as number[]);
-for (let r = 0; r < rounds; r++) {
-  // Alternate who goes first, so neither always runs on a warmer or cooler machine.
-  const order = r % 2 === 0 ? runners.map((_, i) => i) : runners.map((_, i) => runners.length - 1 - i);
-  for (const i of order) results[i].push(runners[i][1].round());
-}
-for (const [i, [label, runner]] of runners.entries()) {
-  console.log(`${label}: ${summary(results[i])} per request (${PAIRS} pairs, ${rounds} rounds of ${MESSAGES_PER_ROUND})`);
-  runner.close();
+for (const [what, make, unit] of [
+  ['50-pair echo', (lib: Lib) => echoRunner(lib), `per request (${PAIRS} pairs, rounds of ${MESSAGES_PER_ROUND})`],
+  ['choke point', (lib: Lib, ffi: Ffi) => chokePointRunner(ffi, lib), `per sys.fcntl(F_GETFL) call (rounds of ${CALLS_PER_ROUND})`],
+] as const) {
+  const runners = copies.map(([label, lib, ffi]) => [label, make(lib, ffi)] as const);
+  for (const [, runner] of runners) runner.round(); // warm up every copy before measuring
+  const results = runners.map(() => [] as number[]);
+  for (let r = 0; r < rounds; r++) {
+    // Alternate who goes first, so neither always runs on a warmer or cooler machine.
+    const order = r % 2 === 0 ? runners.map((_, i) => i) : runners.map((_, i) => runners.length - 1 - i);
+    for (const i of order) results[i].push(runners[i][1].round());
+  }
+  for (const [i, [label, runner]] of runners.entries()) {
+    console.log(`${what}, ${label}: ${summary(results[i])} ${unit}, ${rounds} rounds`);
+    runner.close();
+  }
 }

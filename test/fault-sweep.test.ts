@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EAI_AGAIN, EAI_FAIL, EAI_MEMORY, EAI_SYSTEM, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, F_DUPFD_CLOEXEC } from '../ffi/constants.ts';
 import { faultPointNames } from '../ffi/faults.ts';
-import { Interest, Listener, Multiplexer, Socket, type MultiplexerEvent } from '../lib/index.ts';
+import { Interest, Listener, Multiplexer, Socket, SocketError, type BackendName, type MultiplexerEvent } from '../lib/index.ts';
 import { resolve } from '../lib/core/resolve.ts';
 import { trackFds } from './helpers/fd.ts';
 import { pattern } from './helpers/sockets.ts';
@@ -61,6 +61,8 @@ const table: FaultTable = (name, args) => {
       return args[1] === EPOLL_CTL_ADD ? [fatal('ENOMEM'), fatal('ENOSPC')] : [];
     case 'epoll_wait':
       return [EINTR];
+    case 'poll':
+      return [EINTR, retryable('ENOMEM')];
     case 'fcntl':
       return args[1] === F_DUPFD_CLOEXEC ? [fatal('EMFILE')] : [];
     default:
@@ -77,11 +79,18 @@ const BIG_QUEUE = { sendQueueLimit: 1 << 24 };
 /** Small kernel buffers, so that both sides queue and the multiplexer's flushes are reached. */
 const SMALL_BUFFERS = { sendBufferSize: 8192, receiveBufferSize: 8192 };
 
-/** `wait()` never throws: anything it throws is a violation. */
-function waitOn(mux: Multiplexer): readonly MultiplexerEvent[] {
+/**
+ * `wait()` throws only when the kernel's wait itself fails, which only poll(2) can for a correct
+ * caller (ENOMEM, documented); the multiplexer stays usable. Anything else it throws is a violation.
+ */
+function waitOn(ctx: Context, mux: Multiplexer): readonly MultiplexerEvent[] {
   try {
     return mux.wait(1);
   } catch (err) {
+    if (err instanceof SocketError && err.syscall === 'poll' && err.code === 'ENOMEM') {
+      ctx.reported(err, 'wait');
+      return [];
+    }
     throw new Violation(`wait() threw ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   }
 }
@@ -121,12 +130,12 @@ function dropIfFailed(ctx: Context, socket: Socket, who: string): void {
  * the server echoes every byte (retrying a send the kernel refused) and closes gracefully at EOF;
  * the client reads the echo to EOF.
  */
-const tcpEcho: Scenario = {
-  name: 'tcp echo',
+const tcpEcho = (backend: BackendName): Scenario => ({
+  name: `tcp echo (${backend})`,
   run(ctx) {
     const data = pattern(192 * 1024, 11);
     const steps: (() => void)[] = [];
-    const mux = ctx.call('new Multiplexer', () => new Multiplexer());
+    const mux = ctx.call('new Multiplexer', () => new Multiplexer({ backend }));
     if (mux === FAILED) return false;
     steps.push(() => mux.close());
     try {
@@ -161,7 +170,7 @@ const tcpEcho: Scenario = {
           const status = ctx.call('server.send (again)', () => server!.send(bytes));
           if (status !== FAILED) pending = null;
         }
-        for (const event of waitOn(mux)) {
+        for (const event of waitOn(ctx, mux)) {
           if (event.error !== null) ctx.reported(event.error, 'event.error');
           if (event.target === listener) {
             const accepted = ctx.call('listener.accept', () => listener.accept());
@@ -209,20 +218,20 @@ const tcpEcho: Scenario = {
       cleanUp(steps);
     }
   },
-};
+});
 
 /**
  * Unix fd passing: 3 x (100 KiB of bytes, then 4 KiB with an fd attached), sent faster than the
  * peer reads so that fds wait in the send queue; the receiver takes every byte and fd
  * (receiveWithFds) and closes what it received.
  */
-const unixFds: Scenario = {
-  name: 'unix fd passing',
+const unixFds = (backend: BackendName): Scenario => ({
+  name: `unix fd passing (${backend})`,
   run(ctx) {
     const parts = [100 * 1024, 4096, 100 * 1024, 4096, 100 * 1024, 4096];
     const data = pattern(parts.reduce((a, b) => a + b), 12);
     const steps: (() => void)[] = [];
-    const mux = ctx.call('new Multiplexer', () => new Multiplexer());
+    const mux = ctx.call('new Multiplexer', () => new Multiplexer({ backend }));
     if (mux === FAILED) return false;
     steps.push(() => mux.close());
     try {
@@ -252,7 +261,7 @@ const unixFds: Scenario = {
           part++;
         }
         if (!shut && part === parts.length && a.state === 'open') shut = ctx.call('a.close', () => a.close()) !== FAILED;
-        for (const event of waitOn(mux)) {
+        for (const event of waitOn(ctx, mux)) {
           if (event.error !== null) ctx.reported(event.error, 'event.error');
           if (event.target !== b || b.state === 'closed') continue;
           for (;;) {
@@ -281,17 +290,17 @@ const unixFds: Scenario = {
       cleanUp(steps);
     }
   },
-};
+});
 
 /**
  * A socket closing gracefully (close() with a queue the kernel cannot take yet) when its
  * multiplexer closes: it gets its last flush and is destroyed, and the peer reads every byte.
  */
-const closeWhileClosing: Scenario = {
-  name: 'multiplexer closed under a closing socket',
+const closeWhileClosing = (backend: BackendName): Scenario => ({
+  name: `multiplexer closed under a closing socket (${backend})`,
   run(ctx) {
     const steps: (() => void)[] = [];
-    const mux = ctx.call('new Multiplexer', () => new Multiplexer());
+    const mux = ctx.call('new Multiplexer', () => new Multiplexer({ backend }));
     if (mux === FAILED) return false;
     steps.push(() => mux.close());
     try {
@@ -344,7 +353,7 @@ const closeWhileClosing: Scenario = {
       cleanUp(steps);
     }
   },
-};
+});
 
 /** 300 concurrent lookups of 'localhost' (more than koffi's 256): every one settles, errors have codes. */
 const manyLookups: Scenario = {
@@ -376,7 +385,8 @@ function report(name: string, result: SweepResult): void {
 }
 
 describe('fault sweep: every call site x every fault the kernel can return there', () => {
-  for (const scenario of [tcpEcho, unixFds, closeWhileClosing]) {
+  const scenarios = (['epoll', 'poll'] as const).flatMap((backend) => [tcpEcho(backend), unixFds(backend), closeWhileClosing(backend)]);
+  for (const scenario of scenarios) {
     it(scenario.name, async () => {
       const result = await sweep(scenario, SYNC_POINTS, table, detail);
       report(scenario.name, result);

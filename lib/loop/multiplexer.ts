@@ -199,6 +199,12 @@ export class Multiplexer implements Watcher {
    * queues of writable sockets flushed, graceful closes completed, connects finished. A signal
    * does not cut the wait short (EINTR is retried with the time that remains).
    *
+   * A failure of one socket's own work (its flush meets ENOBUFS, ETOOMANYREFS, a reset...) is
+   * reported on that socket (`socket.error` and its event's `error`), never thrown, and the other
+   * targets are served as usual. `wait` throws only when the kernel's wait itself fails, which
+   * for a correct caller only poll(2) does (ENOMEM, the `'poll'` backend); the next wait may
+   * succeed.
+   *
    * The returned array and its event objects are reused by the next call.
    */
   wait(timeoutMs = 0): readonly MultiplexerEvent[] {
@@ -273,7 +279,8 @@ export class Multiplexer implements Watcher {
   /**
    * Closes the multiplexer. Watched sockets and listeners stay open and can join another
    * multiplexer, except sockets already closing gracefully: they get one last flush and are
-   * then closed, since nothing would drive them any more.
+   * then closed, since nothing would drive them any more; bytes that flush could not send are
+   * reported lost (`socket.error`: ECANCELED, with `unsentBytes`). Never throws.
    */
   close(): void {
     const backend = this.#backend;

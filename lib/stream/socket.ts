@@ -244,7 +244,9 @@ export class Socket extends Watchable {
   /**
    * Reads what the kernel holds into `into` (no copy) and returns the number of bytes read:
    * `> 0` bytes, `0` when nothing is available right now, `END_OF_STREAM` (-1) when the peer has
-   * closed the connection (EOF, or a reset: see `error`). Allocates nothing.
+   * closed the connection (EOF, or a reset: see `error`). Allocates nothing. A failure that is
+   * not a lost connection (ENOMEM) is thrown as a `SocketError`; nothing was read, the bytes wait
+   * in the kernel and the socket stays usable.
    */
   receiveInto(into: Uint8Array): number {
     const fd = this.#open('receive');
@@ -285,7 +287,12 @@ export class Socket extends Watchable {
    * - `'closed'`: the connection is gone (see `error`); nothing was taken.
    *
    * The queue cap is soft: one send is accepted whole while the queue holds less than the cap.
-   * Throws `SocketClosedError` after `close()`, `destroy()` or `shutdown('write')`.
+   * Throws `SocketClosedError` after `close()`, `destroy()` or `shutdown('write')`, and a
+   * `SocketError` when the kernel refuses the bytes for a reason other than a lost connection
+   * (ENOBUFS, ENOMEM; ETOOMANYREFS for fds): then nothing was taken and the socket stays usable,
+   * so the send may be tried again. Once bytes wait in the queue such a failure can no longer be
+   * thrown to anyone: the flush that meets it ends the stream, and it is reported like a lost
+   * connection (`error`, the event's `error`, with `unsentBytes`).
    *
    * With `length`, sends only the first `length` bytes of `data`: `send(buffer, n)` after
    * `receiveInto(buffer)` echoes without making a view per message.
