@@ -64,7 +64,7 @@ const table: FaultTable = (name, args) => {
     case 'poll':
       return [EINTR, retryable('ENOMEM')];
     case 'fcntl':
-      return args[1] === F_DUPFD_CLOEXEC ? [fatal('EMFILE')] : [];
+      return args[1] === F_DUPFD_CLOEXEC ? [retryable('EMFILE')] : []; // sendWithFds duplicating fds: nothing taken, try again
     default:
       return []; // getsockopt of SO_ERROR / SO_TYPE / SO_DOMAIN, shutdown, setsockopt: nothing real
   }
