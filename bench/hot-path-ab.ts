@@ -16,6 +16,24 @@ type Ffi = typeof import('../ffi/index.ts');
 
 const CALLS_PER_ROUND = 200_000;
 
+const STUB_CALLS_PER_ROUND = 2_000_000;
+
+/** ns per call of `checked` around a JS stub of 4 arguments (the shape of send and recv). */
+function wrapperRunner(ffi: Ffi): { round(): number; close(): void } {
+  const wrapped = ffi.checked('stub', (_fd: number, _buf: unknown, len: number, _flags: number) => len);
+  const buffer = new Uint8Array(64);
+  return {
+    round() {
+      let sum = 0;
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < STUB_CALLS_PER_ROUND; i++) sum += wrapped(3, buffer, i & 63, 0);
+      if (sum < 0) throw new Error('unreachable');
+      return Number(process.hrtime.bigint() - start) / STUB_CALLS_PER_ROUND;
+    },
+    close() {},
+  };
+}
+
 /** ns per call of the cheapest checked wrapper, fcntl(F_GETFL), on a socket of that copy. */
 function chokePointRunner(ffi: Ffi, lib: Lib): { round(): number; close(): void } {
   const [a, b] = lib.Socket.pair();
@@ -98,7 +116,8 @@ function echoRunner(lib: Lib): { round(): number; close(): void } {
 function summary(values: number[]): string {
   const sorted = [...values].sort((a, b) => a - b);
   const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
-  return `min ${sorted[0].toFixed(0)} ns, median ${median.toFixed(0)} ns`;
+  const digits = sorted[0] < 100 ? 1 : 0;
+  return `min ${sorted[0].toFixed(digits)} ns, median ${median.toFixed(digits)} ns`;
 }
 
 const { baseline, rounds } = args();
@@ -110,6 +129,7 @@ if (baseline !== null) {
 for (const [what, make, unit] of [
   ['50-pair echo', (lib: Lib) => echoRunner(lib), `per request (${PAIRS} pairs, rounds of ${MESSAGES_PER_ROUND})`],
   ['choke point', (lib: Lib, ffi: Ffi) => chokePointRunner(ffi, lib), `per sys.fcntl(F_GETFL) call (rounds of ${CALLS_PER_ROUND})`],
+  ['wrapper alone', (_lib: Lib, ffi: Ffi) => wrapperRunner(ffi), `per checked() call around a JS stub (rounds of ${STUB_CALLS_PER_ROUND})`],
 ] as const) {
   const runners = copies.map(([label, lib, ffi]) => [label, make(lib, ffi)] as const);
   for (const [, runner] of runners) runner.round(); // warm up every copy before measuring

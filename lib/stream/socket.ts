@@ -377,7 +377,9 @@ export class Socket extends Watchable {
 
   /**
    * Hands queued bytes to the kernel now, as far as it takes them, and returns how many bytes
-   * remain queued. A multiplexer does this by itself when the socket becomes writable.
+   * remain queued. A multiplexer does this by itself when the socket becomes writable. Never
+   * throws: a failure (a reset, ENOBUFS...) ends the stream and is kept in `error`, with the
+   * queued bytes it stranded in `unsentBytes`.
    */
   flush(): number {
     if (this.#fd < 0) return 0;
