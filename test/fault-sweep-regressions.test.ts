@@ -200,6 +200,31 @@ describe('regressions found by the fault sweep', () => {
     }
   });
 
+  it('shutdown(2) failing when a drained queue lets shutdown("write") take effect inside wait(): reported on the socket, not thrown', () => {
+    const { a, b } = pairWithQueue();
+    const mux = new Multiplexer();
+    try {
+      mux.add(a, Interest.NONE);
+      a.shutdown('write');
+      let error: MultiplexerEvent['error'] = null;
+      {
+        using faults = injectFaults((call) => (call.name === 'shutdown' ? { errno: ERRNO.ENOBUFS } : null));
+        for (let i = 0; i < 50 && faults.count('shutdown') === 0; i++) {
+          drain(b);
+          for (const e of mux.wait(0)) error ??= e.error;
+        }
+        for (const e of mux.wait(0)) error ??= e.error;
+      }
+      assert.equal(error?.code, 'ENOBUFS');
+      assert.equal(error?.syscall, 'shutdown');
+      assert.equal(a.error, error);
+    } finally {
+      mux.close();
+      a.destroy();
+      b.destroy();
+    }
+  });
+
   it('Multiplexer.close() gives a closing socket one last flush; what the kernel cannot take is reported lost (ECANCELED), not dropped silently', () => {
     const { a, b } = pairWithQueue();
     const mux = new Multiplexer();
