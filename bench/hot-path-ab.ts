@@ -143,4 +143,11 @@ for (const [what, make, unit] of [
     console.log(`${what}, ${label}: ${summary(results[i])} ${unit}, ${rounds} rounds`);
     runner.close();
   }
+  if (results.length === 2) {
+    // Rounds run back to back, so a busy machine slows both copies of a round alike: the median
+    // of the per-round differences is steadier than the difference of the medians.
+    const diffs = results[0].map((v, r) => ((v - results[1][r]) / results[1][r]) * 100).sort((a, b) => a - b);
+    const mid = diffs.length % 2 ? diffs[(diffs.length - 1) / 2] : (diffs[diffs.length / 2 - 1] + diffs[diffs.length / 2]) / 2;
+    console.log(`${what}: this checkout vs baseline, median of per-round differences ${mid >= 0 ? '+' : ''}${mid.toFixed(1)}%`);
+  }
 }
