@@ -4,6 +4,8 @@
  * its fix.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { after, before, describe, it } from 'node:test';
 import { EPOLL_CTL_DEL } from '../ffi/constants.ts';
 import { ERRNO } from '../ffi/errno.ts';
@@ -97,6 +99,23 @@ describe('fault injection (ffi/faults.ts)', () => {
       a.destroy();
       b.destroy();
     }
+  });
+
+  it('is per thread: an injection on this thread does not reach a worker thread, which has fault points of its own', async () => {
+    using _ = injectFaults((call) => (call.name === 'send' ? { errno: ERRNO.ENOBUFS } : null));
+    const [a, b] = Socket.pair();
+    try {
+      assert.throws(() => a.send(Buffer.from('x')), { code: 'ENOBUFS' }, 'this thread is injected');
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+    const fixture = new URL('./fixtures/fault-worker.ts', import.meta.url).href;
+    const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+    const worker = new Worker(`import(${tsx}).then((tsx) => tsx.tsImport(${JSON.stringify(fixture)}, ${JSON.stringify(fixture)}));`, { eval: true });
+    const [message] = (await once(worker, 'message')) as [{ status: string; got: string }];
+    await once(worker, 'exit');
+    assert.deepEqual(message, { status: 'sent', got: 'from the worker' });
   });
 
   it('restores the real functions, refuses a second injection at once, and names call sites', () => {
