@@ -199,6 +199,12 @@ export class Multiplexer implements Watcher {
    * queues of writable sockets flushed, graceful closes completed, connects finished. A signal
    * does not cut the wait short (EINTR is retried with the time that remains).
    *
+   * A failure of one socket's own work (its flush meets ENOBUFS, ETOOMANYREFS, a reset...) is
+   * reported on that socket (`socket.error` and its event's `error`), never thrown, and the other
+   * targets are served as usual. `wait` throws only when the kernel's wait itself fails, which
+   * for a correct caller only poll(2) does (ENOMEM, the `'poll'` backend); the next wait may
+   * succeed.
+   *
    * The returned array and its event objects are reused by the next call.
    */
   wait(timeoutMs = 0): readonly MultiplexerEvent[] {
@@ -273,7 +279,8 @@ export class Multiplexer implements Watcher {
   /**
    * Closes the multiplexer. Watched sockets and listeners stay open and can join another
    * multiplexer, except sockets already closing gracefully: they get one last flush and are
-   * then closed, since nothing would drive them any more.
+   * then closed, since nothing would drive them any more; bytes that flush could not send are
+   * reported lost (`socket.error`: ECANCELED, with `unsentBytes`). Never throws.
    */
   close(): void {
     const backend = this.#backend;
@@ -293,8 +300,23 @@ export class Multiplexer implements Watcher {
     this.#timed.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
-    backend.close();
-    for (const target of orphans) target._orphaned();
+    try {
+      backend.close();
+    } catch {
+      // close(2) of the epoll fd failed (EIO): Linux has released the fd all the same, and
+      // nothing here could use the error. The orphans below must be finished whatever.
+    }
+    // A socket closing gracefully gets its last flush, whose failure is reported on the socket
+    // (socket.error), and is destroyed. Every orphan is finished even if one throws.
+    let failure: unknown = null;
+    for (const target of orphans) {
+      try {
+        target._orphaned();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== null) throw failure;
   }
 
   [Symbol.dispose](): void {
@@ -324,9 +346,11 @@ export class Multiplexer implements Watcher {
   /** @internal */
   _forget(target: Watchable): void {
     const slot = target._slot;
-    if (this.#backend !== null && this.#registered[slot] !== DORMANT) this.#backend.remove(target.fd, slot);
+    const fd = target.fd;
+    const registered = this.#backend !== null && this.#registered[slot] !== DORMANT;
     this.#targets[slot] = null;
     this.#data[slot] = undefined;
+    this.#registered[slot] = DORMANT;
     this.#generations[slot] = (this.#generations[slot] + 1) >>> 0;
     this.#freeSlots.push(slot);
     if (target._timed) {
@@ -337,7 +361,14 @@ export class Multiplexer implements Watcher {
     target._watcher = null;
     target._slot = -1;
     this.#size--;
-    this._onSizeChange?.();
+    // The kernel last: if epoll_ctl fails, the target has left all the same (the new generation
+    // drops any event still reported for the old one), and a socket being destroyed goes on to
+    // close its fd, which leaves the epoll set by itself.
+    try {
+      if (registered) this.#backend!.remove(fd, slot);
+    } finally {
+      this._onSizeChange?.();
+    }
   }
 
   #open(operation: string): Backend {

@@ -191,7 +191,11 @@ export class Listener extends Watchable {
     this._watcher?._forget(this);
     this.#fd = -1;
     untrack(this);
-    closeFd(fd);
+    try {
+      closeFd(fd);
+    } catch {
+      // Never thrown: Linux releases the fd even when close(2) reports an error (EIO, EINTR).
+    }
   }
 
   [Symbol.dispose](): void {

@@ -244,7 +244,9 @@ export class Socket extends Watchable {
   /**
    * Reads what the kernel holds into `into` (no copy) and returns the number of bytes read:
    * `> 0` bytes, `0` when nothing is available right now, `END_OF_STREAM` (-1) when the peer has
-   * closed the connection (EOF, or a reset: see `error`). Allocates nothing.
+   * closed the connection (EOF, or a reset: see `error`). Allocates nothing. A failure that is
+   * not a lost connection (ENOMEM) is thrown as a `SocketError`; nothing was read, the bytes wait
+   * in the kernel and the socket stays usable.
    */
   receiveInto(into: Uint8Array): number {
     const fd = this.#open('receive');
@@ -285,7 +287,12 @@ export class Socket extends Watchable {
    * - `'closed'`: the connection is gone (see `error`); nothing was taken.
    *
    * The queue cap is soft: one send is accepted whole while the queue holds less than the cap.
-   * Throws `SocketClosedError` after `close()`, `destroy()` or `shutdown('write')`.
+   * Throws `SocketClosedError` after `close()`, `destroy()` or `shutdown('write')`, and a
+   * `SocketError` when the kernel refuses the bytes for a reason other than a lost connection
+   * (ENOBUFS, ENOMEM; ETOOMANYREFS for fds): then nothing was taken and the socket stays usable,
+   * so the send may be tried again. Once bytes wait in the queue such a failure can no longer be
+   * thrown to anyone: the flush that meets it ends the stream, and it is reported like a lost
+   * connection (`error`, the event's `error`, with `unsentBytes`).
    *
    * With `length`, sends only the first `length` bytes of `data`: `send(buffer, n)` after
    * `receiveInto(buffer)` echoes without making a view per message.
@@ -370,7 +377,9 @@ export class Socket extends Watchable {
 
   /**
    * Hands queued bytes to the kernel now, as far as it takes them, and returns how many bytes
-   * remain queued. A multiplexer does this by itself when the socket becomes writable.
+   * remain queued. A multiplexer does this by itself when the socket becomes writable. Never
+   * throws: a failure (a reset, ENOBUFS...) ends the stream and is kept in `error`, with the
+   * queued bytes it stranded in `unsentBytes`.
    */
   flush(): number {
     if (this.#fd < 0) return 0;
@@ -415,17 +424,28 @@ export class Socket extends Watchable {
     if (this.#fd >= 0) this._watcher?._update(this);
   }
 
-  /** Closes at once, dropping anything still queued. Calling it again does nothing. */
+  /**
+   * Closes at once, dropping anything still queued. Calling it again does nothing. Never throws:
+   * Linux releases the fd even when close(2) reports an error, and a socket's bytes were handed to
+   * the kernel before, so there is nothing to retry and nothing to report.
+   */
   destroy(): void {
     const fd = this.#fd;
     if (fd < 0) return;
-    this._watcher?._forget(this);
+    try {
+      this._watcher?._forget(this);
+    } catch {
+      // epoll_ctl(DEL) failed: closing the fd below takes it out of the epoll set anyway, and
+      // the multiplexer's bookkeeping forgot this socket before the call (see _forget).
+    }
     this.#fd = -1;
     this.#closing = false;
     this.#dropQueue();
     untrack(this);
     try {
       closeFd(fd);
+    } catch {
+      // See above: the fd is gone whatever close(2) said.
     } finally {
       const waiters = this.#closeWaiters;
       this.#closeWaiters = null;
@@ -510,6 +530,8 @@ export class Socket extends Watchable {
   override _orphaned(): void {
     if (this.#fd < 0 || !this.#closing) return;
     this.flush();
+    // Nothing will drive the rest: what the kernel could not take is lost, and must be said so.
+    if (this.queuedBytes > 0) this.#lose(new SocketError('close', ERRNO.ECANCELED, { fd: this.#fd }));
     this.destroy();
   }
 
@@ -623,8 +645,11 @@ export class Socket extends Watchable {
       try {
         n = fds === null ? sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(this.#fd, head, fds);
       } catch (err) {
-        if (!lostConnection(err)) throw err;
-        this.#lose(err);
+        // Any failure here, a lost connection or not (ENOBUFS, ENOMEM, ETOOMANYREFS for the fds,
+        // EMSGSIZE...), ends the stream: the bytes behind the head cannot go without it, so
+        // the queue is dropped and reported on this socket. Thrown instead, it would escape the
+        // multiplexer's wait() and stay at the head of the queue, failing every later wait.
+        this.#lose(asSocketError(err, 'send'));
         return;
       }
       if (n === WOULD_BLOCK) return;
@@ -638,7 +663,13 @@ export class Socket extends Watchable {
   #afterDrain(): void {
     if (this.#shutdownPending) {
       this.#shutdownPending = false;
-      this.#shutdownIgnoringNotConnected(this.#fd, SHUT_WR);
+      try {
+        this.#shutdownIgnoringNotConnected(this.#fd, SHUT_WR);
+      } catch (err) {
+        // Runs inside wait() too: the peer will not see the end, so report it on this socket.
+        this.#lose(asSocketError(err, 'shutdown'));
+        return;
+      }
     }
     if (this.#closing) this.destroy();
     else this._watcher?._update(this);
@@ -698,6 +729,12 @@ export class Socket extends Watchable {
     else if (this.#shutdownPending) this.#afterDrain();
     else this._watcher?._update(this);
   }
+}
+
+/** A SocketError as is; anything else (a bug, koffi refusing a call) wrapped so that it has a code. */
+function asSocketError(err: unknown, syscall: string): SocketError {
+  if (err instanceof SocketError) return err;
+  return Object.assign(new SocketError(syscall, ERRNO.EIO), { message: `${syscall} failed: ${String(err)}`, cause: err });
 }
 
 /** The same error, saying how many queued bytes it stranded (`err.unsentBytes`). */
