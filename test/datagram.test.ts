@@ -15,6 +15,9 @@ import {
   type DatagramReceipt, type InetAddress,
 } from '../lib/index.ts';
 import { assertNonBlockingCloexec, trackFds } from './helpers/fd.ts';
+import { injectFaults } from '../ffi/faults.ts';
+import { ERRNO } from '../ffi/errno.ts';
+import { UDP_SEGMENT } from '../ffi/constants.ts';
 
 let fds: ReturnType<typeof trackFds>;
 let dir: string;
@@ -253,6 +256,48 @@ describe('UDP', () => {
     } finally {
       u.destroy();
       v.destroy();
+    }
+  });
+
+  it('GSO falls back to one send per datagram where the kernel refuses it, with the same datagrams arriving', () => {
+    using server = DatagramSocket.bind({ host: '127.0.0.1', socketOptions: { receiveBufferSize: 1 << 20 } });
+    const data = new Uint8Array(5 * 500 + 20).map((_, i) => (i * 7) & 0xff);
+    const expectSegments = () => {
+      const got: Uint8Array[] = [];
+      for (let i = 0; i < 6; i++) got.push(receiveOne(server).bytes.slice());
+      assert.deepEqual(got.map((g) => g.byteLength), [500, 500, 500, 500, 500, 20]);
+      assert.deepEqual(Buffer.concat(got), Buffer.from(data));
+    };
+    {
+      // A kernel before 4.18 (or a filter) refuses UDP_SEGMENT itself.
+      using client = DatagramSocket.create({ family: 'IPv4' });
+      {
+        using faults = injectFaults((call) => (call.name === 'setsockopt' && call.args[2] === UDP_SEGMENT ? { errno: ERRNO.ENOPROTOOPT } : null));
+        assert.equal(client.sendSegments(data, 500, server.localAddress), 'sent');
+        assert.equal(faults.count('setsockopt'), 1);
+      }
+      assert.equal(client.segmentation, 'one-by-one');
+      expectSegments();
+      // Remembered: the next one goes one by one without asking the kernel again.
+      assert.equal(client.sendSegments(data, 500, server.localAddress), 'sent');
+      assert.equal(client.segmentation, 'one-by-one');
+      expectSegments();
+    }
+    {
+      // A device that cannot checksum GSO packets answers the send with EIO.
+      using client = DatagramSocket.create({ family: 'IPv4' });
+      let failedOnce = false;
+      {
+        using _faults = injectFaults((call) => {
+          if (call.name !== 'sendto' || failedOnce || (call.args[2] as number) <= 500) return null;
+          failedOnce = true;
+          return { errno: ERRNO.EIO };
+        });
+        assert.equal(client.sendSegments(data, 500, server.localAddress), 'sent');
+      }
+      assert.ok(failedOnce);
+      assert.equal(client.segmentation, 'one-by-one');
+      expectSegments();
     }
   });
 

@@ -295,4 +295,25 @@ describe('regressions found by the fault sweep', () => {
       b.destroy();
     }
   });
+
+  it('Listener.accept with noDelay: a refused TCP_NODELAY leaks no fd (the accepted socket is destroyed and the error thrown)', () => {
+    using listener = Listener.listen({ host: '127.0.0.1', port: 0, noDelay: true });
+    using client = Socket.connect({ host: '127.0.0.1', port: listener.port });
+    const before = trackFds();
+    let accepted: Socket | null = null;
+    {
+      using _ = injectFaults((call) => (call.name === 'setsockopt' ? { errno: ERRNO.ENOMEM } : null));
+      for (let i = 0; i < 200 && accepted === null; i++) {
+        try {
+          accepted = listener.accept();
+        } catch (err) {
+          assert.ok(err instanceof SocketError && err.code === 'ENOMEM' && err.syscall === 'setsockopt', String(err));
+          break;
+        }
+        if (accepted === null) sys.poll(new Uint8Array(8), 0, 5);
+      }
+    }
+    assert.equal(accepted, null, 'the accept failed');
+    before.assertNoLeak();
+  });
 });

@@ -486,13 +486,19 @@ export class DatagramSocket extends Watchable {
   destroy(): void {
     const fd = this.#fd;
     if (fd < 0) return;
-    this._watcher?._forget(this);
+    try {
+      this._watcher?._forget(this);
+    } catch {
+      // epoll_ctl(DEL) failed: closing the fd takes it out of the epoll set anyway (as Socket).
+    }
     this.#fd = -1;
     this.#closing = false;
     this.#queue = null;
     untrack(this);
     try {
       closeFd(fd);
+    } catch {
+      // Linux releases the fd whatever close(2) reports (EIO, EINTR): nothing to undo, nothing to retry.
     } finally {
       const waiters = this.#closeWaiters;
       this.#closeWaiters = null;

@@ -179,8 +179,17 @@ export class Listener extends Watchable {
         throw err;
       }
       if (client === WOULD_BLOCK) return null;
-      if (this.#noDelay) sys.setsockopt(client, IPPROTO_TCP, TCP_NODELAY, this.#one, 4);
-      return new Socket(INTERNAL, client, false, this.#socketQueueLimit);
+      // Owned before anything else can fail, so that a refused option cannot leak the fd.
+      const socket = new Socket(INTERNAL, client, false, this.#socketQueueLimit);
+      if (this.#noDelay) {
+        try {
+          sys.setsockopt(client, IPPROTO_TCP, TCP_NODELAY, this.#one, 4);
+        } catch (err) {
+          socket.destroy();
+          throw err;
+        }
+      }
+      return socket;
     }
   }
 
