@@ -7,8 +7,12 @@ import { invalidType, invalidValue, SocketClosedError } from '../core/errors.ts'
 import { Interest, Multiplexer, type MultiplexerEvent, type MultiplexerOptions, type MultiplexerTarget } from './multiplexer.ts';
 import { watchReadable, type FdWatcher } from './uv-poll.ts';
 
-/** Called with each event of its target. The event object is reused after the call returns. */
-export type ReactorHandler = (event: MultiplexerEvent) => void;
+/**
+ * Called with each event of its target. The event object is reused after the call returns.
+ * `T` is the target's type: the handler given to `reactor.add(socket, handler)` receives events
+ * whose `target` is that Socket (and a listener's handler, that Listener).
+ */
+export type ReactorHandler<T extends MultiplexerTarget = MultiplexerTarget> = (event: MultiplexerEvent<T>) => void;
 
 /** Options of a {@link Reactor}. */
 export interface ReactorOptions extends Omit<MultiplexerOptions, 'backend'> {
@@ -38,8 +42,11 @@ function msOption(name: string, value: unknown, fallback: number): number {
  * `unref()` lets the process exit anyway, and an empty reactor never holds it.
  */
 export class Reactor {
-  /** The multiplexer this reactor drives. Add and remove targets through the reactor. */
-  readonly multiplexer: Multiplexer;
+  /**
+   * The multiplexer this reactor drives. Add and remove targets through the reactor. Each
+   * target's data is its handler (`ReactorHandler<never>`: a handler of some target type).
+   */
+  readonly multiplexer: Multiplexer<ReactorHandler<never>>;
   // Kept in a field on purpose: a collected poll handle closes itself and the loop forgets us.
   #watcher: FdWatcher | null;
   #referenced = true;
@@ -65,7 +72,7 @@ export class Reactor {
   }
 
   /** Watches `target` and calls `handler` with its events (default interest: readable). */
-  add(target: MultiplexerTarget, handler: ReactorHandler, interest: number = Interest.READABLE): void {
+  add<T extends MultiplexerTarget>(target: T, handler: ReactorHandler<T>, interest: number = Interest.READABLE): void {
     if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);
     this.#live('add');
     this.multiplexer.add(target, interest, handler);
@@ -73,7 +80,7 @@ export class Reactor {
   }
 
   /** Changes what `target` is watched for, and its handler when one is given. */
-  modify(target: MultiplexerTarget, interest: number, handler?: ReactorHandler): void {
+  modify<T extends MultiplexerTarget>(target: T, interest: number, handler?: ReactorHandler<T>): void {
     this.#live('modify');
     if (handler === undefined) this.multiplexer.modify(target, interest);
     else if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);
