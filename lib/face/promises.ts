@@ -45,9 +45,9 @@ export interface AsyncConnectOptions extends SocketOptions {
 /** Options of {@link listen}: those of `Listener.listen`, where `host` may also be a name. */
 export interface AsyncListenOptions extends ListenOptions {
   /** Only addresses of this family when `host` is a name: 4, 6, or 0 (the default) for both. */
-  family?: 0 | 4 | 6;
+  family?: 0 | 4 | 6 | undefined;
   /** Cancels the lookup: the promise rejects with an AbortError. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** Options of {@link accepts}. */

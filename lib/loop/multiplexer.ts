@@ -73,14 +73,14 @@ export interface MultiplexerEvent<T extends MultiplexerTarget = MultiplexerTarge
  */
 export type MultiplexerAddArguments<D> = undefined extends D ? [interest?: number, data?: D] : [interest: number, data: D];
 
-/** Options of a {@link Multiplexer}. */
+/** Options of a {@link Multiplexer}. An option left `undefined` takes its default. */
 export interface MultiplexerOptions {
   /** Kernel mechanism (default `'epoll'`). */
-  backend?: BackendName;
+  backend?: BackendName | undefined;
   /** Most events one `wait` returns (default 256); more stay ready for the next wait. */
-  maxEvents?: number;
+  maxEvents?: number | undefined;
   /** Size of the receive buffer shared by this multiplexer's sockets (default 64 KiB). */
-  receiveBufferSize?: number;
+  receiveBufferSize?: number | undefined;
 }
 
 const INT32_MAX = 2 ** 31 - 1;

@@ -14,19 +14,19 @@ import { watchReadable, type FdWatcher } from './uv-poll.ts';
  */
 export type ReactorHandler<T extends MultiplexerTarget = MultiplexerTarget> = (event: MultiplexerEvent<T>) => void;
 
-/** Options of a {@link Reactor}. */
+/** Options of a {@link Reactor}. An option left `undefined` takes its default. */
 export interface ReactorOptions extends Omit<MultiplexerOptions, 'backend'> {
   /** Most `wait(0)` rounds per wakeup before yielding to other work on the loop (default 16). */
-  maxRounds?: number;
+  maxRounds?: number | undefined;
   /**
    * Busy-poll for latency-bound programs (default 0: off). After handling events, keep polling
    * with `wait(0)` until this many milliseconds pass with no event, instead of going back to
    * libuv at once: a reply that arrives meanwhile is handled without a wakeup. Costs a core
    * while traffic flows. One wakeup never spins longer than `busyPollBudgetMs`.
    */
-  busyPollMs?: number;
+  busyPollMs?: number | undefined;
   /** Longest time one wakeup may spend busy-polling, so timers and other I/O get a turn (default 10 ms). */
-  busyPollBudgetMs?: number;
+  busyPollBudgetMs?: number | undefined;
 }
 
 function msOption(name: string, value: unknown, fallback: number): number {
