@@ -80,7 +80,11 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
   /** @internal */
   readonly _kind = 'listener';
 
-  /** @internal Use `Listener.listen` or `Listener.fromFd`. */
+  /**
+   * Use `Listener.listen` or `Listener.fromFd`. Only the library holds the token, so the published
+   * types refuse `new` as JavaScript does (ERR_ILLEGAL_CONSTRUCTOR). Not marked internal: that would
+   * strip this signature and leave a constructor that takes nothing.
+   */
   constructor(token: typeof INTERNAL, fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number) {
     super();
     // The constructor adopts an fd unchecked: only the library may call it.
