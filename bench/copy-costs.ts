@@ -48,7 +48,7 @@ interface Pair {
 
 function makePair(): Pair {
   const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
-  const a = Socket.connect({ host: '127.0.0.1', port: (listener.address as { port: number }).port });
+  const a = Socket.connect({ host: '127.0.0.1', port: listener.port });
   const mux = new Multiplexer();
   mux.add(a, 0);
   let b: Socket | null = null;

@@ -27,7 +27,7 @@ import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, threadId, Worker, workerData } from 'node:worker_threads';
-import { Listener, Multiplexer, type BackendName, type Socket } from '../lib/index.ts';
+import { Listener, Multiplexer, Socket, type BackendName } from '../lib/index.ts';
 
 /** What the main thread gives each worker (through `workerData`). */
 interface WorkerInput {
@@ -84,7 +84,7 @@ function serve(input: WorkerInput): void {
   let bytes = 0;
   try {
     mux.add(listener);
-    const { port: boundPort } = listener.address as { port: number };
+    const boundPort = listener.port;
     const hello: WorkerMessage = {
       type: 'listening', index: input.index, port: boundPort, threadId, listenerFd: listener.fd, multiplexerFd: mux.fd,
     };
@@ -100,8 +100,9 @@ function serve(input: WorkerInput): void {
           }
           continue;
         }
-        const socket = event.target as Socket;
-        if (socket.state !== 'open') continue;
+        // instanceof tells the targets apart and narrows the type: no cast.
+        const socket = event.target;
+        if (!(socket instanceof Socket) || socket.state !== 'open') continue;
         // Read only while the send queue has room: level-triggered, what stays unread is
         // reported again, so a slow reader at the other end slows us down instead of growing
         // the queue without bound.

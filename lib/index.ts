@@ -18,7 +18,7 @@ export type { ReceiveWithFdsResult, PeerCredentials, FdLike } from './stream/fd-
 export type { ConnectOptions } from './stream/connect.ts';
 export { OwnedFd } from './core/owned-fd.ts';
 export type { ReceivedFd } from './stream/received-fd.ts';
-export { Listener, type ListenOptions } from './stream/listener.ts';
+export { Listener, type ListenOptions, type TcpListener, type UnixListener, type PortOf } from './stream/listener.ts';
 export {
   DatagramSocket,
   MAX_UDP_PAYLOAD,
@@ -39,6 +39,7 @@ export {
   type MultiplexerEvent,
   type MultiplexerOptions,
   type MultiplexerTarget,
+  type MultiplexerAddArguments,
 } from './loop/multiplexer.ts';
 export { Reactor, type ReactorHandler, type ReactorOptions } from './loop/reactor.ts';
 export type { BackendName } from './loop/backends/backend.ts';

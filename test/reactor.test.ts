@@ -26,13 +26,13 @@ function child(scenario: string): Record<string, unknown> {
 /** An echo server on a reactor; resolves with what `count` clients got back. */
 async function echoThrough(reactor: Reactor, payloads: Uint8Array[]): Promise<Buffer[]> {
   const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
-  const port = (listener.address as { port: number }).port;
+  const port = listener.port;
   const accepted: Socket[] = [];
   reactor.add(listener, () => {
     for (let s = listener.accept(); s !== null; s = listener.accept()) {
       accepted.push(s);
-      reactor.add(s, (e: MultiplexerEvent) => {
-        const socket = e.target as Socket;
+      reactor.add(s, (e: MultiplexerEvent<Socket>) => {
+        const socket = e.target;
         for (;;) {
           const { bytes, status } = socket.receive();
           if (status === 'closed') return socket.close();

@@ -11,7 +11,7 @@ import { track, untrack } from './lifetime.ts';
 export class OwnedFd {
   #fd: number;
 
-  /** @internal Received fds come from `Socket.receiveWithFds`. */
+  /** Received fds come from `Socket.receiveWithFds`. Only the library holds the token. */
   constructor(token: typeof INTERNAL, fd: number) {
     if (token !== INTERNAL) throw illegalConstructor('OwnedFd', 'Socket.receiveWithFds()');
     this.#fd = fd;

@@ -97,7 +97,7 @@ export class DatagramSocket extends Watchable {
   /** @internal */
   readonly _kind = 'datagram socket';
 
-  /** @internal Use `DatagramSocket.bind`, `create` or `pair`. */
+  /** Use `DatagramSocket.bind`, `create` or `pair`. Only the library holds the token. */
   constructor(token: typeof INTERNAL, fd: number, family: number, sendQueueLimit: number) {
     super();
     if (token !== INTERNAL) throw illegalConstructor('DatagramSocket', 'DatagramSocket.bind(), DatagramSocket.create() or DatagramSocket.pair()');

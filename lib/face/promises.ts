@@ -9,7 +9,7 @@
 import { ERRNO } from '../../ffi/errno.ts';
 import { isIP, type InetAddress, type SocketAddress } from '../core/address.ts';
 import { abortError, invalidType, invalidValue, SocketError } from '../core/errors.ts';
-import { Listener, type ListenOptions } from '../stream/listener.ts';
+import { Listener, type ListenOptions, type TcpListener, type UnixListener } from '../stream/listener.ts';
 import type { MultiplexerEvent } from '../loop/multiplexer.ts';
 import { Reactor } from '../loop/reactor.ts';
 import { ReadyIterator } from './ready-iterator.ts';
@@ -45,9 +45,9 @@ export interface AsyncConnectOptions extends SocketOptions {
 /** Options of {@link listen}: those of `Listener.listen`, where `host` may also be a name. */
 export interface AsyncListenOptions extends ListenOptions {
   /** Only addresses of this family when `host` is a name: 4, 6, or 0 (the default) for both. */
-  family?: 0 | 4 | 6;
+  family?: 0 | 4 | 6 | undefined;
   /** Cancels the lookup: the promise rejects with an AbortError. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** Options of {@link accepts}. */
@@ -207,6 +207,9 @@ export async function connect(options: AsyncConnectOptions): Promise<Socket> {
  * listens on its first address, like `net.Server.listen(port, host)`. Rejects with the
  * `ResolveError`, the SocketError of bind/listen (EADDRINUSE...), or an AbortError.
  */
+export function listen(options: AsyncListenOptions & { path: string }): Promise<UnixListener>;
+export function listen(options?: AsyncListenOptions & { path?: undefined }): Promise<TcpListener>;
+export function listen(options?: AsyncListenOptions): Promise<Listener>;
 export async function listen(options: AsyncListenOptions = {}): Promise<Listener> {
   if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
   const signal = checkSignal('options.signal', options.signal);

@@ -36,16 +36,22 @@ export const Interest = Object.freeze({
   WRITABLE,
 } as const);
 
-/** What a multiplexer can watch. */
+/**
+ * What a multiplexer can watch. Tell them apart with `instanceof`, which narrows the type:
+ * `if (event.target instanceof Listener) event.target.accept(); else if (event.target instanceof Socket) event.target.receive();`.
+ */
 export type MultiplexerTarget = Socket | Listener | DatagramSocket;
 
 /**
  * One readiness report. Event objects and the array holding them are reused by the next `wait`:
  * copy what you want to keep.
+ *
+ * `T` is the target's type (a reactor handler added for a Socket gets `MultiplexerEvent<Socket>`),
+ * `D` the type of the data given to `add` (see {@link Multiplexer}).
  */
-export interface MultiplexerEvent {
+export interface MultiplexerEvent<T extends MultiplexerTarget = MultiplexerTarget, D = unknown> {
   /** The socket or listener that is ready. */
-  target: MultiplexerTarget;
+  target: T;
   /** There is something to receive (or EOF), or a connection to accept. */
   readable: boolean;
   /**
@@ -58,23 +64,30 @@ export interface MultiplexerEvent {
   /** Why the connection failed, when this event found out (connect refused, reset while flushing...). */
   error: SocketError | null;
   /** The value given to `add` or `modify`. */
-  data: unknown;
+  data: D;
 }
 
-/** Options of a {@link Multiplexer}. */
+/**
+ * The arguments of `add` after the target: `interest` and `data` may be left out only when the
+ * multiplexer's data type admits `undefined` (the data of a target added without any).
+ */
+export type MultiplexerAddArguments<D> = undefined extends D ? [interest?: number, data?: D] : [interest: number, data: D];
+
+/** Options of a {@link Multiplexer}. An option left `undefined` takes its default. */
 export interface MultiplexerOptions {
   /** Kernel mechanism (default `'epoll'`). */
-  backend?: BackendName;
+  backend?: BackendName | undefined;
   /** Most events one `wait` returns (default 256); more stay ready for the next wait. */
-  maxEvents?: number;
+  maxEvents?: number | undefined;
   /** Size of the receive buffer shared by this multiplexer's sockets (default 64 KiB). */
-  receiveBufferSize?: number;
+  receiveBufferSize?: number | undefined;
 }
 
 const INT32_MAX = 2 ** 31 - 1;
 
-function newEvent(): MultiplexerEvent {
-  return { target: null as unknown as MultiplexerTarget, readable: false, writable: false, hangup: false, error: null, data: undefined };
+function newEvent<D>(): MultiplexerEvent<MultiplexerTarget, D> {
+  // target and data are set before the event is handed out.
+  return { target: null as unknown as MultiplexerTarget, readable: false, writable: false, hangup: false, error: null, data: undefined as D };
 }
 
 /** Validates a timeout: whole ms rounded up, negative or Infinity waits forever. */
@@ -91,20 +104,28 @@ function timeoutOf(timeoutMs: unknown): number {
  * `Reactor` (Node's event loop) or call `wait(0)` from your own timer.
  *
  * A socket or listener can be in one multiplexer at a time; closing it removes it.
+ *
+ * `D` is the type of the data that `add` attaches to a target and each of its events carries:
+ * `new Multiplexer<Connection>()` makes `event.data` a `Connection` (and `add` then requires it;
+ * use `Multiplexer<Connection | undefined>` to add some targets without data). The default,
+ * `unknown`, takes anything.
  */
-export class Multiplexer implements Watcher {
+// Not `implements Watcher`: that contract is internal, and the published .d.ts (stripInternal)
+// would then declare a class missing the members it claims (TS2420 for users with
+// skipLibCheck: false). `target._watcher = this` in add() still checks the contract here.
+export class Multiplexer<D = unknown> {
   #backend: Backend | null;
   readonly #targets: (Watchable | null)[] = [];
   readonly #generations: number[] = [];
   readonly #interest: number[] = [];
   readonly #registered: number[] = [];
-  readonly #data: unknown[] = [];
+  readonly #data: (D | undefined)[] = [];
   readonly #freeSlots: number[] = [];
   #size = 0;
-  readonly #events: MultiplexerEvent[] = [];
+  readonly #events: MultiplexerEvent<MultiplexerTarget, D>[] = [];
   /** Targets with a deadline (a connect timeout, a datagram queue's next try): checked after every wait, whose timeout they shorten. */
   readonly #timed: Watchable[] = [];
-  readonly #eventPool: MultiplexerEvent[] = [];
+  readonly #eventPool: MultiplexerEvent<MultiplexerTarget, D>[] = [];
 
   /** Most events one `wait` returns. */
   readonly maxEvents: number;
@@ -149,7 +170,8 @@ export class Multiplexer implements Watcher {
   }
 
   /** Starts watching `target` for `interest` (default `Interest.READABLE`). `data` comes back with its events. */
-  add(target: MultiplexerTarget, interest: number = READABLE, data?: unknown): void {
+  add(target: MultiplexerTarget, ...rest: MultiplexerAddArguments<D>): void;
+  add(target: MultiplexerTarget, interest: number = READABLE, data?: D): void {
     const backend = this.#open('add');
     checkTarget(target);
     checkInterest(interest);
@@ -164,7 +186,7 @@ export class Multiplexer implements Watcher {
     this.#interest[slot] = interest;
     this.#registered[slot] = bits;
     this.#data[slot] = data;
-    target._watcher = this;
+    target._watcher = this satisfies Watcher;
     target._slot = slot;
     if (target._deadlinePending()) this.#watchDeadline(target);
     this.#size++;
@@ -172,7 +194,7 @@ export class Multiplexer implements Watcher {
   }
 
   /** Changes what `target` is watched for; replaces its data when `data` is given. */
-  modify(target: MultiplexerTarget, interest: number, data?: unknown): void {
+  modify(target: MultiplexerTarget, interest: number, data?: D): void {
     this.#open('modify');
     const slot = this.#slotOf(target);
     checkInterest(interest);
@@ -207,7 +229,7 @@ export class Multiplexer implements Watcher {
    *
    * The returned array and its event objects are reused by the next call.
    */
-  wait(timeoutMs = 0): readonly MultiplexerEvent[] {
+  wait(timeoutMs = 0): readonly MultiplexerEvent<MultiplexerTarget, D>[] {
     const backend = this.#open('wait');
     let timeout = timeoutOf(timeoutMs);
     if (this.#timed.length > 0) {
@@ -263,15 +285,17 @@ export class Multiplexer implements Watcher {
     }
   }
 
-  #push(target: Watchable, report: number, data: unknown): void {
+  #push(target: Watchable, report: number, data: D | undefined): void {
     const events = this.#events;
-    const event = (this.#eventPool[events.length] ??= newEvent());
+    const event = (this.#eventPool[events.length] ??= newEvent<D>());
     event.target = target as MultiplexerTarget;
     event.readable = (report & READABLE) !== 0;
     event.writable = (report & WRITABLE) !== 0;
     event.hangup = (report & HANGUP) !== 0;
     event.error = (report & ERROR) !== 0 ? (target._takeError() as SocketError | null) : null;
-    event.data = data;
+    // undefined only for a target added without data, which MultiplexerAddArguments allows only
+    // when D admits undefined.
+    event.data = data as D;
     this.#watchedAtWait[events.length] = target._watcher === this;
     events.push(event);
   }

@@ -7,22 +7,26 @@ import { invalidType, invalidValue, SocketClosedError } from '../core/errors.ts'
 import { Interest, Multiplexer, type MultiplexerEvent, type MultiplexerOptions, type MultiplexerTarget } from './multiplexer.ts';
 import { watchReadable, type FdWatcher } from './uv-poll.ts';
 
-/** Called with each event of its target. The event object is reused after the call returns. */
-export type ReactorHandler = (event: MultiplexerEvent) => void;
+/**
+ * Called with each event of its target. The event object is reused after the call returns.
+ * `T` is the target's type: the handler given to `reactor.add(socket, handler)` receives events
+ * whose `target` is that Socket (and a listener's handler, that Listener).
+ */
+export type ReactorHandler<T extends MultiplexerTarget = MultiplexerTarget> = (event: MultiplexerEvent<T>) => void;
 
-/** Options of a {@link Reactor}. */
+/** Options of a {@link Reactor}. An option left `undefined` takes its default. */
 export interface ReactorOptions extends Omit<MultiplexerOptions, 'backend'> {
   /** Most `wait(0)` rounds per wakeup before yielding to other work on the loop (default 16). */
-  maxRounds?: number;
+  maxRounds?: number | undefined;
   /**
    * Busy-poll for latency-bound programs (default 0: off). After handling events, keep polling
    * with `wait(0)` until this many milliseconds pass with no event, instead of going back to
    * libuv at once: a reply that arrives meanwhile is handled without a wakeup. Costs a core
    * while traffic flows. One wakeup never spins longer than `busyPollBudgetMs`.
    */
-  busyPollMs?: number;
+  busyPollMs?: number | undefined;
   /** Longest time one wakeup may spend busy-polling, so timers and other I/O get a turn (default 10 ms). */
-  busyPollBudgetMs?: number;
+  busyPollBudgetMs?: number | undefined;
 }
 
 function msOption(name: string, value: unknown, fallback: number): number {
@@ -38,8 +42,11 @@ function msOption(name: string, value: unknown, fallback: number): number {
  * `unref()` lets the process exit anyway, and an empty reactor never holds it.
  */
 export class Reactor {
-  /** The multiplexer this reactor drives. Add and remove targets through the reactor. */
-  readonly multiplexer: Multiplexer;
+  /**
+   * The multiplexer this reactor drives. Add and remove targets through the reactor. Each
+   * target's data is its handler (`ReactorHandler<never>`: a handler of some target type).
+   */
+  readonly multiplexer: Multiplexer<ReactorHandler<never>>;
   // Kept in a field on purpose: a collected poll handle closes itself and the loop forgets us.
   #watcher: FdWatcher | null;
   #referenced = true;
@@ -65,7 +72,7 @@ export class Reactor {
   }
 
   /** Watches `target` and calls `handler` with its events (default interest: readable). */
-  add(target: MultiplexerTarget, handler: ReactorHandler, interest: number = Interest.READABLE): void {
+  add<T extends MultiplexerTarget>(target: T, handler: ReactorHandler<T>, interest: number = Interest.READABLE): void {
     if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);
     this.#live('add');
     this.multiplexer.add(target, interest, handler);
@@ -73,7 +80,7 @@ export class Reactor {
   }
 
   /** Changes what `target` is watched for, and its handler when one is given. */
-  modify(target: MultiplexerTarget, interest: number, handler?: ReactorHandler): void {
+  modify<T extends MultiplexerTarget>(target: T, interest: number, handler?: ReactorHandler<T>): void {
     this.#live('modify');
     if (handler === undefined) this.multiplexer.modify(target, interest);
     else if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);

@@ -96,7 +96,7 @@ export class Socket extends Watchable {
   /** @internal */
   readonly _kind = 'socket';
 
-  /** @internal Use `Socket.connect`, `Socket.fromFd` or `Listener.accept`. */
+  /** Use `Socket.connect`, `Socket.fromFd` or `Listener.accept`. Only the library holds the token. */
   constructor(token: typeof INTERNAL, fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null) {
     // The constructor adopts an fd unchecked: only the library may call it.
     super();
