@@ -298,7 +298,7 @@ describe('regressions found by the fault sweep', () => {
 
   it('Listener.accept with noDelay: a refused TCP_NODELAY leaks no fd (the accepted socket is destroyed and the error thrown)', () => {
     using listener = Listener.listen({ host: '127.0.0.1', port: 0, noDelay: true });
-    using client = Socket.connect({ host: '127.0.0.1', port: listener.port });
+    using _client = Socket.connect({ host: '127.0.0.1', port: listener.port });
     const before = trackFds();
     let accepted: Socket | null = null;
     {
