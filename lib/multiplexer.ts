@@ -16,7 +16,7 @@
  * ## Draining readiness
  * Level-triggered: whatever you leave unread is reported again by the next `wait`.
  */
-import { invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from './errors.ts';
+import { invalidState, invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from './errors.ts';
 import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
 import { EpollBackend } from './backends/epoll.ts';
 import { PollBackend } from './backends/poll.ts';
@@ -111,6 +111,12 @@ export class Multiplexer implements Watcher {
   /** Whether each event of the last wait had its target still watched when wait returned. */
   readonly #watchedAtWait: boolean[] = [];
 
+  /**
+   * @internal Set by a Reactor while it hands the events of the last wait to handlers: a wait
+   * now would refill the very array it iterates, so `wait` refuses.
+   */
+  _dispatching = false;
+
   /** @internal Called after the number of watched objects changed (the Reactor's ref count). */
   _onSizeChange: (() => void) | null = null;
 
@@ -197,10 +203,12 @@ export class Multiplexer implements Watcher {
    * queues of writable sockets flushed, graceful closes completed, connects finished. A signal
    * does not cut the wait short (EINTR is retried with the time that remains).
    *
-   * The returned array and its event objects are reused by the next call.
+   * The returned array and its event objects are reused by the next call. A Reactor's handler
+   * may not call it (the reactor is still iterating that array): it throws `ERR_INVALID_STATE`.
    */
   wait(timeoutMs = 0): readonly MultiplexerEvent[] {
     const backend = this.#open('wait');
+    if (this._dispatching) throw invalidState('Multiplexer.wait() cannot be called from a reactor handler: the reactor is still delivering the events of the last wait');
     let timeout = timeoutOf(timeoutMs);
     if (this.#timed.length > 0) {
       const untilDeadline = Math.max(0, Math.ceil(this._nextDeadline() - performance.now()));

@@ -6,6 +6,12 @@
  * koffi's typings say; the handle has start/stop/close/ref/unref; an unreferenced handle object
  * is closed by its finalizer when collected, which silently lets the process exit, so the owner
  * must keep it in a field.
+ *
+ * koffi calls the callback straight from libuv (koffi 3.3.4 `PollHandle::OnPoll`, a bare
+ * `Function::Call`) and never checks for an exception: one that escapes stays pending in N-API,
+ * libuv keeps calling a poll whose fd is still readable (100% CPU, no JS runs), and the exception
+ * finally comes out of the next, unrelated koffi call. So nothing may escape the callback: see
+ * `raiseUncaught`.
  */
 import koffi from 'koffi';
 
@@ -16,9 +22,31 @@ export interface FdWatcher {
   close(): void;
 }
 
+function rethrow(error: unknown): never {
+  throw error;
+}
+
+/**
+ * Hands `error` to Node as an uncaught exception, with Node's own semantics (an
+ * `uncaughtException` handler sees it; without one the process prints its stack and exits with
+ * code 1), but from a callback Node runs itself: thrown from a `setImmediate` callback, in the
+ * check phase of this same loop iteration. Throwing it from a koffi callback instead would freeze
+ * the loop (see above).
+ */
+export function raiseUncaught(error: unknown): void {
+  setImmediate(rethrow, error);
+}
+
 /** Watches `fd` for readability on Node's event loop; `onReadable` runs on the loop thread. */
 export function watchReadable(fd: number, onReadable: (status: number) => void): FdWatcher {
-  const handle = koffi.node.poll(fd, { readable: true }, ((status: number) => onReadable(status)) as never);
+  const callback = (status: number): void => {
+    try {
+      onReadable(status);
+    } catch (error) {
+      raiseUncaught(error);
+    }
+  };
+  const handle = koffi.node.poll(fd, { readable: true }, callback as never);
   let closed = false;
   return {
     ref: () => {
