@@ -20,6 +20,7 @@ import { invalidState, invalidType, invalidValue, checkInteger, SocketClosedErro
 import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
 import { EpollBackend } from './backends/epoll.ts';
 import { PollBackend } from './backends/poll.ts';
+import { track, untrack } from './lifetime.ts';
 import { Listener } from './listener.ts';
 import { Socket } from './socket.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, type Watchable, type Watcher } from './watch.ts';
@@ -135,6 +136,8 @@ export class Multiplexer implements Watcher {
     this.#backend = createBackend(options.backend ?? 'epoll', maxEvents);
     this.maxEvents = maxEvents;
     this.receiveBuffer = new Uint8Array(bufferSize);
+    // The epoll fd is ours to close; a poll backend holds no fd.
+    if (this.#backend.fd >= 0) track(this, this.#backend.fd, 'multiplexer');
   }
 
   /** The epoll fd (for watching the multiplexer itself from another loop), or -1 (poll backend, or closed). */
@@ -288,6 +291,7 @@ export class Multiplexer implements Watcher {
     this.#timed.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
+    if (backend.fd >= 0) untrack(this);
     backend.close();
     for (const socket of closing) {
       socket.flush();
