@@ -14,6 +14,9 @@
  * `raiseUncaught`.
  */
 import koffi from 'koffi';
+// In a worker thread, keeps koffi's code mapped until libuv has run a poll handle's close
+// callback at teardown (Node unloads the addon first: SIGSEGV). See ffi/teardown.ts.
+import '../ffi/teardown.ts';
 
 /** A libuv poll watcher on one fd, calling back on readability. */
 export interface FdWatcher {
@@ -37,6 +40,19 @@ export function raiseUncaught(error: unknown): void {
   setImmediate(rethrow, error);
 }
 
+/**
+ * The close functions of this thread's open watchers. When the process (or this worker) ends by
+ * itself or by `process.exit()`, Node tears the environment down and runs libuv once more, JS no
+ * longer allowed: an open poll handle whose fd is readable then (an unref'd reactor with events
+ * pending) makes koffi call into JS, and Node aborts (FATAL ERROR ... napi_throw). So every open
+ * watcher is closed on 'exit', the last moment JS runs.
+ */
+const openWatchers = new Set<() => void>();
+
+function closeOpenWatchers(): void {
+  for (const close of [...openWatchers]) close();
+}
+
 /** Watches `fd` for readability on Node's event loop; `onReadable` runs on the loop thread. */
 export function watchReadable(fd: number, onReadable: (status: number) => void): FdWatcher {
   const callback = (status: number): void => {
@@ -48,6 +64,16 @@ export function watchReadable(fd: number, onReadable: (status: number) => void):
   };
   const handle = koffi.node.poll(fd, { readable: true }, callback as never);
   let closed = false;
+  const close = (): void => {
+    if (closed) return;
+    closed = true;
+    handle.stop();
+    handle.close();
+    openWatchers.delete(close);
+    if (openWatchers.size === 0) process.off('exit', closeOpenWatchers);
+  };
+  if (openWatchers.size === 0) process.on('exit', closeOpenWatchers);
+  openWatchers.add(close);
   return {
     ref: () => {
       if (!closed) handle.ref();
@@ -55,11 +81,6 @@ export function watchReadable(fd: number, onReadable: (status: number) => void):
     unref: () => {
       if (!closed) handle.unref();
     },
-    close: () => {
-      if (closed) return;
-      closed = true;
-      handle.stop();
-      handle.close();
-    },
+    close,
   };
 }

@@ -202,4 +202,12 @@ describe('Reactor', () => {
     assert.equal(refused.length, 6);
     for (const r of refused) assert.match(r, /^ERR_INVALID_STATE: .*(drain|wait)\(\).*handler/);
   });
+
+  it('exits cleanly when an unref()d reactor still has events pending as the process ends', () => {
+    assert.deepEqual(child('exit-pending'), { delivered: true, exited: true });
+  });
+
+  it('exits cleanly on process.exit() from inside a handler', () => {
+    assert.deepEqual(child('exit-in-handler'), { exited: true });
+  });
 });
