@@ -1,0 +1,55 @@
+/**
+ * OwnedFd: a file descriptor the library handed you that is neither a stream socket nor a
+ * listener (a file, a pipe end, a datagram socket... received over a Unix socket). It closes
+ * the fd once: on `close()`, or, if forgotten, when it is garbage-collected (with a warning).
+ */
+import { closeFd } from '../../ffi/syscall.ts';
+import { illegalConstructor, SocketClosedError } from './errors.ts';
+import { INTERNAL } from './internal.ts';
+import { track, untrack } from './lifetime.ts';
+
+export class OwnedFd {
+  #fd: number;
+
+  /** @internal Received fds come from `Socket.receiveWithFds`. */
+  constructor(token: typeof INTERNAL, fd: number) {
+    if (token !== INTERNAL) throw illegalConstructor('OwnedFd', 'Socket.receiveWithFds()');
+    this.#fd = fd;
+    track(this, fd, 'received fd');
+  }
+
+  /** The fd, or -1 once closed or released. */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** Whether the fd has been closed or released. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /**
+   * Gives up ownership and returns the fd: closing it is now yours (for instance with
+   * `fs.closeSync`, or by handing it to `fs.createReadStream(null, { fd })`).
+   */
+  release(): number {
+    const fd = this.#fd;
+    if (fd < 0) throw new SocketClosedError('fd (closed or released)', 'OwnedFd.release()');
+    this.#fd = -1;
+    untrack(this);
+    return fd;
+  }
+
+  /** Closes the fd. Calling it again does nothing. */
+  close(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this.#fd = -1;
+    untrack(this);
+    closeFd(fd);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
