@@ -8,9 +8,10 @@
  * little-endian on both supported architectures.
  */
 import koffi from 'koffi';
-import { MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, SCM_RIGHTS, SOL_SOCKET } from '../../ffi/constants.ts';
+import { F_DUPFD_CLOEXEC, MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, SCM_RIGHTS, SOL_SOCKET } from '../../ffi/constants.ts';
 import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
-import { closeFd, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { checkInteger, invalidType, outOfRange, SocketClosedError } from '../core/errors.ts';
 import { controlRoom, parseControl } from './control-messages.ts';
 import type { OwnedFd } from '../core/owned-fd.ts';
 import type { ReceivedFd } from './received-fd.ts';
@@ -137,4 +138,33 @@ export function closeAll(fds: readonly number[]): void {
       // An fd we own cannot be invalid; nothing better to do with an EIO here.
     }
   }
+}
+
+/** Close-on-exec duplicates of `fds`, taken now so that they keep pointing where they did. */
+export function duplicateFds(fds: readonly number[]): number[] {
+  const copies: number[] = [];
+  try {
+    fds.forEach((fd, i) => {
+      try {
+        copies.push(sys.fcntl(fd, F_DUPFD_CLOEXEC, 0));
+      } catch (err) {
+        throw err instanceof SocketError ? Object.assign(err, { message: `fds[${i}]: ${err.message}` }) : err;
+      }
+    });
+    return copies;
+  } catch (err) {
+    closeAll(copies);
+    throw err;
+  }
+}
+
+/** Validates the fds argument of sendWithFds and returns the numbers. */
+export function fdNumbers(fds: unknown): number[] {
+  if (!Array.isArray(fds)) throw invalidType('fds', 'an array of fds (numbers, or objects with an fd)', fds);
+  if (fds.length === 0 || fds.length > MAX_FDS_PER_MESSAGE) throw outOfRange('fds.length', `from 1 to ${MAX_FDS_PER_MESSAGE}`, fds.length);
+  return fds.map((item, i) => {
+    const value = typeof item === 'object' && item !== null ? (item as { fd: unknown }).fd : item;
+    if (value === -1) throw new SocketClosedError('fd', `sendWithFds: fds[${i}]: the object that owned this`);
+    return checkInteger(`fds[${i}]`, value, 0, 2 ** 31 - 1);
+  });
 }

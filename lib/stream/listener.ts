@@ -218,3 +218,6 @@ export class Listener extends Watchable {
     return null;
   }
 }
+
+// A Socket that receives a listening socket's fd (receiveWithFds) hands it to Listener.fromFd.
+Socket._adoptListenersWith((fd) => Listener.fromFd(fd));

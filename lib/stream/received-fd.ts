@@ -1,38 +1,26 @@
 /**
- * Fds that cross a Unix socket: duplicating the ones we send later (so the caller may close
- * theirs at once), and giving each received fd an owner of the right kind.
+ * Received fds get an owner of the right kind: a Socket for a stream socket, a Listener for a
+ * listening one, an OwnedFd for anything else.
+ *
+ * Making the first two is the Socket and Listener modules' business, and they import each
+ * other's work the other way round already (Listener.accept makes Sockets), so the makers come
+ * in as `FdAdopters` from the caller instead of being imported: this module knows neither class
+ * at run time, only their types.
  */
-import { AF_INET, AF_INET6, AF_UNIX, F_DUPFD_CLOEXEC, SO_ACCEPTCONN, SO_DOMAIN, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from '../../ffi/constants.ts';
+import { AF_INET, AF_INET6, AF_UNIX, SO_ACCEPTCONN, SO_DOMAIN, SO_TYPE, SOCK_STREAM, SOL_SOCKET } from '../../ffi/constants.ts';
 import { SocketError, sys } from '../../ffi/syscall.ts';
-import { checkInteger, invalidType, outOfRange, SocketClosedError } from '../core/errors.ts';
-import { closeAll, MAX_FDS_PER_MESSAGE } from './fd-passing.ts';
-import { Listener } from './listener.ts';
 import { OwnedFd } from '../core/owned-fd.ts';
 import { INTERNAL } from '../core/internal.ts';
-import { Socket } from './socket.ts';
-
-/** Socket's send path closes its queued duplicates with it. */
-export { closeAll };
+import type { Listener } from './listener.ts';
+import type { Socket } from './socket.ts';
 
 /** A received fd and its owner: a stream Socket, a listening socket, or anything else. */
 export type ReceivedFd = Socket | Listener | OwnedFd;
 
-/** Close-on-exec duplicates of `fds`, taken now so that they keep pointing where they did. */
-export function duplicateFds(fds: readonly number[]): number[] {
-  const copies: number[] = [];
-  try {
-    fds.forEach((fd, i) => {
-      try {
-        copies.push(sys.fcntl(fd, F_DUPFD_CLOEXEC, 0));
-      } catch (err) {
-        throw err instanceof SocketError ? Object.assign(err, { message: `fds[${i}]: ${err.message}` }) : err;
-      }
-    });
-    return copies;
-  } catch (err) {
-    closeAll(copies);
-    throw err;
-  }
+/** How to own a received stream socket, and a listening one (null: as an OwnedFd). */
+export interface FdAdopters {
+  stream(fd: number): Socket;
+  listener: ((fd: number) => Listener) | null;
 }
 
 function intOption(fd: number, name: number): number | null {
@@ -55,10 +43,11 @@ const KNOWN_FAMILIES: ReadonlySet<number> = new Set([AF_UNIX, AF_INET, AF_INET6]
  * fd the library cannot make sense of is still yours, as an OwnedFd (an AF_VSOCK listener, for
  * one, whose address Listener could not decode).
  */
-function ownerOf(fd: number): ReceivedFd {
+function ownerOf(fd: number, adopters: FdAdopters): ReceivedFd {
   try {
     if (intOption(fd, SO_TYPE) === SOCK_STREAM && KNOWN_FAMILIES.has(intOption(fd, SO_DOMAIN) ?? -1)) {
-      return intOption(fd, SO_ACCEPTCONN) === 1 ? Listener.fromFd(fd) : Socket.fromFd(fd);
+      if (intOption(fd, SO_ACCEPTCONN) !== 1) return adopters.stream(fd);
+      if (adopters.listener !== null) return adopters.listener(fd);
     }
   } catch {
     // The kernel refused a query or the adoption: what remains is an fd, owned as one.
@@ -67,17 +56,6 @@ function ownerOf(fd: number): ReceivedFd {
 }
 
 /** Gives each received fd its owner (see `ownerOf`); never throws, so no fd and no byte is lost. */
-export function adoptReceivedFds(fds: readonly number[]): ReceivedFd[] {
-  return fds.map(ownerOf);
-}
-
-/** Validates the fds argument of sendWithFds and returns the numbers. */
-export function fdNumbers(fds: unknown): number[] {
-  if (!Array.isArray(fds)) throw invalidType('fds', 'an array of fds (numbers, or objects with an fd)', fds);
-  if (fds.length === 0 || fds.length > MAX_FDS_PER_MESSAGE) throw outOfRange('fds.length', `from 1 to ${MAX_FDS_PER_MESSAGE}`, fds.length);
-  return fds.map((item, i) => {
-    const value = typeof item === 'object' && item !== null ? (item as { fd: unknown }).fd : item;
-    if (value === -1) throw new SocketClosedError('fd', `sendWithFds: fds[${i}]: the object that owned this`);
-    return checkInteger(`fds[${i}]`, value, 0, 2 ** 31 - 1);
-  });
+export function adoptReceivedFds(fds: readonly number[], adopters: FdAdopters): ReceivedFd[] {
+  return fds.map((fd) => ownerOf(fd, adopters));
 }

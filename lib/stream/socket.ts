@@ -21,8 +21,9 @@ import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/w
 import type { SocketAddress } from '../core/address.ts';
 import { errorDetails, readAddress } from '../core/sockaddr.ts';
 import { startConnect, type ConnectOptions } from './connect.ts';
-import { MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type ReceiveWithFdsResult, type RightsReceived } from './fd-passing.ts';
-import { adoptReceivedFds, closeAll, duplicateFds, fdNumbers } from './received-fd.ts';
+import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type ReceiveWithFdsResult, type RightsReceived } from './fd-passing.ts';
+import { adoptReceivedFds, type FdAdopters } from './received-fd.ts';
+import type { Listener } from './listener.ts';
 import { OwnedFd } from '../core/owned-fd.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
@@ -62,6 +63,20 @@ function lostConnection(err: unknown): err is SocketError {
  * the socket flushes the queue when the socket becomes writable (or call `flush()` yourself).
  */
 export class Socket extends Watchable {
+  /**
+   * How received fds get their owners (see received-fd.ts). The Listener module fills in the
+   * listener maker when it loads (`_adoptListenersWith`): it imports this module (accept makes
+   * Sockets), so this one cannot import it back without a circle. Set once per thread, at load.
+   */
+  static readonly #adopters: FdAdopters = { stream: (fd) => Socket.fromFd(fd), listener: null };
+
+  /** @internal Called once by listener.ts: received listening sockets become Listeners. */
+  static _adoptListenersWith(fromFd: (fd: number) => Listener): void {
+    // Once, by the library itself: nobody may swap the makers afterwards.
+    if (Socket.#adopters.listener !== null) throw illegalConstructor('Socket._adoptListenersWith', 'nothing: the library calls it once');
+    Socket.#adopters.listener = fromFd;
+  }
+
   #fd: number;
   #connecting: boolean;
   #closing = false;
@@ -340,7 +355,7 @@ export class Socket extends Watchable {
     // Adoption never throws: the bytes are read, and nothing read may be lost.
     return {
       ...receiveResult(into, n),
-      fds: adoptReceivedFds(received.fds),
+      fds: adoptReceivedFds(received.fds, Socket.#adopters),
       credentials: received.credentials,
       pidfd: received.pidfd >= 0 ? new OwnedFd(INTERNAL, received.pidfd) : null,
     };
