@@ -128,7 +128,8 @@ export class Reactor {
   /**
    * Handles everything ready now, up to `maxRounds` rounds of `wait(0)`; returns the number of
    * events handled. The loop calls this by itself; call it to poll by hand, but not from one of
-   * this reactor's handlers (`ERR_INVALID_STATE`: the reactor is in the middle of a batch).
+   * this reactor's handlers (`ERR_INVALID_STATE`: the reactor is in the middle of a batch). A
+   * handler's exception does not come out of `drain()`: it is an uncaught exception, as always.
    */
   drain(): number {
     this.#live('drain');
