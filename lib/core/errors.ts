@@ -109,3 +109,10 @@ export class FdsTruncatedError extends Error {
     this.credentials = credentials;
   }
 }
+
+/** A call made at a moment it cannot be honoured (Node's ERR_INVALID_STATE), such as re-entering a loop. */
+export function invalidState(message: string): Error & { code: string } {
+  const err = new Error(`Invalid state: ${message}`) as Error & { code: string };
+  err.code = 'ERR_INVALID_STATE';
+  return err;
+}

@@ -16,7 +16,8 @@
  * ## Draining readiness
  * Level-triggered: whatever you leave unread is reported again by the next `wait`.
  */
-import { invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from '../core/errors.ts';
+import { invalidState, invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from '../core/errors.ts';
+import { track, untrack } from '../core/lifetime.ts';
 import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
 import { EpollBackend } from './backends/epoll.ts';
 import { PollBackend } from './backends/poll.ts';
@@ -134,6 +135,12 @@ export class Multiplexer<D = unknown> {
   /** Whether each event of the last wait had its target still watched when wait returned. */
   readonly #watchedAtWait: boolean[] = [];
 
+  /**
+   * @internal Set by a Reactor while it hands the events of the last wait to handlers: a wait
+   * now would refill the very array it iterates, so `wait` refuses.
+   */
+  _dispatching = false;
+
   /** @internal Called after the number of watched objects changed (the Reactor's ref count). */
   _onSizeChange: (() => void) | null = null;
 
@@ -152,6 +159,8 @@ export class Multiplexer<D = unknown> {
     this.#backend = createBackend(options.backend ?? 'epoll', maxEvents);
     this.maxEvents = maxEvents;
     this.receiveBuffer = new Uint8Array(bufferSize);
+    // The epoll fd is ours to close; a poll backend holds no fd.
+    if (this.#backend.fd >= 0) track(this, this.#backend.fd, 'multiplexer');
   }
 
   /** The epoll fd (for watching the multiplexer itself from another loop), or -1 (poll backend, or closed). */
@@ -227,10 +236,12 @@ export class Multiplexer<D = unknown> {
    * for a correct caller only poll(2) does (ENOMEM, the `'poll'` backend); the next wait may
    * succeed.
    *
-   * The returned array and its event objects are reused by the next call.
+   * The returned array and its event objects are reused by the next call. A Reactor's handler
+   * may not call it (the reactor is still iterating that array): it throws `ERR_INVALID_STATE`.
    */
   wait(timeoutMs = 0): readonly MultiplexerEvent<MultiplexerTarget, D>[] {
     const backend = this.#open('wait');
+    if (this._dispatching) throw invalidState('Multiplexer.wait() cannot be called from a reactor handler: the reactor is still delivering the events of the last wait');
     let timeout = timeoutOf(timeoutMs);
     if (this.#timed.length > 0) {
       const untilDeadline = Math.max(0, Math.ceil(this._nextDeadline() - performance.now()));
@@ -324,6 +335,7 @@ export class Multiplexer<D = unknown> {
     this.#timed.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
+    if (backend.fd >= 0) untrack(this);
     try {
       backend.close();
     } catch {
