@@ -37,6 +37,7 @@ export {
   type InetAddress,
   type UnixAddress,
 } from './core/address.ts';
+export { parseHostPort, formatHostPort, type HostPort } from './core/host-port.ts';
 export { resolve, ResolveError, type ResolveOptions } from './core/resolve.ts';
 export {
   setOption,
