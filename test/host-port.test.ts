@@ -18,7 +18,7 @@ const v6Bytes = fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ m
   ),
 );
 /** The uncompressed, upper-case text of 8 groups: the least normalised form there is. */
-const longForm = (groups: number[]) => groups.map((g) => g.toString(16).toUpperCase().padStart(4, '0')).join(':');
+const longForm = (groups: readonly number[]) => groups.map((g) => g.toString(16).toUpperCase().padStart(4, '0')).join(':');
 const nodePrints = (text: string, family: 'ipv4' | 'ipv6', p: number) => new net.SocketAddress({ address: text, family, port: p }).address;
 const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((b) => b.join('.'));
 
