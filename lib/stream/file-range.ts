@@ -94,9 +94,10 @@ export class FileMover {
 /** `FileMover.move`: the pipe is empty (its writer has not written yet). */
 export const PIPE_EMPTY = -(2 ** 31);
 
-/** The error that fails the connection when a file ends before the bytes promised to the peer. */
-export function fileEnded(fd: number, remaining: number, pipe: boolean): SocketError {
-  const err = new SocketError(pipe ? 'splice' : 'sendfile', ERRNO.ENODATA, { fd });
-  err.message += `: the ${pipe ? 'pipe' : 'file'} ended ${remaining} bytes before the length given to sendFile`;
-  return err;
+/**
+ * The error that fails the connection when a file ends before the bytes promised to the peer:
+ * ENODATA (the socket adds how many bytes were not sent, as for any loss).
+ */
+export function fileEnded(fd: number, pipe: boolean): SocketError {
+  return new SocketError(pipe ? 'splice' : 'sendfile', ERRNO.ENODATA, { fd });
 }

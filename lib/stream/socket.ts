@@ -346,9 +346,13 @@ export class Socket extends Watchable {
           this.#lose(err);
           return 'closed';
         }
-        if (n === WOULD_BLOCK || n === PIPE_EMPTY) break;
+        if (n === WOULD_BLOCK) break;
+        if (n === PIPE_EMPTY) {
+          this.#starved = true; // the range waits for the pipe, not for the socket
+          break;
+        }
         if (n === 0) {
-          this.#lose(fileEnded(request.fd, remaining, start < 0));
+          this.#lose(fileEnded(request.fd, start < 0));
           return 'closed';
         }
         remaining -= n;
@@ -699,7 +703,7 @@ export class Socket extends Watchable {
         return false;
       }
       if (n === 0) {
-        this.#lose(fileEnded(file.fd, file.remaining, file.offset < 0));
+        this.#lose(fileEnded(file.fd, file.offset < 0));
         return false;
       }
       const done = queue.consumeFile(n);
