@@ -204,7 +204,7 @@ describe('Socket#sendFile', () => {
       const mux = new Multiplexer();
       mux.add(b);
       mux.add(a, 0);
-      let error: SocketError | null = null;
+      let error = null as SocketError | null;
       const buffer = new Uint8Array(64 * 1024);
       pumpUntil(mux, () => error !== null, (event) => {
         if (event.target === b) while (b.receiveInto(buffer) > 0);
@@ -233,7 +233,7 @@ describe('Socket#sendFile', () => {
       pair.server.destroy(); // RST: the server never read a byte
       const mux = new Multiplexer();
       mux.add(pair.client, 0);
-      let error: SocketError | null = null;
+      let error = null as SocketError | null;
       pumpUntil(mux, () => error !== null, (event) => {
         if (event.error) error = event.error;
       }, 'the reset');
