@@ -60,3 +60,4 @@ export {
   type AcceptIterator,
   type CloseGracefullyOptions,
 } from './face/promises.ts';
+export { pipeSockets, type SocketPipe, type PipeResult } from './face/pipe.ts';
