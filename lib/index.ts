@@ -61,3 +61,4 @@ export {
   type CloseGracefullyOptions,
 } from './face/promises.ts';
 export { pipeSockets, type SocketPipe, type PipeResult } from './face/pipe.ts';
+export { shutdownServer, type ShutdownOptions, type ShutdownResult } from './face/shutdown.ts';

@@ -65,6 +65,16 @@ export class SocketPipe {
     this.#watch(b, this.#ba, this.#ab);
   }
 
+  /** The first socket given to `pipeSockets`. */
+  get a(): Socket {
+    return this.#ab.from;
+  }
+
+  /** The second socket given to `pipeSockets`. */
+  get b(): Socket {
+    return this.#ba.from;
+  }
+
   /** Bytes carried from `a` to `b` so far. */
   get aToB(): number {
     return this.#ab.bytes;
