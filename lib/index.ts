@@ -62,3 +62,4 @@ export {
 } from './face/promises.ts';
 export { pipeSockets, type SocketPipe, type PipeResult } from './face/pipe.ts';
 export { shutdownServer, type ShutdownOptions, type ShutdownResult } from './face/shutdown.ts';
+export { IdleTimeouts, type IdleTimeoutsOptions } from './face/idle.ts';
