@@ -2,8 +2,8 @@
  * A/B of the send hot path between this tree and another checkout of the library (e.g. main),
  * side by side in one process, rounds interleaved:
  *
- *   git archive main lib ffi | tar -x -C bench/.before
- *   node --import tsx bench/send-ab.ts bench/.before
+ *   mkdir .ab-before && git archive main lib ffi | tar -x -C .ab-before   # inside the repo: koffi resolves
+ *   node --import tsx bench/send-ab.ts .ab-before
  *
  * - ping-pong: 50 Socket.pair() pairs echo 64 B through Multiplexer.wait(0) + receiveInto + send
  *   (the send path: every send is 'sent');

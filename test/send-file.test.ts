@@ -249,6 +249,49 @@ describe('Socket#sendFile', () => {
     }
   });
 
+  it('a range queued behind bytes: the flush reaches an empty pipe and waits without a busy loop; a peer gone mid-flush is reported', () => {
+    const ends = new Int32Array(2);
+    sys.pipe2(ends, O_CLOEXEC);
+    const [a, b] = Socket.pair({ sendQueueLimit: 8 * MiB });
+    const mux = new Multiplexer();
+    const fd = fileOf(pattern(4 * MiB, 12));
+    try {
+      const head = pattern(1 * MiB, 13);
+      assert.notEqual(a.send(head), 'sent');
+      assert.equal(a.sendFile(ends[0], undefined, 10), 'queued');
+      mux.add(a, 0);
+      const chunks: Buffer[] = [];
+      const buffer = new Uint8Array(64 * 1024);
+      const drain = () => {
+        for (let n = b.receiveInto(buffer); n > 0; n = b.receiveInto(buffer)) chunks.push(Buffer.from(buffer.subarray(0, n)));
+      };
+      pumpUntil(mux, () => (drain(), a.queuedBytes === 10), () => {}, 'the bytes ahead of the pipe range');
+      drain();
+      assert.ok(Buffer.concat(chunks).equals(head));
+      for (let i = 0; i < 5; i++) {
+        mux.wait(0);
+        assert.equal(mux._lastReadyCount, 0, 'the multiplexer was woken for an empty pipe');
+      }
+      sys.write(ends[1], Buffer.from('0123456789'), 10);
+      assert.equal(a.flush(), 0);
+      assert.equal(b.receiveInto(buffer), 10);
+      // Now a file range, and the peer leaves before it has gone: the flush reports the loss.
+      assert.notEqual(a.sendFile(fd), 'sent');
+      const queued = a.queuedBytes;
+      b.destroy();
+      a.flush();
+      assert.equal(a.error?.code, 'EPIPE');
+      assert.equal((a.error as SocketError & { unsentBytes?: number }).unsentBytes, queued);
+    } finally {
+      mux.close();
+      a.destroy();
+      b.destroy();
+      sys.close(ends[0]);
+      sys.close(ends[1]);
+      closeSync(fd);
+    }
+  });
+
   it('counts a queued range against sendQueueLimit: a send behind a big file is not-sent until it drains', () => {
     const fd = fileOf(pattern(4 * MiB, 10));
     const [a, b] = Socket.pair({ sendQueueLimit: 1024 });
