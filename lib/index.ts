@@ -52,6 +52,7 @@ export {
   type InetAddress,
   type UnixAddress,
 } from './core/address.ts';
+export { parseHostPort, formatHostPort, type HostPort } from './core/host-port.ts';
 export { resolve, ResolveError, type ResolveOptions } from './core/resolve.ts';
 export {
   setOption,
@@ -74,3 +75,6 @@ export {
   type AcceptIterator,
   type CloseGracefullyOptions,
 } from './face/promises.ts';
+export { pipeSockets, type SocketPipe, type PipeResult } from './face/pipe.ts';
+export { shutdownServer, type ShutdownOptions, type ShutdownResult } from './face/shutdown.ts';
+export { IdleTimeouts, type IdleTimeoutsOptions } from './face/idle.ts';

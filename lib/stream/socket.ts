@@ -25,6 +25,7 @@ import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRigh
 import { adoptReceivedFds, type FdAdopters } from './received-fd.ts';
 import type { Listener } from './listener.ts';
 import { OwnedFd } from '../core/owned-fd.ts';
+import { duplicateFd, fileEnded, fileRequest, FileMover, PIPE_EMPTY } from './file-range.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -92,6 +93,10 @@ export class Socket extends Watchable {
   #peer: SocketAddress | null;
   #closeWaiters: (() => void)[] | null = null;
   #isUnix: boolean | null = null;
+  /** sendFile's scratch (made by the first sendFile). */
+  #mover: FileMover | null = null;
+  /** The head of the queue is a pipe with nothing in it: stop asking for writability until a flush. */
+  #starved = false;
 
   /** @internal */
   readonly _kind = 'socket';
@@ -326,6 +331,69 @@ export class Socket extends Watchable {
   }
 
   /**
+   * Sends a file's bytes from the kernel's page cache, never through JavaScript (sendfile(2);
+   * splice(2) for a pipe), in order with `send`s before and after it. Answers like `send`.
+   *
+   * - A regular file: `offset` defaults to 0 and `length` to the rest of the file; the range must
+   *   lie inside the file as it is now. The file's own offset never moves.
+   * - A pipe: give no `offset`, and a `length` (a pipe has no size). The bytes should already be
+   *   in the pipe or be on their way: while the pipe is empty the socket stops asking to be
+   *   flushed (no busy loop) until the next `flush()` or event.
+   *
+   * What the kernel cannot take now is queued as a file range: the queue holds its own duplicate
+   * of `fd` (close-on-exec), so you may close yours as soon as this returns. A queued range
+   * counts its remaining bytes in `queuedBytes` and against `sendQueueLimit` like queued bytes
+   * (it is accepted whole while the queue is below the cap, and a big file then fills the queue:
+   * later sends answer `'not-sent'` until it has drained below the cap), though no memory
+   * holds them. If the file ends before `length` bytes were sent (it shrank meanwhile, or a
+   * pipe's writer left), the stream can no longer be what was promised: the connection fails
+   * with `ENODATA`, reported like a reset (`error`, `unsentBytes`).
+   */
+  sendFile(fd: number, offset?: number, length?: number): SendStatus {
+    const socketFd = this.#open('sendFile');
+    const request = fileRequest(fd, offset, length);
+    if (this.#writeShut) throw new SocketClosedError('socket', 'sendFile: shut down for writing, so the');
+    if (this.#error !== null) return 'closed';
+    const queued = this.queuedBytes;
+    let start = request.offset;
+    let remaining = request.length;
+    if (queued === 0 && !this.#connecting) {
+      if (remaining === 0) return 'sent';
+      const mover = (this.#mover ??= new FileMover());
+      for (;;) {
+        let n: number;
+        try {
+          n = mover.move(socketFd, request.fd, start, remaining);
+        } catch (err) {
+          if (!lostConnection(err)) throw err;
+          this.#lose(err);
+          return 'closed';
+        }
+        if (n === WOULD_BLOCK) break;
+        if (n === PIPE_EMPTY) {
+          this.#starved = true; // the range waits for the pipe, not for the socket
+          break;
+        }
+        if (n === 0) {
+          this.#lose(fileEnded(request.fd, start < 0));
+          return 'closed';
+        }
+        remaining -= n;
+        if (start >= 0) start += n;
+        if (remaining === 0) return 'sent';
+      }
+    } else if (queued >= this.#sendQueueLimit) {
+      return 'not-sent';
+    } else if (remaining === 0) {
+      return 'queued';
+    }
+    const wasEmpty = this.queuedBytes === 0;
+    (this.#queue ??= new SendQueue()).pushFile(duplicateFd(request.fd), start, remaining);
+    if (wasEmpty) this._watcher?._update(this);
+    return remaining < request.length ? 'partial' : 'queued';
+  }
+
+  /**
    * Unix sockets: receives bytes and any fds that came with them (room for `maxFds`, default
    * 16). Each fd comes back owned: a `Socket` for a stream socket, a `Listener` for a listening
    * one (both of the families the library speaks: Unix, IPv4, IPv6), an `OwnedFd` for anything
@@ -488,7 +556,7 @@ export class Socket extends Watchable {
     if (this.#readEnded && this.#writeShut && !this.#shutdownPending && this.queuedBytes === 0) return DORMANT;
     let bits = user;
     if (this.#readEnded || this.#closing) bits &= ~READABLE;
-    if (this.#connecting || this.queuedBytes > 0) bits |= WRITABLE;
+    if (this.#connecting || (this.queuedBytes > 0 && !this.#starved)) bits |= WRITABLE;
     // epoll reports EPOLLHUP whatever the mask: once a hangup has been reported and nobody reads
     // and nothing is queued, stop watching until the interest changes (no busy loop).
     if (this.#hungUp && (bits & READABLE) === 0 && !this.#connecting && this.queuedBytes === 0) return DORMANT;
@@ -639,24 +707,64 @@ export class Socket extends Watchable {
   #flushQueue(): void {
     const queue = this.#queue;
     if (queue === null) return;
-    for (let head = queue.head(); head !== null; head = queue.head()) {
-      const fds = queue.headFds();
+    for (;;) {
+      for (let head = queue.head(); head !== null; head = queue.head()) {
+        const fds = queue.headFds();
+        let n: number;
+        try {
+          n = fds === null ? sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(this.#fd, head, fds);
+        } catch (err) {
+          // Any failure here, a lost connection or not (ENOBUFS, ENOMEM, ETOOMANYREFS for the fds,
+          // EMSGSIZE...), ends the stream: the bytes behind the head cannot go without it, so
+          // the queue is dropped and reported on this socket. Thrown instead, it would escape the
+          // multiplexer's wait() and stay at the head of the queue, failing every later wait.
+          this.#lose(asSocketError(err, 'send'));
+          return;
+        }
+        if (n === WOULD_BLOCK) return;
+        const sentFds = queue.consume(n);
+        if (sentFds !== null) closeAll(sentFds); // our duplicates: the peer has its own now
+      }
+      // head() stops at a file range (sendFile): its turn now, then the bytes behind it.
+      if (queue.headFile() === null || !this.#flushFile(queue)) break;
+    }
+    if (this.#queue === queue && queue.length === 0) this.#afterDrain();
+  }
+
+  /** Sends the head file range as far as the kernel takes it; false when the flush must stop. */
+  #flushFile(queue: SendQueue): boolean {
+    const file = queue.headFile()!;
+    const wasStarved = this.#starved;
+    this.#starved = false;
+    for (;;) {
       let n: number;
       try {
-        n = fds === null ? sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(this.#fd, head, fds);
+        n = (this.#mover ??= new FileMover()).move(this.#fd, file.fd, file.offset, file.remaining);
       } catch (err) {
-        // Any failure here, a lost connection or not (ENOBUFS, ENOMEM, ETOOMANYREFS for the fds,
-        // EMSGSIZE...), ends the stream: the bytes behind the head cannot go without it, so
-        // the queue is dropped and reported on this socket. Thrown instead, it would escape the
-        // multiplexer's wait() and stay at the head of the queue, failing every later wait.
-        this.#lose(asSocketError(err, 'send'));
-        return;
+        // As for bytes: any failure ends the stream and is reported here, never thrown from wait().
+        this.#lose(asSocketError(err, 'sendfile'));
+        return false;
       }
-      if (n === WOULD_BLOCK) return;
-      const sentFds = queue.consume(n);
-      if (sentFds !== null) closeAll(sentFds); // our duplicates: the peer has its own now
+      if (n === WOULD_BLOCK) {
+        if (wasStarved) this._watcher?._update(this);
+        return false;
+      }
+      if (n === PIPE_EMPTY) {
+        this.#starved = true;
+        this._watcher?._update(this);
+        return false;
+      }
+      if (n === 0) {
+        this.#lose(fileEnded(file.fd, file.offset < 0));
+        return false;
+      }
+      const done = queue.consumeFile(n);
+      if (done >= 0) {
+        closeFd(done); // the queue's duplicate
+        if (wasStarved) this._watcher?._update(this);
+        return true;
+      }
     }
-    this.#afterDrain();
   }
 
   /** The queue is empty: finish what waited for it (a shutdown, a graceful close). */
