@@ -398,10 +398,10 @@ export const sys = Object.freeze({
   eventfd: sysCall('eventfd', libc.eventfd, { fdFirst: false }),
   poll: checkedPollAt(pointOf('poll', libc.poll)),
   if_nametoindex: ifNameToIndex,
-  sendfile: checked('sendfile', libc.sendfile),
+  sendfile: sysCall('sendfile', libc.sendfile),
   // splice has six arguments; the library only moves pipe -> socket, with no offsets, so the
   // four that vary go through a 4-argument adapter (errno is still read right after the call).
-  splice: checked('splice', (fdIn: number, fdOut: number, length: number, flags: number): number => libc.splice(fdIn, null, fdOut, null, length, flags)),
+  splice: sysCall('splice', (fdIn: number, fdOut: number, length: number, flags: number): number => libc.splice(fdIn, null, fdOut, null, length, flags)),
   getaddrinfoAsync,
   freeaddrinfo: freeAddrInfo,
 } satisfies Partial<Record<LibcName | "getaddrinfoAsync", AnyFn | Fn6 | typeof closeFd | typeof freeAddrInfo | typeof getaddrinfoAsync>>);
