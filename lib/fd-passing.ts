@@ -22,8 +22,11 @@ export interface ReceiveWithFdsResult extends ReceiveResult {
 
 /** The process at the other end of a Unix socket, as the kernel recorded it at connect time. */
 export interface PeerCredentials {
+  /** Process id of the peer. */
   pid: number;
+  /** Its effective user id. */
   uid: number;
+  /** Its effective group id. */
   gid: number;
 }
 

@@ -190,6 +190,7 @@ export class Listener implements Watchable {
     closeFd(fd);
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }

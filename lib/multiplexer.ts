@@ -287,6 +287,7 @@ export class Multiplexer implements Watcher {
     }
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }

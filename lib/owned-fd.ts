@@ -55,6 +55,7 @@ export class OwnedFd {
     closeFd(fd);
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }

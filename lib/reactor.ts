@@ -117,6 +117,7 @@ export class Reactor {
     this.multiplexer.close();
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }

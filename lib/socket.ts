@@ -32,6 +32,7 @@ export type ReceiveStatus = 'alive' | 'closed';
 export interface ReceiveResult {
   /** The bytes read: a view of the buffer they were read into (empty when none). */
   bytes: Uint8Array;
+  /** Whether the connection is still up: `'closed'` once the peer ended it. */
   status: ReceiveStatus;
 }
 /** Where a socket is in its life. */
@@ -131,7 +132,11 @@ export class Socket implements Watchable {
     return new Socket(INTERNAL, fd, false, limit);
   }
 
-  /** Starts a non-blocking connect; see {@link connectSocket}. */
+  /**
+   * Starts connecting without blocking and returns the socket at once, usually `'connecting'`: a
+   * multiplexer reports it writable when the attempt ends, then `state` is `'open'` or `error`
+   * says why it failed. `host` must be an IP literal; see {@link ConnectOptions}.
+   */
   static connect(options: ConnectOptions): Socket {
     return connectSocket(options);
   }
@@ -179,6 +184,7 @@ export class Socket implements Watchable {
   get sendQueueLimit(): number {
     return this.#sendQueueLimit;
   }
+  /** An integer from 1 to 2^31 - 1; the next `send` sees the new cap. */
   set sendQueueLimit(limit: number) {
     this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
   }
@@ -191,6 +197,7 @@ export class Socket implements Watchable {
   get blocking(): boolean {
     return (sys.fcntl(this.#open('blocking'), F_GETFL, 0) & O_NONBLOCK) === 0;
   }
+  /** Switches O_NONBLOCK on the fd (fcntl F_SETFL). */
   set blocking(on: boolean) {
     if (typeof on !== 'boolean') throw invalidValue('blocking', 'must be a boolean', on);
     const fd = this.#open('blocking');
@@ -430,6 +437,7 @@ export class Socket implements Watchable {
     return new Promise((resolve) => (this.#closeWaiters ??= []).push(resolve));
   }
 
+  /** Calls `destroy()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.destroy();
   }

@@ -93,6 +93,7 @@ test('npm run docs builds an HTML page for every export of lib/index.ts, showing
   );
   t.diagnostic(version);
 
+  const t0 = performance.now();
   const build = spawnSync('npm', ['run', 'docs'], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
   assert.equal(build.status, 0, `npm run docs failed:\n${build.stdout}\n${build.stderr}`);
   const warnings = /Found (\d+) errors and (\d+) warnings/.exec(build.stdout + build.stderr);
@@ -103,6 +104,7 @@ test('npm run docs builds an HTML page for every export of lib/index.ts, showing
   assert.ok(values.length > 10 && types.length > 10, `${values.length} values and ${types.length} types exported`);
   const docs = summaries();
 
+  const t1 = performance.now();
   const browser = await openBrowser();
   try {
     const index = await browser.evaluate<{ title: string; links: [string, string][] }>(
@@ -170,6 +172,7 @@ test('npm run docs builds an HTML page for every export of lib/index.ts, showing
     assert.ok(kinds.size >= 5, `pages of ${[...kinds.keys()].join(', ')}`);
     assert.deepEqual(problems, [], `${names.length} exports checked`);
     t.diagnostic(`${names.length} exports (${values.length} values, ${types.length} types), each with a page showing its TSDoc; rendered: ${[...kinds.values()].join(', ')}`);
+    t.diagnostic(`npm run docs ${Math.round(t1 - t0)} ms, Chromium checks ${Math.round(performance.now() - t1)} ms`);
   } finally {
     await browser.close();
   }
