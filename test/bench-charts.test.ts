@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LAYOUT, renderChart, scaleFor, type ChartSpec } from '../bench/lib/svg-chart.ts';
+import { LAYOUT, renderChart, scaleFor, wrap, type ChartSpec } from '../bench/lib/svg-chart.ts';
 import { chartsFromResults, pairedRatio, writeCharts, type BenchJson } from '../bench/lib/charts.ts';
 import { summarize } from '../bench/lib/stats.ts';
 import { Progress, clock } from '../bench/lib/progress.ts';
@@ -104,6 +104,16 @@ test('labels: title (escaped), subtitle, legend, row labels, values with their s
   const height = Number(/height="(\d+)"/.exec(svg)![1]);
   const lastText = Math.max(...[...svg.matchAll(/<text [^>]*y="([^"]+)"/g)].map((m) => Number(m[1])));
   assert.ok(lastText < height, 'nothing is drawn below the bottom edge');
+});
+
+test('long notes wrap at spaces and stay inside the chart', () => {
+  assert.deepEqual(wrap('aaa bbb ccc dddddddd e', 7), ['aaa bbb', 'ccc', 'dddddddd', 'e']);
+  const long = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+  const svg = renderChart({ ...ratioSpec, notes: [long] });
+  const noteLines = [...svg.matchAll(/<text x="12" y="[^"]+" font-size="11" fill="#555">([^<]*)<\/text>/g)].map((m) => m[1]);
+  assert.ok(noteLines.length >= 3, `${noteLines.length} lines`);
+  assert.equal(noteLines.join(' '), long, 'every word is kept, in order');
+  for (const line of noteLines) assert.ok(line.length * 6.2 <= LAYOUT.width - 24, `"${line}" fits`);
 });
 
 test('linear chart: bars from 0, lengths proportional to the value, a negative value to the left', () => {

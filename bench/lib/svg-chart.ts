@@ -102,6 +102,20 @@ function niceStep(raw: number): number {
   return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
 }
 
+/** Splits text into lines of at most `width` characters, at spaces (a longer word stays whole). */
+export function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
 export function escapeXml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
@@ -121,7 +135,8 @@ export function renderChart(spec: ChartSpec): string {
   const rowHeight = n * L.barHeight + (n - 1) * L.barGap + L.rowGap;
   const plotTop = L.top + L.legendHeight;
   const plotHeight = spec.rows.length * rowHeight;
-  const notes = spec.notes ?? [];
+  // ~6.2 px per character of 11 px text: long notes wrap instead of running off the edge.
+  const notes = (spec.notes ?? []).flatMap((note) => wrap(note, Math.floor((L.width - 24) / 6.2)));
   const height = plotTop + plotHeight + L.axisHeight + notes.length * L.noteHeight + 10;
   const out: string[] = [];
   out.push(
