@@ -13,7 +13,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chromiumVersion, openBrowser, CHROMIUM } from './helpers/chromium.ts';
+import { trackFds } from './helpers/fd.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const INDEX_TS = join(ROOT, 'lib', 'index.ts');
@@ -105,6 +107,7 @@ test('npm run docs builds an HTML page for every export of lib/index.ts, showing
   const docs = summaries();
 
   const t1 = performance.now();
+  const fds = trackFds();
   const browser = await openBrowser();
   try {
     const index = await browser.evaluate<{ title: string; links: [string, string][] }>(
@@ -176,4 +179,20 @@ test('npm run docs builds an HTML page for every export of lib/index.ts, showing
   } finally {
     await browser.close();
   }
+  fds.assertNoLeak();
+  // Every process of the browser's group has ended (renderers and zygotes included).
+  assert.ok(await groupGone(browser.pid), `processes of chromium's group ${browser.pid} are still running`);
 });
+
+/** Whether no process is left in a process group, waiting up to 5 s for them to be reaped. */
+async function groupGone(pgid: number): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return true; // ESRCH: none left
+    }
+    await sleep(100);
+  }
+  return false;
+}

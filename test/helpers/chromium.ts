@@ -50,7 +50,10 @@ export interface Browser {
    * promise is awaited) and returns its value, which must be JSON-serialisable.
    */
   evaluate<T>(url: string, expression: string): Promise<PageResult<T>>;
+  /** Ends the browser and every process it started (its process group), removes its profile. */
   close(): Promise<void>;
+  /** The browser's pid, which is also its process group's id. */
+  readonly pid: number;
 }
 
 interface Message {
@@ -131,6 +134,10 @@ export async function openBrowser(timeoutMs = 30_000): Promise<Browser> {
       await gone;
       clearTimeout(timer);
     }
+    // Node does not close the pipe it writes to when the child exits: that is ours to close.
+    toBrowser.destroy();
+    fromBrowser.destroy();
+    child.stderr!.destroy();
     // Whatever the browser started and left behind in its group (normally nothing).
     try {
       process.kill(-child.pid!, 'SIGKILL');
@@ -177,6 +184,7 @@ export async function openBrowser(timeoutMs = 30_000): Promise<Browser> {
         }
       },
       close,
+      pid: child.pid!,
     };
   } catch (err) {
     await close();
