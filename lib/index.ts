@@ -2,33 +2,45 @@
  * m-socket: raw non-blocking TCP and Unix sockets and an explicit epoll multiplexer for Node.js,
  * through libc with koffi. The public face: re-exports only.
  */
-export { SocketError, SocketClosedError, type ArgumentError } from './errors.ts';
+export { SocketError, SocketClosedError, type ArgumentError } from './core/errors.ts';
 export {
   Socket,
   END_OF_STREAM,
-  DEFAULT_SEND_QUEUE_LIMIT,
   type SendStatus,
   type ReceiveStatus,
   type ReceiveResult,
   type SocketState,
   type ShutdownHow,
-  type SocketOptions,
-} from './socket.ts';
-export { FdsTruncatedError } from './errors.ts';
-export type { ReceiveWithFdsResult, PeerCredentials, FdLike } from './fd-passing.ts';
-export type { ConnectOptions } from './connect.ts';
-export { OwnedFd } from './owned-fd.ts';
-export type { ReceivedFd } from './received-fd.ts';
-export { Listener, type ListenOptions } from './listener.ts';
+} from './stream/socket.ts';
+export { DEFAULT_SEND_QUEUE_LIMIT, type SocketOptions } from './stream/send-queue.ts';
+export { FdsTruncatedError } from './core/errors.ts';
+export type { ReceiveWithFdsResult, PeerCredentials, FdLike } from './stream/fd-passing.ts';
+export type { ConnectOptions } from './stream/connect.ts';
+export { OwnedFd } from './core/owned-fd.ts';
+export type { ReceivedFd } from './stream/received-fd.ts';
+export { Listener, type ListenOptions } from './stream/listener.ts';
+export {
+  DatagramSocket,
+  MAX_UDP_PAYLOAD,
+  type DatagramSendStatus,
+  type DatagramDestination,
+  type DatagramBindOptions,
+  type DatagramCreateOptions,
+  type DatagramMetadataOptions,
+  MAX_GSO_SEGMENTS,
+} from './datagram/datagram-socket.ts';
+export type { DatagramDestinationInfo } from './datagram/metadata.ts';
+export type { DatagramReceipt } from './datagram/receipt.ts';
+export { DatagramBatch, type DatagramBatchOptions } from './datagram/batch.ts';
 export {
   Multiplexer,
   Interest,
   type MultiplexerEvent,
   type MultiplexerOptions,
   type MultiplexerTarget,
-} from './multiplexer.ts';
-export { Reactor, type ReactorHandler, type ReactorOptions } from './reactor.ts';
-export type { BackendName } from './backends/backend.ts';
+} from './loop/multiplexer.ts';
+export { Reactor, type ReactorHandler, type ReactorOptions } from './loop/reactor.ts';
+export type { BackendName } from './loop/backends/backend.ts';
 export {
   isIP,
   formatAddress,
@@ -37,8 +49,8 @@ export {
   type SocketAddress,
   type InetAddress,
   type UnixAddress,
-} from './address.ts';
-export { resolve, ResolveError, type ResolveOptions } from './resolve.ts';
+} from './core/address.ts';
+export { resolve, ResolveError, type ResolveOptions } from './core/resolve.ts';
 export {
   setOption,
   getOption,
@@ -47,8 +59,8 @@ export {
   getRawIntOption,
   type SocketOptionName,
   type SocketOptionValues,
-} from './options.ts';
-export { SocketStream, toStream, type SocketStreamOptions } from './stream.ts';
+} from './core/options.ts';
+export { SocketStream, toStream, type SocketStreamOptions } from './face/duplex.ts';
 export {
   connect,
   listen,
@@ -59,4 +71,4 @@ export {
   type AcceptsOptions,
   type AcceptIterator,
   type CloseGracefullyOptions,
-} from './promises.ts';
+} from './face/promises.ts';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
-import { decodeSockaddr, encodeSockaddr } from '../lib/sockaddr.ts';
+import { decodeSockaddr, encodeSockaddr } from '../lib/core/sockaddr.ts';
 import {
   formatAddress,
   formatIPv4,
@@ -25,7 +25,7 @@ import {
   parseIPv6,
   unixAddress,
   type SocketAddress,
-} from '../lib/address.ts';
+} from '../lib/core/address.ts';
 import { AF_INET, AF_INET6, AF_UNIX, IPPROTO_IPV6, IPV6_V6ONLY, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM } from '../ffi/constants.ts';
 import { OFFSETOF, SIZEOF } from '../ffi/layouts.ts';
 import { ifNameToIndex, sys, WOULD_BLOCK } from '../ffi/syscall.ts';

@@ -13,8 +13,8 @@ import { fdFlags, trackFds } from './helpers/fd.ts';
 import { sys } from '../ffi/syscall.ts';
 import { SO_LINGER, SOL_SOCKET } from '../ffi/constants.ts';
 import { SIZEOF } from '../ffi/layouts.ts';
-import { BACKEND_NAMES } from '../lib/backends/backend.ts';
-import { PollBackend } from '../lib/backends/poll.ts';
+import { BACKEND_NAMES } from '../lib/loop/backends/backend.ts';
+import { PollBackend } from '../lib/loop/backends/poll.ts';
 import { connectedPair, pattern, pumpUntil, readToEnd, type Pair } from './helpers/sockets.ts';
 
 let fds: ReturnType<typeof trackFds>;

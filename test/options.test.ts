@@ -16,7 +16,7 @@ import { closeFd, sys } from '../ffi/syscall.ts';
 import { Listener, Multiplexer, Socket, SocketError } from '../lib/index.ts';
 import {
   getOption, getRawIntOption, getRawOption, setOption, setRawOption, type SocketOptionName,
-} from '../lib/options.ts';
+} from '../lib/core/options.ts';
 import { trackFds } from './helpers/fd.ts';
 import { connectedPair, pumpUntil, type Pair } from './helpers/sockets.ts';
 

@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { SO_LINGER, SOL_SOCKET } from '../ffi/constants.ts';
 import { sys } from '../ffi/syscall.ts';
 import { Listener, Reactor, Socket, SocketError } from '../lib/index.ts';
-import { accepts, closeGracefully, connect, listen } from '../lib/promises.ts';
+import { accepts, closeGracefully, connect, listen } from '../lib/face/promises.ts';
 import { fdTarget, openFds, trackFds } from './helpers/fd.ts';
 import { pattern } from './helpers/sockets.ts';
 

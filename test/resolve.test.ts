@@ -9,11 +9,11 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { isIP } from '../lib/index.ts';
-import { resolve, ResolveError } from '../lib/resolve.ts';
+import { resolve, ResolveError } from '../lib/core/resolve.ts';
 import { trackFds } from './helpers/fd.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const RESOLVE_MODULE = new URL('../lib/resolve.ts', import.meta.url).href;
+const RESOLVE_MODULE = new URL('../lib/core/resolve.ts', import.meta.url).href;
 /** The resolver may answer ENOTFOUND, or EAI_AGAIN where no DNS server can be reached at all. */
 const NOT_FOUND_CODES = ['ENOTFOUND', 'EAI_AGAIN'];
 

@@ -1,0 +1,113 @@
+/**
+ * Errors of the safe layer. System-call failures are `SocketError` (from the choke point); misuse
+ * is reported the way Node reports it: TypeError / RangeError with `code` ERR_INVALID_ARG_TYPE,
+ * ERR_OUT_OF_RANGE or ERR_INVALID_ARG_VALUE, and a message that names the argument.
+ */
+import { SocketError } from '../../ffi/syscall.ts';
+
+export { SocketError };
+
+/** Thrown by any operation on a socket, listener or multiplexer that has been closed. */
+export class SocketClosedError extends Error {
+  /** Node's code for an operation on a closed handle. */
+  readonly code = 'ERR_SOCKET_CLOSED';
+  constructor(what: string, operation: string) {
+    super(`${operation}: the ${what} is closed`);
+    this.name = 'SocketClosedError';
+  }
+}
+
+/** Node's AbortError shape (as `fs/promises` and `timers/promises` reject with), `code` 'ABORT_ERR'. */
+export function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' });
+}
+
+/** `new X()` on a class whose constructor is the library's own (ERR_ILLEGAL_CONSTRUCTOR, as Node). */
+export function illegalConstructor(what: string, use: string): TypeError & { code: string } {
+  const err = new TypeError(`${what} has no public constructor (it would adopt any fd unchecked): use ${use}`) as TypeError & { code: string };
+  err.code = 'ERR_ILLEGAL_CONSTRUCTOR';
+  return err;
+}
+
+/** A TypeError or RangeError with Node's `code` property. */
+export type ArgumentError = (TypeError | RangeError) & { code: string };
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value)}`;
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return `${typeof value} ${String(value)}`;
+  if (typeof value === 'function') return `a function`;
+  const ctor = (value as object).constructor?.name;
+  return ctor ? `an instance of ${ctor}` : typeof value;
+}
+
+/** `The "name" argument must be <expected>. Received <what>` (ERR_INVALID_ARG_TYPE). */
+export function invalidType(name: string, expected: string, value: unknown): ArgumentError {
+  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(value)}`) as ArgumentError;
+  err.code = 'ERR_INVALID_ARG_TYPE';
+  return err;
+}
+
+/** `The value of "name" is out of range. It must be <range>. Received <value>` (ERR_OUT_OF_RANGE). */
+export function outOfRange(name: string, range: string, value: unknown): ArgumentError {
+  const err = new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${describe(value)}`) as ArgumentError;
+  err.code = 'ERR_OUT_OF_RANGE';
+  return err;
+}
+
+/** `The argument "name" is invalid: <reason>` (ERR_INVALID_ARG_VALUE). */
+export function invalidValue(name: string, reason: string, value?: unknown): ArgumentError {
+  const err = new TypeError(
+    `The argument "${name}" ${reason}.${arguments.length > 2 ? ` Received ${describe(value)}` : ''}`,
+  ) as ArgumentError;
+  err.code = 'ERR_INVALID_ARG_VALUE';
+  return err;
+}
+
+/** An integer in [min, max], or a RangeError / TypeError naming the argument. */
+export function checkInteger(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
+  if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(name, `an integer >= ${min} and <= ${max}`, value);
+  return value;
+}
+
+/** Whether an ArrayBuffer has been transferred away (Node 20 has no `ArrayBuffer.prototype.detached`). */
+function isDetached(buffer: ArrayBufferLike): boolean {
+  try {
+    new Uint8Array(buffer);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * A byte buffer the library may hand to libc: any Uint8Array (Buffer included), also over a
+ * SharedArrayBuffer, which koffi passes zero-copy like any other. Hot path: one `instanceof`;
+ * only an empty view is examined further, since a detached buffer looks empty.
+ */
+export function checkBytes(name: string, value: unknown): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw invalidType(name, 'an instance of Uint8Array or Buffer', value);
+  if (value.byteLength === 0 && isDetached(value.buffer)) throw invalidValue(name, 'is a view of a detached ArrayBuffer');
+  return value;
+}
+
+/**
+ * Thrown by `receiveWithFds` when more fds arrived than `maxFds`: the kernel dropped some
+ * (MSG_CTRUNC) or delivered more than asked. Every fd that arrived has been closed.
+ */
+export class FdsTruncatedError extends Error {
+  /** Tells this error apart without `instanceof` (as Node's errors carry one). */
+  readonly code = 'ERR_SOCKET_FDS_TRUNCATED';
+  /** The bytes that did arrive with the message (a view of the caller's buffer). */
+  readonly bytes: Uint8Array;
+  /** The sender's credentials that came with them (SO_PASSCRED), or null. */
+  readonly credentials: { pid: number; uid: number; gid: number } | null;
+  constructor(bytes: Uint8Array, maxFds: number, credentials: { pid: number; uid: number; gid: number } | null = null) {
+    super(`receiveWithFds: more fds arrived than options.maxFds (${maxFds}) had room for; the ones received were closed`);
+    this.name = 'FdsTruncatedError';
+    this.bytes = bytes;
+    this.credentials = credentials;
+  }
+}

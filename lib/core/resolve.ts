@@ -1,0 +1,207 @@
+/**
+ * Name resolution that never blocks the event loop.
+ *
+ * Numeric addresses are parsed here, in TypeScript, with no libc call at all. Names go to
+ * getaddrinfo(3) on libuv's threadpool through koffi's `.async`, the way Node's own
+ * `dns.lookup` works, so /etc/hosts, nsswitch and the system resolver are honoured.
+ *
+ * ## Buffers of an asynchronous call
+ * koffi does not keep the buffers of an `.async` call alive, and V8 may move a small typed array
+ * that lives on its heap while the threadpool writes into it (design §3). So every buffer the call
+ * sees is a view into ONE off-heap block (`Buffer.alloc` of more than 64 bytes is never on V8's
+ * heap), and the completion callback's closure holds that block until getaddrinfo has returned.
+ *
+ * ## Cancelling and exiting
+ * A getaddrinfo call that has started cannot be cancelled. An `AbortSignal` rejects the promise at
+ * once; the call's result is freed when it arrives and dropped. A lookup in flight keeps the event
+ * loop alive only until it completes, and `process.exit()` waits for it at most as long (libuv
+ * joins its threadpool at exit), exactly like `dns.lookup`.
+ *
+ * ## Why no AI_ADDRCONFIG
+ * glibc's AI_ADDRCONFIG ignores loopback interfaces: on a host with no IPv6 address but `::1`
+ * (containers, CI, this project's test machine), `resolve('localhost', { family: 6 })` would
+ * fail with ENOTFOUND and a family-0 lookup would drop `::1`, though connecting to `::1` works.
+ * Like `dns.lookup`'s default we return every address the resolver knows; a caller that tries
+ * them in order (as `echo-client` does) learns of an unusable family at once (ENETUNREACH /
+ * EADDRNOTAVAIL from connect, no timeout).
+ */
+import koffi from 'koffi';
+import { AF_INET, AF_INET6, AF_UNSPEC, EAI_NAMES, EAI_NODATA, EAI_NONAME, SOCK_STREAM } from '../../ffi/constants.ts';
+import { AddrInfo, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
+import { sys } from '../../ffi/syscall.ts';
+import { inetAddress, isIP, type InetAddress } from './address.ts';
+import { decodeSockaddr } from './sockaddr.ts';
+import { abortError, checkInteger, invalidType, invalidValue } from './errors.ts';
+
+/** Options of {@link resolve}. */
+export interface ResolveOptions {
+  /** 4: IPv4 addresses only; 6: IPv6 only; 0 (the default): both, in the resolver's order. */
+  family?: 4 | 6 | 0;
+  /** Port put in every result (default 0). Names are resolved without a service. */
+  port?: number;
+  /** Rejects the promise with an `AbortError` as soon as it is aborted. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A failed lookup, shaped like the errors of Node's `dns` module: `code` is `'ENOTFOUND'` when the
+ * name does not exist (EAI_NONAME, EAI_NODATA), `'EAI_AGAIN'` when the resolver could not answer
+ * now (no network, a DNS server timed out), else the EAI_* name (`'EAI_FAIL'`, `'EAI_MEMORY'`...).
+ */
+export class ResolveError extends Error {
+  /** `'ENOTFOUND'`, `'EAI_AGAIN'`, `'EAI_FAIL'`... */
+  readonly code: string;
+  /** getaddrinfo's own return value (an EAI_* constant, negative on glibc). */
+  readonly errno: number;
+  /** Always `'getaddrinfo'`. */
+  readonly syscall = 'getaddrinfo';
+  /** The name that was looked up. */
+  readonly hostname: string;
+
+  constructor(eai: number, hostname: string) {
+    const code = eai === EAI_NONAME || eai === EAI_NODATA ? 'ENOTFOUND' : (EAI_NAMES.get(eai) ?? `EAI_${-eai}`);
+    super(`getaddrinfo ${code} ${hostname}`);
+    this.name = 'ResolveError';
+    this.code = code;
+    this.errno = eai;
+    this.hostname = hostname;
+  }
+}
+
+
+/** Where each part of a lookup lives in its one off-heap block. */
+const HINTS_AT = 0;
+const RESULT_AT = 64; // a `struct addrinfo *` written by getaddrinfo
+const NAME_AT = 128; // the NUL-terminated name
+const TEXT = new TextEncoder();
+
+interface Validated {
+  family: 0 | 4 | 6;
+  port: number;
+  signal: AbortSignal | undefined;
+}
+
+function validate(host: unknown, options: unknown): Validated {
+  if (typeof host !== 'string') throw invalidType('host', 'of type string', host);
+  if (host === '') throw invalidValue('host', 'must not be empty', host);
+  if (host.includes('\0')) throw invalidValue('host', 'must not contain a NUL character', host);
+  if (options === undefined) return { family: 0, port: 0, signal: undefined };
+  if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+  const { family = 0, port = 0, signal } = options as ResolveOptions;
+  if (family !== 0 && family !== 4 && family !== 6) throw invalidValue('options.family', 'must be 0, 4 or 6', family);
+  checkInteger('options.port', port, 0, 65535);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('options.signal', 'an instance of AbortSignal', signal);
+  return { family, port, signal };
+}
+
+/**
+ * Resolves `host` to its addresses, without blocking the event loop.
+ *
+ * - An IP literal (`'127.0.0.1'`, `'::1'`, `'fe80::1%lo'`) answers at once, with no libc call
+ *   (a zone name is turned into `scopeId` like `inetAddress` does). Its family must agree with
+ *   `options.family` when one is given.
+ * - A name is looked up with getaddrinfo on libuv's threadpool: every address the resolver gives
+ *   (files, DNS...), in its order, each once (SOCK_STREAM hints). No AI_ADDRCONFIG (see the
+ *   module comment).
+ *
+ * Rejects with a {@link ResolveError} (`code` 'ENOTFOUND', 'EAI_AGAIN'...), or an `AbortError`
+ * when `options.signal` aborts first. Throws (synchronously rejects) argument errors naming
+ * the argument: `host` (a non-empty string), `options.family`, `options.port` (0..65535),
+ * `options.signal`.
+ */
+export async function resolve(host: string, options?: ResolveOptions): Promise<InetAddress[]> {
+  const { family, port, signal } = validate(host, options);
+  if (signal?.aborted) throw abortError(signal);
+  const literal = isIP(host);
+  if (literal !== 0) {
+    if (family !== 0 && family !== literal) {
+      throw invalidValue('options.family', `is ${family}, but host is an IPv${literal} address`, family);
+    }
+    return [inetAddress(host, port, 'options')];
+  }
+  return lookup(host, family, port, signal);
+}
+
+/** The getaddrinfo round trip: start it, settle on completion or abort, free what comes back. */
+function lookup(host: string, family: 0 | 4 | 6, port: number, signal: AbortSignal | undefined): Promise<InetAddress[]> {
+  return new Promise((resolvePromise, reject) => {
+    const name = TEXT.encode(host);
+    // One block for everything libc sees, > 64 bytes so that it is off V8's heap (see above).
+    const block = Buffer.alloc(NAME_AT + name.byteLength + 1);
+    block.set(name, NAME_AT); // NUL-terminated: the block is zero-filled
+    block.writeInt32LE(family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC, HINTS_AT + OFFSETOF.addrinfo.family);
+    // One socket type, or each address would come three times (STREAM, DGRAM, RAW).
+    block.writeInt32LE(SOCK_STREAM, HINTS_AT + OFFSETOF.addrinfo.socktype);
+
+    let settled = false;
+    const onAbort = (): void => {
+      settled = true;
+      reject(abortError(signal!));
+    };
+    const done = (err: unknown, eai: number): void => {
+      // `block` is referenced here, so it lives until getaddrinfo has returned.
+      const head = eai === 0 ? (block.readBigUInt64LE(RESULT_AT) as bigint) : 0n;
+      let result: InetAddress[] | null = null;
+      let failure: unknown = err;
+      try {
+        if (failure == null && eai !== 0) failure = new ResolveError(eai, host);
+        else if (failure == null && !settled) {
+          result = decodeList(head, port);
+          // Only non-IP families came back (none should with these hints): the name has no address.
+          if (result.length === 0) [result, failure] = [null, new ResolveError(EAI_NODATA, host)];
+        }
+      } catch (decodeErr) {
+        failure = decodeErr;
+      } finally {
+        if (head !== 0n) sys.freeaddrinfo(head);
+      }
+      signal?.removeEventListener('abort', onAbort);
+      if (settled) return; // aborted meanwhile: the result is dropped
+      settled = true;
+      if (result !== null) resolvePromise(result);
+      else reject(failure);
+    };
+    try {
+      getaddrinfoAsync(block, done);
+    } catch (err) {
+      // koffi refuses when too many asynchronous calls are queued (max_async_calls).
+      reject(err);
+      return;
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Starts getaddrinfo(name, NULL, hints, &res) with every pointer a view of `block`. */
+function getaddrinfoAsync(block: Buffer, callback: (err: unknown, eai: number) => void): void {
+  sys.getaddrinfoAsync(
+    block.subarray(NAME_AT),
+    block.subarray(HINTS_AT, HINTS_AT + SIZEOF.addrinfo),
+    block.subarray(RESULT_AT, RESULT_AT + SIZEOF.pointer),
+    callback,
+  );
+}
+
+/** Copies the addresses of an addrinfo list (before it is freed), in order, without duplicates. */
+function decodeList(head: bigint, port: number): InetAddress[] {
+  const seen = new Set<string>();
+  const out: InetAddress[] = [];
+  for (let p: bigint | null = head; p !== null && p !== 0n; ) {
+    const ai = koffi.decode(p, AddrInfo) as { ai_family: number; ai_addrlen: number; ai_addr: bigint | null; ai_next: bigint | null };
+    if ((ai.ai_family === AF_INET || ai.ai_family === AF_INET6) && ai.ai_addr !== null) {
+      // Copy into our own bytes: the view dies with freeaddrinfo.
+      const bytes = new Uint8Array(SIZEOF.sockaddr_storage);
+      const length = Math.min(ai.ai_addrlen, bytes.byteLength);
+      bytes.set(new Uint8Array(koffi.view(ai.ai_addr, length)));
+      const addr = decodeSockaddr(bytes, length) as InetAddress;
+      addr.port = port;
+      const key = `${addr.address}%${addr.scopeId ?? 0}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        out.push(addr);
+      }
+    }
+    p = ai.ai_next;
+  }
+  return out;
+}

@@ -1,0 +1,77 @@
+/**
+ * The internal contract between a multiplexer and the objects it watches (sockets, listeners).
+ * Not part of the public API.
+ *
+ * Readiness is described with backend-neutral bits; each multiplexer backend maps them to its
+ * own mechanism (EPOLLIN/EPOLLOUT..., POLLIN/POLLOUT...).
+ */
+
+/** Readiness and interest bits shared by every backend. */
+export const READABLE = 1;
+export const WRITABLE = 2;
+export const HANGUP = 4;
+export const ERROR = 8;
+/**
+ * Interest of an object that can never be ready for anything useful again (its connection is
+ * gone and that has been reported). The multiplexer keeps it but takes its fd out of the kernel
+ * set: epoll reports EPOLLHUP/EPOLLERR whatever the mask, so a dead socket that the user has not
+ * closed yet would otherwise wake every wait.
+ */
+export const DORMANT = -1;
+
+/** What a watched object asks of the multiplexer that watches it. */
+export interface Watcher {
+  /** The watched object's wants changed (queue filled or drained, reading ended...). */
+  _update(target: Watchable): void;
+  /** The watched object is closing its fd: drop it now, before the fd number can be reused. */
+  _forget(target: Watchable): void;
+  /** A receive buffer shared by every socket of this multiplexer (one per multiplexer). */
+  readonly receiveBuffer: Uint8Array;
+}
+
+/**
+ * What a multiplexer needs from an object it watches: the base class of every socket family
+ * (stream sockets, listeners, and the datagram family to come). The multiplexer knows this
+ * contract only, never the families above it, and recognises its targets by `instanceof`.
+ */
+export abstract class Watchable {
+  /** The fd, or -1 once closed. */
+  abstract readonly fd: number;
+  /** @internal What to call this object in errors (`'socket'`, `'listener'`). */
+  abstract readonly _kind: string;
+  /** @internal The multiplexer watching this object, if any (at most one). */
+  _watcher: Watcher | null = null;
+  /** @internal This object's slot in that multiplexer's table (-1 when unwatched). */
+  _slot = -1;
+  /**
+   * @internal A time (performance.now()) at which the object wants to be called back, 0 for
+   * none: a connect's timeout, or a datagram socket's next try at a queue the kernel's
+   * readiness cannot announce. The multiplexer keeps the time (it shortens its waits to it).
+   */
+  _deadline = 0;
+  /** @internal Whether the multiplexer's list of deadlines holds this object (set by the multiplexer only). */
+  _timed = false;
+  /** @internal The object's own needs, as READABLE / WRITABLE bits combined with the user's, or DORMANT. */
+  abstract _internalInterest(userInterest: number): number;
+  /**
+   * @internal Called by the multiplexer with the readiness bits of one event. Does the object's
+   * own work (flush the send queue, finish a connect or a graceful close) and returns the bits to
+   * report to the user (0 to report nothing).
+   */
+  abstract _ready(bits: number, userInterest: number): number;
+  /** @internal An error that the last `_ready` found (flush or connect failure), handed over once. */
+  abstract _takeError(): Error | null;
+  /** @internal Whether `_deadline` is set and still wanted. */
+  _deadlinePending(): boolean {
+    return false;
+  }
+  /** @internal The deadline passed: do what was waiting, and return the bits to report (0: none). */
+  _deadlinePassed(): number {
+    return 0;
+  }
+  /**
+   * @internal The multiplexer watching this object closed: finish what only it would have
+   * driven (a socket closing gracefully gets one last flush and is closed).
+   */
+  _orphaned(): void {}
+}

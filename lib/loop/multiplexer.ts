@@ -1,0 +1,369 @@
+/**
+ * Multiplexer: watches many sockets and listeners and reports which are ready, like the
+ * original's epoll multiplexer, with its duties: it flushes the send queues of sockets that
+ * became writable, completes graceful closes and shutdowns, finishes non-blocking connects, and
+ * forgets closed sockets by itself.
+ *
+ * ## Tokens, not fds
+ * Each watched object has a slot; the kernel hands back (slot, generation) with each event. A
+ * slot's generation changes when its object leaves, so an event for a closed-and-reused fd is
+ * dropped instead of reaching the fd's new owner.
+ *
+ * ## Spurious events
+ * An event says readiness *was* seen. By the time you act another handler may have drained the
+ * socket or closed it: `receive` then answers no bytes, and a closed target's `state` says so.
+ *
+ * ## Draining readiness
+ * Level-triggered: whatever you leave unread is reported again by the next `wait`.
+ */
+import { invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from '../core/errors.ts';
+import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
+import { EpollBackend } from './backends/epoll.ts';
+import { PollBackend } from './backends/poll.ts';
+import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable, type Watcher } from '../core/watch.ts';
+// Types only: the multiplexer works on the Watchable contract and never loads a socket family.
+import type { Listener } from '../stream/listener.ts';
+import type { Socket } from '../stream/socket.ts';
+import type { DatagramSocket } from '../datagram/datagram-socket.ts';
+
+/** Interest bits for `add` and `modify`: combine with `|`. */
+export const Interest = Object.freeze({
+  /** Nothing: keep the target (its queue is still flushed, a connect still finished) but report only errors and hangups. */
+  NONE: 0,
+  /** Report when there is something to read (data, EOF) or accept. */
+  READABLE,
+  /** Report whenever the socket can take more bytes. Rarely needed: see `MultiplexerEvent.writable`. */
+  WRITABLE,
+} as const);
+
+/** What a multiplexer can watch. */
+export type MultiplexerTarget = Socket | Listener | DatagramSocket;
+
+/**
+ * One readiness report. Event objects and the array holding them are reused by the next `wait`:
+ * copy what you want to keep.
+ */
+export interface MultiplexerEvent {
+  /** The socket or listener that is ready. */
+  target: MultiplexerTarget;
+  /** There is something to receive (or EOF), or a connection to accept. */
+  readable: boolean;
+  /**
+   * The socket can take more bytes: a connect finished (check `target.state` / `error`), its
+   * send queue just drained, or (with `Interest.WRITABLE`) the kernel buffer has room.
+   */
+  writable: boolean;
+  /** The peer closed its side or the connection is gone; data may still wait to be received. */
+  hangup: boolean;
+  /** Why the connection failed, when this event found out (connect refused, reset while flushing...). */
+  error: SocketError | null;
+  /** The value given to `add` or `modify`. */
+  data: unknown;
+}
+
+/** Options of a {@link Multiplexer}. */
+export interface MultiplexerOptions {
+  /** Kernel mechanism (default `'epoll'`). */
+  backend?: BackendName;
+  /** Most events one `wait` returns (default 256); more stay ready for the next wait. */
+  maxEvents?: number;
+  /** Size of the receive buffer shared by this multiplexer's sockets (default 64 KiB). */
+  receiveBufferSize?: number;
+}
+
+const INT32_MAX = 2 ** 31 - 1;
+
+function newEvent(): MultiplexerEvent {
+  return { target: null as unknown as MultiplexerTarget, readable: false, writable: false, hangup: false, error: null, data: undefined };
+}
+
+/** Validates a timeout: whole ms rounded up, negative or Infinity waits forever. */
+function timeoutOf(timeoutMs: unknown): number {
+  if (typeof timeoutMs !== 'number') throw invalidType('timeoutMs', 'of type number', timeoutMs);
+  if (Number.isNaN(timeoutMs)) throw invalidValue('timeoutMs', 'must be a number of milliseconds, not NaN');
+  if (timeoutMs < 0 || timeoutMs === Infinity) return -1;
+  return Math.min(Math.ceil(timeoutMs), INT32_MAX);
+}
+
+/**
+ * Watches sockets and listeners. `wait(0)` never blocks; `wait(ms > 0)` blocks the calling
+ * thread, which suits a worker thread that runs its own loop. On the main thread, drive it with a
+ * `Reactor` (Node's event loop) or call `wait(0)` from your own timer.
+ *
+ * A socket or listener can be in one multiplexer at a time; closing it removes it.
+ */
+export class Multiplexer implements Watcher {
+  #backend: Backend | null;
+  readonly #targets: (Watchable | null)[] = [];
+  readonly #generations: number[] = [];
+  readonly #interest: number[] = [];
+  readonly #registered: number[] = [];
+  readonly #data: unknown[] = [];
+  readonly #freeSlots: number[] = [];
+  #size = 0;
+  readonly #events: MultiplexerEvent[] = [];
+  /** Targets with a deadline (a connect timeout, a datagram queue's next try): checked after every wait, whose timeout they shorten. */
+  readonly #timed: Watchable[] = [];
+  readonly #eventPool: MultiplexerEvent[] = [];
+
+  /** Most events one `wait` returns. */
+  readonly maxEvents: number;
+  /** @internal How many readiness reports the kernel gave in the last `wait` (before filtering). */
+  _lastReadyCount = 0;
+  /** Whether each event of the last wait had its target still watched when wait returned. */
+  readonly #watchedAtWait: boolean[] = [];
+
+  /** @internal Called after the number of watched objects changed (the Reactor's ref count). */
+  _onSizeChange: (() => void) | null = null;
+
+  /**
+   * The receive buffer shared by this multiplexer's sockets: `socket.receive()` without a buffer
+   * reads into it, and you may pass it to `receiveInto` yourself. Its contents are valid until the
+   * next receive into it.
+   */
+  readonly receiveBuffer: Uint8Array;
+
+  constructor(options: MultiplexerOptions = {}) {
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const maxEvents = options.maxEvents === undefined ? 256 : checkInteger('options.maxEvents', options.maxEvents, 1, 65536);
+    const bufferSize =
+      options.receiveBufferSize === undefined ? 64 * 1024 : checkInteger('options.receiveBufferSize', options.receiveBufferSize, 1, 2 ** 30);
+    this.#backend = createBackend(options.backend ?? 'epoll', maxEvents);
+    this.maxEvents = maxEvents;
+    this.receiveBuffer = new Uint8Array(bufferSize);
+  }
+
+  /** The epoll fd (for watching the multiplexer itself from another loop), or -1 (poll backend, or closed). */
+  get fd(): number {
+    return this.#backend === null ? -1 : this.#backend.fd;
+  }
+
+  /** How many objects are watched. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#backend === null;
+  }
+
+  /** Starts watching `target` for `interest` (default `Interest.READABLE`). `data` comes back with its events. */
+  add(target: MultiplexerTarget, interest: number = READABLE, data?: unknown): void {
+    const backend = this.#open('add');
+    checkTarget(target);
+    checkInterest(interest);
+    if (target._watcher === this) throw invalidValue('target', 'is already in this multiplexer; use modify() to change its interest');
+    if (target._watcher !== null) throw invalidValue('target', 'is already in another multiplexer; remove it there first');
+    const slot = this.#freeSlots.pop() ?? this.#targets.length;
+    const generation = (this.#generations[slot] ?? 0) >>> 0;
+    const bits = target._internalInterest(interest);
+    if (bits !== DORMANT) backend.add(target.fd, slot, generation, bits);
+    this.#targets[slot] = target;
+    this.#generations[slot] = generation;
+    this.#interest[slot] = interest;
+    this.#registered[slot] = bits;
+    this.#data[slot] = data;
+    target._watcher = this;
+    target._slot = slot;
+    if (target._deadlinePending()) this.#watchDeadline(target);
+    this.#size++;
+    this._onSizeChange?.();
+  }
+
+  /** Changes what `target` is watched for; replaces its data when `data` is given. */
+  modify(target: MultiplexerTarget, interest: number, data?: unknown): void {
+    this.#open('modify');
+    const slot = this.#slotOf(target);
+    checkInterest(interest);
+    this.#interest[slot] = interest;
+    if (arguments.length > 2) this.#data[slot] = data;
+    this._update(target);
+  }
+
+  /** Stops watching `target` (it stays open). */
+  remove(target: MultiplexerTarget): void {
+    this.#open('remove');
+    this.#slotOf(target);
+    this._forget(target);
+  }
+
+  /** Whether `target` is watched by this multiplexer. */
+  has(target: MultiplexerTarget): boolean {
+    return target !== null && typeof target === 'object' && target._watcher === this;
+  }
+
+  /**
+   * Waits for readiness up to `timeoutMs` (default 0: just look; negative: forever; fractions
+   * round up to whole ms) and returns the events, after doing the multiplexer's own work: send
+   * queues of writable sockets flushed, graceful closes completed, connects finished. A signal
+   * does not cut the wait short (EINTR is retried with the time that remains).
+   *
+   * The returned array and its event objects are reused by the next call.
+   */
+  wait(timeoutMs = 0): readonly MultiplexerEvent[] {
+    const backend = this.#open('wait');
+    let timeout = timeoutOf(timeoutMs);
+    if (this.#timed.length > 0) {
+      const untilDeadline = Math.max(0, Math.ceil(this._nextDeadline() - performance.now()));
+      timeout = timeout < 0 ? untilDeadline : Math.min(timeout, untilDeadline);
+    }
+    const count = backend.wait(timeout);
+    this._lastReadyCount = count;
+    const events = this.#events;
+    events.length = 0;
+    for (let i = 0; i < count; i++) {
+      const slot = backend.slotAt(i);
+      const target = this.#targets[slot];
+      if (target == null || this.#generations[slot] !== backend.generationAt(i)) continue;
+      const data = this.#data[slot];
+      const report = target._ready(backend.bitsAt(i), this.#interest[slot]);
+      if (report !== 0) this.#push(target, report, data);
+    }
+    if (this.#timed.length > 0) this.#expireDeadlines();
+    return events;
+  }
+
+  /** @internal When the next deadline falls due (performance.now() time), or Infinity. */
+  _nextDeadline(): number {
+    let next = Infinity;
+    for (const target of this.#timed) if (target._deadline < next) next = target._deadline;
+    return next;
+  }
+
+  /** Starts keeping the time of `target`'s deadline (once: `_timed` marks it). */
+  #watchDeadline(target: Watchable): void {
+    if (target._timed) return;
+    target._timed = true;
+    this.#timed.push(target);
+  }
+
+  /** Calls back the targets whose deadline has come (reporting what they say), and forgets those that no longer want one. */
+  #expireDeadlines(): void {
+    const now = performance.now();
+    const timed = this.#timed;
+    for (let i = timed.length - 1; i >= 0; i--) {
+      const target = timed[i];
+      const live = target._watcher === this && target._deadlinePending();
+      if (live && now < target._deadline) continue;
+      timed.splice(i, 1);
+      target._timed = false;
+      if (!live) continue;
+      const data = this.#data[target._slot];
+      const report = target._deadlinePassed();
+      if (target._watcher !== this) continue;
+      if (report !== 0) this.#push(target, report, data);
+      if (target._deadlinePending()) this.#watchDeadline(target); // it asked for another
+    }
+  }
+
+  #push(target: Watchable, report: number, data: unknown): void {
+    const events = this.#events;
+    const event = (this.#eventPool[events.length] ??= newEvent());
+    event.target = target as MultiplexerTarget;
+    event.readable = (report & READABLE) !== 0;
+    event.writable = (report & WRITABLE) !== 0;
+    event.hangup = (report & HANGUP) !== 0;
+    event.error = (report & ERROR) !== 0 ? (target._takeError() as SocketError | null) : null;
+    event.data = data;
+    this.#watchedAtWait[events.length] = target._watcher === this;
+    events.push(event);
+  }
+
+  /**
+   * Closes the multiplexer. Watched sockets and listeners stay open and can join another
+   * multiplexer, except sockets already closing gracefully: they get one last flush and are
+   * then closed, since nothing would drive them any more.
+   */
+  close(): void {
+    const backend = this.#backend;
+    if (backend === null) return;
+    this.#backend = null;
+    const orphans: Watchable[] = [];
+    for (let slot = 0; slot < this.#targets.length; slot++) {
+      const target = this.#targets[slot];
+      if (target == null) continue;
+      this.#targets[slot] = null;
+      target._watcher = null;
+      target._slot = -1;
+      orphans.push(target);
+    }
+    this.#size = 0;
+    for (const target of this.#timed) target._timed = false;
+    this.#timed.length = 0;
+    this.#eventPool.length = 0;
+    this.#events.length = 0;
+    backend.close();
+    for (const target of orphans) target._orphaned();
+  }
+
+  /** Calls `close()`: `using` scopes end with it. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** @internal Whether the target of event `index` of the last wait was still watched when wait returned. */
+  _watchedAtWait(index: number): boolean {
+    return this.#watchedAtWait[index] === true;
+  }
+
+  /** @internal */
+  _update(target: Watchable): void {
+    const backend = this.#backend;
+    if (backend === null) return;
+    if (target._deadline > 0 && !target._timed && target._deadlinePending()) this.#watchDeadline(target);
+    const slot = target._slot;
+    const bits = target._internalInterest(this.#interest[slot]);
+    const registered = this.#registered[slot];
+    if (bits === registered) return;
+    if (bits === DORMANT) backend.remove(target.fd, slot);
+    else if (registered === DORMANT) backend.add(target.fd, slot, this.#generations[slot], bits);
+    else backend.modify(target.fd, slot, this.#generations[slot], bits);
+    this.#registered[slot] = bits;
+  }
+
+  /** @internal */
+  _forget(target: Watchable): void {
+    const slot = target._slot;
+    if (this.#backend !== null && this.#registered[slot] !== DORMANT) this.#backend.remove(target.fd, slot);
+    this.#targets[slot] = null;
+    this.#data[slot] = undefined;
+    this.#generations[slot] = (this.#generations[slot] + 1) >>> 0;
+    this.#freeSlots.push(slot);
+    if (target._timed) {
+      // Free to join another multiplexer, which must see its deadline afresh.
+      this.#timed.splice(this.#timed.indexOf(target), 1);
+      target._timed = false;
+    }
+    target._watcher = null;
+    target._slot = -1;
+    this.#size--;
+    this._onSizeChange?.();
+  }
+
+  #open(operation: string): Backend {
+    if (this.#backend === null) throw new SocketClosedError('multiplexer', operation);
+    return this.#backend;
+  }
+
+  #slotOf(target: MultiplexerTarget): number {
+    checkTarget(target);
+    if (target._watcher !== this) throw invalidValue('target', 'is not in this multiplexer');
+    return target._slot;
+  }
+}
+
+function checkTarget(target: unknown): asserts target is MultiplexerTarget {
+  if (!(target instanceof Watchable)) throw invalidType('target', 'a Socket, a Listener or a DatagramSocket', target);
+  if (target.fd < 0) throw new SocketClosedError(target._kind, 'multiplexer');
+}
+
+function checkInterest(interest: unknown): void {
+  checkInteger('interest', interest, 0, READABLE | WRITABLE);
+}
+
+function createBackend(name: unknown, maxEvents: number): Backend {
+  if (name === 'epoll') return new EpollBackend(maxEvents);
+  if (name === 'poll') return new PollBackend(maxEvents);
+  throw invalidValue('options.backend', `must be one of ${BACKEND_NAMES.map((n) => `'${n}'`).join(', ')}`, name);
+}

@@ -1,0 +1,205 @@
+/**
+ * Reactor: drives a Multiplexer from Node's event loop, with no thread and no busy loop. libuv
+ * watches the epoll fd itself (it becomes readable when any watched socket is ready); when it
+ * fires, the reactor drains the multiplexer with `wait(0)` and calls each target's handler.
+ */
+import { invalidType, invalidValue, SocketClosedError } from '../core/errors.ts';
+import { Interest, Multiplexer, type MultiplexerEvent, type MultiplexerOptions, type MultiplexerTarget } from './multiplexer.ts';
+import { watchReadable, type FdWatcher } from './uv-poll.ts';
+
+/** Called with each event of its target. The event object is reused after the call returns. */
+export type ReactorHandler = (event: MultiplexerEvent) => void;
+
+/** Options of a {@link Reactor}. */
+export interface ReactorOptions extends Omit<MultiplexerOptions, 'backend'> {
+  /** Most `wait(0)` rounds per wakeup before yielding to other work on the loop (default 16). */
+  maxRounds?: number;
+  /**
+   * Busy-poll for latency-bound programs (default 0: off). After handling events, keep polling
+   * with `wait(0)` until this many milliseconds pass with no event, instead of going back to
+   * libuv at once: a reply that arrives meanwhile is handled without a wakeup. Costs a core
+   * while traffic flows. One wakeup never spins longer than `busyPollBudgetMs`.
+   */
+  busyPollMs?: number;
+  /** Longest time one wakeup may spend busy-polling, so timers and other I/O get a turn (default 10 ms). */
+  busyPollBudgetMs?: number;
+}
+
+function msOption(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value >= 0 && value <= 1000)) throw invalidValue(name, 'must be a number of milliseconds from 0 to 1000', value);
+  return value;
+}
+
+/**
+ * Runs handlers for socket and listener events on Node's event loop.
+ *
+ * The reactor keeps the process alive while it watches something (like a node:net server);
+ * `unref()` lets the process exit anyway, and an empty reactor never holds it.
+ */
+export class Reactor {
+  /** The multiplexer this reactor drives. Add and remove targets through the reactor. */
+  readonly multiplexer: Multiplexer;
+  // Kept in a field on purpose: a collected poll handle closes itself and the loop forgets us.
+  #watcher: FdWatcher | null;
+  #referenced = true;
+  #maxRounds: number;
+  #busyPollMs: number;
+  #busyPollBudgetMs: number;
+  /** One timer for the earliest connect timeout (libuv only wakes us for fd readiness). */
+  #timer: NodeJS.Timeout | null = null;
+  #timerAt = Infinity;
+
+  constructor(options: ReactorOptions = {}) {
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const maxRounds = options.maxRounds ?? 16;
+    if (!Number.isInteger(maxRounds) || maxRounds < 1) throw invalidValue('options.maxRounds', 'must be an integer >= 1', maxRounds);
+    this.#maxRounds = maxRounds;
+    this.#busyPollMs = msOption('options.busyPollMs', options.busyPollMs, 0);
+    this.#busyPollBudgetMs = msOption('options.busyPollBudgetMs', options.busyPollBudgetMs, 10);
+    const { maxEvents, receiveBufferSize } = options;
+    this.multiplexer = new Multiplexer({ maxEvents, receiveBufferSize, backend: 'epoll' });
+    this.#watcher = watchReadable(this.multiplexer.fd, () => this.#drain());
+    this.multiplexer._onSizeChange = () => this.#refreshRef();
+    this.#refreshRef();
+  }
+
+  /** Watches `target` and calls `handler` with its events (default interest: readable). */
+  add(target: MultiplexerTarget, handler: ReactorHandler, interest: number = Interest.READABLE): void {
+    if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);
+    this.#live('add');
+    this.multiplexer.add(target, interest, handler);
+    this.#armTimer();
+  }
+
+  /** Changes what `target` is watched for, and its handler when one is given. */
+  modify(target: MultiplexerTarget, interest: number, handler?: ReactorHandler): void {
+    this.#live('modify');
+    if (handler === undefined) this.multiplexer.modify(target, interest);
+    else if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);
+    else this.multiplexer.modify(target, interest, handler);
+  }
+
+  /** Stops watching `target` (it stays open). */
+  remove(target: MultiplexerTarget): void {
+    this.#live('remove');
+    this.multiplexer.remove(target);
+  }
+
+  /** Keep the process alive while something is watched (the default). */
+  ref(): this {
+    this.#referenced = true;
+    this.#refreshRef();
+    return this;
+  }
+
+  /** Let the process exit even while something is watched. */
+  unref(): this {
+    this.#referenced = false;
+    this.#refreshRef();
+    return this;
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#watcher === null;
+  }
+
+  /** Stops watching and closes the multiplexer (watched sockets stay open; see Multiplexer.close). */
+  close(): void {
+    const watcher = this.#watcher;
+    if (watcher === null) return;
+    this.#watcher = null;
+    watcher.close();
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.multiplexer._onSizeChange = null;
+    this.multiplexer.close();
+  }
+
+  /** Calls `close()`: `using` scopes end with it. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Handles everything ready now, up to `maxRounds` rounds of `wait(0)`; returns the number of
+   * events handled. The loop calls this by itself; call it to poll by hand.
+   */
+  drain(): number {
+    this.#live('drain');
+    return this.#drain();
+  }
+
+  #drain(): number {
+    const handled = this.#drainBusy();
+    this.#armTimer();
+    return handled;
+  }
+
+  /** Schedules a drain when the earliest connect timeout falls due, if none is scheduled sooner. */
+  #armTimer(): void {
+    if (this.#watcher === null) return;
+    const next = this.multiplexer._nextDeadline();
+    if (next === this.#timerAt) return;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#timerAt = next;
+    if (next === Infinity) return;
+    // Unreferenced: while sockets are watched, the poll handle keeps the process alive anyway.
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#timerAt = Infinity;
+      if (this.#watcher !== null) this.#drain();
+    }, Math.max(0, Math.ceil(next - performance.now()))).unref();
+  }
+
+  #drainBusy(): number {
+    let handled = this.#drainRounds();
+    if (this.#busyPollMs === 0 || handled === 0) return handled;
+    const start = performance.now();
+    const budgetEnd = start + this.#busyPollBudgetMs;
+    let idleEnd = start + this.#busyPollMs;
+    for (let now = start; now < idleEnd && now < budgetEnd && !this.multiplexer.closed; now = performance.now()) {
+      const count = this.#drainRounds();
+      if (count > 0) {
+        handled += count;
+        idleEnd = performance.now() + this.#busyPollMs;
+      }
+    }
+    return handled;
+  }
+
+  #drainRounds(): number {
+    const mux = this.multiplexer;
+    let handled = 0;
+    for (let round = 0; round < this.#maxRounds && !mux.closed; round++) {
+      const events = mux.wait(0);
+      const count = events.length;
+      // A handler may close the reactor (which empties the array): stop at once if it does.
+      for (let i = 0; i < count && !mux.closed; i++) {
+        const event = events[i];
+        // An earlier handler of this batch may have closed or removed this event's target; an
+        // event whose target had already left during wait() (a failed graceful close) still runs.
+        if (event.target._watcher !== mux && mux._watchedAtWait(i)) continue;
+        (event.data as ReactorHandler)(event);
+      }
+      handled += count;
+      // Fewer reports than fit: the kernel had nothing more. Anything left (or made ready by the
+      // handlers) keeps the epoll fd readable, so libuv calls again: no need for another round.
+      if (mux._lastReadyCount < mux.maxEvents) break;
+    }
+    return handled;
+  }
+
+  #refreshRef(): void {
+    const watcher = this.#watcher;
+    if (watcher === null) return;
+    if (this.#referenced && this.multiplexer.size > 0) watcher.ref();
+    else watcher.unref();
+  }
+
+  #live(operation: string): void {
+    if (this.#watcher === null) throw new SocketClosedError('reactor', operation);
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * Passing fds over Unix stream sockets: sendmsg/recvmsg with an SCM_RIGHTS control message.
+ *
+ * Every pointer inside a msghdr must point to memory that cannot move while the call runs, so
+ * each call builds its msghdr, iovec, control buffer and a copy of the data in one off-heap block
+ * (Buffer.allocUnsafeSlow of more than 64 bytes: V8 never keeps those on its moving heap). This
+ * costs a copy, which is fine: fd passing is not a hot path. Pointers and size_t are 64-bit
+ * little-endian on both supported architectures.
+ */
+import koffi from 'koffi';
+import { F_DUPFD_CLOEXEC, MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, SCM_RIGHTS, SOL_SOCKET } from '../../ffi/constants.ts';
+import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
+import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { checkInteger, invalidType, outOfRange, SocketClosedError } from '../core/errors.ts';
+import { controlRoom, parseControl } from './control-messages.ts';
+import type { OwnedFd } from '../core/owned-fd.ts';
+import type { ReceivedFd } from './received-fd.ts';
+import type { ReceiveResult } from './socket.ts';
+
+/** What `Socket.receiveWithFds` returns: the bytes, and the fds and credentials that came with them. */
+export interface ReceiveWithFdsResult extends ReceiveResult {
+  /** Received fds (at most `maxFds`), each owned by an object: close them when done. */
+  fds: ReceivedFd[];
+  /**
+   * The sender's pid, uid and gid as the kernel recorded them when these bytes were sent
+   * (SCM_CREDENTIALS), when the receiving socket has SO_PASSCRED on; null otherwise.
+   */
+  credentials: PeerCredentials | null;
+  /**
+   * A pidfd of the sending process (SCM_PIDFD), when the receiving socket has SO_PASSPIDFD on
+   * (Linux 6.5+); null otherwise or when the sender had exited. Yours: close it.
+   */
+  pidfd: OwnedFd | null;
+}
+
+/**
+ * A process at the other end of a Unix socket: as the kernel recorded it at connect time
+ * (`peerCredentials`), or when it sent bytes (`ReceiveWithFdsResult.credentials`).
+ */
+export interface PeerCredentials {
+  /** Process id of the peer. */
+  pid: number;
+  /** Its effective user id. */
+  uid: number;
+  /** Its effective group id. */
+  gid: number;
+}
+
+/** An fd to pass: a number, or an object that has one (a Socket, Listener, OwnedFd...). */
+export type FdLike = number | { readonly fd: number };
+
+/** Most fds one message can carry on Linux (SCM_MAX_FD). */
+export const MAX_FDS_PER_MESSAGE = 253;
+/** Bytes that travel in one sendmsg together with fds; the rest goes by plain send. */
+const MAX_BYTES_WITH_FDS = 64 * 1024;
+
+const MSG = OFFSETOF.msghdr;
+const IOV = OFFSETOF.iovec;
+const CMSG = OFFSETOF.cmsghdr;
+const IOV_AT = cmsgAlign(SIZEOF.msghdr);
+const CONTROL_AT = IOV_AT + cmsgAlign(SIZEOF.iovec);
+
+/** A msghdr in one off-heap block, with its iovec and control buffer, over `dataLength` bytes. */
+function messageBlock(controlLength: number, dataLength: number): { block: Buffer; view: DataView; dataAt: number } {
+  const dataAt = CONTROL_AT + controlLength;
+  const block = Buffer.allocUnsafeSlow(dataAt + dataLength);
+  block.fill(0, 0, dataAt);
+  const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
+  const base = koffi.address(block) as bigint;
+  view.setBigUint64(MSG.iov, base + BigInt(IOV_AT), true);
+  view.setBigUint64(MSG.iovlen, 1n, true);
+  if (controlLength > 0) {
+    view.setBigUint64(MSG.control, base + BigInt(CONTROL_AT), true);
+    view.setBigUint64(MSG.controllen, BigInt(controlLength), true);
+  }
+  view.setBigUint64(IOV_AT + IOV.base, base + BigInt(dataAt), true);
+  view.setBigUint64(IOV_AT + IOV.len, BigInt(dataLength), true);
+  return { block, view, dataAt };
+}
+
+/**
+ * Sends the start of `data` (up to 64 KiB) with `fds` attached to its first byte. Returns the
+ * bytes sent (the fds went with the first one) or WOULD_BLOCK (nothing went).
+ */
+export function sendWithRights(fd: number, data: Uint8Array, fds: readonly number[]): number {
+  const dataLength = Math.min(data.byteLength, MAX_BYTES_WITH_FDS);
+  const { block, view, dataAt } = messageBlock(cmsgSpace(4 * fds.length), dataLength);
+  block.set(data.subarray(0, dataLength), dataAt);
+  view.setBigUint64(CONTROL_AT + CMSG.len, BigInt(cmsgLen(4 * fds.length)), true);
+  view.setInt32(CONTROL_AT + CMSG.level, SOL_SOCKET, true);
+  view.setInt32(CONTROL_AT + CMSG.type, SCM_RIGHTS, true);
+  const fdsAt = CONTROL_AT + cmsgLen(0);
+  fds.forEach((passed, i) => view.setInt32(fdsAt + 4 * i, passed, true));
+  return sys.sendmsg(fd, block, MSG_NOSIGNAL);
+}
+
+/** What one recvmsg brought. */
+export interface RightsReceived {
+  /** Bytes read into the caller's buffer; 0 at EOF; WOULD_BLOCK when nothing was there. */
+  count: number;
+  /** Fds that arrived (close-on-exec), now the caller's; empty when `truncated`. */
+  fds: number[];
+  /** SCM_CREDENTIALS that came with the bytes (SO_PASSCRED), or null. */
+  credentials: PeerCredentials | null;
+  /** SCM_PIDFD that came with the bytes (SO_PASSPIDFD), now the caller's, or -1; -1 when `truncated`. */
+  pidfd: number;
+  /**
+   * More fds came than `maxFds`, or the kernel dropped some (MSG_CTRUNC): every fd that did
+   * arrive has been closed already.
+   */
+  truncated: boolean;
+}
+
+/**
+ * recvmsg into `into` with room for `maxFds` fds and every other control message; received fds
+ * are close-on-exec. Never hands back more than `maxFds` fds (see control-messages.ts).
+ */
+export function receiveWithRights(fd: number, into: Uint8Array, maxFds: number): RightsReceived {
+  const { block, view, dataAt } = messageBlock(controlRoom(maxFds), into.byteLength);
+  const count = sys.recvmsg(fd, block, MSG_CMSG_CLOEXEC);
+  if (count === WOULD_BLOCK) return { count, fds: [], credentials: null, pidfd: -1, truncated: false };
+  into.set(block.subarray(dataAt, dataAt + count));
+  const received = Number(view.getBigUint64(MSG.controllen, true));
+  const ctrunc = (view.getInt32(MSG.flags, true) & MSG_CTRUNC) !== 0;
+  const found = parseControl(view, CONTROL_AT, received, maxFds, ctrunc);
+  closeAll(found.extra);
+  if (found.truncated) {
+    closeAll(found.fds);
+    if (found.pidfd >= 0) closeAll([found.pidfd]);
+    return { count, fds: [], credentials: found.credentials, pidfd: -1, truncated: true };
+  }
+  return { count, fds: found.fds, credentials: found.credentials, pidfd: found.pidfd, truncated: false };
+}
+
+/** Closes every fd, reporting nothing: they are ours and nobody can use them any more. */
+export function closeAll(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try {
+      closeFd(fd);
+    } catch {
+      // An fd we own cannot be invalid; nothing better to do with an EIO here.
+    }
+  }
+}
+
+/** Close-on-exec duplicates of `fds`, taken now so that they keep pointing where they did. */
+export function duplicateFds(fds: readonly number[]): number[] {
+  const copies: number[] = [];
+  try {
+    fds.forEach((fd, i) => {
+      try {
+        copies.push(sys.fcntl(fd, F_DUPFD_CLOEXEC, 0));
+      } catch (err) {
+        throw err instanceof SocketError ? Object.assign(err, { message: `fds[${i}]: ${err.message}` }) : err;
+      }
+    });
+    return copies;
+  } catch (err) {
+    closeAll(copies);
+    throw err;
+  }
+}
+
+/** Validates the fds argument of sendWithFds and returns the numbers. */
+export function fdNumbers(fds: unknown): number[] {
+  if (!Array.isArray(fds)) throw invalidType('fds', 'an array of fds (numbers, or objects with an fd)', fds);
+  if (fds.length === 0 || fds.length > MAX_FDS_PER_MESSAGE) throw outOfRange('fds.length', `from 1 to ${MAX_FDS_PER_MESSAGE}`, fds.length);
+  return fds.map((item, i) => {
+    const value = typeof item === 'object' && item !== null ? (item as { fd: unknown }).fd : item;
+    if (value === -1) throw new SocketClosedError('fd', `sendWithFds: fds[${i}]: the object that owned this`);
+    return checkInteger(`fds[${i}]`, value, 0, 2 ** 31 - 1);
+  });
+}

@@ -1,0 +1,224 @@
+/**
+ * Listener: a bound, listening stream socket (TCP or Unix) whose `accept()` never blocks.
+ */
+import {
+  F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, O_NONBLOCK,
+  SO_ACCEPTCONN, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
+} from '../../ffi/constants.ts';
+import { SIZEOF } from '../../ffi/layouts.ts';
+import { errnoCodes } from '../../ffi/errno.ts';
+import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { inetAddress, unixAddress, type SocketAddress } from '../core/address.ts';
+import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
+import { track, untrack } from '../core/lifetime.ts';
+import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
+import { Socket } from './socket.ts';
+import { sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
+import { INTERNAL } from '../core/internal.ts';
+import { READABLE, Watchable } from '../core/watch.ts';
+import { applyOptions, getOption, setOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
+
+/** Options of {@link Listener.listen}. */
+export interface ListenOptions {
+  /** IP literal to bind (default `'::'`, every IPv4 and IPv6 address). Names: see `resolve`. */
+  host?: string;
+  /** Port; 0 (the default) picks a free one: read it back from `listener.address`. */
+  port?: number;
+  /** Unix socket path (or `'\0name'` for an abstract name) instead of host and port. */
+  path?: string;
+  /** Length of the queue of connections waiting for accept (default 511, as Node). */
+  backlog?: number;
+  /** SO_REUSEADDR: rebind a port that still has connections in TIME_WAIT (default true). */
+  reuseAddress?: boolean;
+  /** SO_REUSEPORT: several listeners (threads, processes) share the port (default false). */
+  reusePort?: boolean;
+  /** IPv6 only, or dual-stack (default false: an IPv6 wildcard also takes IPv4 connections). */
+  ipv6Only?: boolean;
+  /** Set TCP_NODELAY on every accepted TCP socket (default false, the kernel's default). */
+  noDelay?: boolean;
+  /** Options given to every accepted socket. */
+  socket?: SocketOptions;
+  /** Socket options set before bind (`{ receiveBufferSize: 1 << 20, keepAlive: true }`); accepted sockets inherit most of them. */
+  socketOptions?: Partial<SocketOptionValues>;
+}
+
+/**
+ * accept4 errors that concern one aborted connection, not the listener: try the next one. As
+ * codes (errnoCodes): EOPNOTSUPP is reported as ENOTSUP, the name Node gives errno 95.
+ */
+const RETRY_ACCEPT = errnoCodes(['ECONNABORTED', 'EPROTO', 'ENETDOWN', 'ENOPROTOOPT', 'EHOSTDOWN', 'ENONET', 'EHOSTUNREACH', 'EOPNOTSUPP', 'ENETUNREACH']);
+
+function optionalBoolean(options: Partial<ListenOptions>, key: keyof ListenOptions, fallback: boolean): boolean {
+  const value = options[key];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidValue(`options.${key}`, 'must be a boolean', value);
+  return value;
+}
+
+/** A listening socket. Watch it with a multiplexer: it is readable when `accept()` has work. */
+export class Listener extends Watchable {
+  #fd: number;
+  #address: SocketAddress;
+  #noDelay: boolean;
+  #socketQueueLimit: number;
+  readonly #one = new Int32Array([1]);
+
+  /** @internal */
+  readonly _kind = 'listener';
+
+  /** @internal Use `Listener.listen` or `Listener.fromFd`. */
+  constructor(token: typeof INTERNAL, fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number) {
+    super();
+    // The constructor adopts an fd unchecked: only the library may call it.
+    if (token !== INTERNAL) throw illegalConstructor('Listener', 'Listener.listen() or Listener.fromFd()');
+    this.#fd = fd;
+    this.#address = address;
+    this.#noDelay = noDelay;
+    this.#socketQueueLimit = socketQueueLimit;
+    track(this, fd, 'listener');
+  }
+
+  /**
+   * Binds and listens, synchronously (numeric addresses need no lookup). Errors name the
+   * address: `EADDRINUSE` when another socket holds it, `EACCES` for a privileged port.
+   */
+  static listen(options: ListenOptions = {}): Listener {
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const backlog = options.backlog === undefined ? 511 : checkInteger('options.backlog', options.backlog, 0, 65535);
+    const reuseAddress = optionalBoolean(options, 'reuseAddress', true);
+    const reusePort = optionalBoolean(options, 'reusePort', false);
+    const ipv6Only = optionalBoolean(options, 'ipv6Only', false);
+    const noDelay = optionalBoolean(options, 'noDelay', false);
+    const socketQueueLimit = sendQueueLimitOf(options.socket, 'options.socket');
+    if (options.path !== undefined && (options.host !== undefined || options.port !== undefined)) {
+      throw invalidValue('options', 'takes either path, or host and port, not both');
+    }
+    const wanted =
+      options.path !== undefined ? unixAddress(options.path, 'options.path') : inetAddress(options.host ?? '::', options.port ?? 0, 'options');
+    const fd = sys.socket(familyOf(wanted), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    try {
+      const one = new Int32Array([1]);
+      applyOptions(fd, options.socketOptions, 'options.socketOptions');
+      if (wanted.family !== 'unix') {
+        if (reuseAddress) sys.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, one, 4);
+        if (reusePort) sys.setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, one, 4);
+        if (wanted.family === 'IPv6') sys.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, new Int32Array([ipv6Only ? 1 : 0]), 4);
+      }
+      const sockaddr = new Uint8Array(SIZEOF.sockaddr_storage);
+      sys.bind(fd, sockaddr, encodeSockaddr(wanted, sockaddr));
+      sys.listen(fd, backlog);
+      return new Listener(INTERNAL, fd, readAddress(sys.getsockname, fd), noDelay && wanted.family !== 'unix', socketQueueLimit);
+    } catch (err) {
+      closeFd(fd);
+      throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(wanted) }) : err;
+    }
+  }
+
+  /**
+   * Adopts a listening socket's fd (received over a Unix socket, or inherited): the listener
+   * takes ownership, makes it non-blocking and close-on-exec, and closes it.
+   */
+  static fromFd(fd: number, options: Pick<ListenOptions, 'noDelay' | 'socket'> = {}): Listener {
+    checkInteger('fd', fd, 0, 2 ** 31 - 1);
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const noDelay = optionalBoolean(options, 'noDelay', false);
+    const socketQueueLimit = sendQueueLimitOf(options.socket, 'options.socket');
+    const value = new Int32Array(1);
+    sys.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, value, new Uint32Array([4]));
+    if (value[0] !== 1) throw invalidValue('fd', 'must be a listening socket', fd);
+    sys.fcntl(fd, F_SETFL, sys.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+    sys.fcntl(fd, F_SETFD, sys.fcntl(fd, F_GETFD, 0) | FD_CLOEXEC);
+    const address = readAddress(sys.getsockname, fd);
+    return new Listener(INTERNAL, fd, address, noDelay && address.family !== 'unix', socketQueueLimit);
+  }
+
+  /** The raw fd, or -1 once closed. Do not close it yourself. */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** The bound address (with the port the kernel picked when 0 was asked for). */
+  get address(): SocketAddress {
+    return this.#address;
+  }
+
+  /** The bound port (IPv4/IPv6), or undefined for a Unix socket. */
+  get port(): number | undefined {
+    return this.#address.family === 'unix' ? undefined : this.#address.port;
+  }
+
+  /** Sets a socket option on the listening socket (accepted sockets inherit most of them). */
+  setOption<K extends SocketOptionName>(name: K, value: SocketOptionValues[K]): void {
+    setOption(this.#live('setOption'), name, value);
+  }
+
+  /** Reads a socket option of the listening socket. */
+  getOption<K extends SocketOptionName>(name: K): SocketOptionValues[K] {
+    return getOption(this.#live('getOption'), name);
+  }
+
+  /** Whether `close()` has been called. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /**
+   * Takes one pending connection: a new non-blocking, close-on-exec Socket, or `null` when none
+   * is waiting. Connections aborted before they were accepted are skipped. Running out of fds
+   * (EMFILE, ENFILE) is thrown as a SocketError; the listener stays usable, and the connection
+   * waits in the backlog until fds are free again.
+   */
+  accept(): Socket | null {
+    const fd = this.#live('accept');
+    for (;;) {
+      let client: number;
+      try {
+        client = sys.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      } catch (err) {
+        if (err instanceof SocketError && RETRY_ACCEPT.has(err.code)) continue;
+        throw err;
+      }
+      if (client === WOULD_BLOCK) return null;
+      if (this.#noDelay) sys.setsockopt(client, IPPROTO_TCP, TCP_NODELAY, this.#one, 4);
+      return new Socket(INTERNAL, client, false, this.#socketQueueLimit);
+    }
+  }
+
+  /** Stops listening and closes the fd. Calling it again does nothing. */
+  close(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this._watcher?._forget(this);
+    this.#fd = -1;
+    untrack(this);
+    closeFd(fd);
+  }
+
+  /** Calls `close()`: `using` scopes end with it. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #live(operation: string): number {
+    if (this.#fd < 0) throw new SocketClosedError('listener', operation);
+    return this.#fd;
+  }
+
+  /** @internal */
+  _internalInterest(user: number): number {
+    return user;
+  }
+
+  /** @internal */
+  _ready(bits: number, user: number): number {
+    return bits & (user | ~READABLE);
+  }
+
+  /** @internal */
+  _takeError(): null {
+    return null;
+  }
+}
+
+// A Socket that receives a listening socket's fd (receiveWithFds) hands it to Listener.fromFd.
+Socket._adoptListenersWith((fd) => Listener.fromFd(fd));

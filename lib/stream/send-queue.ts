@@ -1,0 +1,136 @@
+/**
+ * The per-socket send queue: bytes the kernel could not take yet, copied out of the caller's
+ * buffers (so a caller may reuse its buffer as soon as `send` returns), in order.
+ *
+ * Small sends are packed into shared blocks of BLOCK_SIZE bytes, so that a burst of small
+ * messages is flushed with few system calls; a large send gets a block of its own. No memory is
+ * held while the queue is empty.
+ *
+ * Fds to pass (SCM_RIGHTS) travel attached to the first byte of the bytes they were sent with:
+ * `head()` never reaches across the start of an attachment, so the flush sends each attachment
+ * with its own first byte, in its place in the stream.
+ */
+import { checkInteger, invalidValue } from '../core/errors.ts';
+
+/** Options every socket accepts. */
+export interface SocketOptions {
+  /**
+   * Soft cap of the send queue in bytes (default 64 KiB): `send` queues while the queue holds
+   * less than this, and answers `'not-sent'` once it holds this much or more.
+   */
+  sendQueueLimit?: number;
+}
+
+/** Default soft cap of a socket's send queue. */
+export const DEFAULT_SEND_QUEUE_LIMIT = 64 * 1024;
+/** Validates `SocketOptions` and returns the send queue limit. */
+export function sendQueueLimitOf(options: SocketOptions | undefined, argName = 'options'): number {
+  if (options === undefined) return DEFAULT_SEND_QUEUE_LIMIT;
+  if (options === null || typeof options !== 'object') throw invalidValue(argName, 'must be an object', options);
+  const limit = options.sendQueueLimit;
+  if (limit === undefined) return DEFAULT_SEND_QUEUE_LIMIT;
+  return checkInteger(`${argName}.sendQueueLimit`, limit, 1, 2 ** 31 - 1);
+}
+
+const BLOCK_SIZE = 16 * 1024;
+
+interface Block {
+  bytes: Uint8Array;
+  /** First byte not yet sent. */
+  start: number;
+  /** One past the last byte written. */
+  end: number;
+}
+
+/** Fds that go with the byte at stream position `at` (counted from the queue's first byte ever). */
+interface Attachment {
+  at: number;
+  fds: number[];
+}
+
+export class SendQueue {
+  #blocks: Block[] = [];
+  #length = 0;
+  /** Bytes consumed since the queue was made: the stream position of the head. */
+  #consumed = 0;
+  #attachments: Attachment[] = [];
+
+  /** Bytes waiting to be sent. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /**
+   * Copies `data` to the end of the queue; `fds` (owned by the queue from now on) go with its
+   * first byte. `data` must not be empty when fds are given.
+   */
+  push(data: Uint8Array, fds?: number[]): void {
+    const n = data.byteLength;
+    if (fds !== undefined) {
+      if (n === 0) throw new RangeError('SendQueue.push: fds need at least one byte to travel with');
+      this.#attachments.push({ at: this.#consumed + this.#length, fds });
+    }
+    if (n === 0) return;
+    const tail = this.#blocks[this.#blocks.length - 1];
+    if (tail !== undefined && tail.bytes.byteLength - tail.end >= n) {
+      tail.bytes.set(data, tail.end);
+      tail.end += n;
+    } else {
+      const bytes = new Uint8Array(Math.max(BLOCK_SIZE, n));
+      bytes.set(data, 0);
+      this.#blocks.push({ bytes, start: 0, end: n });
+    }
+    this.#length += n;
+  }
+
+  /**
+   * The oldest unsent bytes (a view, valid until the next `consume` or `push`), or null. Stops
+   * before the next attachment, so that its fds go with their own first byte.
+   */
+  head(): Uint8Array | null {
+    const block = this.#blocks[0];
+    if (block === undefined) return null;
+    let end = block.end;
+    const next = this.#attachments[this.#attachments[0]?.at === this.#consumed ? 1 : 0];
+    if (next !== undefined) end = Math.min(end, block.start + (next.at - this.#consumed));
+    return block.bytes.subarray(block.start, end);
+  }
+
+  /** The fds that must go with the head's first byte, or null. */
+  headFds(): number[] | null {
+    const first = this.#attachments[0];
+    return first !== undefined && first.at === this.#consumed ? first.fds : null;
+  }
+
+  /**
+   * Drops `n` bytes from the front: they have been handed to the kernel. Returns the fds that
+   * went with them (now the caller's to close), or null.
+   */
+  consume(n: number): number[] | null {
+    if (n > this.#length) throw new RangeError(`SendQueue.consume(${n}): only ${this.#length} bytes are queued`);
+    let left = n;
+    while (left > 0) {
+      const block = this.#blocks[0];
+      const take = Math.min(left, block.end - block.start);
+      block.start += take;
+      left -= take;
+      this.#length -= take;
+      if (block.start === block.end) this.#blocks.shift();
+    }
+    let sent: number[] | null = null;
+    const end = this.#consumed + n;
+    while (this.#attachments.length > 0 && this.#attachments[0].at < end) (sent ??= []).push(...this.#attachments.shift()!.fds);
+    this.#consumed = end;
+    return sent;
+  }
+
+  /** Forgets everything; returns the dropped byte count and the fds that will never go (to close). */
+  clear(): { bytes: number; fds: number[] } {
+    const dropped = { bytes: this.#length, fds: this.#attachments.flatMap((a) => a.fds) };
+    this.#blocks = [];
+    this.#attachments = [];
+    this.#consumed += this.#length;
+    this.#length = 0;
+    return dropped;
+  }
+}

@@ -1,0 +1,718 @@
+/**
+ * Socket: owns one connected (or connecting) stream socket fd. Receives straight into the
+ * caller's Uint8Array, sends straight from it, and queues what the kernel cannot take yet.
+ *
+ * The rules it keeps (design §2): the fd is non-blocking and close-on-exec; a closed socket never
+ * reaches libc again (its fd becomes -1); would-block is a value; the send queue keeps order and
+ * never drops bytes silently; `close()` and `shutdown()` wait for the queue to drain.
+ */
+import {
+  F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, MSG_NOSIGNAL, O_NONBLOCK, SHUT_RD, SHUT_WR,
+  SO_DOMAIN, SO_ERROR, SO_PEERCRED, SO_TYPE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
+} from '../../ffi/constants.ts';
+import { ERRNO } from '../../ffi/errno.ts';
+import { closeFd, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { FdsTruncatedError, illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from '../core/errors.ts';
+import { track, untrack } from '../core/lifetime.ts';
+import { SendQueue, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
+import { INTERNAL } from '../core/internal.ts';
+import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
+import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
+import type { SocketAddress } from '../core/address.ts';
+import { errorDetails, readAddress } from '../core/sockaddr.ts';
+import { startConnect, type ConnectOptions } from './connect.ts';
+import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type ReceiveWithFdsResult, type RightsReceived } from './fd-passing.ts';
+import { adoptReceivedFds, type FdAdopters } from './received-fd.ts';
+import type { Listener } from './listener.ts';
+import { OwnedFd } from '../core/owned-fd.ts';
+
+/** What `send` did with the bytes. See {@link Socket.send}. */
+export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
+/** `'alive'`: the connection is up (maybe no bytes right now); `'closed'`: the peer ended it. */
+export type ReceiveStatus = 'alive' | 'closed';
+/** The result of {@link Socket.receive}. */
+export interface ReceiveResult {
+  /** The bytes read: a view of the buffer they were read into (empty when none). */
+  bytes: Uint8Array;
+  /** Whether the connection is still up: `'closed'` once the peer ended it. */
+  status: ReceiveStatus;
+}
+/** Where a socket is in its life. */
+export type SocketState = 'connecting' | 'open' | 'closing' | 'closed';
+/** Which direction `shutdown` ends. */
+export type ShutdownHow = 'read' | 'write' | 'both';
+
+/** `receiveInto` result when the peer has closed the connection (EOF or reset). */
+export const END_OF_STREAM = -1;
+const DEFAULT_RECEIVE_BUFFER = 64 * 1024;
+
+/** Errors that mean the connection is gone: reported as status `'closed'`, never thrown. */
+const CONNECTION_LOST = new Set([
+  'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'ENOTCONN', 'ECONNREFUSED', 'ECONNABORTED',
+]);
+
+function lostConnection(err: unknown): err is SocketError {
+  return err instanceof SocketError && CONNECTION_LOST.has(err.code);
+}
+
+/**
+ * A non-blocking stream socket (TCP or Unix). Get one from `Listener.accept()`,
+ * `Socket.connect()` or `Socket.fromFd()`.
+ *
+ * Reading: `receive()` / `receiveInto()` never block; they return what the kernel holds now.
+ * Writing: `send()` writes what the kernel takes and queues the rest; a multiplexer that watches
+ * the socket flushes the queue when the socket becomes writable (or call `flush()` yourself).
+ */
+export class Socket extends Watchable {
+  /**
+   * How received fds get their owners (see received-fd.ts). The Listener module fills in the
+   * listener maker when it loads (`_adoptListenersWith`): it imports this module (accept makes
+   * Sockets), so this one cannot import it back without a circle. Set once per thread, at load.
+   */
+  static readonly #adopters: FdAdopters = { stream: (fd) => Socket.fromFd(fd), listener: null };
+
+  /** @internal Called once by listener.ts: received listening sockets become Listeners. */
+  static _adoptListenersWith(fromFd: (fd: number) => Listener): void {
+    // Once, by the library itself: nobody may swap the makers afterwards.
+    if (Socket.#adopters.listener !== null) throw illegalConstructor('Socket._adoptListenersWith', 'nothing: the library calls it once');
+    Socket.#adopters.listener = fromFd;
+  }
+
+  #fd: number;
+  #connecting: boolean;
+  #closing = false;
+  #readEnded = false;
+  #hungUp = false;
+  #writeShut = false;
+  #shutdownPending = false;
+  #queue: SendQueue | null = null;
+  #sendQueueLimit: number;
+  #error: SocketError | null = null;
+  #unreported: SocketError | null = null;
+  #scratch: Uint8Array | null = null;
+  #peer: SocketAddress | null;
+  #closeWaiters: (() => void)[] | null = null;
+  #isUnix: boolean | null = null;
+
+  /** @internal */
+  readonly _kind = 'socket';
+
+  /** @internal Use `Socket.connect`, `Socket.fromFd` or `Listener.accept`. */
+  constructor(token: typeof INTERNAL, fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null) {
+    // The constructor adopts an fd unchecked: only the library may call it.
+    super();
+    if (token !== INTERNAL) throw illegalConstructor('Socket', 'Socket.connect(), Socket.fromFd() or Listener.accept()');
+    this.#fd = fd;
+    this.#connecting = connecting;
+    this.#sendQueueLimit = sendQueueLimit;
+    this.#peer = peer;
+    track(this, fd, 'socket');
+  }
+
+  /**
+   * Adopts an existing stream-socket fd (from another library, or received over a Unix socket).
+   * The socket takes ownership: it makes the fd non-blocking and close-on-exec, and closes it.
+   */
+  static fromFd(fd: number, options?: SocketOptions): Socket {
+    checkInteger('fd', fd, 0, 2 ** 31 - 1);
+    const limit = sendQueueLimitOf(options);
+    const value = new Int32Array(1);
+    const length = new Uint32Array([4]);
+    sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, value, length);
+    if (value[0] !== SOCK_STREAM) throw invalidValue('fd', `must be a stream socket (SO_TYPE ${value[0]})`, fd);
+    sys.fcntl(fd, F_SETFL, sys.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+    sys.fcntl(fd, F_SETFD, sys.fcntl(fd, F_GETFD, 0) | FD_CLOEXEC);
+    return new Socket(INTERNAL, fd, false, limit);
+  }
+
+  /**
+   * Starts connecting, without blocking, and returns the socket at once. A TCP socket is usually
+   * `'connecting'`: a multiplexer reports it writable when the attempt ends, and then `state` is
+   * `'open'`, or `error` says why it failed (ECONNREFUSED, ETIMEDOUT...), reported once as the
+   * event's `error`. Sends made meanwhile are queued and flushed on success. `host` must be an IP
+   * literal (default `'127.0.0.1'`); failures known at once (a missing Unix path) are thrown.
+   * Socket options, and a local address and port to bind, are set before the connect starts.
+   */
+  static connect(options: ConnectOptions): Socket {
+    const started = startConnect(options);
+    const socket = new Socket(INTERNAL, started.fd, started.connecting, started.sendQueueLimit, started.peer);
+    socket._deadline = started.deadline;
+    return socket;
+  }
+
+  /** A connected pair of Unix stream sockets (socketpair): for talking to a child process, or tests. */
+  static pair(options?: SocketOptions): [Socket, Socket] {
+    const limit = sendQueueLimitOf(options);
+    const fds = new Int32Array(2);
+    sys.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
+    return [new Socket(INTERNAL, fds[0], false, limit), new Socket(INTERNAL, fds[1], false, limit)];
+  }
+
+  /** The raw fd, or -1 once closed. Do not close it yourself: call `close()` or `destroy()`. */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** `'connecting'`, `'open'`, `'closing'` (close() called, queue still draining) or `'closed'`. */
+  get state(): SocketState {
+    if (this.#fd < 0) return 'closed';
+    if (this.#closing) return 'closing';
+    return this.#connecting ? 'connecting' : 'open';
+  }
+
+  /** The error that ended the connection (reset, refused, broken pipe...), or null. */
+  get error(): SocketError | null {
+    return this.#error;
+  }
+
+  /** Bytes accepted by `send` but not yet handed to the kernel. */
+  get queuedBytes(): number {
+    return this.#queue === null ? 0 : this.#queue.length;
+  }
+
+  /**
+   * Whether the send queue holds `sendQueueLimit` bytes or more: the next `send` would answer
+   * `'not-sent'`. Check it after a `'partial'` or `'queued'` to pause a producer before it has to
+   * keep refused bytes; resume on the next `writable` event.
+   */
+  get sendQueueFull(): boolean {
+    return this.queuedBytes >= this.#sendQueueLimit;
+  }
+
+  /** Soft cap of the send queue, in bytes. */
+  get sendQueueLimit(): number {
+    return this.#sendQueueLimit;
+  }
+  /** An integer from 1 to 2^31 - 1; the next `send` sees the new cap. */
+  set sendQueueLimit(limit: number) {
+    this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
+  }
+
+  /**
+   * Whether calls on this socket block the calling thread (the original's BLOCKING?). Sockets
+   * start non-blocking; a blocking socket is for a worker thread that wants plain sequential
+   * code, and must not be used with a multiplexer.
+   */
+  get blocking(): boolean {
+    return (sys.fcntl(this.#open('blocking'), F_GETFL, 0) & O_NONBLOCK) === 0;
+  }
+  /** Switches O_NONBLOCK on the fd (fcntl F_SETFL). */
+  set blocking(on: boolean) {
+    if (typeof on !== 'boolean') throw invalidValue('blocking', 'must be a boolean', on);
+    const fd = this.#open('blocking');
+    const flags = sys.fcntl(fd, F_GETFL, 0);
+    sys.fcntl(fd, F_SETFL, on ? flags & ~O_NONBLOCK : flags | O_NONBLOCK);
+  }
+
+  /** The local address (getsockname). */
+  get localAddress(): SocketAddress {
+    return readAddress(sys.getsockname, this.#open('localAddress'));
+  }
+
+  /** The peer's address (getpeername), or null when not connected. */
+  get remoteAddress(): SocketAddress | null {
+    const fd = this.#open('remoteAddress');
+    if (this.#connecting) return null;
+    if (this.#peer === null) {
+      try {
+        this.#peer = readAddress(sys.getpeername, fd);
+      } catch (err) {
+        if (err instanceof SocketError && err.code === 'ENOTCONN') return null;
+        throw err;
+      }
+    }
+    return this.#peer;
+  }
+
+  /** Sets a socket option (`'noDelay'`, `'keepAlive'`, `'linger'`...); the kernel's refusal is thrown. */
+  setOption<K extends SocketOptionName>(name: K, value: SocketOptionValues[K]): void {
+    setOption(this.#open('setOption'), name, value);
+  }
+
+  /** Reads a socket option back, as the kernel reports it. */
+  getOption<K extends SocketOptionName>(name: K): SocketOptionValues[K] {
+    return getOption(this.#open('getOption'), name);
+  }
+
+  /** setsockopt with any level and name: numbers and booleans travel as a C int, bytes as they are. */
+  setRawOption(level: number, name: number, value: number | boolean | Uint8Array): void {
+    setRawOption(this.#open('setRawOption'), level, name, value);
+  }
+
+  /** getsockopt with any level and name: the bytes the kernel wrote (at most `length`). */
+  getRawOption(level: number, name: number, length?: number): Uint8Array {
+    return getRawOption(this.#open('getRawOption'), level, name, length);
+  }
+
+  /**
+   * Reads what the kernel holds into `into` (no copy) and returns the number of bytes read:
+   * `> 0` bytes, `0` when nothing is available right now, `END_OF_STREAM` (-1) when the peer has
+   * closed the connection (EOF, or a reset: see `error`). Allocates nothing.
+   */
+  receiveInto(into: Uint8Array): number {
+    const fd = this.#open('receive');
+    checkBytes('into', into);
+    if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
+    const early = this.#beforeReceive();
+    if (early !== null) return early;
+    try {
+      return this.#afterReceive(sys.recv(fd, into, into.byteLength, 0));
+    } catch (err) {
+      return this.#receiveFailed(err);
+    }
+  }
+
+  /**
+   * Reads what the kernel holds. With `into`, reads into it with no copy and returns a view of
+   * it; without, reads into a buffer the library reuses (the multiplexer's, when the socket is
+   * watched by one): the returned view is valid until the next `receive()` without a buffer on
+   * any socket of that multiplexer, so copy it (`bytes.slice()`) to keep it.
+   *
+   * Status `'alive'` with no bytes means nothing is available right now; `'closed'` means the
+   * peer closed or reset the connection (`error` says which).
+   */
+  receive(into?: Uint8Array): ReceiveResult {
+    const buffer = into ?? this._watcher?.receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
+    return receiveResult(buffer, this.receiveInto(buffer));
+  }
+
+  /**
+   * Sends `data`, keeping order with what is already queued. The caller may reuse `data` as soon
+   * as this returns. Answers:
+   * - `'sent'`: every byte went to the kernel;
+   * - `'partial'`: some bytes went, the rest was queued;
+   * - `'queued'`: nothing went yet, everything was queued (a queue was waiting, the kernel buffer
+   *   was full, or the socket is still connecting);
+   * - `'not-sent'`: the queue already holds `sendQueueLimit` bytes or more: nothing was taken;
+   *   send again after the multiplexer reports the socket writable;
+   * - `'closed'`: the connection is gone (see `error`); nothing was taken.
+   *
+   * The queue cap is soft: one send is accepted whole while the queue holds less than the cap.
+   * Throws `SocketClosedError` after `close()`, `destroy()` or `shutdown('write')`.
+   *
+   * With `length`, sends only the first `length` bytes of `data`: `send(buffer, n)` after
+   * `receiveInto(buffer)` echoes without making a view per message.
+   */
+  send(data: Uint8Array, length?: number): SendStatus {
+    const fd = this.#open('send');
+    checkBytes('data', data);
+    // `length` saves the view an echo would otherwise make (`buffer.subarray(0, n)`) per message.
+    if (length === undefined) length = data.byteLength;
+    else if (!(Number.isInteger(length) && length >= 0 && length <= data.byteLength)) {
+      if (typeof length !== 'number') throw invalidType('length', 'of type number', length);
+      throw outOfRange('length', `an integer from 0 to data.byteLength (${data.byteLength})`, length);
+    }
+    return this.#transmit('send', fd, data, length, null);
+  }
+
+  /**
+   * Unix sockets: sends `data` with `fds` attached to its first byte (SCM_RIGHTS), and answers
+   * like `send`. The fds keep their place in the byte stream: sent while connecting or behind
+   * queued bytes, they are duplicated and travel with these bytes when their turn comes, so you
+   * may close your fds as soon as this returns. The receiver gets them with the read that holds
+   * that first byte (Linux may join bytes sent earlier into that read, never bytes sent later).
+   * At most 253 fds per call; `data` must hold at least one byte. A TCP socket is refused: the
+   * kernel would drop the fds without a word.
+   */
+  sendWithFds(data: Uint8Array, fds: readonly FdLike[]): SendStatus {
+    const fd = this.#unixOnly('sendWithFds');
+    checkBytes('data', data);
+    if (data.byteLength === 0) throw outOfRange('data.byteLength', 'at least 1 (fds travel with a byte)', 0);
+    return this.#transmit('sendWithFds', fd, data, data.byteLength, fdNumbers(fds));
+  }
+
+  /**
+   * Unix sockets: receives bytes and any fds that came with them (room for `maxFds`, default
+   * 16). Each fd comes back owned: a `Socket` for a stream socket, a `Listener` for a listening
+   * one (both of the families the library speaks: Unix, IPv4, IPv6), an `OwnedFd` for anything
+   * else; all are close-on-exec. A stream socket received is made non-blocking, which its sender
+   * shares (the flag belongs to the open file, not the fd).
+   *
+   * Every control message the kernel attaches is taken care of: with SO_PASSCRED on this socket
+   * the sender's credentials come in `credentials`, with SO_PASSPIDFD a pidfd of the sender in
+   * `pidfd` (yours to close); others (SCM_SECURITY) are skipped. None of them can truncate the fds.
+   *
+   * If more fds arrived than `maxFds`, the result never holds them: that is thrown as an
+   * `FdsTruncatedError` (its `bytes` hold the bytes that did arrive, its `credentials` what
+   * came with them), and every fd that came (and the pidfd) is closed, never leaked. That holds
+   * whether the kernel dropped the rest (MSG_CTRUNC) or delivered them anyway (it fills all the
+   * room it is given, and under qemu-user it is given more). The bytes are copied once (see
+   * fd-passing.ts).
+   */
+  receiveWithFds(into: Uint8Array, options: { maxFds?: number } = {}): ReceiveWithFdsResult {
+    const fd = this.#unixOnly('receiveWithFds');
+    checkBytes('into', into);
+    if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
+    const early = this.#beforeReceive();
+    if (early !== null) return { ...receiveResult(into, early), fds: [], credentials: null, pidfd: null };
+    let received: RightsReceived;
+    try {
+      received = receiveWithRights(fd, into, maxFds);
+    } catch (err) {
+      return { ...receiveResult(into, this.#receiveFailed(err)), fds: [], credentials: null, pidfd: null };
+    }
+    if (received.truncated) throw new FdsTruncatedError(into.subarray(0, received.count), maxFds, received.credentials);
+    const n = this.#afterReceive(received.count);
+    // Adoption never throws: the bytes are read, and nothing read may be lost.
+    return {
+      ...receiveResult(into, n),
+      fds: adoptReceivedFds(received.fds, Socket.#adopters),
+      credentials: received.credentials,
+      pidfd: received.pidfd >= 0 ? new OwnedFd(INTERNAL, received.pidfd) : null,
+    };
+  }
+
+  /** Unix sockets: the pid, uid and gid of the peer process (SO_PEERCRED). */
+  peerCredentials(): PeerCredentials {
+    const credentials = new Uint32Array(3);
+    sys.getsockopt(this.#unixOnly('peerCredentials'), SOL_SOCKET, SO_PEERCRED, credentials, new Uint32Array([12]));
+    return { pid: credentials[0] | 0, uid: credentials[1], gid: credentials[2] };
+  }
+
+  /**
+   * Hands queued bytes to the kernel now, as far as it takes them, and returns how many bytes
+   * remain queued. A multiplexer does this by itself when the socket becomes writable.
+   */
+  flush(): number {
+    if (this.#fd < 0) return 0;
+    if (!this.#connecting) this.#flushQueue();
+    return this.queuedBytes;
+  }
+
+  /**
+   * Ends one or both directions. `'read'` takes effect at once; `'write'` (the default) sends
+   * FIN after the send queue has drained, so the peer gets every byte and then EOF, while this
+   * side can still receive.
+   */
+  shutdown(how: ShutdownHow = 'write'): void {
+    const fd = this.#open('shutdown');
+    if (how !== 'read' && how !== 'write' && how !== 'both') {
+      throw invalidValue('how', "must be 'read', 'write' or 'both'", how);
+    }
+    if (how !== 'write' && !this.#readEnded) {
+      if (!this.#connecting) this.#shutdownIgnoringNotConnected(fd, SHUT_RD);
+      this.#endReading();
+    }
+    if (how !== 'read' && !this.#writeShut) {
+      this.#writeShut = true;
+      this.#shutdownPending = true;
+      if (!this.#connecting && this.queuedBytes === 0) this.#afterDrain();
+    }
+  }
+
+  /**
+   * Closes gracefully: at once when nothing is queued, otherwise after the queue has drained
+   * (the state is `'closing'` meanwhile; the multiplexer finishes it). Every later operation
+   * throws `SocketClosedError`. Calling it again does nothing.
+   */
+  close(): void {
+    if (this.#fd < 0 || this.#closing) return;
+    if (this.queuedBytes === 0 || this.#error !== null) {
+      this.destroy();
+      return;
+    }
+    this.#closing = true;
+    if (!this.#connecting) this.#flushQueue();
+    if (this.#fd >= 0) this._watcher?._update(this);
+  }
+
+  /** Closes at once, dropping anything still queued. Calling it again does nothing. */
+  destroy(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this._watcher?._forget(this);
+    this.#fd = -1;
+    this.#closing = false;
+    this.#dropQueue();
+    untrack(this);
+    try {
+      closeFd(fd);
+    } finally {
+      const waiters = this.#closeWaiters;
+      this.#closeWaiters = null;
+      if (waiters !== null) for (const wake of waiters) wake();
+    }
+  }
+
+  /**
+   * Resolves once the fd is closed: after a graceful `close()` has drained the queue, after
+   * `destroy()`, or at once if it is closed already. It never rejects: check `error`.
+   */
+  whenClosed(): Promise<void> {
+    if (this.#fd < 0) return Promise.resolve();
+    return new Promise((resolve) => (this.#closeWaiters ??= []).push(resolve));
+  }
+
+  /** Calls `destroy()`: `using` scopes end with it. */
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+
+  /**
+   * `await using` support: closes gracefully and waits for the queue to drain when a multiplexer
+   * drives the socket; without one nothing could drain it, so it flushes what it can and destroys.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#fd < 0) return;
+    if (this._watcher === null) {
+      this.flush();
+      this.destroy();
+      return;
+    }
+    this.close();
+    await this.whenClosed();
+  }
+
+  /** @internal */
+  _internalInterest(user: number): number {
+    // A lost connection stays readable until its last bytes and the end have been read.
+    if (this.#error !== null && this.#unreported === null && this.#readEnded) return DORMANT;
+    if (this.#readEnded && this.#writeShut && !this.#shutdownPending && this.queuedBytes === 0) return DORMANT;
+    let bits = user;
+    if (this.#readEnded || this.#closing) bits &= ~READABLE;
+    if (this.#connecting || this.queuedBytes > 0) bits |= WRITABLE;
+    // epoll reports EPOLLHUP whatever the mask: once a hangup has been reported and nobody reads
+    // and nothing is queued, stop watching until the interest changes (no busy loop).
+    if (this.#hungUp && (bits & READABLE) === 0 && !this.#connecting && this.queuedBytes === 0) return DORMANT;
+    return bits;
+  }
+
+  /** @internal */
+  _ready(bits: number, user: number): number {
+    let report = bits & (HANGUP | ERROR);
+    // Named after the call the error stops: the flush when bytes are queued, else the next receive.
+    if ((bits & ERROR) !== 0 && this.#error === null && !this.#connecting) this.#takeSocketError(this.queuedBytes > 0 ? 'send' : 'recv');
+    if (this.#connecting) {
+      if ((bits & (WRITABLE | ERROR | HANGUP)) === 0) return 0;
+      this.#finishConnect();
+      return this.#fd < 0 ? report : report | WRITABLE;
+    }
+    let drained = false;
+    if ((bits & (WRITABLE | ERROR | HANGUP)) !== 0 && this.queuedBytes > 0) {
+      this.#flushQueue();
+      drained = this.queuedBytes === 0;
+    }
+    if (this.#fd < 0 || this.#closing) return this.#unreported !== null ? report | ERROR : 0;
+    report |= bits & user & (READABLE | WRITABLE);
+    if (drained) report |= WRITABLE;
+    if (this.#unreported !== null) report |= ERROR;
+    if ((bits & (HANGUP | READABLE)) === HANGUP && !this.#hungUp) {
+      this.#hungUp = true; // a hangup with nothing readable: EPOLLHUP, which will not go away
+      this._watcher?._update(this);
+    }
+    return report;
+  }
+
+  /** @internal */
+  override _deadlinePending(): boolean {
+    return this.#connecting && this.#fd >= 0 && this._deadline > 0;
+  }
+
+  /** @internal */
+  override _orphaned(): void {
+    if (this.#fd < 0 || !this.#closing) return;
+    this.flush();
+    this.destroy();
+  }
+
+  /** @internal The connect took too long: fail it with ETIMEDOUT, reported as an ERROR event. */
+  override _deadlinePassed(): number {
+    if (!this.#connecting || this.#fd < 0) return 0;
+    this.#connecting = false;
+    this.#readEnded = true;
+    const details = this.#peer === null ? {} : errorDetails(this.#peer);
+    this.#lose(new SocketError('connect', ERRNO.ETIMEDOUT, details));
+    return ERROR;
+  }
+
+  /** @internal */
+  _takeError(): SocketError | null {
+    const err = this.#unreported;
+    this.#unreported = null;
+    if (err !== null) this._watcher?._update(this); // reported: nothing more to wait for
+    return err;
+  }
+
+  #open(operation: string): number {
+    if (this.#fd < 0 || this.#closing) throw new SocketClosedError('socket', operation);
+    return this.#fd;
+  }
+
+  /**
+   * Sends the first `length` bytes of `data` (with `fds` attached to the first byte, when given):
+   * straight to the kernel when nothing waits, else into the queue, keeping order. What `send`
+   * and `sendWithFds` answer.
+   */
+  #transmit(operation: string, fd: number, data: Uint8Array, length: number, fds: number[] | null): SendStatus {
+    if (this.#writeShut) throw new SocketClosedError('socket', `${operation}: shut down for writing, so the`);
+    if (this.#error !== null) return 'closed';
+    const queued = this.queuedBytes;
+    if (queued === 0 && !this.#connecting) {
+      if (length === 0) return 'sent';
+      let n: number;
+      try {
+        n = fds === null ? sys.send(fd, data, length, MSG_NOSIGNAL) : sendWithRights(fd, data, fds);
+      } catch (err) {
+        if (!lostConnection(err)) throw err;
+        this.#lose(err);
+        return 'closed';
+      }
+      if (n === length) return 'sent';
+      if (n > 0) {
+        this.#enqueue(data.subarray(n, length)); // any fds went with the first byte
+        return 'partial';
+      }
+    } else if (queued >= this.#sendQueueLimit) {
+      return 'not-sent';
+    }
+    // Behind queued bytes, still connecting, or the kernel took nothing: all of it waits, the fds
+    // as duplicates (the caller may close its own at once).
+    this.#enqueue(length === data.byteLength ? data : data.subarray(0, length), fds === null ? undefined : duplicateFds(fds));
+    return 'queued';
+  }
+
+  /** What a receive answers before any system call: END_OF_STREAM, 0 while connecting, or null. */
+  #beforeReceive(): number | null {
+    // An error found by send (EPIPE, ECONNRESET) does not end reading: what the peer sent before
+    // it went away may still wait in the kernel, and recv hands it over first.
+    if (this.#readEnded) return END_OF_STREAM;
+    return this.#connecting ? 0 : null;
+  }
+
+  /** recv's result as `receiveInto` answers it: bytes, 0 for would-block, END_OF_STREAM at EOF. */
+  #afterReceive(n: number): number {
+    if (n > 0) return n;
+    if (n === WOULD_BLOCK) return 0;
+    this.#endReading();
+    return END_OF_STREAM;
+  }
+
+  /** A receive failed: a lost connection ends reading (remembered in `error`); the rest is thrown. */
+  #receiveFailed(err: unknown): number {
+    if (!lostConnection(err)) throw err;
+    if (this.#error === null) this.#lose(err);
+    this.#endReading();
+    return END_OF_STREAM;
+  }
+
+  /**
+   * The fd, for calls that only Unix sockets support. The kernel does not refuse them on TCP: it
+   * silently drops SCM_RIGHTS and answers SO_PEERCRED with pid 0 (seen on Linux 6.18), so we must.
+   */
+  #unixOnly(operation: string): number {
+    const fd = this.#open(operation);
+    if (this.#isUnix === null) {
+      const domain = new Int32Array(1);
+      sys.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, domain, new Uint32Array([4]));
+      this.#isUnix = domain[0] === AF_UNIX;
+    }
+    if (!this.#isUnix) throw invalidValue('this', `is not a Unix socket: ${operation} needs one`);
+    return fd;
+  }
+
+  #enqueue(data: Uint8Array, fds?: number[]): void {
+    const wasEmpty = this.queuedBytes === 0;
+    (this.#queue ??= new SendQueue()).push(data, fds);
+    if (wasEmpty) this._watcher?._update(this);
+  }
+
+  #flushQueue(): void {
+    const queue = this.#queue;
+    if (queue === null) return;
+    for (let head = queue.head(); head !== null; head = queue.head()) {
+      const fds = queue.headFds();
+      let n: number;
+      try {
+        n = fds === null ? sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(this.#fd, head, fds);
+      } catch (err) {
+        if (!lostConnection(err)) throw err;
+        this.#lose(err);
+        return;
+      }
+      if (n === WOULD_BLOCK) return;
+      const sentFds = queue.consume(n);
+      if (sentFds !== null) closeAll(sentFds); // our duplicates: the peer has its own now
+    }
+    this.#afterDrain();
+  }
+
+  /** The queue is empty: finish what waited for it (a shutdown, a graceful close). */
+  #afterDrain(): void {
+    if (this.#shutdownPending) {
+      this.#shutdownPending = false;
+      this.#shutdownIgnoringNotConnected(this.#fd, SHUT_WR);
+    }
+    if (this.#closing) this.destroy();
+    else this._watcher?._update(this);
+  }
+
+  #shutdownIgnoringNotConnected(fd: number, how: number): void {
+    try {
+      sys.shutdown(fd, how);
+    } catch (err) {
+      // The peer may already have reset the connection: there is nothing left to shut down.
+      if (!(err instanceof SocketError && err.code === 'ENOTCONN')) throw err;
+    }
+  }
+
+  /** The connection is gone: remember why, report any bytes it strands, finish a close. */
+  #lose(err: SocketError): void {
+    const stranded = this.#dropQueue();
+    const reported = stranded > 0 ? withStranded(err, stranded) : err;
+    this.#error = reported;
+    this.#unreported = reported;
+    this.#shutdownPending = false;
+    if (this.#closing) this.destroy();
+    else this._watcher?._update(this);
+  }
+
+  /** Empties the queue, closing the duplicated fds it held; returns the bytes dropped. */
+  #dropQueue(): number {
+    const queue = this.#queue;
+    if (queue === null) return 0;
+    this.#queue = null;
+    const { bytes, fds } = queue.clear();
+    closeAll(fds);
+    return bytes;
+  }
+
+  #endReading(): void {
+    this.#readEnded = true;
+    this._watcher?._update(this);
+  }
+
+  #takeSocketError(syscall: string): void {
+    const value = new Int32Array(1);
+    sys.getsockopt(this.#fd, SOL_SOCKET, SO_ERROR, value, new Uint32Array([4]));
+    if (value[0] !== 0) this.#lose(new SocketError(syscall, value[0]));
+  }
+
+  #finishConnect(): void {
+    const value = new Int32Array(1);
+    sys.getsockopt(this.#fd, SOL_SOCKET, SO_ERROR, value, new Uint32Array([4]));
+    this.#connecting = false;
+    if (value[0] !== 0) {
+      this.#readEnded = true; // never connected: nothing will ever be read
+      this.#lose(new SocketError('connect', value[0], this.#peer === null ? {} : errorDetails(this.#peer)));
+      return;
+    }
+    if (this.queuedBytes > 0) this.#flushQueue();
+    else if (this.#shutdownPending) this.#afterDrain();
+    else this._watcher?._update(this);
+  }
+}
+
+/** The same error, saying how many queued bytes it stranded (`err.unsentBytes`). */
+function withStranded(err: SocketError, stranded: number): SocketError {
+  const { fd, address, port, path } = err;
+  const lost = Object.assign(new SocketError(err.syscall, -err.errno, { fd, address, port, path }), { unsentBytes: stranded });
+  lost.message += `; ${stranded} queued bytes were not sent`;
+  return lost;
+}
+
+/** A receive's answer as `receive` returns it: a view of the bytes read, and the status. */
+function receiveResult(buffer: Uint8Array, n: number): ReceiveResult {
+  return n >= 0 ? { bytes: buffer.subarray(0, n), status: 'alive' } : { bytes: buffer.subarray(0, 0), status: 'closed' };
+}
