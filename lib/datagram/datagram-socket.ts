@@ -186,6 +186,7 @@ export class DatagramSocket extends Watchable {
   get sendQueueLimit(): number {
     return this.#sendQueueLimit;
   }
+  /** An integer from 1 to 2^31 - 1; the next send sees the new cap. */
   set sendQueueLimit(limit: number) {
     this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
   }
@@ -480,6 +481,7 @@ export class DatagramSocket extends Watchable {
     return new Promise((resolve) => (this.#closeWaiters ??= []).push(resolve));
   }
 
+  /** Calls `destroy()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.destroy();
   }
