@@ -355,6 +355,7 @@ export class Multiplexer<D = unknown> {
     if (failure !== null) throw failure;
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }

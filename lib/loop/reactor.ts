@@ -126,6 +126,7 @@ export class Reactor {
     this.multiplexer.close();
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }

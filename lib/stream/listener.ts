@@ -231,6 +231,7 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     }
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }

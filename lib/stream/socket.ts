@@ -35,6 +35,7 @@ export type ReceiveStatus = 'alive' | 'closed';
 export interface ReceiveResult {
   /** The bytes read: a view of the buffer they were read into (empty when none). */
   bytes: Uint8Array;
+  /** Whether the connection is still up: `'closed'` once the peer ended it. */
   status: ReceiveStatus;
 }
 /** Where a socket is in its life. */
@@ -187,6 +188,7 @@ export class Socket extends Watchable {
   get sendQueueLimit(): number {
     return this.#sendQueueLimit;
   }
+  /** An integer from 1 to 2^31 - 1; the next `send` sees the new cap. */
   set sendQueueLimit(limit: number) {
     this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
   }
@@ -199,6 +201,7 @@ export class Socket extends Watchable {
   get blocking(): boolean {
     return (sys.fcntl(this.#open('blocking'), F_GETFL, 0) & O_NONBLOCK) === 0;
   }
+  /** Switches O_NONBLOCK on the fd (fcntl F_SETFL). */
   set blocking(on: boolean) {
     if (typeof on !== 'boolean') throw invalidValue('blocking', 'must be a boolean', on);
     const fd = this.#open('blocking');
@@ -530,6 +533,7 @@ export class Socket extends Watchable {
     return new Promise((resolve) => (this.#closeWaiters ??= []).push(resolve));
   }
 
+  /** Calls `destroy()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.destroy();
   }
