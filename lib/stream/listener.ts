@@ -2,8 +2,7 @@
  * Listener: a bound, listening stream socket (TCP or Unix) whose `accept()` never blocks.
  */
 import {
-  F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, O_NONBLOCK,
-  SO_ACCEPTCONN, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
+  IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
 } from '../../ffi/constants.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { errnoCodes } from '../../ffi/errno.ts';
@@ -13,6 +12,7 @@ import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } fro
 import { track, untrack } from '../core/lifetime.ts';
 import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
 import { Socket } from './socket.ts';
+import { adoptStreamFd } from './adopt-fd.ts';
 import { sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { READABLE, Watchable } from '../core/watch.ts';
@@ -145,11 +145,7 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const noDelay = optionalBoolean(options, 'noDelay', false);
     const socketQueueLimit = sendQueueLimitOf(options.socket, 'options.socket');
-    const value = new Int32Array(1);
-    sys.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, value, new Uint32Array([4]));
-    if (value[0] !== 1) throw invalidValue('fd', 'must be a listening socket', fd);
-    sys.fcntl(fd, F_SETFL, sys.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
-    sys.fcntl(fd, F_SETFD, sys.fcntl(fd, F_GETFD, 0) | FD_CLOEXEC);
+    adoptStreamFd(fd, true);
     const address = readAddress(sys.getsockname, fd);
     return new Listener(INTERNAL, fd, address, noDelay && address.family !== 'unix', socketQueueLimit);
   }
