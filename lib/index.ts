@@ -32,6 +32,7 @@ export {
 export type { DatagramDestinationInfo } from './datagram/metadata.ts';
 export type { DatagramReceipt } from './datagram/receipt.ts';
 export { DatagramBatch, type DatagramBatchOptions } from './datagram/batch.ts';
+export { SeqpacketListener, type SeqpacketListenOptions } from './datagram/seqpacket-listener.ts';
 export { receiveDatagrams, type ReceivedDatagram, type ReceiveDatagramsOptions, type DatagramIterator } from './face/datagrams.ts';
 export {
   Multiplexer,

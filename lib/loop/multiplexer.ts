@@ -26,6 +26,7 @@ import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable, type Watcher } f
 import type { Listener } from '../stream/listener.ts';
 import type { Socket } from '../stream/socket.ts';
 import type { DatagramSocket } from '../datagram/datagram-socket.ts';
+import type { SeqpacketListener } from '../datagram/seqpacket-listener.ts';
 
 /** Interest bits for `add` and `modify`: combine with `|`. */
 export const Interest = Object.freeze({
@@ -41,7 +42,7 @@ export const Interest = Object.freeze({
  * What a multiplexer can watch. Tell them apart with `instanceof`, which narrows the type:
  * `if (event.target instanceof Listener) event.target.accept(); else if (event.target instanceof Socket) event.target.receive();`.
  */
-export type MultiplexerTarget = Socket | Listener | DatagramSocket;
+export type MultiplexerTarget = Socket | Listener | DatagramSocket | SeqpacketListener;
 
 /**
  * One readiness report. Event objects and the array holding them are reused by the next `wait`:
@@ -421,7 +422,7 @@ export class Multiplexer<D = unknown> {
 }
 
 function checkTarget(target: unknown): asserts target is MultiplexerTarget {
-  if (!(target instanceof Watchable)) throw invalidType('target', 'a Socket, a Listener or a DatagramSocket', target);
+  if (!(target instanceof Watchable)) throw invalidType('target', 'a Socket, a Listener, a DatagramSocket or a SeqpacketListener', target);
   if (target.fd < 0) throw new SocketClosedError(target._kind, 'multiplexer');
 }
 
