@@ -3,7 +3,6 @@
  * DatagramSocket that keeps message boundaries (like datagrams) on a connection (like a stream:
  * in order, never lost, and the peer's close is seen as `ended`). `accept()` never blocks.
  */
-import fs from 'node:fs';
 import { AF_UNIX, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_SEQPACKET } from '../../ffi/constants.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
@@ -12,6 +11,7 @@ import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } fro
 import { INTERNAL } from '../core/internal.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { encodeSockaddr } from '../core/sockaddr.ts';
+import { removeSocketFile, socketFileOf, type FileIdentity } from '../core/socket-file.ts';
 import { READABLE, Watchable } from '../core/watch.ts';
 import { DatagramSocket } from './datagram-socket.ts';
 import { sendQueueLimitOf } from './open.ts';
@@ -34,13 +34,13 @@ export class SeqpacketListener extends Watchable {
   readonly #address: UnixAddress;
   readonly #sendQueueLimit: number;
   /** The device and inode of the file our bind made, to remove it on close only if it is still ours. */
-  readonly #made: { dev: number; ino: number } | null;
+  readonly #made: FileIdentity | null;
 
   /** @internal */
   readonly _kind = 'seqpacket listener';
 
   /** @internal Use `SeqpacketListener.listen`. */
-  constructor(token: typeof INTERNAL, fd: number, address: UnixAddress, sendQueueLimit: number, made: { dev: number; ino: number } | null) {
+  constructor(token: typeof INTERNAL, fd: number, address: UnixAddress, sendQueueLimit: number, made: FileIdentity | null) {
     super();
     if (token !== INTERNAL) throw illegalConstructor('SeqpacketListener', 'SeqpacketListener.listen()');
     this.#fd = fd;
@@ -65,7 +65,7 @@ export class SeqpacketListener extends Watchable {
       closeFd(fd);
       throw err instanceof SocketError ? err.withDetails({ fd: undefined, path: address.path }) : err;
     }
-    return new SeqpacketListener(INTERNAL, fd, address, limit, identityOf(address.path));
+    return new SeqpacketListener(INTERNAL, fd, address, limit, socketFileOf(address.path));
   }
 
   /** The fd, or -1 once closed. */
@@ -118,11 +118,7 @@ export class SeqpacketListener extends Watchable {
     } catch {
       // Linux releases the fd whatever close(2) reports
     }
-    const made = this.#made;
-    if (made !== null) {
-      const now = identityOf(this.#address.path);
-      if (now !== null && now.dev === made.dev && now.ino === made.ino) fs.rmSync(this.#address.path, { force: true });
-    }
+    removeSocketFile(this.#address.path, this.#made);
   }
 
   [Symbol.dispose](): void {
@@ -144,15 +140,3 @@ export class SeqpacketListener extends Watchable {
     return null;
   }
 }
-
-/** The device and inode of a filesystem path (null for an abstract name, or when it is gone). */
-function identityOf(path: string): { dev: number; ino: number } | null {
-  if (path === '' || path.startsWith('\0')) return null;
-  try {
-    const st = fs.lstatSync(path);
-    return { dev: st.dev, ino: st.ino };
-  } catch {
-    return null;
-  }
-}
-
