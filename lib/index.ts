@@ -27,6 +27,7 @@ export {
   type DatagramBindOptions,
   type DatagramCreateOptions,
   type DatagramMetadataOptions,
+  type DatagramWithFds,
   MAX_GSO_SEGMENTS,
 } from './datagram/datagram-socket.ts';
 export type { DatagramDestinationInfo } from './datagram/metadata.ts';

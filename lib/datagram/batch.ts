@@ -165,7 +165,8 @@ export class DatagramBatch {
   /** The sender of the datagram received in slot `i` (or the destination `setAddress` put there), decoded when first asked. */
   address(i: number): SocketAddress {
     const slot = this.#index(i);
-    return (this.#addresses[slot] ??= decodeSockaddr(this.#names[slot], this.#nameLengths[slot]));
+    // No name at all: a Unix sender with none (one end of a pair); UDP always names its sender.
+    return (this.#addresses[slot] ??= this.#nameLengths[slot] === 0 ? { family: 'unix', path: '' } : decodeSockaddr(this.#names[slot], this.#nameLengths[slot]));
   }
 
   /** Sets how many bytes of slot `i` the next send takes. */

@@ -23,12 +23,12 @@
  * close the socket: a receive that meets one skips it (the next datagram is read), and it is
  * reported once, as the `error` of the socket's next multiplexer event and in `lastError`.
  */
-import { AF_INET6, AF_UNIX, AF_UNSPEC, IP_RECVERR, IPPROTO_IP, IPPROTO_IPV6, IPV6_RECVERR, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET, SOL_UDP, UDP_SEGMENT } from '../../ffi/constants.ts';
+import { AF_INET6, AF_UNIX, AF_UNSPEC, IP_RECVERR, SO_PASSCRED, IPPROTO_IP, IPPROTO_IPV6, IPV6_RECVERR, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET, SOL_UDP, UDP_SEGMENT } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { unixAddress, type SocketAddress } from '../core/address.ts';
-import { checkBytes, checkInteger, illegalConstructor, invalidType, invalidValue, outOfRange, SocketClosedError } from '../core/errors.ts';
+import { checkBytes, checkInteger, FdsTruncatedError, illegalConstructor, invalidType, invalidValue, outOfRange, SocketClosedError } from '../core/errors.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
@@ -41,12 +41,31 @@ import { addressOf, encodeDestination, familyName, type DatagramDestination } fr
 import { membership, requestMetadata, setBroadcast, setMulticastInterface, setMulticastLoopback, setMulticastTtl, setTtl, type DatagramMetadataOptions } from './ip-options.ts';
 import { openBound, openUnbound, sendQueueLimitOf, type DatagramBindOptions, type DatagramCreateOptions } from './open.ts';
 import { DatagramReceipt } from './receipt.ts';
+import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials } from '../core/fd-passing.ts';
+import { OwnedFd } from '../core/owned-fd.ts';
 import { ErrorQueueReader } from './error-queue.ts';
 
 /** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
 export type DatagramSendStatus = 'sent' | 'queued' | 'not-sent' | 'refused';
 
 export type { DatagramBindOptions, DatagramCreateOptions, DatagramDestination, DatagramMetadataOptions };
+
+/** What {@link DatagramSocket.receiveWithFds} found: a datagram, and what came with it. */
+export interface DatagramWithFds {
+  /** The bytes received: a view of the buffer given (at most its length). */
+  bytes: Uint8Array;
+  /** The datagram's real size; larger than `bytes.byteLength` when it was cut. */
+  size: number;
+  truncated: boolean;
+  /** Who sent it (`path` `''` for a sender with no name, or one end of a pair). */
+  address: SocketAddress;
+  /** The fds that came with it, each an OwnedFd (yours: close them; `Socket.fromFd(fd.release())` makes a Socket of one). */
+  fds: OwnedFd[];
+  /** The sender's pid, uid and gid (SCM_CREDENTIALS), when `passCredentials(true)` is on; else null. */
+  credentials: PeerCredentials | null;
+  /** A pidfd of the sender (SO_PASSPIDFD, Linux 6.5+), or null. Yours: close it. */
+  pidfd: OwnedFd | null;
+}
 
 /** The most segments one GSO send may carry (UDP_MAX_SEGMENTS; 128 since Linux 6.x, 64 before: the smaller). */
 export const MAX_GSO_SEGMENTS = 64;
@@ -447,6 +466,83 @@ export class DatagramSocket extends Watchable {
     return taken;
   }
 
+  /**
+   * Unix datagram sockets: sends `data` as one datagram with `fds` attached (SCM_RIGHTS), to
+   * `to` or (when `to` is omitted) the connected peer. Answers like `sendTo`; queued, it holds
+   * duplicates of the fds, so you may close yours at once. At most 253 fds.
+   */
+  sendWithFds(data: Uint8Array, fds: readonly FdLike[], to?: DatagramDestination): DatagramSendStatus {
+    const fd = this.#open('sendWithFds');
+    if (this.#family !== AF_UNIX) throw invalidValue('this', 'is a UDP socket: fds travel over Unix sockets only');
+    const n = lengthOf(data, undefined);
+    if (n === 0 && this.#seqpacket) throw outOfRange('data.byteLength', 'at least 1 on a SOCK_SEQPACKET socket', n);
+    const numbers = fdNumbers(fds);
+    if (to === undefined && this.#connected === null) throw invalidValue('to', 'is missing, and this socket is not connected');
+    const addressLength = to === undefined ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
+    const address = to === undefined ? null : this.#to;
+    if (this.queuedBytes === 0) {
+      try {
+        const r = sendWithRights(fd, data, numbers, { name: address, nameLength: addressLength });
+        if (r !== WOULD_BLOCK) return 'sent';
+      } catch (err) {
+        return this.#sendFailed(err, 'sendmsg', to);
+      }
+    }
+    if (this.queuedBytes >= this.#sendQueueLimit) return 'not-sent';
+    this.#enqueueWhole(data, address, addressLength, duplicateFds(numbers));
+    return 'queued';
+  }
+
+  /**
+   * Unix datagram sockets: receives one datagram into `into` and the fds (room for `maxFds`,
+   * default 16) and credentials that came with it, or null when none is waiting. Received fds are
+   * close-on-exec OwnedFds. More fds than `maxFds` is an FdsTruncatedError (its `bytes` hold the
+   * datagram), with every fd that arrived closed. The bytes are copied once (as for streams).
+   */
+  receiveWithFds(into: Uint8Array, options: { maxFds?: number } = {}): DatagramWithFds | null {
+    const fd = this.#open('receiveWithFds');
+    if (this.#family !== AF_UNIX) throw invalidValue('this', 'is a UDP socket: fds travel over Unix sockets only');
+    checkBytes('into', into);
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
+    const from = { name: new Uint8Array(SIZEOF.sockaddr_storage), nameLength: new Uint32Array(1) };
+    let received;
+    try {
+      received = receiveWithRights(fd, into, maxFds, from);
+    } catch (err) {
+      if (!isDeliveryError(err)) throw err;
+      this.#report(err);
+      return null;
+    }
+    if (received.count === WOULD_BLOCK) return null;
+    const length = Math.min(received.count, into.byteLength);
+    if (received.truncated) throw new FdsTruncatedError(into.subarray(0, length), maxFds, received.credentials);
+    if (received.count === 0 && this.#seqpacket && received.fds.length === 0) {
+      this.#end();
+      return null;
+    }
+    const receipt = new DatagramReceipt();
+    receipt._name.set(from.name);
+    receipt._nameLength[0] = from.nameLength[0];
+    return {
+      bytes: into.subarray(0, length),
+      size: received.count,
+      truncated: received.count > into.byteLength,
+      address: receipt.address,
+      fds: received.fds.map((n) => new OwnedFd(INTERNAL, n)),
+      credentials: received.credentials,
+      pidfd: received.pidfd >= 0 ? new OwnedFd(INTERNAL, received.pidfd) : null,
+    };
+  }
+
+  /** Unix datagram sockets: SO_PASSCRED, so that every datagram received carries its sender's credentials (`receiveWithFds`). */
+  passCredentials(on: boolean): void {
+    const fd = this.#open('passCredentials');
+    if (typeof on !== 'boolean') throw invalidType('on', 'of type boolean', on);
+    if (this.#family !== AF_UNIX) throw invalidValue('this', 'is a UDP socket: credentials travel over Unix sockets only');
+    sys.setsockopt(fd, SOL_SOCKET, SO_PASSCRED, new Int32Array([on ? 1 : 0]), 4);
+  }
+
   /** Hands queued datagrams to the kernel now, as far as it takes them; returns how many remain. */
   flush(): number {
     if (this.#fd >= 0) this.#flushQueue();
@@ -563,6 +659,7 @@ export class DatagramSocket extends Watchable {
     }
     this.#fd = -1;
     this.#closing = false;
+    if (this.#queue !== null) closeAll(this.#queue.clear().fds);
     this.#queue = null;
     untrack(this);
     try {
@@ -750,10 +847,10 @@ export class DatagramSocket extends Watchable {
     return 'queued';
   }
 
-  #enqueueWhole(part: Uint8Array, address: Uint8Array | null, addressLength: number): void {
+  #enqueueWhole(part: Uint8Array, address: Uint8Array | null, addressLength: number, fds: number[] | null = null): void {
     const queue = (this.#queue ??= new DatagramQueue());
     const wasEmpty = queue.count === 0;
-    queue.push(part, part.byteLength, address, addressLength);
+    queue.push(part, part.byteLength, address, addressLength, fds);
     if (wasEmpty) this._watcher?._update(this);
   }
 
@@ -772,10 +869,13 @@ export class DatagramSocket extends Watchable {
       let r: number;
       try {
         r =
-          head.address === null
-            ? sys.send(this.#fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL)
-            : sys.sendto(this.#fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL, head.address, head.addressLength);
+          head.fds !== null
+            ? sendWithRights(this.#fd, head.bytes, head.fds, { name: head.address, nameLength: head.addressLength })
+            : head.address === null
+              ? sys.send(this.#fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL)
+              : sys.sendto(this.#fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL, head.address, head.addressLength);
       } catch (err) {
+        if (head.fds !== null) closeAll(head.fds);
         // Nothing the kernel says about one queued datagram may stop the others or escape wait().
         dropped = err instanceof SocketError ? err : new SocketError('sendto', ERRNO.EIO);
         droppedCount++;
@@ -784,6 +884,7 @@ export class DatagramSocket extends Watchable {
         continue;
       }
       if (r === WOULD_BLOCK) break;
+      if (head.fds !== null) closeAll(head.fds); // our duplicates: the receiver has its own now
       queue.shift();
       moved++;
     }
