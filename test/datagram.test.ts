@@ -807,6 +807,40 @@ print('ok', len(sizes))
   });
 });
 
+describe('fds from Python (sendmsg with SCM_RIGHTS) to a Unix datagram socket', () => {
+  it('arrive as OwnedFds with the datagram, and the sender is named', async () => {
+    const p = path.join(dir, 'py-fds.sock');
+    using server = DatagramSocket.bind({ path: p });
+    const program = `
+import array, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[2])
+r, w = os.pipe()
+os.write(w, b'through the pipe')
+s.sendmsg([b'with a pipe'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [r]))], 0, sys.argv[1])
+print('sent')
+`;
+    const clientPath = path.join(dir, 'py-fds-client.sock');
+    assert.equal((await python(program, [p, clientPath])).trim(), 'sent');
+    using mux = new Multiplexer();
+    mux.add(server);
+    let got: ReturnType<DatagramSocket['receiveWithFds']> = null;
+    for (let i = 0; i < 50 && got === null; i++) {
+      got = server.receiveWithFds(new Uint8Array(64));
+      if (got === null) mux.wait(100);
+    }
+    assert.ok(got !== null);
+    assert.equal(str(got.bytes), 'with a pipe');
+    assert.deepEqual(got.address, { family: 'unix', path: clientPath });
+    assert.equal(got.fds.length, 1);
+    const fd = got.fds[0];
+    const buf = Buffer.alloc(64);
+    const n = fs.readSync(fd.fd, buf);
+    assert.equal(buf.subarray(0, n).toString(), 'through the pipe');
+    fd.close();
+  });
+});
+
 describe('closed datagram sockets', () => {
   it('every operation throws SocketClosedError; close and destroy twice are harmless', () => {
     const s = DatagramSocket.create({ family: 'IPv4' });
