@@ -29,6 +29,10 @@ export interface SeqpacketListenOptions {
 /** accept4 errors that concern one aborted connection, not the listener: try the next one. */
 const RETRY_ACCEPT = new Set(['ECONNABORTED', 'EPROTO']);
 
+/**
+ * A listening Unix `SOCK_SEQPACKET` socket. Watch it with a multiplexer: it is readable when
+ * `accept()` has a connection, which comes as a DatagramSocket keeping message boundaries.
+ */
 export class SeqpacketListener extends Watchable {
   #fd: number;
   readonly #address: UnixAddress;
