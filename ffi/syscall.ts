@@ -103,6 +103,15 @@ export class SocketError extends Error {
   declare readonly path?: string;
   /** Bytes that were queued for sending and never reached the peer, when this error stranded some. */
   declare unsentBytes?: number;
+  /** Datagrams that were queued and dropped because of this error (a datagram socket's queue). */
+  declare unsentDatagrams?: number;
+  /** For an ICMP error reported by `DatagramSocket.reportIcmpErrors`: where it came from. */
+  declare origin?: 'icmp' | 'icmp6' | 'local' | 'other';
+  /** For an ICMP error: its type and code (3 and 3: port unreachable, over IPv4). */
+  declare icmpType?: number;
+  declare icmpCode?: number;
+  /** When one event reports several errors of the same kind at once: how many (this is the last). */
+  declare count?: number;
 
   constructor(syscall: string, errno: number, details: ErrorDetails = {}) {
     const code = errnoName(errno);

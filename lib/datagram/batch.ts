@@ -27,15 +27,15 @@ import {
 /** Options of {@link DatagramBatch}. */
 export interface DatagramBatchOptions {
   /** Slots: the most datagrams one call moves (default 64, at most 1024, the kernel's UIO_MAXIOV). */
-  capacity?: number;
+  capacity?: number | undefined;
   /** Bytes per slot (default 2048; up to 65536). A larger datagram is cut: `truncated(i)`. */
-  datagramSize?: number;
+  datagramSize?: number | undefined;
   /**
    * Room for per-datagram metadata (default false): what `DatagramSocket.requestMetadata` asks
    * the kernel to attach (`destination(i)`, `tos(i)`, `timestamp(i)`, `segmentSize(i)`), and a
    * source address or segment size per datagram sent (`setSource`, `setSegmentSize`).
    */
-  metadata?: boolean;
+  metadata?: boolean | undefined;
 }
 
 const MMSG = SIZEOF.mmsghdr;

@@ -34,12 +34,12 @@ import { END_OF_STREAM, Socket } from '../stream/socket.ts';
 /** Options of {@link toStream}. */
 export interface SocketStreamOptions {
   /** highWaterMark of both sides, in bytes (default 64 KiB, the size of one receive). */
-  highWaterMark?: number;
+  highWaterMark?: number | undefined;
   /**
    * Keep the write side open after the peer's FIN (default false, as `net.Socket`): when false,
    * the stream ends its own side once the readable side has ended.
    */
-  allowHalfOpen?: boolean;
+  allowHalfOpen?: boolean | undefined;
 }
 
 const DEFAULT_HIGH_WATER_MARK = 64 * 1024;

@@ -20,9 +20,9 @@ export interface IdleTimeoutsOptions {
    * Called with each socket that had no activity for its timeout, once (it then leaves the
    * set; `add` or `touch` it again to keep timing it). Default: `socket.destroy()`.
    */
-  onIdle?: (socket: Socket, timeoutMs: number) => void;
+  onIdle?: ((socket: Socket, timeoutMs: number) => void) | undefined;
   /** The clock, in milliseconds (default `performance.now`). Tests pass a fake one. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 interface Entry {

@@ -24,7 +24,9 @@ export function adoptStreamFd(fd: unknown, listening: boolean): number {
   if (type !== SOCK_STREAM) throw invalidValue('fd', `must be a stream socket (SO_TYPE ${type})`, fd);
   const family = intOption(n, SO_DOMAIN);
   if (!KNOWN_FAMILIES.has(family)) throw invalidValue('fd', `is a socket of address family ${family}; m-socket speaks AF_UNIX, AF_INET and AF_INET6`, fd);
-  if (listening && intOption(n, SO_ACCEPTCONN) !== 1) throw invalidValue('fd', 'must be a listening socket', fd);
+  const accepting = intOption(n, SO_ACCEPTCONN) === 1;
+  if (listening && !accepting) throw invalidValue('fd', 'must be a listening socket', fd);
+  if (!listening && accepting) throw invalidValue('fd', 'is a listening socket: adopt it with Listener.fromFd', fd);
   sys.fcntl(n, F_SETFL, sys.fcntl(n, F_GETFL, 0) | O_NONBLOCK);
   sys.fcntl(n, F_SETFD, sys.fcntl(n, F_GETFD, 0) | FD_CLOEXEC);
   return n;

@@ -24,7 +24,7 @@ export interface SocketOptions {
    * Soft cap of the send queue in bytes (default 64 KiB): `send` queues while the queue holds
    * less than this, and answers `'not-sent'` once it holds this much or more.
    */
-  sendQueueLimit?: number;
+  sendQueueLimit?: number | undefined;
 }
 
 /** Default soft cap of a socket's send queue. */

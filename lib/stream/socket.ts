@@ -609,7 +609,8 @@ export class Socket extends Watchable {
     this.#readEnded = true;
     const details = this.#peer === null ? {} : errorDetails(this.#peer);
     this.#lose(new SocketError('connect', ERRNO.ETIMEDOUT, details));
-    return ERROR;
+    // Reported as the end of the attempt, like a refusal: writable, with the error.
+    return ERROR | WRITABLE;
   }
 
   /** @internal */
