@@ -195,6 +195,14 @@ describe('Reactor', () => {
     assert.equal(result.exited, true, 'the process exited by itself');
   });
 
+  it('a handler that always throws before reading is retried with a growing pause, not spun on; the others are served', () => {
+    const result = child('throw-always');
+    // Pauses of 1, 2, 4 ... ms over about 500 ms: about ten calls. Spinning made tens of thousands.
+    assert.ok((result.badCalls as number) >= 2 && (result.badCalls as number) <= 40, `the throwing handler ran ${result.badCalls} times`);
+    assert.equal(result.caught, result.badCalls, 'each throw reached uncaughtException');
+    assert.ok((result.echoed as number) >= 20, `the healthy socket was served (${result.echoed} of 25)`);
+  });
+
   it('refuses drain() and multiplexer.wait() from inside a handler, and delivers each event once', () => {
     const result = child('reentry');
     assert.deepEqual(result.calls, [1, 1, 1]);

@@ -220,6 +220,11 @@ export class Multiplexer<D = unknown> {
     this._forget(target);
   }
 
+  /** @internal The interest `target` is watched for (it must be watched by this multiplexer). */
+  _interestOf(target: Watchable): number {
+    return this.#interest[target._slot];
+  }
+
   /** Whether `target` is watched by this multiplexer. */
   has(target: MultiplexerTarget): boolean {
     return target !== null && typeof target === 'object' && target._watcher === this;

@@ -58,6 +58,14 @@ export class Reactor {
   /** One timer for the earliest connect timeout (libuv only wakes us for fd readiness). */
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Infinity;
+  /**
+   * Targets whose handler threw, and the pause (ms) they got. A handler that throws before it
+   * reads leaves its socket readable, so level-triggered readiness would call it again at once,
+   * forever: the process spins on exceptions. Such a target is muted instead (watched for
+   * nothing, errors and hangups still reported) and restored after 1 ms, doubling each time it
+   * throws again, up to 1 s; a call that returns normally forgets its pause.
+   */
+  readonly #backoff = new Map<MultiplexerTarget, number>();
 
   constructor(options: ReactorOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
@@ -199,10 +207,12 @@ export class Reactor {
           if (event.target._watcher !== mux && mux._watchedAtWait(i)) continue;
           try {
             (event.data as ReactorHandler)(event);
+            if (this.#backoff.size !== 0) this.#backoff.delete(event.target);
           } catch (error) {
             // The rest of the batch must still be delivered: wait() already did their one-off
             // work (an error handed over, a queue drained), which would be lost with them.
             raiseUncaught(error);
+            this.#mute(event.target);
           }
         }
       } finally {
@@ -214,6 +224,25 @@ export class Reactor {
       if (mux._lastReadyCount < mux.maxEvents) break;
     }
     return handled;
+  }
+
+  /** Mutes a target whose handler threw, for its next pause (see `#backoff`). */
+  #mute(target: MultiplexerTarget): void {
+    const mux = this.multiplexer;
+    if (mux.closed || target._watcher !== mux) return;
+    const pause = Math.min(1000, Math.max(1, (this.#backoff.get(target) ?? 0) * 2));
+    this.#backoff.set(target, pause);
+    const interest = mux._interestOf(target);
+    if (interest === Interest.NONE) return;
+    mux.modify(target, Interest.NONE);
+    setTimeout(() => {
+      if (mux.closed || target._watcher !== mux) {
+        this.#backoff.delete(target); // gone: nothing to restore, nothing to remember
+        return;
+      }
+      // Restored only if nobody changed it meanwhile (the user's own modify wins).
+      if (mux._interestOf(target) === Interest.NONE) mux.modify(target, interest);
+    }, pause).unref();
   }
 
   #refreshRef(): void {
