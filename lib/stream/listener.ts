@@ -12,7 +12,7 @@ import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } fro
 import { track, untrack } from '../core/lifetime.ts';
 import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
 import { Socket } from './socket.ts';
-import { sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
+import { pauseReadingOf, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { READABLE, Watchable } from '../core/watch.ts';
 import { applyOptions, getOption, setOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
@@ -35,7 +35,7 @@ export interface ListenOptions {
   ipv6Only?: boolean;
   /** Set TCP_NODELAY on every accepted TCP socket (default false, the kernel's default). */
   noDelay?: boolean;
-  /** Options given to every accepted socket. */
+  /** Options given to every accepted socket (`pauseReadingWhenFull` defaults to true for them). */
   socket?: SocketOptions;
   /** Socket options set before bind (`{ receiveBufferSize: 1 << 20, keepAlive: true }`); accepted sockets inherit most of them. */
   socketOptions?: Partial<SocketOptionValues>;
@@ -57,13 +57,14 @@ export class Listener extends Watchable {
   #address: SocketAddress;
   #noDelay: boolean;
   #socketQueueLimit: number;
+  #socketPauses: boolean;
   readonly #one = new Int32Array([1]);
 
   /** @internal */
   readonly _kind = 'listener';
 
   /** @internal Use `Listener.listen` or `Listener.fromFd`. */
-  constructor(token: typeof INTERNAL, fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number) {
+  constructor(token: typeof INTERNAL, fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number, socketPauses = true) {
     super();
     // The constructor adopts an fd unchecked: only the library may call it.
     if (token !== INTERNAL) throw illegalConstructor('Listener', 'Listener.listen() or Listener.fromFd()');
@@ -71,6 +72,7 @@ export class Listener extends Watchable {
     this.#address = address;
     this.#noDelay = noDelay;
     this.#socketQueueLimit = socketQueueLimit;
+    this.#socketPauses = socketPauses;
     track(this, fd, 'listener');
   }
 
@@ -86,6 +88,7 @@ export class Listener extends Watchable {
     const ipv6Only = optionalBoolean(options, 'ipv6Only', false);
     const noDelay = optionalBoolean(options, 'noDelay', false);
     const socketQueueLimit = sendQueueLimitOf(options.socket, 'options.socket');
+    const socketPauses = pauseReadingOf(options.socket, true, 'options.socket');
     if (options.path !== undefined && (options.host !== undefined || options.port !== undefined)) {
       throw invalidValue('options', 'takes either path, or host and port, not both');
     }
@@ -103,7 +106,7 @@ export class Listener extends Watchable {
       const sockaddr = new Uint8Array(SIZEOF.sockaddr_storage);
       sys.bind(fd, sockaddr, encodeSockaddr(wanted, sockaddr));
       sys.listen(fd, backlog);
-      return new Listener(INTERNAL, fd, readAddress(sys.getsockname, fd), noDelay && wanted.family !== 'unix', socketQueueLimit);
+      return new Listener(INTERNAL, fd, readAddress(sys.getsockname, fd), noDelay && wanted.family !== 'unix', socketQueueLimit, socketPauses);
     } catch (err) {
       closeFd(fd);
       throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(wanted) }) : err;
@@ -119,13 +122,14 @@ export class Listener extends Watchable {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const noDelay = optionalBoolean(options, 'noDelay', false);
     const socketQueueLimit = sendQueueLimitOf(options.socket, 'options.socket');
+    const socketPauses = pauseReadingOf(options.socket, true, 'options.socket');
     const value = new Int32Array(1);
     sys.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, value, new Uint32Array([4]));
     if (value[0] !== 1) throw invalidValue('fd', 'must be a listening socket', fd);
     sys.fcntl(fd, F_SETFL, sys.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
     sys.fcntl(fd, F_SETFD, sys.fcntl(fd, F_GETFD, 0) | FD_CLOEXEC);
     const address = readAddress(sys.getsockname, fd);
-    return new Listener(INTERNAL, fd, address, noDelay && address.family !== 'unix', socketQueueLimit);
+    return new Listener(INTERNAL, fd, address, noDelay && address.family !== 'unix', socketQueueLimit, socketPauses);
   }
 
   /** The raw fd, or -1 once closed. Do not close it yourself. */
@@ -176,7 +180,7 @@ export class Listener extends Watchable {
       }
       if (client === WOULD_BLOCK) return null;
       if (this.#noDelay) sys.setsockopt(client, IPPROTO_TCP, TCP_NODELAY, this.#one, 4);
-      return new Socket(INTERNAL, client, false, this.#socketQueueLimit);
+      return new Socket(INTERNAL, client, false, this.#socketQueueLimit, null, this.#socketPauses);
     }
   }
 
