@@ -1,6 +1,8 @@
 /**
  * Listener: a bound, listening stream socket (TCP or Unix) whose `accept()` never blocks.
  */
+import { lstatSync, unlinkSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import {
   F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, O_NONBLOCK,
   SO_ACCEPTCONN, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
@@ -41,6 +43,38 @@ export interface ListenOptions {
   socketOptions?: Partial<SocketOptionValues>;
 }
 
+/** The socket file a bind created: where, and which file it is (so a replacement is never removed). */
+interface BoundFile {
+  path: string;
+  dev: bigint;
+  ino: bigint;
+}
+
+/**
+ * Identifies the file bind just created at `path`. The path is made absolute now, as the kernel
+ * resolved it, so that a later `process.chdir()` cannot redirect the removal. node:fs, not the
+ * libc choke point: a path's stat needs no fd and no per-architecture `struct stat` layout.
+ */
+function boundFile(path: string): BoundFile | null {
+  const absolute = resolvePath(path);
+  try {
+    const stat = lstatSync(absolute, { bigint: true });
+    return stat.isSocket() ? { path: absolute, dev: stat.dev, ino: stat.ino } : null;
+  } catch {
+    return null; // already gone (removed by someone else between bind and here): nothing to remove later
+  }
+}
+
+/** Removes the bound socket file if it is still the one bind created. */
+function removeBoundFile(file: BoundFile): void {
+  try {
+    const stat = lstatSync(file.path, { bigint: true });
+    if (stat.dev === file.dev && stat.ino === file.ino) unlinkSync(file.path);
+  } catch {
+    // Gone already, or not ours to remove (permissions): closing still succeeded.
+  }
+}
+
 /** accept4 errors that concern one aborted connection, not the listener: try the next one. */
 const RETRY_ACCEPT = new Set(['ECONNABORTED', 'EPROTO', 'ENETDOWN', 'ENOPROTOOPT', 'EHOSTDOWN', 'ENONET', 'EHOSTUNREACH', 'EOPNOTSUPP', 'ENETUNREACH']);
 
@@ -58,6 +92,8 @@ export class Listener extends Watchable {
   #noDelay: boolean;
   #socketQueueLimit: number;
   #socketPauses: boolean;
+  /** The socket file `listen` created by binding a Unix path, removed again by `close()`; null otherwise. */
+  #boundFile: BoundFile | null = null;
   readonly #one = new Int32Array([1]);
 
   /** @internal */
@@ -106,7 +142,9 @@ export class Listener extends Watchable {
       const sockaddr = new Uint8Array(SIZEOF.sockaddr_storage);
       sys.bind(fd, sockaddr, encodeSockaddr(wanted, sockaddr));
       sys.listen(fd, backlog);
-      return new Listener(INTERNAL, fd, readAddress(sys.getsockname, fd), noDelay && wanted.family !== 'unix', socketQueueLimit, socketPauses);
+      const listener = new Listener(INTERNAL, fd, readAddress(sys.getsockname, fd), noDelay && wanted.family !== 'unix', socketQueueLimit, socketPauses);
+      if (wanted.family === 'unix' && wanted.path.charCodeAt(0) !== 0) listener.#boundFile = boundFile(wanted.path);
+      return listener;
     } catch (err) {
       closeFd(fd);
       throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(wanted) }) : err;
@@ -184,14 +222,28 @@ export class Listener extends Watchable {
     }
   }
 
-  /** Stops listening and closes the fd. Calling it again does nothing. */
+  /**
+   * Stops listening and closes the fd. Calling it again does nothing.
+   *
+   * A Unix listener made by `listen({ path })` also removes the socket file its bind created, as
+   * node:net does, so that a restart can bind the same path. It removes that file only: not a
+   * path it did not bind (`fromFd`), not an abstract name (no file), and not a file that someone
+   * else has put at the path since (a different device or inode). A file it cannot remove
+   * (its directory became read-only, say) is left in place.
+   */
   close(): void {
     const fd = this.#fd;
     if (fd < 0) return;
     this._watcher?._forget(this);
     this.#fd = -1;
     untrack(this);
-    closeFd(fd);
+    const file = this.#boundFile;
+    this.#boundFile = null;
+    try {
+      closeFd(fd);
+    } finally {
+      if (file !== null) removeBoundFile(file);
+    }
   }
 
   [Symbol.dispose](): void {
