@@ -27,6 +27,7 @@ export {
   type MultiplexerTarget,
 } from './loop/multiplexer.ts';
 export { Reactor, type ReactorHandler, type ReactorOptions } from './loop/reactor.ts';
+export { Waker } from './loop/waker.ts';
 export type { BackendName } from './loop/backends/backend.ts';
 export {
   isIP,

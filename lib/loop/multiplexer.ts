@@ -24,6 +24,7 @@ import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable, type Watcher } f
 // Types only: the multiplexer works on the Watchable contract and never loads a socket family.
 import type { Listener } from '../stream/listener.ts';
 import type { Socket } from '../stream/socket.ts';
+import type { Waker } from './waker.ts';
 
 /** Interest bits for `add` and `modify`: combine with `|`. */
 export const Interest = Object.freeze({
@@ -36,7 +37,7 @@ export const Interest = Object.freeze({
 } as const);
 
 /** What a multiplexer can watch. */
-export type MultiplexerTarget = Socket | Listener;
+export type MultiplexerTarget = Socket | Listener | Waker;
 
 /**
  * One readiness report. Event objects and the array holding them are reused by the next `wait`:
@@ -335,7 +336,7 @@ export class Multiplexer implements Watcher {
 }
 
 function checkTarget(target: unknown): asserts target is MultiplexerTarget {
-  if (!(target instanceof Watchable)) throw invalidType('target', 'a Socket or a Listener', target);
+  if (!(target instanceof Watchable)) throw invalidType('target', 'a Socket, a Listener or a Waker', target);
   if (target.fd < 0) throw new SocketClosedError(target._kind, 'multiplexer');
 }
 
