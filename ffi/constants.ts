@@ -11,10 +11,12 @@ export const AF_UNSPEC = 0;
 export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
+export const AF_VSOCK = 40;
 
 // Socket types and type flags
 export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
+export const SOCK_SEQPACKET = 5;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 
@@ -37,8 +39,14 @@ export const SO_PEERCRED = 17;
 export const SO_RCVLOWAT = 18;
 export const SO_SNDLOWAT = 19;
 export const SO_ACCEPTCONN = 30;
+export const SO_PASSSEC = 34;
 export const SO_PROTOCOL = 38;
 export const SO_DOMAIN = 39;
+/** SO_TIMESTAMPNS (the 64-bit-time value on both supported ABIs); its control message is SCM_TIMESTAMPNS. */
+export const SO_TIMESTAMPNS = 35;
+export const SCM_TIMESTAMPNS = 35;
+/** Linux 6.5: every read gets an SCM_PIDFD of the sender. Not in older C headers (uapi asm-generic/socket.h). */
+export const SO_PASSPIDFD = 76;
 
 // Protocols (<netinet/in.h>)
 export const IPPROTO_IP = 0;
@@ -58,9 +66,34 @@ export const TCP_QUICKACK = 12;
 export const TCP_USER_TIMEOUT = 18;
 export const TCP_FASTOPEN = 23;
 
+// IPv4 options (<netinet/in.h>)
+export const IP_TOS = 1;
+export const IP_TTL = 2;
+export const IP_PKTINFO = 8;
+export const IP_RECVTOS = 13;
+export const IP_MULTICAST_IF = 32;
+export const IP_MULTICAST_TTL = 33;
+export const IP_MULTICAST_LOOP = 34;
+export const IP_ADD_MEMBERSHIP = 35;
+export const IP_DROP_MEMBERSHIP = 36;
+
 // IPv6 options
 export const IPV6_UNICAST_HOPS = 16;
+export const IPV6_MULTICAST_IF = 17;
+export const IPV6_MULTICAST_HOPS = 18;
+export const IPV6_MULTICAST_LOOP = 19;
+export const IPV6_JOIN_GROUP = 20;
+export const IPV6_LEAVE_GROUP = 21;
 export const IPV6_V6ONLY = 26;
+export const IPV6_RECVPKTINFO = 49;
+export const IPV6_PKTINFO = 50;
+export const IPV6_RECVTCLASS = 66;
+export const IPV6_TCLASS = 67;
+
+// UDP options (<netinet/udp.h>, level SOL_UDP = IPPROTO_UDP)
+export const SOL_UDP = 17;
+export const UDP_SEGMENT = 103;
+export const UDP_GRO = 104;
 
 // send/recv flags
 export const MSG_OOB = 0x1;
@@ -75,9 +108,12 @@ export const MSG_NOSIGNAL = 0x4000;
 export const MSG_MORE = 0x8000;
 export const MSG_CMSG_CLOEXEC = 0x40000000;
 
-// Control messages (for fd passing)
+// Control messages (SOL_SOCKET level, <linux/socket.h>)
 export const SCM_RIGHTS = 1;
 export const SCM_CREDENTIALS = 2;
+export const SCM_SECURITY = 3;
+/** Linux 6.5 (glibc 2.39 headers): a pidfd of the sender. */
+export const SCM_PIDFD = 4;
 
 // shutdown(2)
 export const SHUT_RD = 0;

@@ -5,7 +5,7 @@
 export * from './constants.ts';
 export * from './layouts.ts';
 export { libc, type LibcName } from './libc.ts';
-export { ERRNO, errnoName, errnoDescription } from './errno.ts';
+export { ERRNO, errnoCodes, errnoName, errnoDescription } from './errno.ts';
 export {
   sys,
   checked,

@@ -89,6 +89,24 @@ export const MsgHdr = koffi.struct({
   msg_flags: 'int',
 });
 
+/** struct mmsghdr (recvmmsg/sendmmsg): a msghdr and the byte count the kernel fills in. */
+export const MmsgHdr = koffi.struct({ msg_hdr: MsgHdr, msg_len: 'uint32_t' });
+
+/** struct ip_mreqn (IP_ADD_MEMBERSHIP): group, local address, interface index. */
+export const IpMreqn = koffi.struct({ imr_multiaddr: 'uint32_t', imr_address: 'uint32_t', imr_ifindex: 'int' });
+
+/** struct ipv6_mreq (IPV6_JOIN_GROUP): group and interface index. */
+export const Ipv6Mreq = koffi.struct({ ipv6mr_multiaddr: u8(16), ipv6mr_interface: 'uint32_t' });
+
+/** struct in_pktinfo (IP_PKTINFO): the interface and the local address a datagram came to / leaves from. */
+export const InPktinfo = koffi.struct({ ipi_ifindex: 'int', ipi_spec_dst: 'uint32_t', ipi_addr: 'uint32_t' });
+
+/** struct in6_pktinfo (IPV6_PKTINFO). */
+export const In6Pktinfo = koffi.struct({ ipi6_addr: u8(16), ipi6_ifindex: 'uint32_t' });
+
+/** struct timespec (SCM_TIMESTAMPNS), 64-bit time on both supported ABIs. */
+export const Timespec = koffi.struct({ tv_sec: 'int64_t', tv_nsec: 'int64_t' });
+
 /** struct cmsghdr: a control message header; its data follows at CMSG_LEN(0). */
 export const CmsgHdr = koffi.struct({ cmsg_len: 'size_t', cmsg_level: 'int', cmsg_type: 'int' });
 
@@ -109,6 +127,12 @@ export const SIZEOF = Object.freeze({
   iovec: koffi.sizeof(IoVec),
   pollfd: koffi.sizeof(PollFd),
   msghdr: koffi.sizeof(MsgHdr),
+  mmsghdr: koffi.sizeof(MmsgHdr),
+  ip_mreqn: koffi.sizeof(IpMreqn),
+  ipv6_mreq: koffi.sizeof(Ipv6Mreq),
+  in_pktinfo: koffi.sizeof(InPktinfo),
+  in6_pktinfo: koffi.sizeof(In6Pktinfo),
+  timespec: koffi.sizeof(Timespec),
   cmsghdr: koffi.sizeof(CmsgHdr),
   ucred: koffi.sizeof(UCred),
   pointer: koffi.sizeof('void *'),
@@ -149,6 +173,12 @@ export const OFFSETOF = Object.freeze({
     controllen: off(MsgHdr, 'msg_controllen'),
     flags: off(MsgHdr, 'msg_flags'),
   },
+  mmsghdr: { hdr: off(MmsgHdr, 'msg_hdr'), len: off(MmsgHdr, 'msg_len') },
+  ip_mreqn: { multiaddr: off(IpMreqn, 'imr_multiaddr'), address: off(IpMreqn, 'imr_address'), ifindex: off(IpMreqn, 'imr_ifindex') },
+  ipv6_mreq: { multiaddr: off(Ipv6Mreq, 'ipv6mr_multiaddr'), interface: off(Ipv6Mreq, 'ipv6mr_interface') },
+  in_pktinfo: { ifindex: off(InPktinfo, 'ipi_ifindex'), spec_dst: off(InPktinfo, 'ipi_spec_dst'), addr: off(InPktinfo, 'ipi_addr') },
+  in6_pktinfo: { addr: off(In6Pktinfo, 'ipi6_addr'), ifindex: off(In6Pktinfo, 'ipi6_ifindex') },
+  timespec: { sec: off(Timespec, 'tv_sec'), nsec: off(Timespec, 'tv_nsec') },
   cmsghdr: { len: off(CmsgHdr, 'cmsg_len'), level: off(CmsgHdr, 'cmsg_level'), type: off(CmsgHdr, 'cmsg_type') },
   ucred: { pid: off(UCred, 'pid'), uid: off(UCred, 'uid'), gid: off(UCred, 'gid') },
 });

@@ -31,15 +31,49 @@ export interface ErrorDetails {
   path?: string;
 }
 
-const HINTS: Readonly<Record<string, string>> = {
-  EADDRINUSE: 'another socket is bound to this address; choose another port, or use port 0 for a free one',
-  EADDRNOTAVAIL: 'this address does not belong to any interface of this machine',
-  EACCES: 'binding ports below 1024 needs privileges (CAP_NET_BIND_SERVICE)',
-  EMFILE: 'this process has run out of file descriptors; close sockets or raise the limit (ulimit -n)',
-  ENFILE: 'the system has run out of file descriptors',
-  ECONNREFUSED: 'nothing is listening at that address',
-  EBADF: 'the file descriptor is not open',
+/**
+ * What to check when a call fails with a code. Hints about ports and interfaces are wrong for a
+ * Unix path (and the reverse), and file hints are wrong for an abstract name (no file), so each
+ * code has a hint for an IP address or an fd (`ip`), a Unix socket path (`path`), an abstract name
+ * (`abstract`, the path starts with NUL), or one for all (`any`).
+ */
+interface Hint {
+  ip?: string;
+  path?: string;
+  abstract?: string;
+  any?: string;
+}
+
+const HINTS: Readonly<Record<string, Hint>> = {
+  EADDRINUSE: {
+    ip: 'another socket is bound to this address; choose another port, or use port 0 for a free one',
+    path: 'a file already exists at this path; remove it if no server uses it any more, or choose another path',
+    abstract: 'another socket is bound to this abstract name; choose another name',
+  },
+  EADDRNOTAVAIL: { ip: 'this address does not belong to any interface of this machine' },
+  EACCES: {
+    ip: 'binding ports below 1024 needs privileges (CAP_NET_BIND_SERVICE)',
+    path: 'no permission to create or reach the socket file: check the directory and the file mode',
+  },
+  ENOENT: { path: 'no socket file at this path, or a directory on the way is missing' },
+  ECONNREFUSED: {
+    ip: 'nothing is listening at that address',
+    path: 'the socket file exists but nothing is listening on it',
+    abstract: 'nothing is listening on this abstract name',
+  },
+  EMFILE: { any: 'this process has run out of file descriptors; close sockets or raise the limit (ulimit -n)' },
+  ENFILE: { any: 'the system has run out of file descriptors' },
+  EBADF: { any: 'the file descriptor is not open' },
 };
+
+/** The hint for `code`, fitting where the call was aimed (an abstract name, a Unix path, or neither). */
+function hintFor(code: string, details: ErrorDetails): string | undefined {
+  const hint = HINTS[code];
+  if (hint === undefined) return undefined;
+  if (hint.any !== undefined) return hint.any;
+  if (details.path === undefined) return hint.ip;
+  return String(details.path).startsWith('\0') ? hint.abstract : hint.path;
+}
 
 /** A failed system call, shaped like Node's own errors (`err.code`, `err.errno`, `err.syscall`). */
 export class SocketError extends Error {
@@ -71,7 +105,7 @@ export class SocketError extends Error {
           : details.fd !== undefined
             ? ` (fd ${details.fd})`
             : '';
-    const hint = HINTS[code];
+    const hint = hintFor(code, details);
     super(`${syscall} ${code}${where}: ${errnoDescription(errno)}${hint ? ` (${hint})` : ''}`);
     this.name = 'SocketError';
     this.code = code;
@@ -182,6 +216,24 @@ export function checked<F extends AnyFn>(name: string, raw: F, options: CheckedO
   return wrapped as F;
 }
 
+type Fn6 = (a: any, b: any, c: any, d: any, e: any, f: any) => number;
+
+/**
+ * `checked` for the two six-argument calls, recvfrom and sendto `(fd, buf, len, flags, addr,
+ * addrlen)`: the same rules (EINTR retried, EAGAIN a value, the rest a SocketError naming the fd).
+ */
+export function checkedAddressed(name: string, raw: Fn6): Fn6 {
+  return (a, b, c, d, e, f) => {
+    for (;;) {
+      const r = raw(a, b, c, d, e, f);
+      if (r >= 0) return r;
+      const errno = koffi.errno();
+      if (errno === EAGAIN) return WOULD_BLOCK;
+      if (errno !== EINTR) throw new SocketError(name, errno, { fd: a });
+    }
+  };
+}
+
 /** The timeout to retry a wait with after EINTR: what remains until the deadline (never < 0). */
 function remainingMs(timeoutMs: number, deadline: number): number {
   return timeoutMs > 0 ? Math.max(0, Math.ceil(deadline - performance.now())) : timeoutMs;
@@ -284,6 +336,10 @@ export const sys = Object.freeze({
   writev: checked('writev', libc.writev),
   sendmsg: checked('sendmsg', libc.sendmsg),
   recvmsg: checked('recvmsg', libc.recvmsg),
+  recvfrom: checkedAddressed('recvfrom', libc.recvfrom),
+  sendto: checkedAddressed('sendto', libc.sendto),
+  recvmmsg: checked('recvmmsg', libc.recvmmsg),
+  sendmmsg: checked('sendmmsg', libc.sendmmsg),
   fcntl: checked('fcntl', libc.fcntl),
   open: checked('open', libc.open, { fdFirst: false }),
   pipe2: checked('pipe2', libc.pipe2, { fdFirst: false }),
@@ -295,4 +351,4 @@ export const sys = Object.freeze({
   if_nametoindex: ifNameToIndex,
   getaddrinfoAsync,
   freeaddrinfo: freeAddrInfo,
-} satisfies Partial<Record<LibcName | "getaddrinfoAsync", AnyFn | typeof closeFd | typeof freeAddrInfo | typeof getaddrinfoAsync>>);
+} satisfies Partial<Record<LibcName | "getaddrinfoAsync", AnyFn | Fn6 | typeof closeFd | typeof freeAddrInfo | typeof getaddrinfoAsync>>);

@@ -20,6 +20,19 @@ export { OwnedFd } from './core/owned-fd.ts';
 export type { ReceivedFd } from './stream/received-fd.ts';
 export { Listener, type ListenOptions } from './stream/listener.ts';
 export {
+  DatagramSocket,
+  MAX_UDP_PAYLOAD,
+  type DatagramSendStatus,
+  type DatagramDestination,
+  type DatagramBindOptions,
+  type DatagramCreateOptions,
+  type DatagramMetadataOptions,
+  MAX_GSO_SEGMENTS,
+} from './datagram/datagram-socket.ts';
+export type { DatagramDestinationInfo } from './datagram/metadata.ts';
+export type { DatagramReceipt } from './datagram/receipt.ts';
+export { DatagramBatch, type DatagramBatchOptions } from './datagram/batch.ts';
+export {
   Multiplexer,
   Interest,
   type MultiplexerEvent,

@@ -1,14 +1,15 @@
 /**
- * Fd passing over Unix stream sockets (SCM_RIGHTS) and peer credentials (SO_PEERCRED).
+ * Fd passing over Unix stream sockets (SCM_RIGHTS, with SCM_CREDENTIALS and SCM_PIDFD alongside)
+ * and peer credentials (SO_PEERCRED).
  */
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { O_CLOEXEC, O_NONBLOCK } from '../ffi/constants.ts';
+import { AF_VSOCK, O_CLOEXEC, O_NONBLOCK, SO_PASSCRED, SO_PASSPIDFD, SOCK_CLOEXEC, SOCK_STREAM, SOL_SOCKET } from '../ffi/constants.ts';
 import { sys } from '../ffi/syscall.ts';
-import { FdsTruncatedError, Listener, Multiplexer, OwnedFd, Socket, type ReceivedFd } from '../lib/index.ts';
+import { FdsTruncatedError, Listener, Multiplexer, OwnedFd, Socket, type ReceivedFd, type ReceiveWithFdsResult } from '../lib/index.ts';
 import { fdFlags, openFds, trackFds } from './helpers/fd.ts';
 import { connectedPair, pattern, pumpUntil } from './helpers/sockets.ts';
 
@@ -276,6 +277,187 @@ describe('fd passing', () => {
       assert.equal((sys.fcntl(a.fd, 3, 0) & O_NONBLOCK) !== 0, true);
     } finally {
       pair.close();
+      a.destroy();
+      b.destroy();
+    }
+  });
+});
+
+/** Receives once something (bytes or an error) arrives: the result, or what receiveWithFds threw. */
+function receiveOutcome(socket: Socket, maxFds?: number): ReceiveWithFdsResult | FdsTruncatedError {
+  const mux = new Multiplexer();
+  try {
+    mux.add(socket);
+    const buffer = new Uint8Array(64);
+    let outcome: ReceiveWithFdsResult | FdsTruncatedError | null = null;
+    pumpUntil(mux, () => outcome !== null, () => {
+      try {
+        const r = socket.receiveWithFds(buffer, maxFds === undefined ? {} : { maxFds });
+        if (r.bytes.byteLength > 0) outcome = r;
+      } catch (err) {
+        if (!(err instanceof FdsTruncatedError)) throw err;
+        outcome = err;
+      }
+    }, 'a message');
+    return outcome!;
+  } finally {
+    mux.close();
+  }
+}
+
+function received(outcome: ReceiveWithFdsResult | FdsTruncatedError): ReceiveWithFdsResult {
+  assert.ok(!(outcome instanceof FdsTruncatedError), `unexpected ${String(outcome)}`);
+  return outcome;
+}
+
+function closeEach(owners: readonly ReceivedFd[]): void {
+  for (const o of owners) (o instanceof Socket ? o.destroy() : o.close());
+}
+
+/** The pid a pidfd refers to, from /proc/self/fdinfo. */
+function pidOf(pidfd: number): number {
+  const match = /^Pid:\s*(-?\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8'));
+  assert.ok(match, `fd ${pidfd} is not a pidfd`);
+  return Number(match[1]);
+}
+
+const self = () => ({ pid: process.pid, uid: process.getuid!(), gid: process.getgid!() });
+
+describe('fd passing: every control message the kernel attaches (issue 11 findings 5 and 6, issue 16)', () => {
+  it('gives an fd of a family the library does not speak (an AF_VSOCK listener) as an OwnedFd, keeping the bytes', () => {
+    const [a, b] = Socket.pair();
+    let listening = -1;
+    let unbound = -1;
+    try {
+      try {
+        listening = sys.socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        unbound = sys.socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      } catch (err) {
+        assert.fail(`this test needs AF_VSOCK sockets (modprobe vsock_loopback): ${String(err)}`);
+      }
+      // struct sockaddr_vm: family, reserved, port, cid, flags, zero; VMADDR_*_ANY are all ones.
+      const vm = new Uint8Array(16);
+      const view = new DataView(vm.buffer);
+      view.setUint16(0, AF_VSOCK, true);
+      view.setUint32(4, 0xffffffff, true);
+      view.setUint32(8, 0xffffffff, true);
+      sys.bind(listening, vm, vm.byteLength);
+      sys.listen(listening, 1);
+      assert.equal(a.sendWithFds(Buffer.from('vsock'), [listening, unbound]), 'sent');
+      const r = received(receiveOutcome(b));
+      assert.equal(Buffer.from(r.bytes).toString(), 'vsock');
+      assert.equal(r.fds.length, 2);
+      for (const owner of r.fds) {
+        assert.ok(owner instanceof OwnedFd, `${owner.constructor.name} for an AF_VSOCK socket`);
+        assert.equal(fdFlags(owner.fd).cloexec, true);
+      }
+      closeEach(r.fds);
+    } finally {
+      if (listening >= 0) sys.close(listening);
+      if (unbound >= 0) sys.close(unbound);
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('SO_PASSCRED: a plain send with room for one fd arrives with the credentials, not FdsTruncatedError', () => {
+    const [a, b] = Socket.pair();
+    try {
+      b.setRawOption(SOL_SOCKET, SO_PASSCRED, 1);
+      assert.equal(a.send(Buffer.from('plain')), 'sent');
+      const r = received(receiveOutcome(b, 1));
+      assert.equal(Buffer.from(r.bytes).toString(), 'plain');
+      assert.deepEqual(r.fds, []);
+      assert.deepEqual(r.credentials, self());
+      assert.equal(r.pidfd, null);
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('SO_PASSCRED: 10 fds under the default maxFds all arrive, with the credentials', () => {
+    const [a, b] = Socket.pair();
+    const files = Array.from({ length: 10 }, (_, i) => file(`file ${i}`));
+    try {
+      b.setRawOption(SOL_SOCKET, SO_PASSCRED, 1);
+      assert.equal(a.sendWithFds(Buffer.from('ten'), files), 'sent');
+      const r = received(receiveOutcome(b));
+      assert.equal(r.fds.length, 10);
+      assert.deepEqual(r.fds.map((o) => readAll(o.fd)), files.map((_, i) => `file ${i}`));
+      assert.deepEqual(r.credentials, self());
+      closeEach(r.fds);
+    } finally {
+      for (const f of files) closeSync(f);
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('SO_PASSPIDFD: each read brings a pidfd of the sender as an OwnedFd, and none leaks', () => {
+    const [a, b] = Socket.pair();
+    const fd = file('with a pidfd');
+    try {
+      b.setRawOption(SOL_SOCKET, SO_PASSPIDFD, 1);
+      const baseline = openFds().length;
+      for (let i = 0; i < 3; i++) {
+        assert.equal(a.send(Buffer.from(`read ${i}`)), 'sent');
+        const r = received(receiveOutcome(b));
+        assert.equal(Buffer.from(r.bytes).toString(), `read ${i}`);
+        assert.ok(r.pidfd instanceof OwnedFd, `read ${i} brought no pidfd (${openFds().length - baseline} fds more open)`);
+        assert.equal(pidOf(r.pidfd.fd), process.pid);
+        assert.equal(fdFlags(r.pidfd.fd).cloexec, true);
+        assert.equal(r.credentials, null, 'no SO_PASSCRED, no credentials');
+        r.pidfd.close();
+        assert.equal(openFds().length, baseline, `read ${i} left an fd open`);
+      }
+      // Exactly maxFds fds, with credentials and a pidfd: all fit, nothing is truncated.
+      b.setRawOption(SOL_SOCKET, SO_PASSCRED, 1);
+      assert.equal(a.sendWithFds(Buffer.from('F'), [fd, fd]), 'sent');
+      const r = received(receiveOutcome(b, 2));
+      assert.deepEqual(r.fds.map((o) => readAll(o.fd)), ['with a pidfd', '']);
+      assert.deepEqual(r.credentials, self());
+      assert.ok(r.pidfd instanceof OwnedFd);
+      r.pidfd.close();
+      closeEach(r.fds);
+      assert.equal(openFds().length, baseline);
+    } finally {
+      closeSync(fd);
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('never returns more than maxFds: more fds than maxFds are an FdsTruncatedError, every fd closed', () => {
+    // The kernel fills all the control room it is given with fds, and that room is more than
+    // maxFds fds (CMSG_SPACE rounds up; credentials and pidfds need room; qemu-user doubles it):
+    // one fd more than maxFds arrives whole, without MSG_CTRUNC, and must still not reach the
+    // caller. 253 fds do not fit any room: a real MSG_CTRUNC, reported the same way.
+    const fd = file('excess');
+    const [a, b] = Socket.pair();
+    try {
+      const cases = [[1, 2], [2, 3], [3, 4], [16, 17], [1, 253]] as const;
+      for (const [step, [maxFds, sent]] of cases.entries()) {
+        if (step === 3) {
+          b.setRawOption(SOL_SOCKET, SO_PASSCRED, 1);
+          b.setRawOption(SOL_SOCKET, SO_PASSPIDFD, 1);
+        }
+        const baseline = openFds().length;
+        assert.equal(a.sendWithFds(Buffer.from(`${sent} fds`), new Array(sent).fill(fd)), 'sent');
+        const outcome = receiveOutcome(b, maxFds);
+        if (!(outcome instanceof FdsTruncatedError)) closeEach(outcome.fds);
+        assert.ok(outcome instanceof FdsTruncatedError, `maxFds ${maxFds}, ${sent} sent: ${outcome instanceof FdsTruncatedError ? '' : `${outcome.fds.length} fds returned`}`);
+        assert.equal(Buffer.from(outcome.bytes).toString(), `${sent} fds`, 'the bytes are not lost');
+        assert.deepEqual(outcome.credentials, step >= 3 ? self() : null);
+        assert.equal(openFds().length, baseline, `maxFds ${maxFds}, ${sent} sent: the fds that arrived (and the pidfd) are closed`);
+      }
+      // The socket goes on working.
+      a.send(Buffer.from('after'));
+      const r = received(receiveOutcome(b));
+      assert.equal(Buffer.from(r.bytes).toString(), 'after');
+      r.pidfd?.close();
+    } finally {
+      closeSync(fd);
       a.destroy();
       b.destroy();
     }

@@ -32,6 +32,7 @@ import {
   SHUT_WR,
   SIZEOF,
   SOCK_CLOEXEC,
+  SOCK_DGRAM,
   SOCK_NONBLOCK,
   SOCK_STREAM,
   SOL_SOCKET,
@@ -217,6 +218,59 @@ test('readv/writev and sendmsg/recvmsg move bytes through iovec arrays', async (
   });
 });
 
+test('UDP over loopback: sendto/recvfrom name the peer; sendmmsg/recvmmsg move several datagrams in one call', async () => {
+  await withFds((own) => {
+    const udp = () => {
+      const fd = own(sys.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+      assert.equal(sys.bind(fd, sockaddrIn(LOOPBACK, 0), SIZEOF.sockaddr_in), 0);
+      return { fd, port: nameOf(sys.getsockname, fd).port };
+    };
+    const a = udp();
+    const b = udp();
+    const data = Buffer.from('one datagram');
+    assert.equal(sys.sendto(a.fd, data, data.byteLength, 0, sockaddrIn(LOOPBACK, b.port), SIZEOF.sockaddr_in), data.byteLength);
+    assert.ok(pollOne(b.fd, POLLIN) & POLLIN);
+    const got = Buffer.alloc(64);
+    const from = new Uint8Array(SIZEOF.sockaddr_storage);
+    const fromLen = new Uint32Array([from.byteLength]);
+    assert.equal(sys.recvfrom(b.fd, got, got.byteLength, 0, from, fromLen), data.byteLength);
+    assert.equal(got.subarray(0, data.byteLength).toString(), 'one datagram');
+    assert.equal(fromLen[0], SIZEOF.sockaddr_in);
+    assert.deepEqual(parseSockaddrIn(from), { family: AF_INET, address: LOOPBACK, port: a.port });
+    assert.equal(sys.recvfrom(b.fd, got, got.byteLength, 0, from, fromLen), WOULD_BLOCK);
+
+    // Two datagrams to b in one sendmmsg (each mmsghdr: a msghdr naming b, over its own iovec).
+    const to = Buffer.from(sockaddrIn(LOOPBACK, b.port));
+    const parts = [Buffer.from('first'), Buffer.from('second!')];
+    const outIov = parts.map((p) => iovecs([p]));
+    const out = new Uint8Array(2 * SIZEOF.mmsghdr);
+    const ov = new DataView(out.buffer);
+    outIov.forEach((iov, i) => {
+      const at = i * SIZEOF.mmsghdr + OFFSETOF.mmsghdr.hdr;
+      ov.setBigUint64(at + OFFSETOF.msghdr.name, koffi.address(to), HOST_LE);
+      ov.setUint32(at + OFFSETOF.msghdr.namelen, SIZEOF.sockaddr_in, HOST_LE);
+      ov.setBigUint64(at + OFFSETOF.msghdr.iov, koffi.address(iov), HOST_LE);
+      ov.setBigUint64(at + OFFSETOF.msghdr.iovlen, 1n, HOST_LE);
+    });
+    assert.equal(sys.sendmmsg(a.fd, out, 2, 0), 2);
+    assert.ok(pollOne(b.fd, POLLIN) & POLLIN);
+    const into = [Buffer.alloc(32), Buffer.alloc(32), Buffer.alloc(32)];
+    const inIov = into.map((p) => iovecs([p]));
+    const msgs = new Uint8Array(3 * SIZEOF.mmsghdr);
+    const mv = new DataView(msgs.buffer);
+    inIov.forEach((iov, i) => {
+      const at = i * SIZEOF.mmsghdr + OFFSETOF.mmsghdr.hdr;
+      mv.setBigUint64(at + OFFSETOF.msghdr.iov, koffi.address(iov), HOST_LE);
+      mv.setBigUint64(at + OFFSETOF.msghdr.iovlen, 1n, HOST_LE);
+    });
+    assert.equal(sys.recvmmsg(b.fd, msgs, 3, 0, null), 2);
+    const lengths = [0, 1].map((i) => mv.getUint32(i * SIZEOF.mmsghdr + OFFSETOF.mmsghdr.len, HOST_LE));
+    assert.deepEqual(lengths, [5, 7]);
+    assert.deepEqual([into[0].subarray(0, 5).toString(), into[1].subarray(0, 7).toString()], ['first', 'second!']);
+    assert.equal(sys.recvmmsg(b.fd, msgs, 3, 0, null), WOULD_BLOCK);
+  });
+});
+
 test('pipe2 makes two non-blocking close-on-exec ends; read and write move bytes', async () => {
   await withFds((own) => {
     const ends = new Int32Array(2);
@@ -330,7 +384,8 @@ test('the tests above call every function libc declares', () => {
     'socket', 'bind', 'listen', 'accept4', 'connect', 'getsockname', 'getpeername', 'setsockopt',
     'getsockopt', 'shutdown', 'close', 'recv', 'send', 'read', 'write', 'readv', 'writev', 'sendmsg',
     'recvmsg', 'fcntl', 'open', 'pipe2', 'epoll_create1', 'epoll_ctl', 'epoll_wait', 'eventfd', 'poll',
-    'getaddrinfo', 'freeaddrinfo', 'gai_strerror', 'if_nametoindex', 'socketpair',
+    'getaddrinfo', 'freeaddrinfo', 'gai_strerror', 'if_nametoindex', 'socketpair', 'recvfrom', 'sendto',
+    'recvmmsg', 'sendmmsg',
   ];
   assert.deepEqual(Object.keys(libc).sort(), exercised.sort());
 });

@@ -20,6 +20,12 @@ const LP64 = {
     iovec: 16,
     pollfd: 8,
     msghdr: 56,
+    mmsghdr: 64,
+    ip_mreqn: 12,
+    ipv6_mreq: 20,
+    in_pktinfo: 12,
+    in6_pktinfo: 20,
+    timespec: 16,
     cmsghdr: 16,
     ucred: 12,
     pointer: 8,
@@ -34,6 +40,12 @@ const LP64 = {
     iovec: { base: 0, len: 8 },
     pollfd: { fd: 0, events: 4, revents: 6 },
     msghdr: { name: 0, namelen: 8, iov: 16, iovlen: 24, control: 32, controllen: 40, flags: 48 },
+    mmsghdr: { hdr: 0, len: 56 },
+    ip_mreqn: { multiaddr: 0, address: 4, ifindex: 8 },
+    ipv6_mreq: { multiaddr: 0, interface: 16 },
+    in_pktinfo: { ifindex: 0, spec_dst: 4, addr: 8 },
+    in6_pktinfo: { addr: 0, ifindex: 16 },
+    timespec: { sec: 0, nsec: 8 },
     cmsghdr: { len: 0, level: 8, type: 12 },
     ucred: { pid: 0, uid: 4, gid: 8 },
   },
@@ -61,6 +73,25 @@ test(`SIZEOF and OFFSETOF match the Linux ABI table for ${process.arch}`, () => 
   );
 });
 
+/**
+ * Control-message constants as the kernel defines them (uapi asm-generic/socket.h, used by both
+ * x86_64 and aarch64, and include/linux/socket.h). Pinned here because C headers older than
+ * Linux 6.5 / glibc 2.39 lack the pidfd ones, so the compiler cross-check below cannot see them.
+ */
+const KERNEL_SOCKET_CONSTANTS: Record<string, Record<string, number>> = {
+  x64: { SO_PASSCRED: 16, SO_PEERCRED: 17, SO_PASSSEC: 34, SO_PASSPIDFD: 76, SCM_RIGHTS: 1, SCM_CREDENTIALS: 2, SCM_SECURITY: 3, SCM_PIDFD: 4, AF_VSOCK: 40 },
+  arm64: { SO_PASSCRED: 16, SO_PEERCRED: 17, SO_PASSSEC: 34, SO_PASSPIDFD: 76, SCM_RIGHTS: 1, SCM_CREDENTIALS: 2, SCM_SECURITY: 3, SCM_PIDFD: 4, AF_VSOCK: 40 },
+};
+
+test(`control-message constants match the kernel's for ${process.arch}, new ones included`, () => {
+  const expected = KERNEL_SOCKET_CONSTANTS[process.arch];
+  assert.ok(expected, `no table for ${process.arch}`);
+  const actual = Object.fromEntries(Object.keys(expected).map((name) => [name, (constants as Record<string, unknown>)[name]]));
+  assert.deepEqual(actual, expected);
+  // What the kernel needs for credentials next to fds: CMSG_SPACE(sizeof(struct ucred)).
+  assert.equal(cmsgSpace(SIZEOF.ucred), 32);
+});
+
 /** C member names are the OFFSETOF keys with the struct's conventional prefix. */
 const MEMBER_PREFIX: Record<string, string> = {
   sockaddr_in: 'sin_',
@@ -70,6 +101,12 @@ const MEMBER_PREFIX: Record<string, string> = {
   linger: 'l_',
   iovec: 'iov_',
   msghdr: 'msg_',
+  mmsghdr: 'msg_',
+  ip_mreqn: 'imr_',
+  ipv6_mreq: 'ipv6mr_',
+  in_pktinfo: 'ipi_',
+  in6_pktinfo: 'ipi6_',
+  timespec: 'tv_',
   cmsghdr: 'cmsg_',
 };
 const C_TYPE: Record<string, string> = { pointer: 'void *', int: 'int' };
@@ -108,12 +145,14 @@ function probeSource(): string {
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #define P(key, value) printf("%s %lld\\n", key, (long long)(value))
 int main(void) {
 ${lines.join('\n')}

@@ -5,8 +5,8 @@
  * - `<!-- program: NAME ... -->`: a whole program. It is type-checked, and run by the test named
  *   NAME in PROGRAMS below, against real clients with a load that would expose loss. A program
  *   block without a test here fails, and so does a test whose block has gone.
- * - `<!-- fragment ... -->`: a piece of code. It is type-checked (with the library's exports in
- *   scope when it imports nothing itself).
+ * - `<!-- fragment ... -->`: a piece of code. It is type-checked (with the library's exports, and
+ *   a `reactor` and a `mux` it does not declare, in scope when it imports nothing itself).
  * A ts block with no marker fails: whoever adds one decides which it is.
  *
  * The REPL recipe (the sh block marked `<!-- repl -->`) is typed line by line into a real
@@ -92,6 +92,19 @@ function replaceOnce(code: string, from: string, to: string): string {
   const parts = code.split(from);
   assert.equal(parts.length, 2, `expected exactly one ${JSON.stringify(from)} in the program`);
   return parts.join(to);
+}
+
+/**
+ * What a fragment may use without declaring it: the objects the README's prose speaks of ("the
+ * reactor"), declared unless the fragment declares them itself.
+ */
+const CONTEXT: Record<string, string> = { reactor: 'Reactor', mux: 'Multiplexer' };
+
+function contextFor(code: string): string {
+  return Object.entries(CONTEXT)
+    .filter(([name]) => !new RegExp(`\\b(?:const|let|var|function|class)\\s+${name}\\b`).test(code))
+    .map(([name, type]) => `declare const ${name}: ${type};\n`)
+    .join('');
 }
 
 /** `import { every value export } ...; import type { every type export } ...` for fragments that import nothing. */
@@ -253,7 +266,7 @@ describe('README', () => {
     tsBlocks.forEach((block, i) => {
       const name = `block-${String(i).padStart(2, '0')}-line-${block.line}.ts`;
       const importsItself = /^import\s/m.test(block.code);
-      files.push(extract(block, name, (code) => (importsItself ? code : pre + code)));
+      files.push(extract(block, name, (code) => (importsItself ? code : pre + contextFor(code) + code)));
     });
     writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
       extends: relative(dir, join(ROOT, 'tsconfig.json')),

@@ -92,14 +92,20 @@ export function checkBytes(name: string, value: unknown): Uint8Array {
   return value;
 }
 
-/** Thrown by `receiveWithFds` when more fds arrived than it had room for (MSG_CTRUNC). */
+/**
+ * Thrown by `receiveWithFds` when more fds arrived than `maxFds`: the kernel dropped some
+ * (MSG_CTRUNC) or delivered more than asked. Every fd that arrived has been closed.
+ */
 export class FdsTruncatedError extends Error {
   readonly code = 'ERR_SOCKET_FDS_TRUNCATED';
   /** The bytes that did arrive with the message (a view of the caller's buffer). */
   readonly bytes: Uint8Array;
-  constructor(bytes: Uint8Array, maxFds: number) {
-    super(`receiveWithFds: more fds arrived than options.maxFds (${maxFds}) had room for; the kernel dropped the rest and the ones received were closed`);
+  /** The sender's credentials that came with them (SO_PASSCRED), or null. */
+  readonly credentials: { pid: number; uid: number; gid: number } | null;
+  constructor(bytes: Uint8Array, maxFds: number, credentials: { pid: number; uid: number; gid: number } | null = null) {
+    super(`receiveWithFds: more fds arrived than options.maxFds (${maxFds}) had room for; the ones received were closed`);
     this.name = 'FdsTruncatedError';
     this.bytes = bytes;
+    this.credentials = credentials;
   }
 }

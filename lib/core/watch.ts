@@ -43,8 +43,14 @@ export abstract class Watchable {
   _watcher: Watcher | null = null;
   /** @internal This object's slot in that multiplexer's table (-1 when unwatched). */
   _slot = -1;
-  /** @internal performance.now() by which a pending connect must have finished (0: no timeout). */
-  _connectDeadline = 0;
+  /**
+   * @internal A time (performance.now()) at which the object wants to be called back, 0 for
+   * none: a connect's timeout, or a datagram socket's next try at a queue the kernel's
+   * readiness cannot announce. The multiplexer keeps the time (it shortens its waits to it).
+   */
+  _deadline = 0;
+  /** @internal Whether the multiplexer's list of deadlines holds this object (set by the multiplexer only). */
+  _timed = false;
   /** @internal The object's own needs, as READABLE / WRITABLE bits combined with the user's, or DORMANT. */
   abstract _internalInterest(userInterest: number): number;
   /**
@@ -55,12 +61,14 @@ export abstract class Watchable {
   abstract _ready(bits: number, userInterest: number): number;
   /** @internal An error that the last `_ready` found (flush or connect failure), handed over once. */
   abstract _takeError(): Error | null;
-  /** @internal Whether a connect with a deadline is still in progress (the multiplexer keeps the time). */
-  _connectPending(): boolean {
+  /** @internal Whether `_deadline` is set and still wanted. */
+  _deadlinePending(): boolean {
     return false;
   }
-  /** @internal The connect's deadline passed: fail it (the multiplexer then reports an ERROR event). */
-  _connectTimedOut(): void {}
+  /** @internal The deadline passed: do what was waiting, and return the bits to report (0: none). */
+  _deadlinePassed(): number {
+    return 0;
+  }
   /**
    * @internal The multiplexer watching this object closed: finish what only it would have
    * driven (a socket closing gracefully gets one last flush and is closed).

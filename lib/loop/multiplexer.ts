@@ -25,6 +25,7 @@ import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable, type Watcher } f
 import type { Listener } from '../stream/listener.ts';
 import type { Socket } from '../stream/socket.ts';
 import type { Waker } from './waker.ts';
+import type { DatagramSocket } from '../datagram/datagram-socket.ts';
 
 /** Interest bits for `add` and `modify`: combine with `|`. */
 export const Interest = Object.freeze({
@@ -37,7 +38,7 @@ export const Interest = Object.freeze({
 } as const);
 
 /** What a multiplexer can watch. */
-export type MultiplexerTarget = Socket | Listener | Waker;
+export type MultiplexerTarget = Socket | Listener | DatagramSocket | Waker;
 
 /**
  * One readiness report. Event objects and the array holding them are reused by the next `wait`:
@@ -102,7 +103,7 @@ export class Multiplexer implements Watcher {
   readonly #freeSlots: number[] = [];
   #size = 0;
   readonly #events: MultiplexerEvent[] = [];
-  /** Connecting sockets with a timeout: checked after every wait, whose timeout they shorten. */
+  /** Targets with a deadline (a connect timeout, a datagram queue's next try): checked after every wait, whose timeout they shorten. */
   readonly #timed: Watchable[] = [];
   readonly #eventPool: MultiplexerEvent[] = [];
 
@@ -166,7 +167,7 @@ export class Multiplexer implements Watcher {
     this.#data[slot] = data;
     target._watcher = this;
     target._slot = slot;
-    if (target._connectPending()) this.#timed.push(target);
+    if (target._deadlinePending()) this.#watchDeadline(target);
     this.#size++;
     this._onSizeChange?.();
   }
@@ -220,30 +221,40 @@ export class Multiplexer implements Watcher {
       const report = target._ready(backend.bitsAt(i), this.#interest[slot]);
       if (report !== 0) this.#push(target, report, data);
     }
-    if (this.#timed.length > 0) this.#expireConnects();
+    if (this.#timed.length > 0) this.#expireDeadlines();
     return events;
   }
 
-  /** @internal When the next connect timeout falls due (performance.now() time), or Infinity. */
+  /** @internal When the next deadline falls due (performance.now() time), or Infinity. */
   _nextDeadline(): number {
     let next = Infinity;
-    for (const socket of this.#timed) if (socket._connectDeadline < next) next = socket._connectDeadline;
+    for (const target of this.#timed) if (target._deadline < next) next = target._deadline;
     return next;
   }
 
-  /** Fails the connects whose time is up, and forgets the ones that finished or left. */
-  #expireConnects(): void {
+  /** Starts keeping the time of `target`'s deadline (once: `_timed` marks it). */
+  #watchDeadline(target: Watchable): void {
+    if (target._timed) return;
+    target._timed = true;
+    this.#timed.push(target);
+  }
+
+  /** Calls back the targets whose deadline has come (reporting what they say), and forgets those that no longer want one. */
+  #expireDeadlines(): void {
     const now = performance.now();
     const timed = this.#timed;
     for (let i = timed.length - 1; i >= 0; i--) {
-      const socket = timed[i];
-      const live = socket._watcher === this && socket._connectPending();
-      if (live && now < socket._connectDeadline) continue;
+      const target = timed[i];
+      const live = target._watcher === this && target._deadlinePending();
+      if (live && now < target._deadline) continue;
       timed.splice(i, 1);
+      target._timed = false;
       if (!live) continue;
-      const data = this.#data[socket._slot];
-      socket._connectTimedOut();
-      this.#push(socket, ERROR, data);
+      const data = this.#data[target._slot];
+      const report = target._deadlinePassed();
+      if (target._watcher !== this) continue;
+      if (report !== 0) this.#push(target, report, data);
+      if (target._deadlinePending()) this.#watchDeadline(target); // it asked for another
     }
   }
 
@@ -279,6 +290,7 @@ export class Multiplexer implements Watcher {
       orphans.push(target);
     }
     this.#size = 0;
+    for (const target of this.#timed) target._timed = false;
     this.#timed.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
@@ -299,6 +311,7 @@ export class Multiplexer implements Watcher {
   _update(target: Watchable): void {
     const backend = this.#backend;
     if (backend === null) return;
+    if (target._deadline > 0 && !target._timed && target._deadlinePending()) this.#watchDeadline(target);
     const slot = target._slot;
     const bits = target._internalInterest(this.#interest[slot]);
     const registered = this.#registered[slot];
@@ -317,6 +330,11 @@ export class Multiplexer implements Watcher {
     this.#data[slot] = undefined;
     this.#generations[slot] = (this.#generations[slot] + 1) >>> 0;
     this.#freeSlots.push(slot);
+    if (target._timed) {
+      // Free to join another multiplexer, which must see its deadline afresh.
+      this.#timed.splice(this.#timed.indexOf(target), 1);
+      target._timed = false;
+    }
     target._watcher = null;
     target._slot = -1;
     this.#size--;
@@ -336,7 +354,7 @@ export class Multiplexer implements Watcher {
 }
 
 function checkTarget(target: unknown): asserts target is MultiplexerTarget {
-  if (!(target instanceof Watchable)) throw invalidType('target', 'a Socket, a Listener or a Waker', target);
+  if (!(target instanceof Watchable)) throw invalidType('target', 'a Socket, a Listener, a DatagramSocket or a Waker', target);
   if (target.fd < 0) throw new SocketClosedError(target._kind, 'multiplexer');
 }
 

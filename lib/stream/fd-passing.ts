@@ -8,19 +8,35 @@
  * little-endian on both supported architectures.
  */
 import koffi from 'koffi';
-import { MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, SCM_RIGHTS, SOL_SOCKET } from '../../ffi/constants.ts';
+import { F_DUPFD_CLOEXEC, MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, SCM_RIGHTS, SOL_SOCKET } from '../../ffi/constants.ts';
 import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
-import { sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { checkInteger, invalidType, outOfRange, SocketClosedError } from '../core/errors.ts';
+import { controlRoom, parseControl } from './control-messages.ts';
+import type { OwnedFd } from '../core/owned-fd.ts';
 import type { ReceivedFd } from './received-fd.ts';
 import type { ReceiveResult } from './socket.ts';
 
-/** What `Socket.receiveWithFds` returns: the bytes, and the fds that came with them. */
+/** What `Socket.receiveWithFds` returns: the bytes, and the fds and credentials that came with them. */
 export interface ReceiveWithFdsResult extends ReceiveResult {
-  /** Received fds, each owned by an object: close them when done. */
+  /** Received fds (at most `maxFds`), each owned by an object: close them when done. */
   fds: ReceivedFd[];
+  /**
+   * The sender's pid, uid and gid as the kernel recorded them when these bytes were sent
+   * (SCM_CREDENTIALS), when the receiving socket has SO_PASSCRED on; null otherwise.
+   */
+  credentials: PeerCredentials | null;
+  /**
+   * A pidfd of the sending process (SCM_PIDFD), when the receiving socket has SO_PASSPIDFD on
+   * (Linux 6.5+); null otherwise or when the sender had exited. Yours: close it.
+   */
+  pidfd: OwnedFd | null;
 }
 
-/** The process at the other end of a Unix socket, as the kernel recorded it at connect time. */
+/**
+ * A process at the other end of a Unix socket: as the kernel recorded it at connect time
+ * (`peerCredentials`), or when it sent bytes (`ReceiveWithFdsResult.credentials`).
+ */
 export interface PeerCredentials {
   pid: number;
   uid: number;
@@ -79,28 +95,76 @@ export function sendWithRights(fd: number, data: Uint8Array, fds: readonly numbe
 export interface RightsReceived {
   /** Bytes read into the caller's buffer; 0 at EOF; WOULD_BLOCK when nothing was there. */
   count: number;
-  /** Fds that arrived (close-on-exec), now the caller's. */
+  /** Fds that arrived (close-on-exec), now the caller's; empty when `truncated`. */
   fds: number[];
-  /** The control buffer was too small: some fds were lost in the kernel (MSG_CTRUNC). */
+  /** SCM_CREDENTIALS that came with the bytes (SO_PASSCRED), or null. */
+  credentials: PeerCredentials | null;
+  /** SCM_PIDFD that came with the bytes (SO_PASSPIDFD), now the caller's, or -1; -1 when `truncated`. */
+  pidfd: number;
+  /**
+   * More fds came than `maxFds`, or the kernel dropped some (MSG_CTRUNC): every fd that did
+   * arrive has been closed already.
+   */
   truncated: boolean;
 }
 
-/** recvmsg into `into` with room for `maxFds` fds; received fds are close-on-exec. */
+/**
+ * recvmsg into `into` with room for `maxFds` fds and every other control message; received fds
+ * are close-on-exec. Never hands back more than `maxFds` fds (see control-messages.ts).
+ */
 export function receiveWithRights(fd: number, into: Uint8Array, maxFds: number): RightsReceived {
-  const controlLength = cmsgSpace(4 * maxFds);
-  const { block, view, dataAt } = messageBlock(controlLength, into.byteLength);
+  const { block, view, dataAt } = messageBlock(controlRoom(maxFds), into.byteLength);
   const count = sys.recvmsg(fd, block, MSG_CMSG_CLOEXEC);
-  if (count === WOULD_BLOCK) return { count, fds: [], truncated: false };
+  if (count === WOULD_BLOCK) return { count, fds: [], credentials: null, pidfd: -1, truncated: false };
   into.set(block.subarray(dataAt, dataAt + count));
-  const fds: number[] = [];
   const received = Number(view.getBigUint64(MSG.controllen, true));
-  for (let at = CONTROL_AT; at + cmsgLen(0) <= CONTROL_AT + received; ) {
-    const length = Number(view.getBigUint64(at + CMSG.len, true));
-    if (length < cmsgLen(0)) break;
-    if (view.getInt32(at + CMSG.level, true) === SOL_SOCKET && view.getInt32(at + CMSG.type, true) === SCM_RIGHTS) {
-      for (let p = at + cmsgLen(0); p + 4 <= at + length; p += 4) fds.push(view.getInt32(p, true));
-    }
-    at += cmsgAlign(length);
+  const ctrunc = (view.getInt32(MSG.flags, true) & MSG_CTRUNC) !== 0;
+  const found = parseControl(view, CONTROL_AT, received, maxFds, ctrunc);
+  closeAll(found.extra);
+  if (found.truncated) {
+    closeAll(found.fds);
+    if (found.pidfd >= 0) closeAll([found.pidfd]);
+    return { count, fds: [], credentials: found.credentials, pidfd: -1, truncated: true };
   }
-  return { count, fds, truncated: (view.getInt32(MSG.flags, true) & MSG_CTRUNC) !== 0 };
+  return { count, fds: found.fds, credentials: found.credentials, pidfd: found.pidfd, truncated: false };
+}
+
+/** Closes every fd, reporting nothing: they are ours and nobody can use them any more. */
+export function closeAll(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try {
+      closeFd(fd);
+    } catch {
+      // An fd we own cannot be invalid; nothing better to do with an EIO here.
+    }
+  }
+}
+
+/** Close-on-exec duplicates of `fds`, taken now so that they keep pointing where they did. */
+export function duplicateFds(fds: readonly number[]): number[] {
+  const copies: number[] = [];
+  try {
+    fds.forEach((fd, i) => {
+      try {
+        copies.push(sys.fcntl(fd, F_DUPFD_CLOEXEC, 0));
+      } catch (err) {
+        throw err instanceof SocketError ? Object.assign(err, { message: `fds[${i}]: ${err.message}` }) : err;
+      }
+    });
+    return copies;
+  } catch (err) {
+    closeAll(copies);
+    throw err;
+  }
+}
+
+/** Validates the fds argument of sendWithFds and returns the numbers. */
+export function fdNumbers(fds: unknown): number[] {
+  if (!Array.isArray(fds)) throw invalidType('fds', 'an array of fds (numbers, or objects with an fd)', fds);
+  if (fds.length === 0 || fds.length > MAX_FDS_PER_MESSAGE) throw outOfRange('fds.length', `from 1 to ${MAX_FDS_PER_MESSAGE}`, fds.length);
+  return fds.map((item, i) => {
+    const value = typeof item === 'object' && item !== null ? (item as { fd: unknown }).fd : item;
+    if (value === -1) throw new SocketClosedError('fd', `sendWithFds: fds[${i}]: the object that owned this`);
+    return checkInteger(`fds[${i}]`, value, 0, 2 ** 31 - 1);
+  });
 }

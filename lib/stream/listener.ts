@@ -8,6 +8,7 @@ import {
   SO_ACCEPTCONN, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
 } from '../../ffi/constants.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
+import { errnoCodes } from '../../ffi/errno.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { inetAddress, unixAddress, type SocketAddress } from '../core/address.ts';
 import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
@@ -75,8 +76,11 @@ function removeBoundFile(file: BoundFile): void {
   }
 }
 
-/** accept4 errors that concern one aborted connection, not the listener: try the next one. */
-const RETRY_ACCEPT = new Set(['ECONNABORTED', 'EPROTO', 'ENETDOWN', 'ENOPROTOOPT', 'EHOSTDOWN', 'ENONET', 'EHOSTUNREACH', 'EOPNOTSUPP', 'ENETUNREACH']);
+/**
+ * accept4 errors that concern one aborted connection, not the listener: try the next one. As
+ * codes (errnoCodes): EOPNOTSUPP is reported as ENOTSUP, the name Node gives errno 95.
+ */
+const RETRY_ACCEPT = errnoCodes(['ECONNABORTED', 'EPROTO', 'ENETDOWN', 'ENOPROTOOPT', 'EHOSTDOWN', 'ENONET', 'EHOSTUNREACH', 'EOPNOTSUPP', 'ENETUNREACH']);
 
 function optionalBoolean(options: Partial<ListenOptions>, key: keyof ListenOptions, fallback: boolean): boolean {
   const value = options[key];
@@ -270,3 +274,6 @@ export class Listener extends Watchable {
     return null;
   }
 }
+
+// A Socket that receives a listening socket's fd (receiveWithFds) hands it to Listener.fromFd.
+Socket._adoptListenersWith((fd) => Listener.fromFd(fd));

@@ -21,8 +21,10 @@ import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/w
 import type { SocketAddress } from '../core/address.ts';
 import { errorDetails, readAddress } from '../core/sockaddr.ts';
 import { startConnect, type ConnectOptions } from './connect.ts';
-import { MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type ReceiveWithFdsResult } from './fd-passing.ts';
-import { adoptReceivedFd, closeAll, duplicateFds, fdNumbers } from './received-fd.ts';
+import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type ReceiveWithFdsResult, type RightsReceived } from './fd-passing.ts';
+import { adoptReceivedFds, type FdAdopters } from './received-fd.ts';
+import type { Listener } from './listener.ts';
+import { OwnedFd } from '../core/owned-fd.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -61,6 +63,20 @@ function lostConnection(err: unknown): err is SocketError {
  * the socket flushes the queue when the socket becomes writable (or call `flush()` yourself).
  */
 export class Socket extends Watchable {
+  /**
+   * How received fds get their owners (see received-fd.ts). The Listener module fills in the
+   * listener maker when it loads (`_adoptListenersWith`): it imports this module (accept makes
+   * Sockets), so this one cannot import it back without a circle. Set once per thread, at load.
+   */
+  static readonly #adopters: FdAdopters = { stream: (fd) => Socket.fromFd(fd), listener: null };
+
+  /** @internal Called once by listener.ts: received listening sockets become Listeners. */
+  static _adoptListenersWith(fromFd: (fd: number) => Listener): void {
+    // Once, by the library itself: nobody may swap the makers afterwards.
+    if (Socket.#adopters.listener !== null) throw illegalConstructor('Socket._adoptListenersWith', 'nothing: the library calls it once');
+    Socket.#adopters.listener = fromFd;
+  }
+
   #fd: number;
   #connecting: boolean;
   #closing = false;
@@ -126,7 +142,7 @@ export class Socket extends Watchable {
     const pause = pauseReadingOf(options, false);
     const started = startConnect(options);
     const socket = new Socket(INTERNAL, started.fd, started.connecting, started.sendQueueLimit, started.peer, pause);
-    socket._connectDeadline = started.deadline;
+    socket._deadline = started.deadline;
     return socket;
   }
 
@@ -337,12 +353,20 @@ export class Socket extends Watchable {
   /**
    * Unix sockets: receives bytes and any fds that came with them (room for `maxFds`, default
    * 16). Each fd comes back owned: a `Socket` for a stream socket, a `Listener` for a listening
-   * one, an `OwnedFd` for anything else; all are close-on-exec. A stream socket received is made
-   * non-blocking, which its sender shares (the flag belongs to the open file, not the fd).
+   * one (both of the families the library speaks: Unix, IPv4, IPv6), an `OwnedFd` for anything
+   * else; all are close-on-exec. A stream socket received is made non-blocking, which its sender
+   * shares (the flag belongs to the open file, not the fd).
    *
-   * If more fds arrived than there was room for, the kernel drops the rest: that is thrown as
-   * an `FdsTruncatedError` (its `bytes` hold the bytes that did arrive) and the fds that made it
-   * are closed, never leaked. The bytes are copied once (see fd-passing.ts).
+   * Every control message the kernel attaches is taken care of: with SO_PASSCRED on this socket
+   * the sender's credentials come in `credentials`, with SO_PASSPIDFD a pidfd of the sender in
+   * `pidfd` (yours to close); others (SCM_SECURITY) are skipped. None of them can truncate the fds.
+   *
+   * If more fds arrived than `maxFds`, the result never holds them: that is thrown as an
+   * `FdsTruncatedError` (its `bytes` hold the bytes that did arrive, its `credentials` what
+   * came with them), and every fd that came (and the pidfd) is closed, never leaked. That holds
+   * whether the kernel dropped the rest (MSG_CTRUNC) or delivered them anyway (it fills all the
+   * room it is given, and under qemu-user it is given more). The bytes are copied once (see
+   * fd-passing.ts).
    */
   receiveWithFds(into: Uint8Array, options: { maxFds?: number } = {}): ReceiveWithFdsResult {
     const fd = this.#unixOnly('receiveWithFds');
@@ -350,22 +374,23 @@ export class Socket extends Watchable {
     if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
-    let n = this.#beforeReceive();
-    let fds: number[] = [];
-    if (n === null) {
-      try {
-        const received = receiveWithRights(fd, into, maxFds);
-        if (received.truncated) {
-          closeAll(received.fds);
-          throw new FdsTruncatedError(into.subarray(0, received.count), maxFds);
-        }
-        fds = received.fds;
-        n = this.#afterReceive(received.count);
-      } catch (err) {
-        n = this.#receiveFailed(err);
-      }
+    const early = this.#beforeReceive();
+    if (early !== null) return { ...receiveResult(into, early), fds: [], credentials: null, pidfd: null };
+    let received: RightsReceived;
+    try {
+      received = receiveWithRights(fd, into, maxFds);
+    } catch (err) {
+      return { ...receiveResult(into, this.#receiveFailed(err)), fds: [], credentials: null, pidfd: null };
     }
-    return { ...receiveResult(into, n), fds: n > 0 ? adoptReceivedFd(fds) : [] };
+    if (received.truncated) throw new FdsTruncatedError(into.subarray(0, received.count), maxFds, received.credentials);
+    const n = this.#afterReceive(received.count);
+    // Adoption never throws: the bytes are read, and nothing read may be lost.
+    return {
+      ...receiveResult(into, n),
+      fds: adoptReceivedFds(received.fds, Socket.#adopters),
+      credentials: received.credentials,
+      pidfd: received.pidfd >= 0 ? new OwnedFd(INTERNAL, received.pidfd) : null,
+    };
   }
 
   /** Unix sockets: the pid, uid and gid of the peer process (SO_PEERCRED). */
@@ -487,7 +512,8 @@ export class Socket extends Watchable {
   /** @internal */
   _ready(bits: number, user: number): number {
     let report = bits & (HANGUP | ERROR);
-    if ((bits & ERROR) !== 0 && this.#error === null && !this.#connecting) this.#takeSocketError('recv');
+    // Named after the call the error stops: the flush when bytes are queued, else the next receive.
+    if ((bits & ERROR) !== 0 && this.#error === null && !this.#connecting) this.#takeSocketError(this.queuedBytes > 0 ? 'send' : 'recv');
     if (this.#connecting) {
       if ((bits & (WRITABLE | ERROR | HANGUP)) === 0) return 0;
       this.#finishConnect();
@@ -510,8 +536,8 @@ export class Socket extends Watchable {
   }
 
   /** @internal */
-  override _connectPending(): boolean {
-    return this.#connecting && this.#fd >= 0 && this._connectDeadline > 0;
+  override _deadlinePending(): boolean {
+    return this.#connecting && this.#fd >= 0 && this._deadline > 0;
   }
 
   /** @internal */
@@ -521,13 +547,14 @@ export class Socket extends Watchable {
     this.destroy();
   }
 
-  /** @internal The connect took too long: fail it with ETIMEDOUT (reported by the next event). */
-  override _connectTimedOut(): void {
-    if (!this.#connecting || this.#fd < 0) return;
+  /** @internal The connect took too long: fail it with ETIMEDOUT, reported as an ERROR event. */
+  override _deadlinePassed(): number {
+    if (!this.#connecting || this.#fd < 0) return 0;
     this.#connecting = false;
     this.#readEnded = true;
     const details = this.#peer === null ? {} : errorDetails(this.#peer);
     this.#lose(new SocketError('connect', ERRNO.ETIMEDOUT, details));
+    return ERROR;
   }
 
   /** @internal */

@@ -1,0 +1,722 @@
+/**
+ * DatagramSocket: one UDP (IPv4, IPv6, dual-stack) or Unix datagram socket. Datagrams travel
+ * whole: `sendTo` hands one to the kernel or queues a copy of it, never a part; `receiveFrom`
+ * reads one into the caller's buffer, with no copy, and says who sent it and whether it was cut.
+ * Batches (`receiveBatch` / `sendBatch`) move many in one system call.
+ *
+ * ## Sending semantics
+ * `sendTo` / `send` answer:
+ * - `'sent'`: the kernel took the datagram;
+ * - `'queued'`: the kernel's buffer was full (EAGAIN), so a copy waits in the socket's queue, sent
+ *   in order when the socket becomes writable (a multiplexer does it; or `flush()`);
+ * - `'not-sent'`: the queue already holds `sendQueueLimit` bytes or more: nothing was taken;
+ * - `'refused'`: the kernel refused this datagram for a reason of delivery, not of the socket
+ *   (ECONNREFUSED after an ICMP port unreachable on a connected socket, EHOSTUNREACH,
+ *   ENETUNREACH, ENOBUFS...): it was not sent; `lastError` says why, and the socket stays usable.
+ * A datagram of the queue that the kernel refuses when its turn comes is dropped, and reported:
+ * the next multiplexer event of the socket carries the error, with `unsentDatagrams`.
+ * Programming errors (too large: EMSGSIZE with the limit; an address of the wrong family; no
+ * destination) are thrown.
+ *
+ * ## Errors from the network
+ * UDP reports ICMP errors only to connected sockets (Linux, without IP_RECVERR). They never
+ * close the socket: a receive that meets one skips it (the next datagram is read), and it is
+ * reported once, as the `error` of the socket's next multiplexer event and in `lastError`.
+ */
+import { AF_INET6, AF_UNIX, AF_UNSPEC, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SOL_UDP, UDP_SEGMENT } from '../../ffi/constants.ts';
+import { ERRNO } from '../../ffi/errno.ts';
+import { SIZEOF } from '../../ffi/layouts.ts';
+import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import type { SocketAddress } from '../core/address.ts';
+import { checkBytes, checkInteger, illegalConstructor, invalidType, invalidValue, outOfRange, SocketClosedError } from '../core/errors.ts';
+import { INTERNAL } from '../core/internal.ts';
+import { track, untrack } from '../core/lifetime.ts';
+import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
+import { errorDetails, readAddress } from '../core/sockaddr.ts';
+import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
+import { DatagramBatch } from './batch.ts';
+import { DatagramQueue } from './datagram-queue.ts';
+import { addressOf, encodeDestination, familyName, type DatagramDestination } from './destination.ts';
+import { membership, requestMetadata, setBroadcast, setMulticastInterface, setMulticastLoopback, setMulticastTtl, setTtl, type DatagramMetadataOptions } from './ip-options.ts';
+import { openBound, openUnbound, sendQueueLimitOf, type DatagramBindOptions, type DatagramCreateOptions } from './open.ts';
+import { DatagramReceipt } from './receipt.ts';
+
+/** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
+export type DatagramSendStatus = 'sent' | 'queued' | 'not-sent' | 'refused';
+
+export type { DatagramBindOptions, DatagramCreateOptions, DatagramDestination, DatagramMetadataOptions };
+
+/** The most segments one GSO send may carry (UDP_MAX_SEGMENTS; 128 since Linux 6.x, 64 before: the smaller). */
+export const MAX_GSO_SEGMENTS = 64;
+
+/** The largest UDP payload: 65535 minus the IP and UDP headers (IPv4 20 + 8; IPv6's header is not counted in its length). */
+export const MAX_UDP_PAYLOAD = Object.freeze({ IPv4: 65507, IPv6: 65527 });
+
+/** Errors that concern one datagram's delivery, not the socket: the socket stays usable. */
+const DELIVERY_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ENOBUFS', 'ENOMEM', 'EPERM', 'ENONET']);
+
+function isDeliveryError(err: unknown): err is SocketError {
+  return err instanceof SocketError && DELIVERY_ERRORS.has(err.code);
+}
+
+/**
+ * A non-blocking datagram socket. Make one with `DatagramSocket.bind()` (a server, or a client
+ * that wants a known port), `DatagramSocket.create()` (UDP picks a port at the first send) or
+ * `DatagramSocket.pair()` (two connected Unix datagram sockets).
+ */
+export class DatagramSocket extends Watchable {
+  #fd: number;
+  /** AF_INET, AF_INET6 or AF_UNIX. */
+  readonly #family: number;
+  #closing = false;
+  #hungUp = false;
+  #connected: SocketAddress | null = null;
+  #queue: DatagramQueue | null = null;
+  #sendQueueLimit: number;
+  #lastError: SocketError | null = null;
+  #unreported: SocketError | null = null;
+  #closeWaiters: (() => void)[] | null = null;
+  readonly #receipt = new DatagramReceipt();
+  /** Scratch for the destination of one send: the socket's own, so sends allocate nothing. */
+  readonly #to = new Uint8Array(SIZEOF.sockaddr_storage);
+  #ipv6Only: boolean | null = null;
+  /** The UDP_SEGMENT size set on the socket now (0: none), or -1 once the kernel refused GSO. */
+  #gso = 0;
+  /**
+   * The queue is waiting on a timer, not on readiness: the kernel said writable, yet took
+   * nothing. An unconnected Unix datagram socket is writable while its own buffer has room,
+   * whatever the receiver's queue holds (Linux checks the peer only for connected sockets), so
+   * readiness alone would spin. Tries again after `#retryMs`, doubling up to 64 ms.
+   */
+  #stalled = false;
+  #retryMs = 0;
+
+  /** @internal */
+  readonly _kind = 'datagram socket';
+
+  /** @internal Use `DatagramSocket.bind`, `create` or `pair`. */
+  constructor(token: typeof INTERNAL, fd: number, family: number, sendQueueLimit: number) {
+    super();
+    if (token !== INTERNAL) throw illegalConstructor('DatagramSocket', 'DatagramSocket.bind(), DatagramSocket.create() or DatagramSocket.pair()');
+    this.#fd = fd;
+    this.#family = family;
+    this.#sendQueueLimit = sendQueueLimit;
+    track(this, fd, 'datagram socket');
+  }
+
+  /**
+   * A socket bound to `{ host, port }` (UDP; `host` defaults to `'::'`, dual-stack) or
+   * `{ path }` (Unix datagram). Errors name the address (EADDRINUSE...). (`override`: a class
+   * inherits Function's own `bind`, which this static method replaces on DatagramSocket.)
+   */
+  static override bind(options: DatagramBindOptions = {}): DatagramSocket {
+    const opened = openBound(options);
+    const socket = new DatagramSocket(INTERNAL, opened.fd, opened.family, opened.sendQueueLimit);
+    socket.#ipv6Only = opened.ipv6Only;
+    return socket;
+  }
+
+  /** An unbound socket of `family`: UDP binds a free port at the first send; Unix stays nameless. */
+  static create(options: DatagramCreateOptions): DatagramSocket {
+    const opened = openUnbound(options);
+    const socket = new DatagramSocket(INTERNAL, opened.fd, opened.family, opened.sendQueueLimit);
+    socket.#ipv6Only = opened.ipv6Only;
+    return socket;
+  }
+
+  /** Two connected Unix datagram sockets (socketpair): message boundaries kept, for talking to a child or a worker. */
+  static pair(options: { sendQueueLimit?: number } = {}): [DatagramSocket, DatagramSocket] {
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const limit = sendQueueLimitOf(options);
+    const fds = new Int32Array(2);
+    sys.socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
+    const pair: [DatagramSocket, DatagramSocket] = [new DatagramSocket(INTERNAL, fds[0], AF_UNIX, limit), new DatagramSocket(INTERNAL, fds[1], AF_UNIX, limit)];
+    pair[0].#connected = { family: 'unix', path: '' };
+    pair[1].#connected = { family: 'unix', path: '' };
+    return pair;
+  }
+
+  /** The raw fd, or -1 once closed. Do not close it yourself. */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** `'open'`, `'closing'` (close() called, queue still draining) or `'closed'`. */
+  get state(): 'open' | 'closing' | 'closed' {
+    return this.#fd < 0 ? 'closed' : this.#closing ? 'closing' : 'open';
+  }
+
+  /** The address family: `'IPv4'`, `'IPv6'` or `'unix'`. */
+  get family(): 'IPv4' | 'IPv6' | 'unix' {
+    return familyName(this.#family);
+  }
+
+  /** The local address (getsockname). */
+  get localAddress(): SocketAddress {
+    return readAddress(sys.getsockname, this.#open('localAddress'));
+  }
+
+  /** The address `connect` set, or null. */
+  get remoteAddress(): SocketAddress | null {
+    this.#open('remoteAddress');
+    return this.#connected;
+  }
+
+  /** The last error the network reported (see the class comment), or null. */
+  get lastError(): SocketError | null {
+    return this.#lastError;
+  }
+
+  /** Bytes of datagrams waiting in the send queue. */
+  get queuedBytes(): number {
+    return this.#queue === null ? 0 : this.#queue.bytes;
+  }
+
+  /** Datagrams waiting in the send queue. */
+  get queuedDatagrams(): number {
+    return this.#queue === null ? 0 : this.#queue.count;
+  }
+
+  /** Whether the send queue holds `sendQueueLimit` bytes or more: the next send would answer `'not-sent'`. */
+  get sendQueueFull(): boolean {
+    return this.queuedBytes >= this.#sendQueueLimit;
+  }
+
+  /** Soft cap of the send queue, in bytes. */
+  get sendQueueLimit(): number {
+    return this.#sendQueueLimit;
+  }
+  set sendQueueLimit(limit: number) {
+    this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
+  }
+
+  /**
+   * Fixes the peer: `send` goes there, and only its datagrams are received (UDP), and ICMP
+   * errors about it are reported. Does not block. `null` dissolves the association.
+   */
+  connect(to: DatagramDestination | null): void {
+    const fd = this.#open('connect');
+    if (to === null) {
+      const unspec = new Uint8Array(SIZEOF.sockaddr_storage);
+      unspec[0] = AF_UNSPEC;
+      sys.connect(fd, unspec, 2);
+      this.#connected = null;
+      return;
+    }
+    const length = encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
+    try {
+      const r = sys.connect(fd, this.#to, length);
+      if (r === WOULD_BLOCK) throw new SocketError('connect', ERRNO.EAGAIN);
+    } catch (err) {
+      throw err instanceof SocketError && !(to instanceof DatagramReceipt) ? err.withDetails(errorDetails(addressOf(to))) : err;
+    }
+    this.#connected = to instanceof DatagramReceipt ? to.address : addressOf(to);
+  }
+
+  /** Sends the first `length` bytes of `data` (default all) as one datagram to the connected peer. */
+  send(data: Uint8Array, length?: number): DatagramSendStatus {
+    const fd = this.#open('send');
+    const n = lengthOf(data, length);
+    if (this.#connected === null) throw invalidValue('this', 'is not connected: use sendTo(data, address), or connect() first');
+    this.#checkSize(n);
+    if (this.#gso > 0) this.#setGso(fd, 0);
+    if (this.queuedBytes > 0) return this.#enqueue(data, n, null, 0);
+    try {
+      const r = sys.send(fd, data, n, MSG_NOSIGNAL);
+      if (r !== WOULD_BLOCK) return 'sent';
+    } catch (err) {
+      return this.#sendFailed(err, 'send');
+    }
+    return this.#enqueue(data, n, null, 0);
+  }
+
+  /** Sends the first `length` bytes of `data` (default all) as one datagram to `to`. */
+  sendTo(data: Uint8Array, to: DatagramDestination, length?: number): DatagramSendStatus {
+    const fd = this.#open('sendTo');
+    const n = lengthOf(data, length);
+    const addressLength = encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
+    this.#checkSize(n);
+    if (this.#gso > 0) this.#setGso(fd, 0);
+    if (this.queuedBytes > 0) return this.#enqueue(data, n, this.#to, addressLength);
+    try {
+      const r = sys.sendto(fd, data, n, MSG_NOSIGNAL, this.#to, addressLength);
+      if (r !== WOULD_BLOCK) return 'sent';
+    } catch (err) {
+      return this.#sendFailed(err, 'sendto', to);
+    }
+    return this.#enqueue(data, n, this.#to, addressLength);
+  }
+
+  /**
+   * Sends `data` (its first `length` bytes) as datagrams of `segmentSize` bytes each (the last
+   * may be shorter) to `to` (or the connected peer when `to` is null), in one system call where
+   * the kernel segments them (UDP GSO, UDP_SEGMENT): one send for up to 64 datagrams. Where the
+   * kernel refuses GSO, the segments go one by one (`segmentation` says which way the last one
+   * went). Answers like `sendTo`, for all the segments together: when the kernel's buffer is full
+   * they are queued, each as its own datagram.
+   */
+  sendSegments(data: Uint8Array, segmentSize: number, to: DatagramDestination | null = null, length?: number): DatagramSendStatus {
+    const fd = this.#open('sendSegments');
+    const n = lengthOf(data, length);
+    if (this.#family === AF_UNIX) throw invalidValue('this', 'is a Unix datagram socket: segmentation is UDP only');
+    const size = checkInteger('segmentSize', segmentSize, 1, this.#family === AF_INET6 ? MAX_UDP_PAYLOAD.IPv6 : MAX_UDP_PAYLOAD.IPv4);
+    if (Math.ceil(n / size) > MAX_GSO_SEGMENTS) {
+      throw outOfRange('length', `at most ${MAX_GSO_SEGMENTS} segments of segmentSize (${size}): ${MAX_GSO_SEGMENTS * size} bytes`, n);
+    }
+    this.#checkSize(n);
+    if (to === null && this.#connected === null) throw invalidValue('to', 'is null, but this socket is not connected');
+    const addressLength = to === null ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
+    const address = to === null ? null : this.#to;
+    if (this.queuedBytes > 0) return this.#enqueueSegments(data, n, size, address, addressLength);
+    if (n <= size || this.#gso < 0 || !this.#setGso(fd, size)) return this.#sendSegmentsOneByOne(fd, data, n, size, address, addressLength, to);
+    try {
+      const r = address === null ? sys.send(fd, data, n, MSG_NOSIGNAL) : sys.sendto(fd, data, n, MSG_NOSIGNAL, address, addressLength);
+      if (r !== WOULD_BLOCK) {
+        this.segmentation = 'gso';
+        return 'sent';
+      }
+    } catch (err) {
+      // EIO: the route's device cannot checksum GSO packets. Never again on this socket: one by one.
+      if (err instanceof SocketError && err.code === 'EIO') {
+        this.#setGso(fd, 0);
+        this.#gso = -1;
+        return this.#sendSegmentsOneByOne(fd, data, n, size, address, addressLength, to);
+      }
+      return this.#sendFailed(err, 'sendto', to ?? undefined);
+    }
+    return this.#enqueueSegments(data, n, size, address, addressLength);
+  }
+
+  /** How the last `sendSegments` went out: `'gso'` (one call, the kernel segmented) or `'one-by-one'`. */
+  segmentation: 'gso' | 'one-by-one' | null = null;
+
+  /**
+   * Reads one datagram into `into` (no copy) and returns its receipt (length, size, truncated,
+   * the sender's address on demand), or `null` when none is waiting. The receipt object is
+   * reused by the next call on this socket. A datagram larger than `into` is cut: `truncated`.
+   */
+  receiveFrom(into: Uint8Array): DatagramReceipt | null {
+    const fd = this.#open('receiveFrom');
+    checkBytes('into', into);
+    const receipt = this.#receipt;
+    // An ICMP error queued on the socket comes out of recvfrom instead of a datagram: note it and
+    // read on (bounded: the kernel keeps at most one such error at a time).
+    for (let attempt = 0; attempt < 4; attempt++) {
+      receipt._nameLength[0] = SIZEOF.sockaddr_storage;
+      let n: number;
+      try {
+        n = sys.recvfrom(fd, into, into.byteLength, MSG_TRUNC, receipt._name, receipt._nameLength);
+      } catch (err) {
+        if (!isDeliveryError(err)) throw err;
+        this.#report(err);
+        continue;
+      }
+      if (n === WOULD_BLOCK) return null;
+      receipt._received(into, n);
+      return receipt;
+    }
+    return null;
+  }
+
+  /**
+   * Receives up to `batch.capacity` datagrams in one system call (recvmmsg) into the batch's
+   * slots, and returns how many arrived (0 when none was waiting). Read them with
+   * `batch.bytes(i)`, `batch.length(i)`, `batch.address(i)`, until the next receive into it.
+   */
+  receiveBatch(batch: DatagramBatch): number {
+    const fd = this.#open('receiveBatch');
+    checkBatch(batch);
+    for (let attempt = 0; attempt < 4; attempt++) {
+      try {
+        return batch._receive(fd);
+      } catch (err) {
+        if (!isDeliveryError(err)) throw err;
+        this.#report(err);
+      }
+    }
+    return 0;
+  }
+
+  /**
+   * Sends slots `start` to `start + count - 1` of `batch` (default: every slot of its last
+   * receive, from 0), each its `length(i)` bytes to its `address` (what was received there, or
+   * what `batch.set` put), in as few sendmmsg calls as the kernel allows. Returns how many
+   * datagrams were taken: sent, or queued (copies) when the kernel's buffer was full, in order.
+   * Fewer than asked means the queue reached its cap, or the kernel refused the next datagram
+   * (`lastError`): the rest are still yours, from slot `start + taken`.
+   */
+  sendBatch(batch: DatagramBatch, count?: number, start = 0): number {
+    const fd = this.#open('sendBatch');
+    checkBatch(batch);
+    const total = count ?? batch.received;
+    checkInteger('start', start, 0, batch.capacity);
+    checkInteger('count', total, 0, batch.capacity - start);
+    let taken = 0;
+    if (this.queuedBytes === 0) {
+      while (taken < total) {
+        let sent: number;
+        try {
+          sent = batch._send(fd, start + taken, total - taken);
+        } catch (err) {
+          if (!isDeliveryError(err)) throw err;
+          this.#report(err);
+          return taken; // that datagram was refused: it and the rest stay the caller's
+        }
+        if (sent === WOULD_BLOCK) break;
+        taken += sent;
+      }
+    }
+    for (; taken < total; taken++) {
+      const slot = start + taken;
+      if (this.queuedBytes >= this.#sendQueueLimit) break;
+      this.#enqueue(batch.slot(slot), batch.length(slot), batch._name(slot), batch._nameLength(slot));
+    }
+    return taken;
+  }
+
+  /** Hands queued datagrams to the kernel now, as far as it takes them; returns how many remain. */
+  flush(): number {
+    if (this.#fd >= 0) this.#flushQueue();
+    return this.queuedDatagrams;
+  }
+
+  /** Sets a socket option by name (`'receiveBufferSize'`, `'reusePort'`, `'broadcast'`...). */
+  setOption<K extends SocketOptionName>(name: K, value: SocketOptionValues[K]): void {
+    setOption(this.#open('setOption'), name, value);
+  }
+
+  /** Reads a socket option back, as the kernel reports it. */
+  getOption<K extends SocketOptionName>(name: K): SocketOptionValues[K] {
+    return getOption(this.#open('getOption'), name);
+  }
+
+  /** setsockopt with any level and name. */
+  setRawOption(level: number, name: number, value: number | boolean | Uint8Array): void {
+    setRawOption(this.#open('setRawOption'), level, name, value);
+  }
+
+  /** getsockopt with any level and name: the bytes the kernel wrote (at most `length`). */
+  getRawOption(level: number, name: number, length?: number): Uint8Array {
+    return getRawOption(this.#open('getRawOption'), level, name, length);
+  }
+
+  /**
+   * Turns per-datagram metadata on or off (each key given). It arrives with batches made with
+   * `{ metadata: true }` (a batch of capacity 1 is fine for one datagram at a time); `receiveFrom`
+   * does not carry it.
+   */
+  requestMetadata(options: DatagramMetadataOptions): void {
+    requestMetadata(this.#open('requestMetadata'), this.#family, this.#ipv6Only, options);
+  }
+
+  /** SO_BROADCAST: allow `sendTo` a broadcast address (off by default: EACCES). */
+  setBroadcast(on: boolean): void {
+    setBroadcast(this.#open('setBroadcast'), on);
+  }
+
+  /** The TTL (IPv4) or hop limit (IPv6) of unicast datagrams, 1..255. */
+  setTtl(ttl: number): void {
+    setTtl(this.#open('setTtl'), this.#family, ttl);
+  }
+
+  /** The TTL / hop limit of multicast datagrams, 0..255 (default 1: they stay on the local network). */
+  setMulticastTtl(ttl: number): void {
+    setMulticastTtl(this.#open('setMulticastTtl'), this.#family, ttl);
+  }
+
+  /** Whether multicast datagrams this socket sends reach members on this host too (default true). */
+  setMulticastLoopback(on: boolean): void {
+    setMulticastLoopback(this.#open('setMulticastLoopback'), this.#family, on);
+  }
+
+  /** Where multicast datagrams leave: IPv4, a local address or interface name; IPv6, an interface name or index. */
+  setMulticastInterface(iface: string | number): void {
+    setMulticastInterface(this.#open('setMulticastInterface'), this.#family, iface);
+  }
+
+  /** Joins multicast `group` (`'239.1.2.3'`, `'ff02::1:3'`) on `iface` (an interface name or index, or an IPv4 local address; default: the kernel's choice). */
+  addMembership(group: string, iface?: string | number): void {
+    membership(this.#open('addMembership'), this.#family, true, group, iface);
+  }
+
+  /** Leaves multicast `group` (as joined). */
+  dropMembership(group: string, iface?: string | number): void {
+    membership(this.#open('dropMembership'), this.#family, false, group, iface);
+  }
+
+  /** Closes once the send queue has drained (at once when it is empty). Calling it again does nothing. */
+  close(): void {
+    if (this.#fd < 0 || this.#closing) return;
+    if (this.queuedBytes === 0) {
+      this.destroy();
+      return;
+    }
+    this.#closing = true;
+    this.#flushQueue();
+    if (this.#fd >= 0) this._watcher?._update(this);
+  }
+
+  /** Closes at once, dropping anything queued. */
+  destroy(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this._watcher?._forget(this);
+    this.#fd = -1;
+    this.#closing = false;
+    this.#queue = null;
+    untrack(this);
+    try {
+      closeFd(fd);
+    } finally {
+      const waiters = this.#closeWaiters;
+      this.#closeWaiters = null;
+      if (waiters !== null) for (const wake of waiters) wake();
+    }
+  }
+
+  /** Resolves once the fd is closed (after a graceful close drained the queue, or destroy). */
+  whenClosed(): Promise<void> {
+    if (this.#fd < 0) return Promise.resolve();
+    return new Promise((resolve) => (this.#closeWaiters ??= []).push(resolve));
+  }
+
+  [Symbol.dispose](): void {
+    this.destroy();
+  }
+
+  /** @internal */
+  _internalInterest(user: number): number {
+    let bits = user;
+    if (this.#closing) bits &= ~READABLE;
+    if (this.queuedBytes > 0 && !this.#stalled) bits |= WRITABLE;
+    // A connected Unix datagram socket whose peer closed reports EPOLLHUP for good: once that has
+    // been reported and nobody reads, stop watching (no busy loop) until the interest changes.
+    if (this.#hungUp && (bits & READABLE) === 0 && this.queuedBytes === 0) return DORMANT;
+    return bits;
+  }
+
+  /** @internal */
+  _ready(bits: number, user: number): number {
+    if ((bits & ERROR) !== 0) this.#takeSocketError();
+    let drained = false;
+    if ((bits & WRITABLE) !== 0 && this.queuedBytes > 0 && !this.#stalled) {
+      if (this.#flushQueue() === 0 && this.#fd >= 0 && this.queuedBytes > 0) this.#stall();
+      drained = this.queuedBytes === 0;
+    }
+    if (this.#fd < 0) return 0;
+    let report = (bits & HANGUP) | (bits & user & (READABLE | WRITABLE));
+    if (drained) report |= WRITABLE;
+    if (this.#unreported !== null) report |= ERROR;
+    if ((bits & (HANGUP | READABLE)) === HANGUP && !this.#hungUp) {
+      this.#hungUp = true;
+      this._watcher?._update(this);
+    }
+    return report;
+  }
+
+  /** @internal */
+  _takeError(): SocketError | null {
+    const err = this.#unreported;
+    this.#unreported = null;
+    return err;
+  }
+
+  /** @internal */
+  override _deadlinePending(): boolean {
+    return this.#stalled && this.#fd >= 0;
+  }
+
+  /** @internal The stalled queue's time to try again. */
+  override _deadlinePassed(): number {
+    this.#stalled = false;
+    this._deadline = 0;
+    if (this.#fd < 0) return 0;
+    const sent = this.#flushQueue();
+    if (this.#fd < 0) return this.#unreported !== null ? ERROR : 0;
+    if (this.queuedBytes > 0 && sent === 0) this.#stall();
+    else {
+      this.#retryMs = 0;
+      this._watcher?._update(this);
+    }
+    const report = (this.queuedBytes === 0 ? WRITABLE : 0) | (this.#unreported !== null ? ERROR : 0);
+    return report;
+  }
+
+  /** Readiness cannot tell when the queue may move on: wait on a timer, doubling, instead of spinning. */
+  #stall(): void {
+    this.#retryMs = Math.min(64, Math.max(1, this.#retryMs * 2));
+    this.#stalled = true;
+    this._deadline = performance.now() + this.#retryMs;
+    this._watcher?._update(this);
+  }
+
+  /** @internal */
+  override _orphaned(): void {
+    if (this.#fd < 0 || !this.#closing) return;
+    this.flush();
+    this.destroy();
+  }
+
+  #open(operation: string): number {
+    if (this.#fd < 0 || this.#closing) throw new SocketClosedError('datagram socket', operation);
+    return this.#fd;
+  }
+
+  /** A datagram larger than its family allows is a programming error: thrown, naming the limit. */
+  #checkSize(length: number): void {
+    if (this.#family === AF_UNIX) return; // the limit is the send buffer: the kernel says EMSGSIZE
+    const limit = this.#family === AF_INET6 ? MAX_UDP_PAYLOAD.IPv6 : MAX_UDP_PAYLOAD.IPv4;
+    if (length > limit) {
+      const err = new SocketError('sendto', ERRNO.EMSGSIZE, { fd: this.#fd });
+      err.message += `; a UDP datagram over ${this.family} carries at most ${limit} bytes, this one has ${length}`;
+      throw err;
+    }
+  }
+
+  #sendFailed(err: unknown, syscall: string, to?: DatagramDestination): DatagramSendStatus {
+    if (isDeliveryError(err)) {
+      this.#lastError = err;
+      return 'refused';
+    }
+    if (err instanceof SocketError && err.code === 'EMSGSIZE') {
+      err.message += '; a Unix datagram must fit the socket send buffer (sendBufferSize)';
+    } else if (err instanceof SocketError && to !== undefined && !(to instanceof DatagramReceipt) && syscall === 'sendto') {
+      throw err.withDetails(errorDetails(addressOf(to)));
+    }
+    throw err;
+  }
+
+  #enqueue(data: Uint8Array, length: number, address: Uint8Array | null, addressLength: number): DatagramSendStatus {
+    if (this.queuedBytes >= this.#sendQueueLimit) return 'not-sent';
+    const queue = (this.#queue ??= new DatagramQueue());
+    const wasEmpty = queue.count === 0;
+    queue.push(data, length, address, addressLength);
+    if (wasEmpty) this._watcher?._update(this);
+    return 'queued';
+  }
+
+  /**
+   * Sets UDP_SEGMENT to `size` (0: off) unless it is set already; false when the kernel refuses
+   * GSO (ENOPROTOOPT before Linux 4.18, EINVAL...), which is then remembered.
+   */
+  #setGso(fd: number, size: number): boolean {
+    if (this.#gso === size) return true;
+    try {
+      sys.setsockopt(fd, SOL_UDP, UDP_SEGMENT, new Int32Array([size]), 4);
+    } catch (err) {
+      if (!(err instanceof SocketError)) throw err;
+      this.#gso = -1;
+      return false;
+    }
+    this.#gso = size;
+    return true;
+  }
+
+  /** GSO refused or pointless: each segment its own sendto, queued from the first that does not fit. */
+  #sendSegmentsOneByOne(fd: number, data: Uint8Array, n: number, size: number, address: Uint8Array | null, addressLength: number, to: DatagramDestination | null): DatagramSendStatus {
+    this.segmentation = 'one-by-one';
+    // At least one datagram, even for no bytes (an empty datagram is a datagram).
+    for (let at = 0; at === 0 || at < n; at += size) {
+      const part = data.subarray(at, Math.min(n, at + size));
+      let r: number;
+      try {
+        r = address === null ? sys.send(fd, part, part.byteLength, MSG_NOSIGNAL) : sys.sendto(fd, part, part.byteLength, MSG_NOSIGNAL, address, addressLength);
+      } catch (err) {
+        if (at > 0 && isDeliveryError(err)) {
+          this.#report(err); // some went: report the refusal of the rest like a queue drop
+          return 'sent';
+        }
+        return this.#sendFailed(err, 'sendto', to ?? undefined);
+      }
+      if (r === WOULD_BLOCK) {
+        if (at === 0) return this.#enqueueSegments(data, n, size, address, addressLength);
+        // Some went: the rest must follow them, cap or not, or the message would be cut.
+        for (let rest = at; rest < n; rest += size) this.#enqueueWhole(data.subarray(rest, Math.min(n, rest + size)), address, addressLength);
+        return 'queued';
+      }
+    }
+    return 'sent';
+  }
+
+  /** Queues each segment as its own datagram (whole, in order), or none when the queue is at its cap. */
+  #enqueueSegments(data: Uint8Array, n: number, size: number, address: Uint8Array | null, addressLength: number): DatagramSendStatus {
+    if (this.queuedBytes >= this.#sendQueueLimit) return 'not-sent';
+    for (let at = 0; at < n; at += size) this.#enqueueWhole(data.subarray(at, Math.min(n, at + size)), address, addressLength);
+    return 'queued';
+  }
+
+  #enqueueWhole(part: Uint8Array, address: Uint8Array | null, addressLength: number): void {
+    const queue = (this.#queue ??= new DatagramQueue());
+    const wasEmpty = queue.count === 0;
+    queue.push(part, part.byteLength, address, addressLength);
+    if (wasEmpty) this._watcher?._update(this);
+  }
+
+  /**
+   * Sends queued datagrams in order until the kernel's buffer is full; drops and reports the
+   * ones it refuses. Returns how many left the queue (sent or dropped).
+   */
+  #flushQueue(): number {
+    const queue = this.#queue;
+    if (queue === null) return 0;
+    let moved = 0;
+    if (this.#gso > 0) this.#setGso(this.#fd, 0); // queued entries are single datagrams
+    let dropped: SocketError | null = null;
+    let droppedCount = 0;
+    for (let head = queue.head(); head !== null; head = queue.head()) {
+      let r: number;
+      try {
+        r =
+          head.address === null
+            ? sys.send(this.#fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL)
+            : sys.sendto(this.#fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL, head.address, head.addressLength);
+      } catch (err) {
+        // Nothing the kernel says about one queued datagram may stop the others or escape wait().
+        dropped = err instanceof SocketError ? err : new SocketError('sendto', ERRNO.EIO);
+        droppedCount++;
+        queue.shift();
+        moved++;
+        continue;
+      }
+      if (r === WOULD_BLOCK) break;
+      queue.shift();
+      moved++;
+    }
+    if (dropped !== null) this.#report(Object.assign(dropped, { unsentDatagrams: droppedCount }));
+    if (queue.count === 0) {
+      this.#queue = null;
+      this.#stalled = false;
+      this._deadline = 0;
+      this.#retryMs = 0;
+      if (this.#closing) this.destroy();
+      else this._watcher?._update(this);
+    }
+    return moved;
+  }
+
+  /** Remembers an error of the network, to be reported once by the next event. */
+  #report(err: SocketError): void {
+    this.#lastError = err;
+    this.#unreported = err;
+  }
+
+  #takeSocketError(): void {
+    const value = new Int32Array(1);
+    sys.getsockopt(this.#fd, SOL_SOCKET, SO_ERROR, value, new Uint32Array([4]));
+    if (value[0] !== 0) this.#report(new SocketError('recvfrom', value[0], { fd: this.#fd }));
+  }
+}
+
+function lengthOf(data: Uint8Array, length: number | undefined): number {
+  checkBytes('data', data);
+  if (length === undefined) return data.byteLength;
+  if (!(Number.isInteger(length) && length >= 0 && length <= data.byteLength)) {
+    if (typeof length !== 'number') throw invalidType('length', 'of type number', length);
+    throw outOfRange('length', `an integer from 0 to data.byteLength (${data.byteLength})`, length);
+  }
+  return length;
+}
+
+function checkBatch(batch: unknown): asserts batch is DatagramBatch {
+  if (!(batch instanceof DatagramBatch)) throw invalidType('batch', 'a DatagramBatch', batch);
+}
