@@ -54,7 +54,7 @@ function libraryServer(servers: Socket[]): () => number {
     let handled = 0;
     for (const s of servers) {
       reactor.add(s, (event) => {
-        const socket = event.target as Socket;
+        const socket = event.target;
         const n = socket.receiveInto(buffer);
         if (n > 0) socket.send(buffer, n);
         handled++;

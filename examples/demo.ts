@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   connect, formatAddress, Interest, Listener, OwnedFd, Reactor, resolve, Socket,
-  type MultiplexerEvent, type SendStatus, type SocketError,
+  type MultiplexerEvent, type SendStatus, type SocketError, type TcpListener,
 } from '../lib/index.ts';
 
 // Never hang: if something goes wrong, say so and fail. unref(): the timer itself does not keep
@@ -47,7 +47,7 @@ function report(step: string, text: string): void {
 // ---- The echo server (the same logic as examples/echo-server.ts, compact) ------------------------
 
 /** Starts an echo server on the reactor; returns its listener. */
-function startEchoServer(): Listener {
+function startEchoServer(): TcpListener {
   const listener = Listener.listen({ host: HOST, port: 0 });
   reactor.add(listener, () => {
     for (let socket = listener.accept(); socket !== null; socket = listener.accept()) echo(socket);
@@ -177,7 +177,7 @@ function check(ok: boolean, what: string): void {
   }
 }
 
-function stepServer(): Listener {
+function stepServer(): TcpListener {
   const listener = startEchoServer();
   report('1 server', `echo server listening on ${formatAddress(listener.address)}`);
   return listener;
@@ -222,14 +222,14 @@ async function stepCrowd(port: number): Promise<void> {
 async function stepRefused(): Promise<void> {
   // Take a free port, then free it again: nobody listens there now.
   const closed = Listener.listen({ host: HOST, port: 0 });
-  const port = (closed.address as { port: number }).port;
+  const port = closed.port;
   closed.close();
   let code: string;
   try {
     const socket = Socket.connect({ host: HOST, port }); // 'connecting': the answer comes as an event
     code = await new Promise<string>((resolve) => {
       reactor.add(socket, (event) => {
-        const err = event.error as SocketError | null;
+        const err = event.error;
         socket.destroy();
         resolve(err === null ? `no error (state ${socket.state})` : `${err.code}: ${err.message}`);
       });
@@ -281,11 +281,11 @@ async function stepTimeout(): Promise<void> {
   // A listener with a backlog of 0 and one connection never accepted: the kernel drops further
   // SYNs, so a new connect stays in progress (loopback only, no firewall needed).
   const full = Listener.listen({ host: HOST, port: 0, backlog: 0 });
-  const waiting = [Socket.connect({ host: HOST, port: full.port! }), Socket.connect({ host: HOST, port: full.port! })];
+  const waiting = [Socket.connect({ host: HOST, port: full.port }), Socket.connect({ host: HOST, port: full.port })];
   for (const s of waiting) reactor.add(s, () => {}, Interest.NONE);
   await new Promise((r) => setTimeout(r, 50));
   const started = performance.now();
-  const socket = Socket.connect({ host: HOST, port: full.port!, timeoutMs: 200 });
+  const socket = Socket.connect({ host: HOST, port: full.port, timeoutMs: 200 });
   const code = await new Promise<string>((resolveCode) => {
     reactor.add(socket, (event) => resolveCode(event.error?.code ?? `no error (state ${socket.state})`), Interest.NONE);
   });
@@ -305,7 +305,7 @@ function stepShutdown(listener: Listener): void {
 
 console.log('m-socket demo: an echo server and its clients on one Reactor\n');
 const listener = stepServer();
-const port = (listener.address as { port: number }).port;
+const port = listener.port;
 await stepGreeting(port);
 await stepBulk(port);
 await stepFlood(port);

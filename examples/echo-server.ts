@@ -12,12 +12,14 @@
  * - SIGINT / SIGTERM: stop accepting, close every connection gracefully (queued bytes are still
  *   delivered), exit 0 when nothing is left, or after 2 s at the latest.
  */
-import { formatAddress, Interest, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
+import { formatAddress, Interest, Reactor, SocketError, type MultiplexerEvent, type Socket } from '../lib/index.ts';
 import { serverCommandLine } from './cli.ts';
 
 
 /** How long a graceful shutdown may take before the remaining connections are destroyed. */
 const SHUTDOWN_GRACE_MS = 2000;
+/** Out of fds: how long to stop accepting before trying again (a closing connection resumes sooner). */
+const ACCEPT_RETRY_MS = 100;
 
 
 // ---- Command line -------------------------------------------------------------------------------
@@ -39,11 +41,47 @@ announce(listener, stop); // signal handlers first, then the `listening on` line
 
 /** The listener is readable: take every pending connection (accept() answers null when none is left). */
 function onAcceptable(): void {
-  for (let socket = listener.accept(); socket !== null; socket = listener.accept()) {
-    const connection = new Connection(socket, ++served);
-    connections.add(connection);
-    log(`+ #${connection.id} from ${connection.peer} (${connections.size} open)`);
+  try {
+    for (let socket = listener.accept(); socket !== null; socket = listener.accept()) {
+      const connection = new Connection(socket, ++served);
+      connections.add(connection);
+      log(`+ #${connection.id} from ${connection.peer} (${connections.size} open)`);
+    }
+    outOfFds = false; // every waiting client was taken: the burst is over, a later one is reported again
+  } catch (err) {
+    if (!(err instanceof SocketError && (err.code === 'EMFILE' || err.code === 'ENFILE'))) throw err;
+    pauseAccepting(err);
   }
+}
+
+// ---- Out of file descriptors ----------------------------------------------------------------------
+
+// EMFILE/ENFILE: the connection stays in the kernel's backlog and the listener stays readable, so
+// a level-triggered reactor would call onAcceptable again at once, forever, at 100% CPU. Instead
+// stop watching the listener (Interest.NONE) and try again when a connection of ours closes (an
+// fd is free) or after ACCEPT_RETRY_MS (another part of the process may free one). The backlog
+// keeps the waiting clients meanwhile; they are served once fds are free.
+let outOfFds = false;
+let acceptPaused = false;
+let retryTimer: NodeJS.Timeout | null = null;
+
+function pauseAccepting(err: SocketError): void {
+  if (!outOfFds) {
+    outOfFds = true;
+    process.stderr.write(`echo-server: ${err.code} (out of file descriptors) with ${connections.size} open connections: ` +
+      `accepting again as fds free up\n`);
+  }
+  acceptPaused = true;
+  reactor.modify(listener, Interest.NONE);
+  retryTimer ??= setTimeout(resumeAccepting, ACCEPT_RETRY_MS);
+}
+
+function resumeAccepting(): void {
+  if (retryTimer !== null) clearTimeout(retryTimer);
+  retryTimer = null;
+  if (!acceptPaused || stopping) return;
+  acceptPaused = false;
+  reactor.modify(listener, Interest.READABLE); // if accept still fails, onAcceptable pauses again
 }
 
 // ---- One connection -----------------------------------------------------------------------------
@@ -103,6 +141,7 @@ class Connection {
 
   #end(how: string): void {
     connections.delete(this);
+    if (acceptPaused) setImmediate(resumeAccepting); // its fd is closed by then
     log(`- #${this.id} ${how} after echoing ${this.#echoed} bytes (${connections.size} open)`);
   }
 }
@@ -114,6 +153,7 @@ let stopping = false;
 function stop(signal: NodeJS.Signals): void {
   if (stopping) return;
   stopping = true;
+  if (retryTimer !== null) clearTimeout(retryTimer);
   process.stderr.write(`echo-server: ${signal}: closing ${connections.size} open connections (${served} served)\n`);
   listener.close(); // stop accepting; closing also removes it from the reactor
   for (const connection of [...connections]) connection.closeGracefully();

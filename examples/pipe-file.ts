@@ -43,7 +43,7 @@ function hashing(): { stream: PassThrough; digest: () => string } {
 const reactor = new Reactor();
 const listener = await listen({ host, port: 0 });
 try {
-  const port = (listener.address as { port: number }).port;
+  const port = listener.port;
   const started = performance.now();
   const sent = hashing();
   const received = hashing();

@@ -33,7 +33,7 @@ import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, threadId, Worker, workerData } from 'node:worker_threads';
-import { Listener, Multiplexer, Waker, type BackendName, type Socket } from '../lib/index.ts';
+import { Listener, Multiplexer, Socket, Waker, type BackendName } from '../lib/index.ts';
 
 /** What the main thread gives each worker (through `workerData`). */
 interface WorkerInput {
@@ -95,7 +95,7 @@ function serve(input: WorkerInput): void {
     mux.add(waker);
     mux.add(listener);
     const hello: WorkerMessage = {
-      type: 'listening', index: input.index, port: listener.port!, threadId, listenerFd: listener.fd, multiplexerFd: mux.fd,
+      type: 'listening', index: input.index, port: listener.port, threadId, listenerFd: listener.fd, multiplexerFd: mux.fd,
       waker: waker.share(),
     };
     port.postMessage(hello);
@@ -114,8 +114,9 @@ function serve(input: WorkerInput): void {
           }
           continue;
         }
-        const socket = event.target as Socket;
-        if (socket.state !== 'open') continue;
+        // instanceof tells the targets apart and narrows the type: no cast.
+        const socket = event.target;
+        if (!(socket instanceof Socket) || socket.state !== 'open') continue;
         // One receive and one send per event: level-triggered, what stays unread is reported
         // again; and an accepted socket is not reported readable while its send queue is full
         // (pauseReadingWhenFull), so a slow reader at the other end slows us down and send never

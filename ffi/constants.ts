@@ -70,6 +70,7 @@ export const TCP_FASTOPEN = 23;
 export const IP_TOS = 1;
 export const IP_TTL = 2;
 export const IP_PKTINFO = 8;
+export const IP_RECVERR = 11;
 export const IP_RECVTOS = 13;
 export const IP_MULTICAST_IF = 32;
 export const IP_MULTICAST_TTL = 33;
@@ -84,6 +85,7 @@ export const IPV6_MULTICAST_HOPS = 18;
 export const IPV6_MULTICAST_LOOP = 19;
 export const IPV6_JOIN_GROUP = 20;
 export const IPV6_LEAVE_GROUP = 21;
+export const IPV6_RECVERR = 25;
 export const IPV6_V6ONLY = 26;
 export const IPV6_RECVPKTINFO = 49;
 export const IPV6_PKTINFO = 50;
@@ -95,12 +97,18 @@ export const SOL_UDP = 17;
 export const UDP_SEGMENT = 103;
 export const UDP_GRO = 104;
 
+// struct sock_extended_err origins (<linux/errqueue.h>)
+export const SO_EE_ORIGIN_LOCAL = 1;
+export const SO_EE_ORIGIN_ICMP = 2;
+export const SO_EE_ORIGIN_ICMP6 = 3;
+
 // send/recv flags
 export const MSG_OOB = 0x1;
 export const MSG_PEEK = 0x2;
 export const MSG_DONTROUTE = 0x4;
 export const MSG_CTRUNC = 0x8;
 export const MSG_TRUNC = 0x20;
+export const MSG_ERRQUEUE = 0x2000;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_EOR = 0x80;
 export const MSG_WAITALL = 0x100;
@@ -208,3 +216,7 @@ export const EAI_NAMES: ReadonlyMap<number, string> = new Map([
 
 /** Largest Unix socket path: sizeof(sun_path) is 108, and a filesystem path needs its NUL. */
 export const UNIX_PATH_MAX = 108;
+
+// splice(2) flags.
+export const SPLICE_F_MOVE = 1;
+export const SPLICE_F_NONBLOCK = 2;

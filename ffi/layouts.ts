@@ -104,6 +104,17 @@ export const InPktinfo = koffi.struct({ ipi_ifindex: 'int', ipi_spec_dst: 'uint3
 /** struct in6_pktinfo (IPV6_PKTINFO). */
 export const In6Pktinfo = koffi.struct({ ipi6_addr: u8(16), ipi6_ifindex: 'uint32_t' });
 
+/** struct sock_extended_err (<linux/errqueue.h>): an error from the error queue (IP_RECVERR). */
+export const SockExtendedErr = koffi.struct({
+  ee_errno: 'uint32_t',
+  ee_origin: 'uint8_t',
+  ee_type: 'uint8_t',
+  ee_code: 'uint8_t',
+  ee_pad: 'uint8_t',
+  ee_info: 'uint32_t',
+  ee_data: 'uint32_t',
+});
+
 /** struct timespec (SCM_TIMESTAMPNS), 64-bit time on both supported ABIs. */
 export const Timespec = koffi.struct({ tv_sec: 'int64_t', tv_nsec: 'int64_t' });
 
@@ -133,6 +144,7 @@ export const SIZEOF = Object.freeze({
   in_pktinfo: koffi.sizeof(InPktinfo),
   in6_pktinfo: koffi.sizeof(In6Pktinfo),
   timespec: koffi.sizeof(Timespec),
+  sock_extended_err: koffi.sizeof(SockExtendedErr),
   cmsghdr: koffi.sizeof(CmsgHdr),
   ucred: koffi.sizeof(UCred),
   pointer: koffi.sizeof('void *'),
@@ -179,6 +191,12 @@ export const OFFSETOF = Object.freeze({
   in_pktinfo: { ifindex: off(InPktinfo, 'ipi_ifindex'), spec_dst: off(InPktinfo, 'ipi_spec_dst'), addr: off(InPktinfo, 'ipi_addr') },
   in6_pktinfo: { addr: off(In6Pktinfo, 'ipi6_addr'), ifindex: off(In6Pktinfo, 'ipi6_ifindex') },
   timespec: { sec: off(Timespec, 'tv_sec'), nsec: off(Timespec, 'tv_nsec') },
+  sock_extended_err: {
+    errno: off(SockExtendedErr, 'ee_errno'),
+    origin: off(SockExtendedErr, 'ee_origin'),
+    type: off(SockExtendedErr, 'ee_type'),
+    code: off(SockExtendedErr, 'ee_code'),
+  },
   cmsghdr: { len: off(CmsgHdr, 'cmsg_len'), level: off(CmsgHdr, 'cmsg_level'), type: off(CmsgHdr, 'cmsg_type') },
   ucred: { pid: off(UCred, 'pid'), uid: off(UCred, 'uid'), gid: off(UCred, 'gid') },
 });

@@ -13,6 +13,16 @@
  *
  * Wrappers have the arity of the function they wrap (no rest parameters: those cost an array per
  * call on the hot path).
+ *
+ * ## Fault injection
+ * Each wrapper calls its libc function through a *fault point*: a one-field cell `{ fn }` that
+ * holds libc's own function. Tests (`ffi/faults.ts`, never the library) put an injector in a cell
+ * to make the Nth call fail with a chosen errno or return a short count; the wrapper above it
+ * (EINTR retry, would-block, SocketError) runs unchanged, so an injected fault travels exactly
+ * the path a real one does. When nothing is injected the cost is one load of a field of a
+ * monomorphic object per call (measured in bench/hot-path-ab.ts). The cells are created once per
+ * module instance, so each worker thread has its own and an injection in one thread never
+ * reaches another; production code never writes them.
  */
 import koffi from 'koffi';
 import { libc, type LibcName } from './libc.ts';
@@ -132,6 +142,25 @@ type Fn4 = (a: any, b: any, c: any, d: any) => number;
 type Fn5 = (a: any, b: any, c: any, d: any, e: any) => number;
 type AnyFn = Fn1 | Fn2 | Fn3 | Fn4 | Fn5;
 
+/** The cell through which a wrapper calls its raw function (see "Fault injection" above). */
+export interface FaultPoint {
+  fn: (...args: any[]) => any;
+  /** libc's own function, to put back and for injectors to call through. */
+  readonly original: (...args: any[]) => any;
+}
+
+const points = new Map<string, FaultPoint>();
+
+/** @internal The fault points by function name, for `ffi/faults.ts` only. */
+export const faultPoints: ReadonlyMap<string, FaultPoint> = points;
+
+/** Makes the fault point of a libc function (once per module instance). */
+function pointOf(name: string, fn: (...args: any[]) => any): FaultPoint {
+  const point: FaultPoint = { fn, original: fn };
+  points.set(name, point);
+  return point;
+}
+
 /** How `checked` treats a wrapped function. */
 export interface CheckedOptions {
   /** The first argument is an fd, named in errors. Default true. */
@@ -151,6 +180,11 @@ function arityOf(raw: AnyFn): number {
  * choke point itself can be unit-tested with a fake function.
  */
 export function checked<F extends AnyFn>(name: string, raw: F, options: CheckedOptions = {}): F {
+  return checkedAt(name, { fn: raw, original: raw }, arityOf(raw), options) as F;
+}
+
+/** `checked` over a fault point: the wrapper reads `point.fn` at each call. */
+function checkedAt(name: string, point: FaultPoint, arity: number, options: CheckedOptions = {}): AnyFn {
   const inProgressOk = options.inProgressOk ?? false;
   const fdFirst = options.fdFirst ?? true;
   const failed = (errno: number, first: unknown): number => {
@@ -158,62 +192,60 @@ export function checked<F extends AnyFn>(name: string, raw: F, options: CheckedO
     if (errno === EINPROGRESS && inProgressOk) return IN_PROGRESS;
     throw new SocketError(name, errno, fdFirst ? { fd: first as number } : {});
   };
-  let wrapped: AnyFn;
-  switch (arityOf(raw)) {
+  switch (arity) {
     case 1:
-      wrapped = (a: any) => {
+      return (a: any) => {
         for (;;) {
-          const r = (raw as Fn1)(a);
+          const r = (point.fn as Fn1)(a);
           if (r >= 0) return r;
           const errno = koffi.errno();
           if (errno !== EINTR) return failed(errno, a);
         }
       };
-      break;
     case 2:
-      wrapped = (a: any, b: any) => {
+      return (a: any, b: any) => {
         for (;;) {
-          const r = (raw as Fn2)(a, b);
+          const r = (point.fn as Fn2)(a, b);
           if (r >= 0) return r;
           const errno = koffi.errno();
           if (errno !== EINTR) return failed(errno, a);
         }
       };
-      break;
     case 3:
-      wrapped = (a: any, b: any, c: any) => {
+      return (a: any, b: any, c: any) => {
         for (;;) {
-          const r = (raw as Fn3)(a, b, c);
+          const r = (point.fn as Fn3)(a, b, c);
           if (r >= 0) return r;
           const errno = koffi.errno();
           if (errno !== EINTR) return failed(errno, a);
         }
       };
-      break;
     case 4:
-      wrapped = (a: any, b: any, c: any, d: any) => {
+      return (a: any, b: any, c: any, d: any) => {
         for (;;) {
-          const r = (raw as Fn4)(a, b, c, d);
+          const r = (point.fn as Fn4)(a, b, c, d);
           if (r >= 0) return r;
           const errno = koffi.errno();
           if (errno !== EINTR) return failed(errno, a);
         }
       };
-      break;
     case 5:
-      wrapped = (a: any, b: any, c: any, d: any, e: any) => {
+      return (a: any, b: any, c: any, d: any, e: any) => {
         for (;;) {
-          const r = (raw as Fn5)(a, b, c, d, e);
+          const r = (point.fn as Fn5)(a, b, c, d, e);
           if (r >= 0) return r;
           const errno = koffi.errno();
           if (errno !== EINTR) return failed(errno, a);
         }
       };
-      break;
     default:
-      throw new TypeError(`checked(${name}): cannot wrap a function of ${arityOf(raw)} arguments`);
+      throw new TypeError(`checked(${name}): cannot wrap a function of ${arity} arguments`);
   }
-  return wrapped as F;
+}
+
+/** A libc function behind its fault point and the choke point. */
+function sysCall<F extends AnyFn>(name: LibcName, raw: F, options?: CheckedOptions): F {
+  return checkedAt(name, pointOf(name, raw), arityOf(raw), options) as F;
 }
 
 type Fn6 = (a: any, b: any, c: any, d: any, e: any, f: any) => number;
@@ -223,9 +255,13 @@ type Fn6 = (a: any, b: any, c: any, d: any, e: any, f: any) => number;
  * addrlen)`: the same rules (EINTR retried, EAGAIN a value, the rest a SocketError naming the fd).
  */
 export function checkedAddressed(name: string, raw: Fn6): Fn6 {
+  return checkedAddressedAt(name, { fn: raw, original: raw });
+}
+
+function checkedAddressedAt(name: string, point: FaultPoint): Fn6 {
   return (a, b, c, d, e, f) => {
     for (;;) {
-      const r = raw(a, b, c, d, e, f);
+      const r = (point.fn as Fn6)(a, b, c, d, e, f);
       if (r >= 0) return r;
       const errno = koffi.errno();
       if (errno === EAGAIN) return WOULD_BLOCK;
@@ -245,11 +281,15 @@ function remainingMs(timeoutMs: number, deadline: number): number {
  * A timeout < 0 waits forever; 0 never blocks.
  */
 export function checkedWait(name: string, raw: Fn4): Fn4 {
+  return checkedWaitAt(name, { fn: raw, original: raw });
+}
+
+function checkedWaitAt(name: string, point: FaultPoint): Fn4 {
   return (fd, events, maxEvents, timeoutMs) => {
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : 0;
     let timeout = timeoutMs;
     for (;;) {
-      const r = raw(fd, events, maxEvents, timeout);
+      const r = (point.fn as Fn4)(fd, events, maxEvents, timeout);
       if (r >= 0) return r;
       const errno = koffi.errno();
       if (errno !== EINTR) throw new SocketError(name, errno, { fd });
@@ -260,11 +300,15 @@ export function checkedWait(name: string, raw: Fn4): Fn4 {
 
 /** Wraps poll(2) `(fds, nfds, timeoutMs)` with the same EINTR rule as `checkedWait`. */
 export function checkedPoll(raw: Fn3): Fn3 {
+  return checkedPollAt({ fn: raw, original: raw });
+}
+
+function checkedPollAt(point: FaultPoint): Fn3 {
   return (fds, nfds, timeoutMs) => {
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : 0;
     let timeout = timeoutMs;
     for (;;) {
-      const r = raw(fds, nfds, timeout);
+      const r = (point.fn as Fn3)(fds, nfds, timeout);
       if (r >= 0) return r;
       const errno = koffi.errno();
       if (errno !== EINTR) throw new SocketError('poll', errno);
@@ -273,12 +317,17 @@ export function checkedPoll(raw: Fn3): Fn3 {
   };
 }
 
+const closePoint = pointOf('close', libc.close);
+const ifNameToIndexPoint = pointOf('if_nametoindex', libc.if_nametoindex);
+// The asynchronous form: injectors answer through the callback, as the threadpool would.
+const getaddrinfoPoint = pointOf('getaddrinfo', libc.getaddrinfo.async);
+
 /**
  * close(2) without an EINTR retry: Linux has released the fd even then, and a retry could close
  * a number the kernel has already handed to someone else. Any other error is thrown.
  */
 export function closeFd(fd: number): void {
-  const r = libc.close(fd);
+  const r = closePoint.fn(fd);
   if (r >= 0) return;
   const errno = koffi.errno();
   if (errno !== EINTR) throw new SocketError('close', errno, { fd });
@@ -286,7 +335,7 @@ export function closeFd(fd: number): void {
 
 /** if_nametoindex(3): 0 means failure there, not success; the errno says why. */
 export function ifNameToIndex(name: string): number {
-  const r = libc.if_nametoindex(name);
+  const r = ifNameToIndexPoint.fn(name);
   if (r > 0) return r;
   const errno = koffi.errno();
   throw new SocketError('if_nametoindex', errno || ERRNO_ENODEV);
@@ -306,7 +355,7 @@ export function getaddrinfoAsync(
   result: Uint8Array,
   callback: (err: unknown, eai: number) => void,
 ): void {
-  libc.getaddrinfo.async(node, null, hints, result, callback);
+  getaddrinfoPoint.fn(node, null, hints, result, callback);
 }
 
 /** freeaddrinfo(3) on a list returned by getaddrinfo (a pointer, as koffi gives it: a BigInt). */
@@ -316,39 +365,43 @@ export function freeAddrInfo(list: bigint): void {
 
 /** Every libc function the library uses, each behind the choke point. */
 export const sys = Object.freeze({
-  socket: checked('socket', libc.socket, { fdFirst: false }),
-  socketpair: checked('socketpair', libc.socketpair, { fdFirst: false }),
-  bind: checked('bind', libc.bind),
-  listen: checked('listen', libc.listen),
-  accept4: checked('accept4', libc.accept4),
-  connect: checked('connect', libc.connect, { inProgressOk: true }),
-  getsockname: checked('getsockname', libc.getsockname),
-  getpeername: checked('getpeername', libc.getpeername),
-  setsockopt: checked('setsockopt', libc.setsockopt),
-  getsockopt: checked('getsockopt', libc.getsockopt),
-  shutdown: checked('shutdown', libc.shutdown),
+  socket: sysCall('socket', libc.socket, { fdFirst: false }),
+  socketpair: sysCall('socketpair', libc.socketpair, { fdFirst: false }),
+  bind: sysCall('bind', libc.bind),
+  listen: sysCall('listen', libc.listen),
+  accept4: sysCall('accept4', libc.accept4),
+  connect: sysCall('connect', libc.connect, { inProgressOk: true }),
+  getsockname: sysCall('getsockname', libc.getsockname),
+  getpeername: sysCall('getpeername', libc.getpeername),
+  setsockopt: sysCall('setsockopt', libc.setsockopt),
+  getsockopt: sysCall('getsockopt', libc.getsockopt),
+  shutdown: sysCall('shutdown', libc.shutdown),
   close: closeFd,
-  recv: checked('recv', libc.recv),
-  send: checked('send', libc.send),
-  read: checked('read', libc.read),
-  write: checked('write', libc.write),
-  readv: checked('readv', libc.readv),
-  writev: checked('writev', libc.writev),
-  sendmsg: checked('sendmsg', libc.sendmsg),
-  recvmsg: checked('recvmsg', libc.recvmsg),
-  recvfrom: checkedAddressed('recvfrom', libc.recvfrom),
-  sendto: checkedAddressed('sendto', libc.sendto),
-  recvmmsg: checked('recvmmsg', libc.recvmmsg),
-  sendmmsg: checked('sendmmsg', libc.sendmmsg),
-  fcntl: checked('fcntl', libc.fcntl),
-  open: checked('open', libc.open, { fdFirst: false }),
-  pipe2: checked('pipe2', libc.pipe2, { fdFirst: false }),
-  epoll_create1: checked('epoll_create1', libc.epoll_create1, { fdFirst: false }),
-  epoll_ctl: checked('epoll_ctl', libc.epoll_ctl),
-  epoll_wait: checkedWait('epoll_wait', libc.epoll_wait),
-  eventfd: checked('eventfd', libc.eventfd, { fdFirst: false }),
-  poll: checkedPoll(libc.poll),
+  recv: sysCall('recv', libc.recv),
+  send: sysCall('send', libc.send),
+  read: sysCall('read', libc.read),
+  write: sysCall('write', libc.write),
+  readv: sysCall('readv', libc.readv),
+  writev: sysCall('writev', libc.writev),
+  sendmsg: sysCall('sendmsg', libc.sendmsg),
+  recvmsg: sysCall('recvmsg', libc.recvmsg),
+  recvfrom: checkedAddressedAt('recvfrom', pointOf('recvfrom', libc.recvfrom)),
+  sendto: checkedAddressedAt('sendto', pointOf('sendto', libc.sendto)),
+  recvmmsg: sysCall('recvmmsg', libc.recvmmsg),
+  sendmmsg: sysCall('sendmmsg', libc.sendmmsg),
+  fcntl: sysCall('fcntl', libc.fcntl),
+  open: sysCall('open', libc.open, { fdFirst: false }),
+  pipe2: sysCall('pipe2', libc.pipe2, { fdFirst: false }),
+  epoll_create1: sysCall('epoll_create1', libc.epoll_create1, { fdFirst: false }),
+  epoll_ctl: sysCall('epoll_ctl', libc.epoll_ctl),
+  epoll_wait: checkedWaitAt('epoll_wait', pointOf('epoll_wait', libc.epoll_wait)),
+  eventfd: sysCall('eventfd', libc.eventfd, { fdFirst: false }),
+  poll: checkedPollAt(pointOf('poll', libc.poll)),
   if_nametoindex: ifNameToIndex,
+  sendfile: sysCall('sendfile', libc.sendfile),
+  // splice has six arguments; the library only moves pipe -> socket, with no offsets, so the
+  // four that vary go through a 4-argument adapter (errno is still read right after the call).
+  splice: sysCall('splice', (fdIn: number, fdOut: number, length: number, flags: number): number => libc.splice(fdIn, null, fdOut, null, length, flags)),
   getaddrinfoAsync,
   freeaddrinfo: freeAddrInfo,
 } satisfies Partial<Record<LibcName | "getaddrinfoAsync", AnyFn | Fn6 | typeof closeFd | typeof freeAddrInfo | typeof getaddrinfoAsync>>);

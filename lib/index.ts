@@ -18,7 +18,7 @@ export type { ReceiveWithFdsResult, PeerCredentials, FdLike } from './stream/fd-
 export type { ConnectOptions } from './stream/connect.ts';
 export { OwnedFd } from './core/owned-fd.ts';
 export type { ReceivedFd } from './stream/received-fd.ts';
-export { Listener, type ListenOptions } from './stream/listener.ts';
+export { Listener, type ListenOptions, type TcpListener, type UnixListener, type PortOf } from './stream/listener.ts';
 export {
   DatagramSocket,
   MAX_UDP_PAYLOAD,
@@ -32,12 +32,14 @@ export {
 export type { DatagramDestinationInfo } from './datagram/metadata.ts';
 export type { DatagramReceipt } from './datagram/receipt.ts';
 export { DatagramBatch, type DatagramBatchOptions } from './datagram/batch.ts';
+export { receiveDatagrams, type ReceivedDatagram, type ReceiveDatagramsOptions, type DatagramIterator } from './face/datagrams.ts';
 export {
   Multiplexer,
   Interest,
   type MultiplexerEvent,
   type MultiplexerOptions,
   type MultiplexerTarget,
+  type MultiplexerAddArguments,
 } from './loop/multiplexer.ts';
 export { Reactor, type ReactorHandler, type ReactorOptions } from './loop/reactor.ts';
 export { Waker } from './loop/waker.ts';
@@ -51,6 +53,7 @@ export {
   type InetAddress,
   type UnixAddress,
 } from './core/address.ts';
+export { parseHostPort, formatHostPort, type HostPort } from './core/host-port.ts';
 export { resolve, ResolveError, type ResolveOptions } from './core/resolve.ts';
 export {
   setOption,
@@ -73,3 +76,6 @@ export {
   type AcceptIterator,
   type CloseGracefullyOptions,
 } from './face/promises.ts';
+export { pipeSockets, type SocketPipe, type PipeResult } from './face/pipe.ts';
+export { shutdownServer, type ShutdownOptions, type ShutdownResult } from './face/shutdown.ts';
+export { IdleTimeouts, type IdleTimeoutsOptions } from './face/idle.ts';

@@ -40,13 +40,13 @@ function settle(socket: Socket, mux = new Multiplexer()): SocketError | null {
  */
 function blackHole(): { port: number; close(): void } {
   const listener = Listener.listen({ host: '127.0.0.1', port: 0, backlog: 0 });
-  const fillers = [Socket.connect({ host: '127.0.0.1', port: listener.port! }), Socket.connect({ host: '127.0.0.1', port: listener.port! })];
+  const fillers = [Socket.connect({ host: '127.0.0.1', port: listener.port }), Socket.connect({ host: '127.0.0.1', port: listener.port })];
   const mux = new Multiplexer();
   for (const f of fillers) mux.add(f, 0);
   mux.wait(50);
   mux.close();
   return {
-    port: listener.port!,
+    port: listener.port,
     close() {
       for (const f of fillers) f.destroy();
       listener.close();
@@ -56,8 +56,8 @@ function blackHole(): { port: number; close(): void } {
 
 describe('Socket.connect', () => {
   const families: [string, () => { listener: Listener; target: Parameters<typeof Socket.connect>[0] }][] = [
-    ['IPv4', () => { const l = Listener.listen({ host: '127.0.0.1', port: 0 }); return { listener: l, target: { host: '127.0.0.1', port: l.port! } }; }],
-    ['IPv6', () => { const l = Listener.listen({ host: '::1', port: 0 }); return { listener: l, target: { host: '::1', port: l.port! } }; }],
+    ['IPv4', () => { const l = Listener.listen({ host: '127.0.0.1', port: 0 }); return { listener: l, target: { host: '127.0.0.1', port: l.port } }; }],
+    ['IPv6', () => { const l = Listener.listen({ host: '::1', port: 0 }); return { listener: l, target: { host: '::1', port: l.port } }; }],
     ['a Unix path', () => { const path = join(dir, `s${Math.random()}`); return { listener: Listener.listen({ path }), target: { path } }; }],
     ['a Unix abstract name', () => { const path = `\0m-socket-connect-${process.pid}-${Math.random()}`; return { listener: Listener.listen({ path }), target: { path } }; }],
   ];
@@ -92,7 +92,7 @@ describe('Socket.connect', () => {
 
   it('sets socket options before connecting, and binds a chosen local address', () => {
     const listener = Listener.listen({ host: '127.0.0.1', port: 0, socketOptions: { receiveBufferSize: 256 * 1024 } });
-    const client = Socket.connect({ host: '127.0.0.1', port: listener.port!, localAddress: '127.0.0.2', socketOptions: { noDelay: true, keepAlive: true } });
+    const client = Socket.connect({ host: '127.0.0.1', port: listener.port, localAddress: '127.0.0.2', socketOptions: { noDelay: true, keepAlive: true } });
     try {
       assert.equal(settle(client), null);
       assert.equal(client.getOption('noDelay'), true);
@@ -167,7 +167,7 @@ describe('Socket.connect', () => {
 
   it('a connect that finishes in time is not failed later by its timeout', () => {
     const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
-    const client = Socket.connect({ host: '127.0.0.1', port: listener.port!, timeoutMs: 50 });
+    const client = Socket.connect({ host: '127.0.0.1', port: listener.port, timeoutMs: 50 });
     const mux = new Multiplexer();
     try {
       mux.add(client, 0);

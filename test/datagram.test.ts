@@ -11,10 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  DatagramBatch, DatagramSocket, Interest, MAX_UDP_PAYLOAD, Multiplexer, Reactor, SocketClosedError, SocketError,
+  DatagramBatch, DatagramSocket, Interest, MAX_UDP_PAYLOAD, Multiplexer, Reactor, SocketClosedError, SocketError, receiveDatagrams,
   type DatagramReceipt, type InetAddress,
 } from '../lib/index.ts';
 import { assertNonBlockingCloexec, trackFds } from './helpers/fd.ts';
+import { injectFaults } from '../ffi/faults.ts';
+import { ERRNO } from '../ffi/errno.ts';
+import { UDP_SEGMENT } from '../ffi/constants.ts';
 
 let fds: ReturnType<typeof trackFds>;
 let dir: string;
@@ -219,6 +222,82 @@ describe('UDP', () => {
     } finally {
       u.destroy();
       v.destroy();
+    }
+  });
+
+  it('reportIcmpErrors: an unconnected server learns that a client went away, as an event naming it, and goes on serving', () => {
+    using server = DatagramSocket.bind({ host: '127.0.0.1' });
+    using gone = DatagramSocket.bind({ host: '127.0.0.1' });
+    const gonePort = portOf(gone);
+    gone.close();
+    using live = DatagramSocket.bind({ host: '127.0.0.1' });
+    using mux = new Multiplexer();
+    mux.add(server);
+    // Off (the default): the ICMP port unreachable is dropped, as UDP does.
+    server.sendTo(text('to nobody'), { host: '127.0.0.1', port: gonePort });
+    for (let i = 0; i < 5; i++) for (const e of mux.wait(20)) assert.equal(e.error, null, 'no error without reportIcmpErrors');
+    server.reportIcmpErrors(true);
+    server.sendTo(text('to nobody, again'), { host: '127.0.0.1', port: gonePort });
+    let reported: (SocketError & { origin?: string; icmpType?: number }) | null = null;
+    for (let i = 0; i < 50 && reported === null; i++) for (const e of mux.wait(100)) if (e.error !== null) reported = e.error;
+    assert.ok(reported !== null, 'the error was reported as an event');
+    assert.equal(reported.code, 'ECONNREFUSED');
+    assert.equal(reported.port, gonePort, 'it names where the failed datagram went');
+    assert.equal(reported.origin, 'icmp');
+    assert.equal(reported.icmpType, 3, 'ICMP destination unreachable');
+    assert.equal(server.state, 'open');
+    for (let i = 0; i < 3; i++) assert.deepEqual(mux.wait(10).filter((e) => e.error !== null), [], 'the error queue was drained: reported once');
+    live.sendTo(text('still here?'), server.localAddress);
+    mux.remove(server);
+    assert.equal(str(receiveOne(server).bytes), 'still here?');
+    const [u, v] = DatagramSocket.pair();
+    try {
+      assert.throws(() => u.reportIcmpErrors(true), { code: 'ERR_INVALID_ARG_VALUE', message: /UDP only/ });
+    } finally {
+      u.destroy();
+      v.destroy();
+    }
+  });
+
+  it('GSO falls back to one send per datagram where the kernel refuses it, with the same datagrams arriving', () => {
+    using server = DatagramSocket.bind({ host: '127.0.0.1', socketOptions: { receiveBufferSize: 1 << 20 } });
+    const data = new Uint8Array(5 * 500 + 20).map((_, i) => (i * 7) & 0xff);
+    const expectSegments = () => {
+      const got: Uint8Array[] = [];
+      for (let i = 0; i < 6; i++) got.push(receiveOne(server).bytes.slice());
+      assert.deepEqual(got.map((g) => g.byteLength), [500, 500, 500, 500, 500, 20]);
+      assert.deepEqual(Buffer.concat(got), Buffer.from(data));
+    };
+    {
+      // A kernel before 4.18 (or a filter) refuses UDP_SEGMENT itself.
+      using client = DatagramSocket.create({ family: 'IPv4' });
+      {
+        using faults = injectFaults((call) => (call.name === 'setsockopt' && call.args[2] === UDP_SEGMENT ? { errno: ERRNO.ENOPROTOOPT } : null));
+        assert.equal(client.sendSegments(data, 500, server.localAddress), 'sent');
+        assert.equal(faults.count('setsockopt'), 1);
+      }
+      assert.equal(client.segmentation, 'one-by-one');
+      expectSegments();
+      // Remembered: the next one goes one by one without asking the kernel again.
+      assert.equal(client.sendSegments(data, 500, server.localAddress), 'sent');
+      assert.equal(client.segmentation, 'one-by-one');
+      expectSegments();
+    }
+    {
+      // A device that cannot checksum GSO packets answers the send with EIO.
+      using client = DatagramSocket.create({ family: 'IPv4' });
+      let failedOnce = false;
+      {
+        using _faults = injectFaults((call) => {
+          if (call.name !== 'sendto' || failedOnce || (call.args[2] as number) <= 500) return null;
+          failedOnce = true;
+          return { errno: ERRNO.EIO };
+        });
+        assert.equal(client.sendSegments(data, 500, server.localAddress), 'sent');
+      }
+      assert.ok(failedOnce);
+      assert.equal(client.segmentation, 'one-by-one');
+      expectSegments();
     }
   });
 
@@ -574,6 +653,43 @@ describe('datagrams on the reactor', () => {
     client.close();
     assert.equal(reactor.multiplexer.size, 0);
     reactor.close();
+  });
+});
+
+describe('for await over datagrams', () => {
+  it('yields each datagram as a copy with its sender, cut ones marked; break leaves the socket open and out of the reactor', async () => {
+    const reactor = new Reactor();
+    using server = DatagramSocket.bind({ host: '127.0.0.1' });
+    using client = DatagramSocket.bind({ host: '127.0.0.1' });
+    try {
+      for (const m of ['one', 'two', 'three-is-long']) client.sendTo(text(m), server.localAddress);
+      const got: [string, number, boolean][] = [];
+      for await (const d of receiveDatagrams(server, reactor, { maxSize: 8 })) {
+        got.push([str(d.bytes), (d.address as InetAddress).port, d.truncated]);
+        if (got.length === 3) break;
+      }
+      assert.deepEqual(got, [['one', portOf(client), false], ['two', portOf(client), false], ['three-is', portOf(client), true]]);
+      assert.equal(server.state, 'open');
+      assert.equal(reactor.multiplexer.has(server), false);
+    } finally {
+      reactor.close();
+    }
+  });
+
+  it('an abort ends a waiting loop with done', async () => {
+    const reactor = new Reactor();
+    using server = DatagramSocket.bind({ host: '127.0.0.1' });
+    try {
+      const controller = new AbortController();
+      const it = receiveDatagrams(server, reactor, { signal: controller.signal });
+      const pending = it.next();
+      setTimeout(() => controller.abort(), 20);
+      assert.deepEqual(await pending, { done: true, value: undefined });
+      assert.throws(() => receiveDatagrams(server, reactor, { maxSize: 0 }), { code: 'ERR_OUT_OF_RANGE', message: /options\.maxSize/ });
+      assert.throws(() => receiveDatagrams({} as never, reactor), { code: 'ERR_INVALID_ARG_TYPE', message: /socket/ });
+    } finally {
+      reactor.close();
+    }
   });
 });
 

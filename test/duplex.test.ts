@@ -51,7 +51,7 @@ async function withReactor(body: (reactor: Reactor, pair: (options?: SocketStrea
 async function streamPair(reactor: Reactor, options: SocketStreamOptions = {}): Promise<StreamPair> {
   const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
   try {
-    const port = (listener.address as { port: number }).port;
+    const port = listener.port;
     const client = toStream(Socket.connect({ host: '127.0.0.1', port }), reactor, options);
     const accepted = await new Promise<Socket>((resolve) => {
       reactor.add(listener, () => {
@@ -291,7 +291,7 @@ describe('SocketStream', () => {
   it('a refused connect is an error event (ECONNREFUSED) and a closed socket is refused', { timeout: 10_000 }, async () => {
     await withReactor(async (reactor) => {
       const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
-      const port = (listener.address as { port: number }).port;
+      const port = listener.port;
       listener.close(); // nobody listens there any more
       const stream = toStream(Socket.connect({ host: '127.0.0.1', port }), reactor);
       stream.write('queued while connecting');

@@ -87,7 +87,7 @@ async function startEchoServer(t: TestContext): Promise<number> {
 /** A port that was just closed: nothing listens there. */
 function closedPort(): number {
   const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
-  const port = (listener.address as { port: number }).port;
+  const port = listener.port;
   listener.close();
   return port;
 }

@@ -39,7 +39,7 @@ function lingerZero(socket: Socket): void {
 /** A port with nothing listening on it (bound, then closed). */
 function deadPort(): number {
   const l = Listener.listen({ host: '127.0.0.1', port: 0 });
-  const port = (l.address as { port: number }).port;
+  const port = l.port;
   l.close();
   return port;
 }
@@ -259,7 +259,8 @@ describe('faults', () => {
         p.client.send(Buffer.from('ping'));
       }
       pumpUntil(mux, () => pairs.every((p) => p.server.state === 'closed'), (e) => {
-        const s = e.target as Socket;
+        const s = e.target;
+        assert.ok(s instanceof Socket, 'only sockets are watched');
         if (s.state === 'closed') {
           // Spurious by design: another handler of this batch closed it. It must not reach libc.
           assert.throws(() => s.receive(), SocketClosedError);
@@ -286,7 +287,7 @@ describe('faults', () => {
       let calls = 0;
       reactor.add(pair.server, (e) => {
         calls++;
-        const s = e.target as Socket;
+        const s = e.target;
         s.receive();
         s.send(big);
         s.close(); // graceful: the reactor keeps flushing the queue, then closes the fd

@@ -102,7 +102,7 @@ describe('fd passing', () => {
   it('passes a listening socket, which then accepts on the receiving side', () => {
     const [a, b] = Socket.pair();
     const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
-    const port = listener.port!;
+    const port = listener.port;
     let received: Listener | null = null;
     let client = null as Socket | null;
     let accepted = null as Socket | null;
@@ -110,8 +110,9 @@ describe('fd passing', () => {
       assert.equal(a.sendWithFds(Buffer.from('L'), [listener]), 'sent');
       listener.close();
       const { fds: got } = receiveFds(b);
-      received = got[0] as Listener;
-      assert.ok(received instanceof Listener);
+      const first = got[0];
+      assert.ok(first instanceof Listener);
+      received = first;
       assert.equal(received.port, port);
       assert.equal(fdFlags(received.fd).nonblocking, true);
       client = Socket.connect({ host: '127.0.0.1', port });
@@ -135,7 +136,7 @@ describe('fd passing', () => {
     try {
       a.sendWithFds(Buffer.from('S'), [pair.client]);
       const { fds: got } = receiveFds(b);
-      const socket = got[0] as Socket;
+      const socket = got[0];
       assert.ok(socket instanceof Socket);
       assert.equal(socket.send(Buffer.from('via the passed socket')), 'sent');
       socket.destroy();

@@ -26,6 +26,7 @@ const LP64 = {
     in_pktinfo: 12,
     in6_pktinfo: 20,
     timespec: 16,
+    sock_extended_err: 16,
     cmsghdr: 16,
     ucred: 12,
     pointer: 8,
@@ -46,6 +47,7 @@ const LP64 = {
     in_pktinfo: { ifindex: 0, spec_dst: 4, addr: 8 },
     in6_pktinfo: { addr: 0, ifindex: 16 },
     timespec: { sec: 0, nsec: 8 },
+    sock_extended_err: { errno: 0, origin: 4, type: 5, code: 6 },
     cmsghdr: { len: 0, level: 8, type: 12 },
     ucred: { pid: 0, uid: 4, gid: 8 },
   },
@@ -107,6 +109,7 @@ const MEMBER_PREFIX: Record<string, string> = {
   in_pktinfo: 'ipi_',
   in6_pktinfo: 'ipi6_',
   timespec: 'tv_',
+  sock_extended_err: 'ee_',
   cmsghdr: 'cmsg_',
 };
 const C_TYPE: Record<string, string> = { pointer: 'void *', int: 'int' };
@@ -153,6 +156,7 @@ function probeSource(): string {
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
+#include <linux/errqueue.h>
 #define P(key, value) printf("%s %lld\\n", key, (long long)(value))
 int main(void) {
 ${lines.join('\n')}

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Listener, Multiplexer, Socket, SocketError, type Listener as L } from '../lib/index.ts';
+import { Listener, Multiplexer, Socket, SocketError, type TcpListener } from '../lib/index.ts';
 import { F_DUPFD_CLOEXEC, sys } from '../ffi/index.ts';
 import { assertNonBlockingCloexec, trackFds } from './helpers/fd.ts';
 import { pumpUntil, readToEnd } from './helpers/sockets.ts';
@@ -19,7 +19,7 @@ before(() => {
 });
 after(() => fds.assertNoLeak());
 
-const portOf = (l: L) => (l.address as { port: number }).port;
+const portOf = (l: TcpListener) => l.port;
 
 /** Connects to `options`, accepts on `listener`, exchanges one message; returns the server side's view. */
 function roundTrip(listener: Listener, options: Parameters<typeof Socket.connect>[0]): { server: Socket; client: Socket } {
@@ -132,7 +132,8 @@ describe('Listener', () => {
       // The kernel spreads connections by a hash of the 4-tuple: 64 connections reach both.
       for (let i = 0; i < 64; i++) clients.push(Socket.connect({ host: '127.0.0.1', port: portOf(first) }));
       pumpUntil(mux, () => accepted.get(first)!.length + accepted.get(second)!.length === 64, (e) => {
-        const l = e.target as Listener;
+        const l = e.target;
+        assert.ok(l instanceof Listener);
         for (let s = l.accept(); s !== null; s = l.accept()) accepted.get(l)!.push(s);
       });
       assert.ok(accepted.get(first)!.length > 0, 'the first listener accepted some');

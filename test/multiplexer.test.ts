@@ -150,14 +150,15 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('serves 12 socket pairs in one multiplexer', () => {
     const pairs = Array.from({ length: 12 }, () => connectedPair());
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer<number>({ backend });
     try {
       pairs.forEach((p, i) => mux.add(p.server, Interest.READABLE, i));
       pairs.forEach((p, i) => p.client.send(Buffer.from(`message ${i}`)));
       const got = new Map<number, string>();
       pumpUntil(mux, () => got.size === 12, (e) => {
-        const { bytes } = (e.target as Socket).receive();
-        got.set(e.data as number, Buffer.from(bytes).toString());
+        assert.ok(e.target instanceof Socket);
+        const { bytes } = e.target.receive();
+        got.set(e.data, Buffer.from(bytes).toString());
       });
       for (let i = 0; i < 12; i++) assert.equal(got.get(i), `message ${i}`);
     } finally {
@@ -208,7 +209,8 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
       while (!drained && performance.now() < deadline) {
         for (const e of mux.wait(0)) if (e.writable) drained = true;
         for (const e of reader.wait(1)) {
-          const n = (e.target as Socket).receiveInto(buffer);
+          assert.ok(e.target instanceof Socket);
+          const n = e.target.receiveInto(buffer);
           if (n > 0) received += n;
         }
       }
@@ -226,7 +228,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
   it('finishes a non-blocking connect: queued sends flushed on success', () => {
     const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
     const mux = new Multiplexer({ backend });
-    const port = (listener.address as { port: number }).port;
+    const port = listener.port;
     const client = Socket.connect({ host: '127.0.0.1', port });
     let server: Socket | null = null;
     try {
@@ -256,7 +258,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('reports a refused connect once, as ECONNREFUSED naming the address', () => {
     const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
-    const port = (listener.address as { port: number }).port;
+    const port = listener.port;
     listener.close();
     const mux = new Multiplexer({ backend });
     const client = Socket.connect({ host: '127.0.0.1', port });
@@ -349,7 +351,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
   });
   it('maxEvents caps one wait; the rest are reported by the next waits, none starved', () => {
     const pairs = Array.from({ length: 10 }, () => connectedPair());
-    const mux = new Multiplexer({ backend, maxEvents: 4 });
+    const mux = new Multiplexer<number>({ backend, maxEvents: 4 });
     try {
       pairs.forEach((p, i) => mux.add(p.server, Interest.READABLE, i));
       for (const p of pairs) p.client.send(Buffer.from('unread'));
@@ -362,7 +364,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
         if (events.length === 0) continue;
         waits++;
         assert.ok(events.length <= 4, `${events.length} events in one wait with maxEvents 4`);
-        for (const e of events) seen.add(e.data as number);
+        for (const e of events) seen.add(e.data);
       }
       assert.equal(seen.size, 10, 'every ready socket was reported');
       assert.ok(waits <= 10, `all 10 seen within ${waits} waits (a starved socket would never be)`);
@@ -511,7 +513,7 @@ describe('PollBackend', () => {
 /** `2 * count` connected sockets (both ends of `count` connections made through one listener). */
 function manySockets(count: number): { sockets: Socket[]; close(): void } {
   const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
-  const port = (listener.address as { port: number }).port;
+  const port = listener.port;
   const clients: Socket[] = [];
   const servers: Socket[] = [];
   const mux = new Multiplexer();

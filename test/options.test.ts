@@ -172,7 +172,7 @@ describe('setOption / getOption', () => {
     let server: Socket | null = null;
     try {
       setOption(listener.fd, 'keepAlive', true);
-      client = Socket.connect({ host: '127.0.0.1', port: (listener.address as { port: number }).port });
+      client = Socket.connect({ host: '127.0.0.1', port: listener.port });
       mux.add(listener);
       pumpUntil(mux, () => server !== null, () => {
         server ??= listener.accept();

@@ -1,38 +1,31 @@
 /**
- * Packaging: `npm pack` (whose prepack runs the build) ships the compiled dist/ and nothing of the
- * sources or tests, and the tarball installed into a fresh project works from plain Node, without
- * tsx: both entry points, 'm-socket' and 'm-socket/ffi', resolve and load koffi.
+ * Packaging: `npm pack` (whose prepare script runs the build) ships the compiled dist/ and nothing
+ * of the sources or tests, and the tarball installed into a fresh project works from plain Node,
+ * without tsx: both entry points, 'm-socket' and 'm-socket/ffi', resolve and load koffi. A
+ * TypeScript project with a demanding user's settings (strict, skipLibCheck false,
+ * exactOptionalPropertyTypes, noUncheckedIndexedAccess) compiles against the installed package's
+ * .d.ts with no cast, and refuses what the types must refuse (test/fixtures/consumer/).
  */
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { trackFds } from './helpers/fd.ts';
+import { project, run } from './helpers/npm.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const CONSUMER = join(ROOT, 'test', 'fixtures', 'consumer');
+/** The repo's own TypeScript compiler, and the @types/node it is checked with (both from the npm cache). */
+const TSC = join(ROOT, 'node_modules', '.bin', 'tsc');
+const TYPES_NODE = `@types/node@${(JSON.parse(readFileSync(join(ROOT, 'node_modules', '@types', 'node', 'package.json'), 'utf8')) as { version: string }).version}`;
 
-/**
- * The environment for nested npm/node runs, without what the outer run injected: npm's own
- * npm_* settings (this test may itself run under `npm test`), the test runner's context, and
- * c8's coverage directory (the installed copy is not the code under measurement).
- */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (/^npm_/i.test(key) || key === 'NODE_V8_COVERAGE' || key === 'NODE_TEST_CONTEXT' || key === 'NODE_OPTIONS') continue;
-    env[key] = value;
-  }
-  return env;
-}
-
-function run(cmd: string, args: string[], cwd: string): string {
-  const r = spawnSync(cmd, args, { cwd, env: cleanEnv(), encoding: 'utf8', timeout: 100_000 });
-  if (r.error) throw r.error;
-  assert.equal(r.status, 0, `${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
+let fds: ReturnType<typeof trackFds>;
+before(() => {
+  fds = trackFds();
+});
+after(() => fds.assertNoLeak());
 
 test('npm pack ships dist/ only, and the installed tarball runs under plain Node', { timeout: 120_000 }, async (t) => {
   const tmp = mkdtempSync(join(tmpdir(), 'm-socket-pack-'));
@@ -55,9 +48,7 @@ test('npm pack ships dist/ only, and the installed tarball runs under plain Node
   });
 
   await t.test('installed into a fresh project, both entry points load', () => {
-    const app = join(tmp, 'app');
-    mkdirSync(app);
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+    const app = project(join(tmp, 'app'));
     // koffi comes from the npm cache (it is this repo's own dependency), so no registry is needed.
     run('npm', ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline'], app);
     writeFileSync(
@@ -70,5 +61,24 @@ test('npm pack ships dist/ only, and the installed tarball runs under plain Node
       ].join('\n'),
     );
     assert.equal(run('node', ['check.mjs'], app), 'ffi 28 ECONNREFUSED\nmain function\n');
+  });
+
+  await t.test('a strict TypeScript project compiles against the installed .d.ts without casts, and runs', () => {
+    const app = project(join(tmp, 'consumer'));
+    cpSync(CONSUMER, app, { recursive: true });
+    run('npm', ['install', tarball, TYPES_NODE, '--no-audit', '--no-fund', '--prefer-offline'], app);
+    // skipLibCheck false: the package's own .d.ts are checked too (TS2420 "incorrectly implements"
+    // came from there); every @ts-expect-error of type-errors.ts must still be an error (TS2578).
+    run(TSC, ['-p', app], app);
+    assert.equal(
+      run('node', [join('out', 'main.js')], app),
+      [
+        'reactor: hello',
+        'multiplexer: ping (1 accepted)',
+        'promises: streamed, then ECONNREFUSED connect',
+        'unix: port undefined, path kept, 1 byte with an OwnedFd, uid mine',
+        '',
+      ].join('\n'),
+    );
   });
 });

@@ -13,7 +13,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { SO_LINGER, SOL_SOCKET } from '../ffi/constants.ts';
 import { sys } from '../ffi/syscall.ts';
-import { Listener, Reactor, Socket, SocketError } from '../lib/index.ts';
+import { Listener, Reactor, Socket, SocketError, type TcpListener } from '../lib/index.ts';
 import { accepts, closeGracefully, connect, listen } from '../lib/face/promises.ts';
 import { fdTarget, openFds, trackFds } from './helpers/fd.ts';
 import { pattern } from './helpers/sockets.ts';
@@ -24,8 +24,8 @@ before(() => {
 });
 after(() => fds.assertNoLeak());
 
-function portOf(listener: Listener): number {
-  return (listener.address as { port: number }).port;
+function portOf(listener: TcpListener): number {
+  return listener.port;
 }
 
 /** Accepts one connection through the reactor. */

@@ -14,11 +14,15 @@ before(() => {
 });
 after(() => fds.assertNoLeak());
 
-function child(scenario: string): Record<string, unknown> {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/reactor-child.ts', scenario], {
+function runChild(scenario: string) {
+  return spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/reactor-child.ts', scenario], {
     encoding: 'utf8',
     timeout: 15_000,
   });
+}
+
+function child(scenario: string): Record<string, unknown> {
+  const run = runChild(scenario);
   assert.equal(run.status, 0, `child ${scenario} (signal ${run.signal}): ${run.stderr}`);
   return Object.assign({}, ...run.stdout.trim().split('\n').map((line) => JSON.parse(line)));
 }
@@ -26,13 +30,13 @@ function child(scenario: string): Record<string, unknown> {
 /** An echo server on a reactor; resolves with what `count` clients got back. */
 async function echoThrough(reactor: Reactor, payloads: Uint8Array[]): Promise<Buffer[]> {
   const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
-  const port = (listener.address as { port: number }).port;
+  const port = listener.port;
   const accepted: Socket[] = [];
   reactor.add(listener, () => {
     for (let s = listener.accept(); s !== null; s = listener.accept()) {
       accepted.push(s);
-      reactor.add(s, (e: MultiplexerEvent) => {
-        const socket = e.target as Socket;
+      reactor.add(s, (e: MultiplexerEvent<Socket>) => {
+        const socket = e.target;
         for (;;) {
           const { bytes, status } = socket.receive();
           if (status === 'closed') return socket.close();
@@ -170,5 +174,40 @@ describe('Reactor', () => {
   it('does not delay process.exit()', () => {
     const result = child('exit-now');
     assert.ok((result.exitAfterMs as number) < 1000, `exit after ${result.exitAfterMs} ms`);
+  });
+
+  it('a handler that throws kills the process with its stack and exit code 1, as an EventEmitter listener would', () => {
+    const run = runChild('throw');
+    assert.equal(run.signal, null, 'the child ended by itself, not by the test timeout');
+    assert.equal(run.status, 1, `exit code (stdout ${run.stdout})`);
+    assert.doesNotMatch(run.stdout, /survived/);
+    assert.match(run.stderr, /Error: boom from a reactor handler/);
+    assert.match(run.stderr, /at (\S+\.)?throwingHandler .*reactor-child\.ts/, 'the stack names the handler');
+  });
+
+  it("with an 'uncaughtException' handler, a throwing handler stops nothing: its batch, its socket's next event, an idle loop", () => {
+    const result = child('throw-handled');
+    assert.deepEqual(result.caught, ['boom'], 'the exception reached uncaughtException once');
+    assert.deepEqual(result.got, [['one', 'two'], ['one'], ['one']], 'every event of the batch, and the next one of the same socket, were delivered');
+    assert.ok((result.idleCpuMs as number) < 150, `the loop idled after the exception (${result.idleCpuMs} ms of CPU in 500 ms)`);
+    assert.equal(result.laterSend, 'sent', 'a later, unrelated call does not throw the old exception');
+    assert.equal(result.closeError, null, 'close() does not throw it either');
+    assert.equal(result.exited, true, 'the process exited by itself');
+  });
+
+  it('refuses drain() and multiplexer.wait() from inside a handler, and delivers each event once', () => {
+    const result = child('reentry');
+    assert.deepEqual(result.calls, [1, 1, 1]);
+    const refused = result.refused as string[];
+    assert.equal(refused.length, 6);
+    for (const r of refused) assert.match(r, /^ERR_INVALID_STATE: .*(drain|wait)\(\).*handler/);
+  });
+
+  it('exits cleanly when an unref()d reactor still has events pending as the process ends', () => {
+    assert.deepEqual(child('exit-pending'), { delivered: true, exited: true });
+  });
+
+  it('exits cleanly on process.exit() from inside a handler', () => {
+    assert.deepEqual(child('exit-in-handler'), { exited: true });
   });
 });

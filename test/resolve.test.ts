@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { isIP } from '../lib/index.ts';
 import { resolve, ResolveError } from '../lib/core/resolve.ts';
 import { trackFds } from './helpers/fd.ts';
+import { failNth, injectFaults } from '../ffi/faults.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESOLVE_MODULE = new URL('../lib/core/resolve.ts', import.meta.url).href;
@@ -243,5 +244,47 @@ describe('resolve: a lookup in flight and process exit', () => {
     const { code, stdout, stderr } = await runChild(script, ['--expose-gc']);
     assert.equal(code, 0, stderr);
     assert.equal(stdout, 'wrong 0\n');
+  });
+});
+
+describe('resolve: many at once (issue 11, finding 10)', () => {
+  it('1,000 concurrent lookups (koffi refuses more than 256 asynchronous calls) all resolve, and agree', async () => {
+    const expected = JSON.stringify(await resolve('localhost', { port: 2 }));
+    const results = await Promise.allSettled(Array.from({ length: 1000 }, () => resolve('localhost', { port: 2 })));
+    const rejected = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+    assert.deepEqual(rejected.slice(0, 3), [], `${rejected.length} of 1000 rejected`);
+    for (const r of results) assert.equal(JSON.stringify((r as PromiseFulfilledResult<unknown>).value), expected);
+  });
+
+  it('a lookup waiting in the queue and then aborted is never started, and rejects at once', async () => {
+    using faults = injectFaults(() => null, ['getaddrinfo']);
+    const first = Array.from({ length: 200 }, () => resolve('localhost'));
+    const controller = new AbortController();
+    const queued = resolve('localhost', { signal: controller.signal });
+    controller.abort();
+    assert.equal(await settlesWithinMicrotasks(queued), true);
+    await assert.rejects(queued, { name: 'AbortError' });
+    await Promise.all(first);
+    assert.equal(faults.count('getaddrinfo'), 200, 'the aborted lookup never reached getaddrinfo');
+  });
+
+  it('koffi refusing a call: retried once a lookup of ours finishes; with none in flight, a ResolveError with a code', async () => {
+    {
+      // Refuse the 40th start (others are in flight): it waits and is retried.
+      using faults = injectFaults(failNth('getaddrinfo', 40, { throws: new Error('Too many asynchronous calls are running') }), ['getaddrinfo']);
+      const results = await Promise.allSettled(Array.from({ length: 100 }, () => resolve('localhost')));
+      assert.deepEqual(results.filter((r) => r.status === 'rejected'), []);
+      assert.equal(faults.count('getaddrinfo'), 101, 'the refused start was made again');
+    }
+    {
+      using _ = injectFaults(failNth('getaddrinfo', 1, { throws: new Error('Too many asynchronous calls are running') }), ['getaddrinfo']);
+      await assert.rejects(resolve('localhost'), (err: unknown) => {
+        assert.ok(err instanceof ResolveError);
+        assert.equal(err.code, 'EAI_AGAIN');
+        assert.match(String((err as Error).cause), /Too many asynchronous calls/);
+        return true;
+      });
+    }
+    assert.ok((await resolve('localhost')).length > 0, 'later lookups work');
   });
 });

@@ -403,7 +403,7 @@ describe('Socket', () => {
       pair.server.destroy();
       mux.add(pair.client, 0);
       const seen: string[] = [];
-      for (let i = 0; i < 20; i++) for (const e of mux.wait(5)) seen.push(`${e.hangup}/${(e.error as SocketError | null)?.code}`);
+      for (let i = 0; i < 20; i++) for (const e of mux.wait(5)) seen.push(`${e.hangup}/${e.error?.code}`);
       assert.ok(seen.length >= 1 && seen.length <= 2, `events: ${seen.join(', ')}`);
       assert.equal(pair.client.error?.code, 'ECONNRESET');
     } finally {

@@ -44,8 +44,8 @@ const listener = Listener.listen({ host: '127.0.0.1', port: 0, noDelay: true, ba
 /** Sockets not being read because their send queue is full (backpressure). */
 const paused = new Set<Socket>();
 
-function onSocket(event: MultiplexerEvent): void {
-  const socket = event.target as Socket;
+function onSocket(event: MultiplexerEvent<Socket>): void {
+  const socket = event.target;
   if (event.error !== null) {
     paused.delete(socket);
     socket.destroy();
@@ -92,7 +92,7 @@ if (mode === 'busy') {
     spinning = false;
   };
   const wrapped = onSocket;
-  const onSocketBusy = (event: MultiplexerEvent): void => {
+  const onSocketBusy = (event: MultiplexerEvent<Socket>): void => {
     wrapped(event);
     if (!spinning) {
       spinning = true;
@@ -113,4 +113,4 @@ process.on('SIGUSR2', () => {
 // SIGTERM exits normally so that `node --cpu-prof` writes its profile (bench --profile).
 process.on('SIGTERM', () => process.exit(0));
 setTimeout(() => process.exit(0), lifetimeS * 1000).unref();
-process.stdout.write(`PORT ${(listener.address as { port: number }).port}\n`);
+process.stdout.write(`PORT ${listener.port}\n`);

@@ -17,6 +17,12 @@
  * loop alive only until it completes, and `process.exit()` waits for it at most as long (libuv
  * joins its threadpool at exit), exactly like `dns.lookup`.
  *
+ * ## A queue of lookups
+ * koffi refuses an asynchronous call once `max_async_calls` (256) of them are queued, and each
+ * holds 256 KiB of koffi's memory while it waits; libuv runs only UV_THREADPOOL_SIZE (4 by
+ * default) at once anyway. So lookups wait in a FIFO queue here and at most `MAX_IN_FLIGHT` are
+ * handed to koffi; every call resolves, however many are made at once, as with `dns.lookup`.
+ *
  * ## Why no AI_ADDRCONFIG
  * glibc's AI_ADDRCONFIG ignores loopback interfaces: on a host with no IPv6 address but `::1`
  * (containers, CI, this project's test machine), `resolve('localhost', { family: 6 })` would
@@ -26,7 +32,7 @@
  * EADDRNOTAVAIL from connect, no timeout).
  */
 import koffi from 'koffi';
-import { AF_INET, AF_INET6, AF_UNSPEC, EAI_NAMES, EAI_NODATA, EAI_NONAME, SOCK_STREAM } from '../../ffi/constants.ts';
+import { AF_INET, AF_INET6, AF_UNSPEC, EAI_AGAIN, EAI_NAMES, EAI_NODATA, EAI_NONAME, EAI_SYSTEM, SOCK_STREAM } from '../../ffi/constants.ts';
 import { AddrInfo, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
 import { sys } from '../../ffi/syscall.ts';
 import { inetAddress, isIP, type InetAddress } from './address.ts';
@@ -58,9 +64,9 @@ export class ResolveError extends Error {
   /** The name that was looked up. */
   readonly hostname: string;
 
-  constructor(eai: number, hostname: string) {
+  constructor(eai: number, hostname: string, cause?: unknown) {
     const code = eai === EAI_NONAME || eai === EAI_NODATA ? 'ENOTFOUND' : (EAI_NAMES.get(eai) ?? `EAI_${-eai}`);
-    super(`getaddrinfo ${code} ${hostname}`);
+    super(`getaddrinfo ${code} ${hostname}${cause === undefined ? '' : ` (${String(cause)})`}`, cause === undefined ? undefined : { cause });
     this.name = 'ResolveError';
     this.code = code;
     this.errno = eai;
@@ -122,53 +128,145 @@ export async function resolve(host: string, options?: ResolveOptions): Promise<I
   return lookup(host, family, port, signal);
 }
 
-/** The getaddrinfo round trip: start it, settle on completion or abort, free what comes back. */
+/**
+ * Lookups handed to koffi at most at once. Enough to keep a threadpool of up to 128 threads busy
+ * (UV_THREADPOOL_SIZE, read once: libuv reads it once too), well under koffi's 256, and leaves
+ * room for other users of koffi's asynchronous calls in this thread.
+ */
+const MAX_IN_FLIGHT = Math.min(128, Math.max(32, Number(process.env.UV_THREADPOOL_SIZE) || 0));
+
+/** One lookup waiting for its turn. */
+interface Job {
+  /** Hands the lookup to koffi: null, or what koffi threw when it refused. */
+  start(): unknown;
+  /** koffi refused and no lookup of ours is in flight to retry after: fail with a code. */
+  refuse(reason: unknown): void;
+  /** Aborted while waiting: never to start. */
+  cancelled: boolean;
+}
+
+/**
+ * The lookups of this thread: how many are in koffi's hands, and the ones waiting, in order.
+ *
+ * This is module-level state, and the library's rule is "no global mutable state". Here the
+ * state *is* per thread: each worker thread evaluates this module for itself (as it loads its
+ * own koffi bindings), and what the queue rations, koffi's asynchronous calls and libuv's
+ * threadpool queue, belongs to the thread's event loop, not to any object a user could hand to
+ * another thread. An object per caller (a Resolver) would not bound the thread's total, which is
+ * what koffi counts. Nothing here is shared between threads or outlives the thread's loop.
+ */
+class LookupQueue {
+  #inFlight = 0;
+  readonly #waiting: Job[] = [];
+  #head = 0;
+
+  /** Runs `job` now if there is room, else when a lookup before it finishes. */
+  submit(job: Job): void {
+    this.#waiting.push(job);
+    this.#pump();
+  }
+
+  /** A lookup handed to koffi has come back. */
+  finished(): void {
+    this.#inFlight--;
+    this.#pump();
+  }
+
+  #pump(): void {
+    const waiting = this.#waiting;
+    while (this.#inFlight < MAX_IN_FLIGHT && this.#head < waiting.length) {
+      const job = waiting[this.#head];
+      if (job.cancelled) {
+        this.#take();
+        continue;
+      }
+      this.#inFlight++;
+      const refusal = job.start();
+      if (refusal !== null) {
+        // koffi refused (other code holds its asynchronous slots): try again when one of ours
+        // comes back. With none of ours in flight nothing would wake us: fail it, with a code.
+        this.#inFlight--;
+        if (this.#inFlight > 0) return;
+        job.refuse(refusal);
+      }
+      this.#take();
+    }
+  }
+
+  #take(): void {
+    this.#head++;
+    // Compact now and then, so a long burst does not keep a long array of finished jobs.
+    if (this.#head >= 1024 && this.#head * 2 >= this.#waiting.length) {
+      this.#waiting.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+}
+
+const lookups = new LookupQueue();
+
+/** The getaddrinfo round trip: queue it, start it, settle on completion or abort, free what comes back. */
 function lookup(host: string, family: 0 | 4 | 6, port: number, signal: AbortSignal | undefined): Promise<InetAddress[]> {
   return new Promise((resolvePromise, reject) => {
-    const name = TEXT.encode(host);
-    // One block for everything libc sees, > 64 bytes so that it is off V8's heap (see above).
-    const block = Buffer.alloc(NAME_AT + name.byteLength + 1);
-    block.set(name, NAME_AT); // NUL-terminated: the block is zero-filled
-    block.writeInt32LE(family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC, HINTS_AT + OFFSETOF.addrinfo.family);
-    // One socket type, or each address would come three times (STREAM, DGRAM, RAW).
-    block.writeInt32LE(SOCK_STREAM, HINTS_AT + OFFSETOF.addrinfo.socktype);
-
     let settled = false;
+    const job: Job = {
+      start,
+      refuse(reason) {
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        reject(new ResolveError(EAI_AGAIN, host, reason));
+      },
+      cancelled: false,
+    };
     const onAbort = (): void => {
       settled = true;
+      job.cancelled = true; // still waiting: never started; started: the result is dropped
       reject(abortError(signal!));
     };
-    const done = (err: unknown, eai: number): void => {
-      // `block` is referenced here, so it lives until getaddrinfo has returned.
-      const head = eai === 0 ? (block.readBigUInt64LE(RESULT_AT) as bigint) : 0n;
-      let result: InetAddress[] | null = null;
-      let failure: unknown = err;
-      try {
-        if (failure == null && eai !== 0) failure = new ResolveError(eai, host);
-        else if (failure == null && !settled) {
-          result = decodeList(head, port);
-          // Only non-IP families came back (none should with these hints): the name has no address.
-          if (result.length === 0) [result, failure] = [null, new ResolveError(EAI_NODATA, host)];
+
+    function start(): unknown {
+      const name = TEXT.encode(host);
+      // One block for everything libc sees, > 64 bytes so that it is off V8's heap (see above).
+      const block = Buffer.alloc(NAME_AT + name.byteLength + 1);
+      block.set(name, NAME_AT); // NUL-terminated: the block is zero-filled
+      block.writeInt32LE(family === 4 ? AF_INET : family === 6 ? AF_INET6 : AF_UNSPEC, HINTS_AT + OFFSETOF.addrinfo.family);
+      // One socket type, or each address would come three times (STREAM, DGRAM, RAW).
+      block.writeInt32LE(SOCK_STREAM, HINTS_AT + OFFSETOF.addrinfo.socktype);
+      const done = (err: unknown, eai: number): void => {
+        // `block` is referenced here, so it lives until getaddrinfo has returned.
+        lookups.finished();
+        const head = err == null && eai === 0 ? (block.readBigUInt64LE(RESULT_AT) as bigint) : 0n;
+        let result: InetAddress[] | null = null;
+        let failure: unknown = err == null ? null : new ResolveError(EAI_SYSTEM, host, err);
+        try {
+          if (failure === null && eai !== 0) failure = new ResolveError(eai, host);
+          else if (failure === null && !settled) {
+            result = decodeList(head, port);
+            // Only non-IP families came back (none should with these hints): the name has no address.
+            if (result.length === 0) [result, failure] = [null, new ResolveError(EAI_NODATA, host)];
+          }
+        } catch (decodeErr) {
+          failure = new ResolveError(EAI_SYSTEM, host, decodeErr);
+        } finally {
+          if (head !== 0n) sys.freeaddrinfo(head);
         }
-      } catch (decodeErr) {
-        failure = decodeErr;
-      } finally {
-        if (head !== 0n) sys.freeaddrinfo(head);
+        signal?.removeEventListener('abort', onAbort);
+        if (settled) return; // aborted meanwhile: the result is dropped
+        settled = true;
+        if (result !== null) resolvePromise(result);
+        else reject(failure);
+      };
+      try {
+        getaddrinfoAsync(block, done);
+        return null;
+      } catch (err) {
+        // koffi refuses when max_async_calls of its asynchronous calls are queued, ours or not.
+        return err ?? new Error('koffi refused the call');
       }
-      signal?.removeEventListener('abort', onAbort);
-      if (settled) return; // aborted meanwhile: the result is dropped
-      settled = true;
-      if (result !== null) resolvePromise(result);
-      else reject(failure);
-    };
-    try {
-      getaddrinfoAsync(block, done);
-    } catch (err) {
-      // koffi refuses when too many asynchronous calls are queued (max_async_calls).
-      reject(err);
-      return;
     }
+
     signal?.addEventListener('abort', onAbort, { once: true });
+    lookups.submit(job);
   });
 }
 

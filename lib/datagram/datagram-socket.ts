@@ -23,7 +23,7 @@
  * close the socket: a receive that meets one skips it (the next datagram is read), and it is
  * reported once, as the `error` of the socket's next multiplexer event and in `lastError`.
  */
-import { AF_INET6, AF_UNIX, AF_UNSPEC, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SOL_UDP, UDP_SEGMENT } from '../../ffi/constants.ts';
+import { AF_INET6, AF_UNIX, AF_UNSPEC, IP_RECVERR, IPPROTO_IP, IPPROTO_IPV6, IPV6_RECVERR, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SOL_UDP, UDP_SEGMENT } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
@@ -40,6 +40,7 @@ import { addressOf, encodeDestination, familyName, type DatagramDestination } fr
 import { membership, requestMetadata, setBroadcast, setMulticastInterface, setMulticastLoopback, setMulticastTtl, setTtl, type DatagramMetadataOptions } from './ip-options.ts';
 import { openBound, openUnbound, sendQueueLimitOf, type DatagramBindOptions, type DatagramCreateOptions } from './open.ts';
 import { DatagramReceipt } from './receipt.ts';
+import { ErrorQueueReader } from './error-queue.ts';
 
 /** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
 export type DatagramSendStatus = 'sent' | 'queued' | 'not-sent' | 'refused';
@@ -90,11 +91,13 @@ export class DatagramSocket extends Watchable {
    */
   #stalled = false;
   #retryMs = 0;
+  /** The error queue's reader, once `reportIcmpErrors(true)` turned IP_RECVERR on. */
+  #errorQueue: ErrorQueueReader | null = null;
 
   /** @internal */
   readonly _kind = 'datagram socket';
 
-  /** @internal Use `DatagramSocket.bind`, `create` or `pair`. */
+  /** Use `DatagramSocket.bind`, `create` or `pair`. Only the library holds the token. */
   constructor(token: typeof INTERNAL, fd: number, family: number, sendQueueLimit: number) {
     super();
     if (token !== INTERNAL) throw illegalConstructor('DatagramSocket', 'DatagramSocket.bind(), DatagramSocket.create() or DatagramSocket.pair()');
@@ -186,6 +189,7 @@ export class DatagramSocket extends Watchable {
   get sendQueueLimit(): number {
     return this.#sendQueueLimit;
   }
+  /** An integer from 1 to 2^31 - 1; the next send sees the new cap. */
   set sendQueueLimit(limit: number) {
     this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
   }
@@ -409,6 +413,29 @@ export class DatagramSocket extends Watchable {
     requestMetadata(this.#open('requestMetadata'), this.#family, this.#ipv6Only, options);
   }
 
+  /**
+   * Opt-in: report ICMP errors about datagrams this socket sent (IP_RECVERR / IPV6_RECVERR):
+   * port or host unreachable, too big... Each comes as the `error` of the socket's next event: a
+   * SocketError (ECONNREFUSED...) whose `address`/`port` is where the failed datagram went, with
+   * `origin`, `icmpType` and `icmpCode`; several at once come as the last, with `count`. They are
+   * reports, never thrown, and never close the socket: a server that hears that one client went
+   * away goes on serving the others. Off by default, where UDP drops them silently (an
+   * unconnected socket) or reports a bare errno (a connected one).
+   */
+  reportIcmpErrors(on: boolean): void {
+    const fd = this.#open('reportIcmpErrors');
+    if (typeof on !== 'boolean') throw invalidType('on', 'of type boolean', on);
+    if (this.#family === AF_UNIX) throw invalidValue('this', 'is a Unix datagram socket: ICMP errors are UDP only');
+    const value = new Int32Array([on ? 1 : 0]);
+    if (this.#family === AF_INET6) {
+      sys.setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, value, 4);
+      if (this.#ipv6Only !== true) sys.setsockopt(fd, IPPROTO_IP, IP_RECVERR, value, 4); // its IPv4 peers
+    } else {
+      sys.setsockopt(fd, IPPROTO_IP, IP_RECVERR, value, 4);
+    }
+    this.#errorQueue = on ? (this.#errorQueue ?? new ErrorQueueReader()) : null;
+  }
+
   /** SO_BROADCAST: allow `sendTo` a broadcast address (off by default: EACCES). */
   setBroadcast(on: boolean): void {
     setBroadcast(this.#open('setBroadcast'), on);
@@ -460,13 +487,19 @@ export class DatagramSocket extends Watchable {
   destroy(): void {
     const fd = this.#fd;
     if (fd < 0) return;
-    this._watcher?._forget(this);
+    try {
+      this._watcher?._forget(this);
+    } catch {
+      // epoll_ctl(DEL) failed: closing the fd takes it out of the epoll set anyway (as Socket).
+    }
     this.#fd = -1;
     this.#closing = false;
     this.#queue = null;
     untrack(this);
     try {
       closeFd(fd);
+    } catch {
+      // Linux releases the fd whatever close(2) reports (EIO, EINTR): nothing to undo, nothing to retry.
     } finally {
       const waiters = this.#closeWaiters;
       this.#closeWaiters = null;
@@ -480,6 +513,7 @@ export class DatagramSocket extends Watchable {
     return new Promise((resolve) => (this.#closeWaiters ??= []).push(resolve));
   }
 
+  /** Calls `destroy()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.destroy();
   }
@@ -701,6 +735,14 @@ export class DatagramSocket extends Watchable {
   }
 
   #takeSocketError(): void {
+    if (this.#errorQueue !== null) {
+      // Drain the queue (else EPOLLERR stays up); SO_ERROR below clears the errno it also left.
+      const errors = this.#errorQueue.drain(this.#fd);
+      if (errors.length > 0) {
+        const last = errors[errors.length - 1];
+        this.#report(errors.length === 1 ? last : Object.assign(last, { count: errors.length }));
+      }
+    }
     const value = new Int32Array(1);
     sys.getsockopt(this.#fd, SOL_SOCKET, SO_ERROR, value, new Uint32Array([4]));
     if (value[0] !== 0) this.#report(new SocketError('recvfrom', value[0], { fd: this.#fd }));

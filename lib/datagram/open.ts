@@ -35,8 +35,11 @@ export interface DatagramBindOptions {
 export interface DatagramCreateOptions {
   /** The address family: `'IPv4'`, `'IPv6'` (dual-stack unless `ipv6Only`) or `'unix'`. */
   family: 'IPv4' | 'IPv6' | 'unix';
+  /** IPv6 only, or dual-stack (default false). */
   ipv6Only?: boolean;
+  /** Socket options set on the new socket (`{ receiveBufferSize: 4 << 20 }`). */
   socketOptions?: Partial<SocketOptionValues>;
+  /** Soft cap of the send queue in bytes (default 64 KiB). */
   sendQueueLimit?: number;
 }
 

@@ -9,10 +9,10 @@
 import { ERRNO } from '../../ffi/errno.ts';
 import { isIP, type InetAddress, type SocketAddress } from '../core/address.ts';
 import { abortError, invalidType, invalidValue, SocketError } from '../core/errors.ts';
-import { Listener, type ListenOptions } from '../stream/listener.ts';
+import { Listener, type ListenOptions, type TcpListener, type UnixListener } from '../stream/listener.ts';
 import type { MultiplexerEvent } from '../loop/multiplexer.ts';
-import { Interest } from '../loop/multiplexer.ts';
 import { Reactor } from '../loop/reactor.ts';
+import { ReadyIterator } from './ready-iterator.ts';
 import { resolve } from '../core/resolve.ts';
 import { Socket } from '../stream/socket.ts';
 import type { SocketOptions } from '../stream/send-queue.ts';
@@ -45,9 +45,9 @@ export interface AsyncConnectOptions extends SocketOptions {
 /** Options of {@link listen}: those of `Listener.listen`, where `host` may also be a name. */
 export interface AsyncListenOptions extends ListenOptions {
   /** Only addresses of this family when `host` is a name: 4, 6, or 0 (the default) for both. */
-  family?: 0 | 4 | 6;
+  family?: 0 | 4 | 6 | undefined;
   /** Cancels the lookup: the promise rejects with an AbortError. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** Options of {@link accepts}. */
@@ -207,6 +207,9 @@ export async function connect(options: AsyncConnectOptions): Promise<Socket> {
  * listens on its first address, like `net.Server.listen(port, host)`. Rejects with the
  * `ResolveError`, the SocketError of bind/listen (EADDRINUSE...), or an AbortError.
  */
+export function listen(options: AsyncListenOptions & { path: string }): Promise<UnixListener>;
+export function listen(options?: AsyncListenOptions & { path?: undefined }): Promise<TcpListener>;
+export function listen(options?: AsyncListenOptions): Promise<Listener>;
 export async function listen(options: AsyncListenOptions = {}): Promise<Listener> {
   if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
   const signal = checkSignal('options.signal', options.signal);
@@ -241,7 +244,8 @@ export function accepts(listener: Listener, reactor: Reactor, options: AcceptsOp
   if (!(listener instanceof Listener)) throw invalidType('listener', 'an instance of Listener', listener);
   checkReactor('reactor', reactor);
   if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
-  return new AcceptLoop(listener, reactor, checkSignal('options.signal', options.signal));
+  const source = { target: listener, take: () => listener.accept(), open: () => !listener.closed };
+  return new ReadyIterator<Socket>(source, reactor, checkSignal('options.signal', options.signal));
 }
 
 /** What {@link accepts} returns: an async iterator of sockets that `return()` (or disposal) ends. */
@@ -250,98 +254,6 @@ export interface AcceptIterator extends AsyncIterableIterator<Socket>, AsyncDisp
   return(): Promise<IteratorResult<Socket>>;
 }
 
-type Waiter = { ok: (result: IteratorResult<Socket>) => void; fail: (err: unknown) => void };
-
-class AcceptLoop implements AcceptIterator {
-  readonly #listener: Listener;
-  readonly #reactor: Reactor;
-  readonly #signal: AbortSignal | undefined;
-  readonly #waiters: Waiter[] = [];
-  #done = false;
-  #armed = false;
-  readonly #onAbort = (): void => this.#finish();
-  readonly #handler = (): void => this.#onReadable();
-
-  constructor(listener: Listener, reactor: Reactor, signal: AbortSignal | undefined) {
-    this.#listener = listener;
-    this.#reactor = reactor;
-    this.#signal = signal;
-    if (signal?.aborted || listener.closed) {
-      this.#done = true;
-      return;
-    }
-    if (reactor.multiplexer.has(listener)) reactor.modify(listener, 0, this.#handler);
-    else reactor.add(listener, this.#handler, 0);
-    signal?.addEventListener('abort', this.#onAbort, { once: true });
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  next(): Promise<IteratorResult<Socket>> {
-    if (this.#done || this.#listener.closed) {
-      this.#finish();
-      return Promise.resolve({ done: true, value: undefined });
-    }
-    if (this.#waiters.length === 0) {
-      let socket: Socket | null;
-      try {
-        socket = this.#listener.accept();
-      } catch (err) {
-        this.#finish();
-        return Promise.reject(err);
-      }
-      if (socket !== null) return Promise.resolve({ done: false, value: socket });
-    }
-    return new Promise((ok, fail) => {
-      this.#waiters.push({ ok, fail });
-      this.#arm(true);
-    });
-  }
-
-  return(): Promise<IteratorResult<Socket>> {
-    this.#finish();
-    return Promise.resolve({ done: true, value: undefined });
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.#finish();
-  }
-
-  #onReadable(): void {
-    const waiters = this.#waiters;
-    while (waiters.length > 0) {
-      let socket: Socket | null;
-      try {
-        socket = this.#listener.accept();
-      } catch (err) {
-        const first = waiters.shift()!;
-        this.#finish();
-        first.fail(err);
-        return;
-      }
-      if (socket === null) return; // spurious or raced: level-triggered, we hear again
-      waiters.shift()!.ok({ done: false, value: socket });
-    }
-    this.#arm(false); // nobody waiting: leave connections in the backlog
-  }
-
-  #arm(on: boolean): void {
-    if (this.#armed === on || this.#done) return;
-    this.#armed = on;
-    if (this.#reactor.multiplexer.has(this.#listener)) this.#reactor.modify(this.#listener, on ? Interest.READABLE : 0);
-  }
-
-  #finish(): void {
-    if (this.#done && this.#waiters.length === 0) return;
-    this.#done = true;
-    this.#signal?.removeEventListener('abort', this.#onAbort);
-    const reactor = this.#reactor;
-    if (!reactor.closed && reactor.multiplexer.has(this.#listener)) reactor.remove(this.#listener);
-    for (const waiter of this.#waiters.splice(0)) waiter.ok({ done: true, value: undefined });
-  }
-}
 
 /**
  * Closes `socket` gracefully and resolves once it is closed: at once when nothing is queued,

@@ -16,7 +16,8 @@
  * ## Draining readiness
  * Level-triggered: whatever you leave unread is reported again by the next `wait`.
  */
-import { invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from '../core/errors.ts';
+import { invalidState, invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from '../core/errors.ts';
+import { track, untrack } from '../core/lifetime.ts';
 import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
 import { EpollBackend } from './backends/epoll.ts';
 import { PollBackend } from './backends/poll.ts';
@@ -37,16 +38,22 @@ export const Interest = Object.freeze({
   WRITABLE,
 } as const);
 
-/** What a multiplexer can watch. */
+/**
+ * What a multiplexer can watch. Tell them apart with `instanceof`, which narrows the type:
+ * `if (event.target instanceof Listener) event.target.accept(); else if (event.target instanceof Socket) event.target.receive();`.
+ */
 export type MultiplexerTarget = Socket | Listener | DatagramSocket | Waker;
 
 /**
  * One readiness report. Event objects and the array holding them are reused by the next `wait`:
  * copy what you want to keep.
+ *
+ * `T` is the target's type (a reactor handler added for a Socket gets `MultiplexerEvent<Socket>`),
+ * `D` the type of the data given to `add` (see {@link Multiplexer}).
  */
-export interface MultiplexerEvent {
+export interface MultiplexerEvent<T extends MultiplexerTarget = MultiplexerTarget, D = unknown> {
   /** The socket or listener that is ready. */
-  target: MultiplexerTarget;
+  target: T;
   /** There is something to receive (or EOF), or a connection to accept. */
   readable: boolean;
   /**
@@ -59,23 +66,30 @@ export interface MultiplexerEvent {
   /** Why the connection failed, when this event found out (connect refused, reset while flushing...). */
   error: SocketError | null;
   /** The value given to `add` or `modify`. */
-  data: unknown;
+  data: D;
 }
 
-/** Options of a {@link Multiplexer}. */
+/**
+ * The arguments of `add` after the target: `interest` and `data` may be left out only when the
+ * multiplexer's data type admits `undefined` (the data of a target added without any).
+ */
+export type MultiplexerAddArguments<D> = undefined extends D ? [interest?: number, data?: D] : [interest: number, data: D];
+
+/** Options of a {@link Multiplexer}. An option left `undefined` takes its default. */
 export interface MultiplexerOptions {
   /** Kernel mechanism (default `'epoll'`). */
-  backend?: BackendName;
+  backend?: BackendName | undefined;
   /** Most events one `wait` returns (default 256); more stay ready for the next wait. */
-  maxEvents?: number;
+  maxEvents?: number | undefined;
   /** Size of the receive buffer shared by this multiplexer's sockets (default 64 KiB). */
-  receiveBufferSize?: number;
+  receiveBufferSize?: number | undefined;
 }
 
 const INT32_MAX = 2 ** 31 - 1;
 
-function newEvent(): MultiplexerEvent {
-  return { target: null as unknown as MultiplexerTarget, readable: false, writable: false, hangup: false, error: null, data: undefined };
+function newEvent<D>(): MultiplexerEvent<MultiplexerTarget, D> {
+  // target and data are set before the event is handed out.
+  return { target: null as unknown as MultiplexerTarget, readable: false, writable: false, hangup: false, error: null, data: undefined as D };
 }
 
 /** Validates a timeout: whole ms rounded up, negative or Infinity waits forever. */
@@ -92,20 +106,28 @@ function timeoutOf(timeoutMs: unknown): number {
  * `Reactor` (Node's event loop) or call `wait(0)` from your own timer.
  *
  * A socket or listener can be in one multiplexer at a time; closing it removes it.
+ *
+ * `D` is the type of the data that `add` attaches to a target and each of its events carries:
+ * `new Multiplexer<Connection>()` makes `event.data` a `Connection` (and `add` then requires it;
+ * use `Multiplexer<Connection | undefined>` to add some targets without data). The default,
+ * `unknown`, takes anything.
  */
-export class Multiplexer implements Watcher {
+// Not `implements Watcher`: that contract is internal, and the published .d.ts (stripInternal)
+// would then declare a class missing the members it claims (TS2420 for users with
+// skipLibCheck: false). `target._watcher = this` in add() still checks the contract here.
+export class Multiplexer<D = unknown> {
   #backend: Backend | null;
   readonly #targets: (Watchable | null)[] = [];
   readonly #generations: number[] = [];
   readonly #interest: number[] = [];
   readonly #registered: number[] = [];
-  readonly #data: unknown[] = [];
+  readonly #data: (D | undefined)[] = [];
   readonly #freeSlots: number[] = [];
   #size = 0;
-  readonly #events: MultiplexerEvent[] = [];
+  readonly #events: MultiplexerEvent<MultiplexerTarget, D>[] = [];
   /** Targets with a deadline (a connect timeout, a datagram queue's next try): checked after every wait, whose timeout they shorten. */
   readonly #timed: Watchable[] = [];
-  readonly #eventPool: MultiplexerEvent[] = [];
+  readonly #eventPool: MultiplexerEvent<MultiplexerTarget, D>[] = [];
 
   /** Most events one `wait` returns. */
   readonly maxEvents: number;
@@ -113,6 +135,12 @@ export class Multiplexer implements Watcher {
   _lastReadyCount = 0;
   /** Whether each event of the last wait had its target still watched when wait returned. */
   readonly #watchedAtWait: boolean[] = [];
+
+  /**
+   * @internal Set by a Reactor while it hands the events of the last wait to handlers: a wait
+   * now would refill the very array it iterates, so `wait` refuses.
+   */
+  _dispatching = false;
 
   /** @internal Called after the number of watched objects changed (the Reactor's ref count). */
   _onSizeChange: (() => void) | null = null;
@@ -132,6 +160,8 @@ export class Multiplexer implements Watcher {
     this.#backend = createBackend(options.backend ?? 'epoll', maxEvents);
     this.maxEvents = maxEvents;
     this.receiveBuffer = new Uint8Array(bufferSize);
+    // The epoll fd is ours to close; a poll backend holds no fd.
+    if (this.#backend.fd >= 0) track(this, this.#backend.fd, 'multiplexer');
   }
 
   /** The epoll fd (for watching the multiplexer itself from another loop), or -1 (poll backend, or closed). */
@@ -150,7 +180,8 @@ export class Multiplexer implements Watcher {
   }
 
   /** Starts watching `target` for `interest` (default `Interest.READABLE`). `data` comes back with its events. */
-  add(target: MultiplexerTarget, interest: number = READABLE, data?: unknown): void {
+  add(target: MultiplexerTarget, ...rest: MultiplexerAddArguments<D>): void;
+  add(target: MultiplexerTarget, interest: number = READABLE, data?: D): void {
     const backend = this.#open('add');
     checkTarget(target);
     checkInterest(interest);
@@ -165,7 +196,7 @@ export class Multiplexer implements Watcher {
     this.#interest[slot] = interest;
     this.#registered[slot] = bits;
     this.#data[slot] = data;
-    target._watcher = this;
+    target._watcher = this satisfies Watcher;
     target._slot = slot;
     if (target._deadlinePending()) this.#watchDeadline(target);
     this.#size++;
@@ -173,7 +204,7 @@ export class Multiplexer implements Watcher {
   }
 
   /** Changes what `target` is watched for; replaces its data when `data` is given. */
-  modify(target: MultiplexerTarget, interest: number, data?: unknown): void {
+  modify(target: MultiplexerTarget, interest: number, data?: D): void {
     this.#open('modify');
     const slot = this.#slotOf(target);
     checkInterest(interest);
@@ -200,10 +231,18 @@ export class Multiplexer implements Watcher {
    * queues of writable sockets flushed, graceful closes completed, connects finished. A signal
    * does not cut the wait short (EINTR is retried with the time that remains).
    *
-   * The returned array and its event objects are reused by the next call.
+   * A failure of one socket's own work (its flush meets ENOBUFS, ETOOMANYREFS, a reset...) is
+   * reported on that socket (`socket.error` and its event's `error`), never thrown, and the other
+   * targets are served as usual. `wait` throws only when the kernel's wait itself fails, which
+   * for a correct caller only poll(2) does (ENOMEM, the `'poll'` backend); the next wait may
+   * succeed.
+   *
+   * The returned array and its event objects are reused by the next call. A Reactor's handler
+   * may not call it (the reactor is still iterating that array): it throws `ERR_INVALID_STATE`.
    */
-  wait(timeoutMs = 0): readonly MultiplexerEvent[] {
+  wait(timeoutMs = 0): readonly MultiplexerEvent<MultiplexerTarget, D>[] {
     const backend = this.#open('wait');
+    if (this._dispatching) throw invalidState('Multiplexer.wait() cannot be called from a reactor handler: the reactor is still delivering the events of the last wait');
     let timeout = timeoutOf(timeoutMs);
     if (this.#timed.length > 0) {
       const untilDeadline = Math.max(0, Math.ceil(this._nextDeadline() - performance.now()));
@@ -258,15 +297,17 @@ export class Multiplexer implements Watcher {
     }
   }
 
-  #push(target: Watchable, report: number, data: unknown): void {
+  #push(target: Watchable, report: number, data: D | undefined): void {
     const events = this.#events;
-    const event = (this.#eventPool[events.length] ??= newEvent());
+    const event = (this.#eventPool[events.length] ??= newEvent<D>());
     event.target = target as MultiplexerTarget;
     event.readable = (report & READABLE) !== 0;
     event.writable = (report & WRITABLE) !== 0;
     event.hangup = (report & HANGUP) !== 0;
     event.error = (report & ERROR) !== 0 ? (target._takeError() as SocketError | null) : null;
-    event.data = data;
+    // undefined only for a target added without data, which MultiplexerAddArguments allows only
+    // when D admits undefined.
+    event.data = data as D;
     this.#watchedAtWait[events.length] = target._watcher === this;
     events.push(event);
   }
@@ -274,7 +315,8 @@ export class Multiplexer implements Watcher {
   /**
    * Closes the multiplexer. Watched sockets and listeners stay open and can join another
    * multiplexer, except sockets already closing gracefully: they get one last flush and are
-   * then closed, since nothing would drive them any more.
+   * then closed, since nothing would drive them any more; bytes that flush could not send are
+   * reported lost (`socket.error`: ECANCELED, with `unsentBytes`). Never throws.
    */
   close(): void {
     const backend = this.#backend;
@@ -294,10 +336,27 @@ export class Multiplexer implements Watcher {
     this.#timed.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
-    backend.close();
-    for (const target of orphans) target._orphaned();
+    if (backend.fd >= 0) untrack(this);
+    try {
+      backend.close();
+    } catch {
+      // close(2) of the epoll fd failed (EIO): Linux has released the fd all the same, and
+      // nothing here could use the error. The orphans below must be finished whatever.
+    }
+    // A socket closing gracefully gets its last flush, whose failure is reported on the socket
+    // (socket.error), and is destroyed. Every orphan is finished even if one throws.
+    let failure: unknown = null;
+    for (const target of orphans) {
+      try {
+        target._orphaned();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (failure !== null) throw failure;
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -325,9 +384,11 @@ export class Multiplexer implements Watcher {
   /** @internal */
   _forget(target: Watchable): void {
     const slot = target._slot;
-    if (this.#backend !== null && this.#registered[slot] !== DORMANT) this.#backend.remove(target.fd, slot);
+    const fd = target.fd;
+    const registered = this.#backend !== null && this.#registered[slot] !== DORMANT;
     this.#targets[slot] = null;
     this.#data[slot] = undefined;
+    this.#registered[slot] = DORMANT;
     this.#generations[slot] = (this.#generations[slot] + 1) >>> 0;
     this.#freeSlots.push(slot);
     if (target._timed) {
@@ -338,7 +399,14 @@ export class Multiplexer implements Watcher {
     target._watcher = null;
     target._slot = -1;
     this.#size--;
-    this._onSizeChange?.();
+    // The kernel last: if epoll_ctl fails, the target has left all the same (the new generation
+    // drops any event still reported for the old one), and a socket being destroyed goes on to
+    // close its fd, which leaves the epoll set by itself.
+    try {
+      if (registered) this.#backend!.remove(fd, slot);
+    } finally {
+      this._onSizeChange?.();
+    }
   }
 
   #open(operation: string): Backend {

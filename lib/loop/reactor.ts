@@ -3,26 +3,32 @@
  * watches the epoll fd itself (it becomes readable when any watched socket is ready); when it
  * fires, the reactor drains the multiplexer with `wait(0)` and calls each target's handler.
  */
-import { invalidType, invalidValue, SocketClosedError } from '../core/errors.ts';
+import { invalidState, invalidType, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { Interest, Multiplexer, type MultiplexerEvent, type MultiplexerOptions, type MultiplexerTarget } from './multiplexer.ts';
-import { watchReadable, type FdWatcher } from './uv-poll.ts';
+import { raiseUncaught, watchReadable, type FdWatcher } from './uv-poll.ts';
 
-/** Called with each event of its target. The event object is reused after the call returns. */
-export type ReactorHandler = (event: MultiplexerEvent) => void;
+/**
+ * Called with each event of its target. The event object is reused after the call returns. An
+ * exception it throws is an uncaught exception (as from an EventEmitter listener), raised as soon
+ * as the reactor hands control back to the event loop; the other events are still delivered.
+ * `T` is the target's type: the handler given to `reactor.add(socket, handler)` receives events
+ * whose `target` is that Socket (and a listener's handler, that Listener).
+ */
+export type ReactorHandler<T extends MultiplexerTarget = MultiplexerTarget> = (event: MultiplexerEvent<T>) => void;
 
-/** Options of a {@link Reactor}. */
+/** Options of a {@link Reactor}. An option left `undefined` takes its default. */
 export interface ReactorOptions extends Omit<MultiplexerOptions, 'backend'> {
   /** Most `wait(0)` rounds per wakeup before yielding to other work on the loop (default 16). */
-  maxRounds?: number;
+  maxRounds?: number | undefined;
   /**
    * Busy-poll for latency-bound programs (default 0: off). After handling events, keep polling
    * with `wait(0)` until this many milliseconds pass with no event, instead of going back to
    * libuv at once: a reply that arrives meanwhile is handled without a wakeup. Costs a core
    * while traffic flows. One wakeup never spins longer than `busyPollBudgetMs`.
    */
-  busyPollMs?: number;
+  busyPollMs?: number | undefined;
   /** Longest time one wakeup may spend busy-polling, so timers and other I/O get a turn (default 10 ms). */
-  busyPollBudgetMs?: number;
+  busyPollBudgetMs?: number | undefined;
 }
 
 function msOption(name: string, value: unknown, fallback: number): number {
@@ -38,8 +44,11 @@ function msOption(name: string, value: unknown, fallback: number): number {
  * `unref()` lets the process exit anyway, and an empty reactor never holds it.
  */
 export class Reactor {
-  /** The multiplexer this reactor drives. Add and remove targets through the reactor. */
-  readonly multiplexer: Multiplexer;
+  /**
+   * The multiplexer this reactor drives. Add and remove targets through the reactor. Each
+   * target's data is its handler (`ReactorHandler<never>`: a handler of some target type).
+   */
+  readonly multiplexer: Multiplexer<ReactorHandler<never>>;
   // Kept in a field on purpose: a collected poll handle closes itself and the loop forgets us.
   #watcher: FdWatcher | null;
   #referenced = true;
@@ -65,7 +74,7 @@ export class Reactor {
   }
 
   /** Watches `target` and calls `handler` with its events (default interest: readable). */
-  add(target: MultiplexerTarget, handler: ReactorHandler, interest: number = Interest.READABLE): void {
+  add<T extends MultiplexerTarget>(target: T, handler: ReactorHandler<T>, interest: number = Interest.READABLE): void {
     if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);
     this.#live('add');
     this.multiplexer.add(target, interest, handler);
@@ -73,7 +82,7 @@ export class Reactor {
   }
 
   /** Changes what `target` is watched for, and its handler when one is given. */
-  modify(target: MultiplexerTarget, interest: number, handler?: ReactorHandler): void {
+  modify<T extends MultiplexerTarget>(target: T, interest: number, handler?: ReactorHandler<T>): void {
     this.#live('modify');
     if (handler === undefined) this.multiplexer.modify(target, interest);
     else if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);
@@ -117,16 +126,20 @@ export class Reactor {
     this.multiplexer.close();
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }
 
   /**
    * Handles everything ready now, up to `maxRounds` rounds of `wait(0)`; returns the number of
-   * events handled. The loop calls this by itself; call it to poll by hand.
+   * events handled. The loop calls this by itself; call it to poll by hand, but not from one of
+   * this reactor's handlers (`ERR_INVALID_STATE`: the reactor is in the middle of a batch). A
+   * handler's exception does not come out of `drain()`: it is an uncaught exception, as always.
    */
   drain(): number {
     this.#live('drain');
+    if (this.multiplexer._dispatching) throw invalidState('Reactor.drain() cannot be called from a reactor handler: the reactor is still delivering a batch of events');
     return this.#drain();
   }
 
@@ -175,13 +188,25 @@ export class Reactor {
     for (let round = 0; round < this.#maxRounds && !mux.closed; round++) {
       const events = mux.wait(0);
       const count = events.length;
-      // A handler may close the reactor (which empties the array): stop at once if it does.
-      for (let i = 0; i < count && !mux.closed; i++) {
-        const event = events[i];
-        // An earlier handler of this batch may have closed or removed this event's target; an
-        // event whose target had already left during wait() (a failed graceful close) still runs.
-        if (event.target._watcher !== mux && mux._watchedAtWait(i)) continue;
-        (event.data as ReactorHandler)(event);
+      // While handlers run, a nested wait would refill `events` under our feet: refused.
+      mux._dispatching = true;
+      try {
+        // A handler may close the reactor (which empties the array): stop at once if it does.
+        for (let i = 0; i < count && !mux.closed; i++) {
+          const event = events[i];
+          // An earlier handler of this batch may have closed or removed this event's target; an
+          // event whose target had already left during wait() (a failed graceful close) still runs.
+          if (event.target._watcher !== mux && mux._watchedAtWait(i)) continue;
+          try {
+            (event.data as ReactorHandler)(event);
+          } catch (error) {
+            // The rest of the batch must still be delivered: wait() already did their one-off
+            // work (an error handed over, a queue drained), which would be lost with them.
+            raiseUncaught(error);
+          }
+        }
+      } finally {
+        mux._dispatching = false;
       }
       handled += count;
       // Fewer reports than fit: the kernel had nothing more. Anything left (or made ready by the

@@ -38,8 +38,11 @@ export interface ReceiveWithFdsResult extends ReceiveResult {
  * (`peerCredentials`), or when it sent bytes (`ReceiveWithFdsResult.credentials`).
  */
 export interface PeerCredentials {
+  /** Process id of the peer. */
   pid: number;
+  /** Its effective user id. */
   uid: number;
+  /** Its effective group id. */
   gid: number;
 }
 

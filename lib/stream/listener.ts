@@ -10,7 +10,7 @@ import {
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { errnoCodes } from '../../ffi/errno.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
-import { inetAddress, unixAddress, type SocketAddress } from '../core/address.ts';
+import { inetAddress, unixAddress, type InetAddress, type SocketAddress, type UnixAddress } from '../core/address.ts';
 import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
@@ -20,28 +20,31 @@ import { INTERNAL } from '../core/internal.ts';
 import { READABLE, Watchable } from '../core/watch.ts';
 import { applyOptions, getOption, setOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
 
-/** Options of {@link Listener.listen}. */
+/**
+ * Options of {@link Listener.listen}. An option left `undefined` takes its default.
+ * `{ path }` makes a Unix listener, anything else a TCP one (see {@link TcpListener}).
+ */
 export interface ListenOptions {
   /** IP literal to bind (default `'::'`, every IPv4 and IPv6 address). Names: see `resolve`. */
-  host?: string;
-  /** Port; 0 (the default) picks a free one: read it back from `listener.address`. */
-  port?: number;
+  host?: string | undefined;
+  /** Port; 0 (the default) picks a free one: read it back from `listener.port`. */
+  port?: number | undefined;
   /** Unix socket path (or `'\0name'` for an abstract name) instead of host and port. */
-  path?: string;
+  path?: string | undefined;
   /** Length of the queue of connections waiting for accept (default 511, as Node). */
-  backlog?: number;
+  backlog?: number | undefined;
   /** SO_REUSEADDR: rebind a port that still has connections in TIME_WAIT (default true). */
-  reuseAddress?: boolean;
+  reuseAddress?: boolean | undefined;
   /** SO_REUSEPORT: several listeners (threads, processes) share the port (default false). */
-  reusePort?: boolean;
+  reusePort?: boolean | undefined;
   /** IPv6 only, or dual-stack (default false: an IPv6 wildcard also takes IPv4 connections). */
-  ipv6Only?: boolean;
+  ipv6Only?: boolean | undefined;
   /** Set TCP_NODELAY on every accepted TCP socket (default false, the kernel's default). */
-  noDelay?: boolean;
+  noDelay?: boolean | undefined;
   /** Options given to every accepted socket (`pauseReadingWhenFull` defaults to true for them). */
-  socket?: SocketOptions;
+  socket?: SocketOptions | undefined;
   /** Socket options set before bind (`{ receiveBufferSize: 1 << 20, keepAlive: true }`); accepted sockets inherit most of them. */
-  socketOptions?: Partial<SocketOptionValues>;
+  socketOptions?: Partial<SocketOptionValues> | undefined;
 }
 
 /** The socket file a bind created: where, and which file it is (so a replacement is never removed). */
@@ -76,6 +79,13 @@ function removeBoundFile(file: BoundFile): void {
   }
 }
 
+/** A listener on an IPv4 or IPv6 address: what `Listener.listen({ host, port })` returns. Its `port` is a number. */
+export type TcpListener = Listener<InetAddress>;
+/** A listener on a Unix path or abstract name: what `Listener.listen({ path })` returns. Its `port` is undefined. */
+export type UnixListener = Listener<UnixAddress>;
+/** The port of a listener bound to an address of type `A`: a number for IPv4/IPv6, undefined for Unix. */
+export type PortOf<A extends SocketAddress> = A extends InetAddress ? number : undefined;
+
 /**
  * accept4 errors that concern one aborted connection, not the listener: try the next one. As
  * codes (errnoCodes): EOPNOTSUPP is reported as ENOTSUP, the name Node gives errno 95.
@@ -89,10 +99,14 @@ function optionalBoolean(options: Partial<ListenOptions>, key: keyof ListenOptio
   return value;
 }
 
-/** A listening socket. Watch it with a multiplexer: it is readable when `accept()` has work. */
-export class Listener extends Watchable {
+/**
+ * A listening socket. Watch it with a multiplexer: it is readable when `accept()` has work.
+ * `A` is the type of the address it is bound to, which `Listener.listen` knows from its options:
+ * a {@link TcpListener} (`Listener<InetAddress>`) has a numeric `port`.
+ */
+export class Listener<A extends SocketAddress = SocketAddress> extends Watchable {
   #fd: number;
-  #address: SocketAddress;
+  #address: A;
   #noDelay: boolean;
   #socketQueueLimit: number;
   #socketPauses: boolean;
@@ -103,13 +117,18 @@ export class Listener extends Watchable {
   /** @internal */
   readonly _kind = 'listener';
 
-  /** @internal Use `Listener.listen` or `Listener.fromFd`. */
+  /**
+   * Use `Listener.listen` or `Listener.fromFd`. Only the library holds the token, so the published
+   * types refuse `new` as JavaScript does (ERR_ILLEGAL_CONSTRUCTOR). Not marked internal: that would
+   * strip this signature and leave a constructor that takes nothing.
+   */
   constructor(token: typeof INTERNAL, fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number, socketPauses = true) {
     super();
     // The constructor adopts an fd unchecked: only the library may call it.
     if (token !== INTERNAL) throw illegalConstructor('Listener', 'Listener.listen() or Listener.fromFd()');
     this.#fd = fd;
-    this.#address = address;
+    // What the kernel reports has the family that was bound, the one listen()'s overloads promise.
+    this.#address = address as A;
     this.#noDelay = noDelay;
     this.#socketQueueLimit = socketQueueLimit;
     this.#socketPauses = socketPauses;
@@ -120,6 +139,9 @@ export class Listener extends Watchable {
    * Binds and listens, synchronously (numeric addresses need no lookup). Errors name the
    * address: `EADDRINUSE` when another socket holds it, `EACCES` for a privileged port.
    */
+  static listen(options: ListenOptions & { path: string }): UnixListener;
+  static listen(options?: ListenOptions & { path?: undefined }): TcpListener;
+  static listen(options?: ListenOptions): Listener;
   static listen(options: ListenOptions = {}): Listener {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const backlog = options.backlog === undefined ? 511 : checkInteger('options.backlog', options.backlog, 0, 65535);
@@ -180,13 +202,15 @@ export class Listener extends Watchable {
   }
 
   /** The bound address (with the port the kernel picked when 0 was asked for). */
-  get address(): SocketAddress {
+  get address(): A {
     return this.#address;
   }
 
-  /** The bound port (IPv4/IPv6), or undefined for a Unix socket. */
-  get port(): number | undefined {
-    return this.#address.family === 'unix' ? undefined : this.#address.port;
+  /** The bound port (IPv4/IPv6), or undefined for a Unix socket. A number for a {@link TcpListener}. */
+  get port(): PortOf<A> {
+    const address: SocketAddress = this.#address;
+    // TypeScript does not narrow A itself; PortOf<A> says the same thing as this test.
+    return (address.family === 'unix' ? undefined : address.port) as PortOf<A>;
   }
 
   /** Sets a socket option on the listening socket (accepted sockets inherit most of them). */
@@ -221,8 +245,17 @@ export class Listener extends Watchable {
         throw err;
       }
       if (client === WOULD_BLOCK) return null;
-      if (this.#noDelay) sys.setsockopt(client, IPPROTO_TCP, TCP_NODELAY, this.#one, 4);
-      return new Socket(INTERNAL, client, false, this.#socketQueueLimit, null, this.#socketPauses);
+      // Owned before anything else can fail, so that a refused option cannot leak the fd.
+      const socket = new Socket(INTERNAL, client, false, this.#socketQueueLimit, null, this.#socketPauses);
+      if (this.#noDelay) {
+        try {
+          sys.setsockopt(client, IPPROTO_TCP, TCP_NODELAY, this.#one, 4);
+        } catch (err) {
+          socket.destroy();
+          throw err;
+        }
+      }
+      return socket;
     }
   }
 
@@ -245,11 +278,14 @@ export class Listener extends Watchable {
     this.#boundFile = null;
     try {
       closeFd(fd);
+    } catch {
+      // Never thrown: Linux releases the fd even when close(2) reports an error (EIO, EINTR).
     } finally {
       if (file !== null) removeBoundFile(file);
     }
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -25,6 +25,7 @@ import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRigh
 import { adoptReceivedFds, type FdAdopters } from './received-fd.ts';
 import type { Listener } from './listener.ts';
 import { OwnedFd } from '../core/owned-fd.ts';
+import { duplicateFd, fileEnded, fileRequest, FileMover, PIPE_EMPTY } from './file-range.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -34,6 +35,7 @@ export type ReceiveStatus = 'alive' | 'closed';
 export interface ReceiveResult {
   /** The bytes read: a view of the buffer they were read into (empty when none). */
   bytes: Uint8Array;
+  /** Whether the connection is still up: `'closed'` once the peer ended it. */
   status: ReceiveStatus;
 }
 /** Where a socket is in its life. */
@@ -94,13 +96,18 @@ export class Socket extends Watchable {
   #isUnix: boolean | null = null;
   /** Backpressure: not readable while the send queue is full (see `pauseReadingWhenFull`). */
   #pauseReading: boolean;
+  /** sendFile's scratch (made by the first sendFile). */
+  #mover: FileMover | null = null;
+  /** The head of the queue is a pipe with nothing in it: stop asking for writability until a flush. */
+  #starved = false;
 
   /** @internal */
   readonly _kind = 'socket';
 
-  /** @internal Use `Socket.connect`, `Socket.fromFd` or `Listener.accept`. */
+  /** Use `Socket.connect`, `Socket.fromFd` or `Listener.accept`. Only the library holds the token. */
   constructor(
-    token: typeof INTERNAL, fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null, pauseReading = false,
+    token: typeof INTERNAL, fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null,
+    pauseReading = false,
   ) {
     // The constructor adopts an fd unchecked: only the library may call it.
     super();
@@ -190,6 +197,7 @@ export class Socket extends Watchable {
   get sendQueueLimit(): number {
     return this.#sendQueueLimit;
   }
+  /** An integer from 1 to 2^31 - 1; the next `send` sees the new cap. */
   set sendQueueLimit(limit: number) {
     this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
     if (this.#fd >= 0) this._watcher?._update(this); // the queue may be full, or no longer
@@ -226,6 +234,7 @@ export class Socket extends Watchable {
   get blocking(): boolean {
     return (sys.fcntl(this.#open('blocking'), F_GETFL, 0) & O_NONBLOCK) === 0;
   }
+  /** Switches O_NONBLOCK on the fd (fcntl F_SETFL). */
   set blocking(on: boolean) {
     if (typeof on !== 'boolean') throw invalidValue('blocking', 'must be a boolean', on);
     const fd = this.#open('blocking');
@@ -276,7 +285,9 @@ export class Socket extends Watchable {
   /**
    * Reads what the kernel holds into `into` (no copy) and returns the number of bytes read:
    * `> 0` bytes, `0` when nothing is available right now, `END_OF_STREAM` (-1) when the peer has
-   * closed the connection (EOF, or a reset: see `error`). Allocates nothing.
+   * closed the connection (EOF, or a reset: see `error`). Allocates nothing. A failure that is
+   * not a lost connection (ENOMEM) is thrown as a `SocketError`; nothing was read, the bytes wait
+   * in the kernel and the socket stays usable.
    */
   receiveInto(into: Uint8Array): number {
     const fd = this.#open('receive');
@@ -317,7 +328,12 @@ export class Socket extends Watchable {
    * - `'closed'`: the connection is gone (see `error`); nothing was taken.
    *
    * The queue cap is soft: one send is accepted whole while the queue holds less than the cap.
-   * Throws `SocketClosedError` after `close()`, `destroy()` or `shutdown('write')`.
+   * Throws `SocketClosedError` after `close()`, `destroy()` or `shutdown('write')`, and a
+   * `SocketError` when the kernel refuses the bytes for a reason other than a lost connection
+   * (ENOBUFS, ENOMEM; ETOOMANYREFS for fds): then nothing was taken and the socket stays usable,
+   * so the send may be tried again. Once bytes wait in the queue such a failure can no longer be
+   * thrown to anyone: the flush that meets it ends the stream, and it is reported like a lost
+   * connection (`error`, the event's `error`, with `unsentBytes`).
    *
    * With `length`, sends only the first `length` bytes of `data`: `send(buffer, n)` after
    * `receiveInto(buffer)` echoes without making a view per message.
@@ -348,6 +364,70 @@ export class Socket extends Watchable {
     checkBytes('data', data);
     if (data.byteLength === 0) throw outOfRange('data.byteLength', 'at least 1 (fds travel with a byte)', 0);
     return this.#transmit('sendWithFds', fd, data, data.byteLength, fdNumbers(fds));
+  }
+
+  /**
+   * Sends a file's bytes from the kernel's page cache, never through JavaScript (sendfile(2);
+   * splice(2) for a pipe), in order with `send`s before and after it. Answers like `send`.
+   *
+   * - A regular file: `offset` defaults to 0 and `length` to the rest of the file; the range must
+   *   lie inside the file as it is now. The file's own offset never moves.
+   * - A pipe: give no `offset`, and a `length` (a pipe has no size). The bytes should already be
+   *   in the pipe or be on their way: while the pipe is empty the socket stops asking to be
+   *   flushed (no busy loop) until the next `flush()` or event.
+   *
+   * What the kernel cannot take now is queued as a file range: the queue holds its own duplicate
+   * of `fd` (close-on-exec), so you may close yours as soon as this returns. A queued range
+   * counts its remaining bytes in `queuedBytes` and against `sendQueueLimit` like queued bytes
+   * (it is accepted whole while the queue is below the cap, and a big file then fills the queue:
+   * later sends answer `'not-sent'` until it has drained below the cap), though no memory
+   * holds them. If the file ends before `length` bytes were sent (it shrank meanwhile, or a
+   * pipe's writer left), the stream can no longer be what was promised: the connection fails
+   * with `ENODATA`, reported like a reset (`error`, `unsentBytes`).
+   */
+  sendFile(fd: number, offset?: number, length?: number): SendStatus {
+    const socketFd = this.#open('sendFile');
+    const request = fileRequest(fd, offset, length);
+    if (this.#writeShut) throw new SocketClosedError('socket', 'sendFile: shut down for writing, so the');
+    if (this.#error !== null) return 'closed';
+    const queued = this.queuedBytes;
+    let start = request.offset;
+    let remaining = request.length;
+    if (queued === 0 && !this.#connecting) {
+      if (remaining === 0) return 'sent';
+      const mover = (this.#mover ??= new FileMover());
+      for (;;) {
+        let n: number;
+        try {
+          n = mover.move(socketFd, request.fd, start, remaining);
+        } catch (err) {
+          if (!lostConnection(err)) throw err;
+          this.#lose(err);
+          return 'closed';
+        }
+        if (n === WOULD_BLOCK) break;
+        if (n === PIPE_EMPTY) {
+          this.#starved = true; // the range waits for the pipe, not for the socket
+          break;
+        }
+        if (n === 0) {
+          this.#lose(fileEnded(request.fd, start < 0));
+          return 'closed';
+        }
+        remaining -= n;
+        if (start >= 0) start += n;
+        if (remaining === 0) return 'sent';
+      }
+    } else if (queued >= this.#sendQueueLimit) {
+      return 'not-sent';
+    } else if (remaining === 0) {
+      return 'queued';
+    }
+    const before = this.queuedBytes;
+    (this.#queue ??= new SendQueue()).pushFile(duplicateFd(request.fd), start, remaining);
+    // As #enqueue: write interest when the queue stops being empty, paused reading when it fills.
+    if (before === 0 || (before < this.#sendQueueLimit && this.queuedBytes >= this.#sendQueueLimit)) this._watcher?._update(this);
+    return remaining < request.length ? 'partial' : 'queued';
   }
 
   /**
@@ -402,7 +482,9 @@ export class Socket extends Watchable {
 
   /**
    * Hands queued bytes to the kernel now, as far as it takes them, and returns how many bytes
-   * remain queued. A multiplexer does this by itself when the socket becomes writable.
+   * remain queued. A multiplexer does this by itself when the socket becomes writable. Never
+   * throws: a failure (a reset, ENOBUFS...) ends the stream and is kept in `error`, with the
+   * queued bytes it stranded in `unsentBytes`.
    */
   flush(): number {
     if (this.#fd < 0) return 0;
@@ -447,17 +529,28 @@ export class Socket extends Watchable {
     if (this.#fd >= 0) this._watcher?._update(this);
   }
 
-  /** Closes at once, dropping anything still queued. Calling it again does nothing. */
+  /**
+   * Closes at once, dropping anything still queued. Calling it again does nothing. Never throws:
+   * Linux releases the fd even when close(2) reports an error, and a socket's bytes were handed to
+   * the kernel before, so there is nothing to retry and nothing to report.
+   */
   destroy(): void {
     const fd = this.#fd;
     if (fd < 0) return;
-    this._watcher?._forget(this);
+    try {
+      this._watcher?._forget(this);
+    } catch {
+      // epoll_ctl(DEL) failed: closing the fd below takes it out of the epoll set anyway, and
+      // the multiplexer's bookkeeping forgot this socket before the call (see _forget).
+    }
     this.#fd = -1;
     this.#closing = false;
     this.#dropQueue();
     untrack(this);
     try {
       closeFd(fd);
+    } catch {
+      // See above: the fd is gone whatever close(2) said.
     } finally {
       const waiters = this.#closeWaiters;
       this.#closeWaiters = null;
@@ -474,6 +567,7 @@ export class Socket extends Watchable {
     return new Promise((resolve) => (this.#closeWaiters ??= []).push(resolve));
   }
 
+  /** Calls `destroy()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.destroy();
   }
@@ -502,7 +596,7 @@ export class Socket extends Watchable {
     if (this.#readEnded || this.#closing) bits &= ~READABLE;
     // Backpressure: unread bytes wait in the kernel until the queue is below its cap again.
     else if (this.#pauseReading && this.queuedBytes >= this.#sendQueueLimit) bits &= ~READABLE;
-    if (this.#connecting || this.queuedBytes > 0) bits |= WRITABLE;
+    if (this.#connecting || (this.queuedBytes > 0 && !this.#starved)) bits |= WRITABLE;
     // epoll reports EPOLLHUP whatever the mask: once a hangup has been reported and nobody reads
     // and nothing is queued, stop watching until the interest changes (no busy loop).
     if (this.#hungUp && (bits & READABLE) === 0 && !this.#connecting && this.queuedBytes === 0) return DORMANT;
@@ -544,6 +638,8 @@ export class Socket extends Watchable {
   override _orphaned(): void {
     if (this.#fd < 0 || !this.#closing) return;
     this.flush();
+    // Nothing will drive the rest: what the kernel could not take is lost, and must be said so.
+    if (this.queuedBytes > 0) this.#lose(new SocketError('close', ERRNO.ECANCELED, { fd: this.#fd }));
     this.destroy();
   }
 
@@ -655,32 +751,85 @@ export class Socket extends Watchable {
     const queue = this.#queue;
     if (queue === null) return;
     const wasFull = queue.length >= this.#sendQueueLimit;
-    for (let head = queue.head(); head !== null; head = queue.head()) {
-      const fds = queue.headFds();
+    this.#drainQueue(queue);
+    // Drained below the cap but not empty: reading resumes (with pauseReadingWhenFull). Empty, or
+    // dropped by a lost connection, has updated the interest already.
+    if (wasFull && this.#queue === queue && queue.length > 0 && queue.length < this.#sendQueueLimit) this._watcher?._update(this);
+  }
+
+  /** Hands the queue to the kernel as far as it takes it: bytes, fds, file ranges, in order. */
+  #drainQueue(queue: SendQueue): void {
+    for (;;) {
+      for (let head = queue.head(); head !== null; head = queue.head()) {
+        const fds = queue.headFds();
+        let n: number;
+        try {
+          n = fds === null ? sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(this.#fd, head, fds);
+        } catch (err) {
+          // Any failure here, a lost connection or not (ENOBUFS, ENOMEM, ETOOMANYREFS for the fds,
+          // EMSGSIZE...), ends the stream: the bytes behind the head cannot go without it, so
+          // the queue is dropped and reported on this socket. Thrown instead, it would escape the
+          // multiplexer's wait() and stay at the head of the queue, failing every later wait.
+          this.#lose(asSocketError(err, 'send'));
+          return;
+        }
+        if (n === WOULD_BLOCK) return;
+        const sentFds = queue.consume(n);
+        if (sentFds !== null) closeAll(sentFds); // our duplicates: the peer has its own now
+      }
+      // head() stops at a file range (sendFile): its turn now, then the bytes behind it.
+      if (queue.headFile() === null || !this.#flushFile(queue)) break;
+    }
+    if (this.#queue === queue && queue.length === 0) this.#afterDrain();
+  }
+
+  /** Sends the head file range as far as the kernel takes it; false when the flush must stop. */
+  #flushFile(queue: SendQueue): boolean {
+    const file = queue.headFile()!;
+    const wasStarved = this.#starved;
+    this.#starved = false;
+    for (;;) {
       let n: number;
       try {
-        n = fds === null ? sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(this.#fd, head, fds);
+        n = (this.#mover ??= new FileMover()).move(this.#fd, file.fd, file.offset, file.remaining);
       } catch (err) {
-        if (!lostConnection(err)) throw err;
-        this.#lose(err);
-        return;
+        // As for bytes: any failure ends the stream and is reported here, never thrown from wait().
+        this.#lose(asSocketError(err, 'sendfile'));
+        return false;
       }
       if (n === WOULD_BLOCK) {
-        // Drained below the cap but not empty: reading resumes (with pauseReadingWhenFull).
-        if (wasFull && queue.length < this.#sendQueueLimit) this._watcher?._update(this);
-        return;
+        if (wasStarved) this._watcher?._update(this);
+        return false;
       }
-      const sentFds = queue.consume(n);
-      if (sentFds !== null) closeAll(sentFds); // our duplicates: the peer has its own now
+      if (n === PIPE_EMPTY) {
+        this.#starved = true;
+        this._watcher?._update(this);
+        return false;
+      }
+      if (n === 0) {
+        this.#lose(fileEnded(file.fd, file.offset < 0));
+        return false;
+      }
+      const done = queue.consumeFile(n);
+      if (done >= 0) {
+        closeFd(done); // the queue's duplicate
+        if (wasStarved) this._watcher?._update(this);
+        return true;
+      }
     }
-    this.#afterDrain();
   }
 
   /** The queue is empty: finish what waited for it (a shutdown, a graceful close). */
   #afterDrain(): void {
     if (this.#shutdownPending) {
       this.#shutdownPending = false;
-      this.#shutdownIgnoringNotConnected(this.#fd, SHUT_WR);
+      try {
+        this.#shutdownIgnoringNotConnected(this.#fd, SHUT_WR);
+      } catch (err) {
+        // Runs inside wait() too: the peer will not see the end, so report it on this socket.
+        this.#lose(asSocketError(err, 'shutdown'));
+        return;
+      }
     }
     if (this.#closing) this.destroy();
     else this._watcher?._update(this);
@@ -740,6 +889,12 @@ export class Socket extends Watchable {
     else if (this.#shutdownPending) this.#afterDrain();
     else this._watcher?._update(this);
   }
+}
+
+/** A SocketError as is; anything else (a bug, koffi refusing a call) wrapped so that it has a code. */
+function asSocketError(err: unknown, syscall: string): SocketError {
+  if (err instanceof SocketError) return err;
+  return Object.assign(new SocketError(syscall, ERRNO.EIO), { message: `${syscall} failed: ${String(err)}`, cause: err });
 }
 
 /** The same error, saying how many queued bytes it stranded (`err.unsentBytes`). */

@@ -3,7 +3,7 @@
  * Every loop here is bounded in time; a loop that runs out throws, naming what it waited for.
  */
 import assert from 'node:assert/strict';
-import { Listener, Multiplexer, Socket, type MultiplexerEvent } from '../../lib/index.ts';
+import { Listener, Multiplexer, Socket, type MultiplexerEvent, type MultiplexerTarget } from '../../lib/index.ts';
 
 /** A connected TCP pair on 127.0.0.1 and the listener that made it. */
 export interface Pair {
@@ -18,10 +18,10 @@ export interface Pair {
  * Runs `mux.wait(10)` and hands each event to `onEvent` until `done()` is true; throws after
  * `timeoutMs`. Returns the number of events seen.
  */
-export function pumpUntil(
-  mux: Multiplexer,
+export function pumpUntil<D>(
+  mux: Multiplexer<D>,
   done: () => boolean,
-  onEvent: (event: MultiplexerEvent) => void = () => {},
+  onEvent: (event: MultiplexerEvent<MultiplexerTarget, D>) => void = () => {},
   what = 'the condition',
   timeoutMs = 5000,
 ): number {
@@ -40,7 +40,7 @@ export function pumpUntil(
 /** Makes a connected pair; the client is `'open'` when this returns. */
 export function connectedPair(options: { sendQueueLimit?: number } = {}): Pair {
   const listener = Listener.listen({ host: '127.0.0.1', port: 0, socket: options });
-  const port = (listener.address as { port: number }).port;
+  const port = listener.port;
   const client = Socket.connect({ host: '127.0.0.1', port, ...options });
   const mux = new Multiplexer();
   try {
