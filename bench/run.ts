@@ -6,7 +6,7 @@
  *   npm run bench -- --quick         about a minute, smaller counts, fewer runs
  *   npm run bench -- --json FILE     also write every figure as JSON
  *   npm run bench -- --charts DIR    also write DIR/results.json and an SVG chart per table (bench/charts for RESULTS.md)
- *   npm run bench -- --only copy,throughput,scale   run some sections
+ *   npm run bench -- --only copy,throughput,scale,datagram   run some sections
  *   npm run bench -- --profile       CPU-profile the m-socket server under load instead (node --cpu-prof)
  *
  * Progress lines (`[3/46 00:07] throughput ...`, one per measured step) go to stderr, the tables to
@@ -19,6 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { copyPlan, runCopyCosts, type TargetCheck } from './copy-costs.ts';
 import { runThroughput, throughputPlan } from './throughput.ts';
 import { runScale, scalePlan } from './scale.ts';
+import { runDatagramSection } from './datagram-section.ts';
 import { Progress } from './lib/progress.ts';
 import { writeCharts, type BenchJson } from './lib/charts.ts';
 import { runProfile } from './profile.ts';
@@ -37,7 +38,7 @@ function parseArgs(argv: string[]) {
     else if (a === '--profile') opts.profile = true;
     else if (a === '--markdown') opts.markdown = true;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--quick] [--json FILE] [--charts DIR] [--only copy,throughput,scale] [--profile] [--markdown]');
+      console.log('usage: npm run bench -- [--quick] [--json FILE] [--charts DIR] [--only copy,throughput,scale,datagram] [--profile] [--markdown]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -100,8 +101,15 @@ async function main(): Promise<void> {
     checks.push(...r.checks);
     json.scale = { memory: r.memory, accept: r.accept };
   }
+  if (want('datagram')) {
+    // Its own progress lines (bench/datagram.ts and bench/gso.ts count their steps).
+    const r = await runDatagramSection({ quick: opts.quick, log });
+    tables.push(...r.tables);
+    checks.push(...r.checks);
+    json.datagram = r.results;
+  }
   const targetTable: Table = {
-    title: 'Targets (issue 6)',
+    title: 'Targets (issues 6 and 14)',
     header: ['target', 'measured', 'status'],
     rows: checks.map((c) => [c.target, c.value, c.met === null ? 'n/a' : c.met ? 'met' : 'MISSED']),
   };

@@ -14,10 +14,10 @@ export {
 } from './stream/socket.ts';
 export { DEFAULT_SEND_QUEUE_LIMIT, type SocketOptions } from './stream/send-queue.ts';
 export { FdsTruncatedError } from './core/errors.ts';
-export type { ReceiveWithFdsResult, PeerCredentials, FdLike } from './stream/fd-passing.ts';
+export type { PeerCredentials, FdLike } from './core/fd-passing.ts';
 export type { ConnectOptions } from './stream/connect.ts';
 export { OwnedFd } from './core/owned-fd.ts';
-export type { ReceivedFd } from './stream/received-fd.ts';
+export type { ReceivedFd, ReceiveWithFdsResult } from './stream/received-fd.ts';
 export { Listener, type ListenOptions, type TcpListener, type UnixListener, type PortOf } from './stream/listener.ts';
 export {
   DatagramSocket,
@@ -32,6 +32,7 @@ export {
 export type { DatagramDestinationInfo } from './datagram/metadata.ts';
 export type { DatagramReceipt } from './datagram/receipt.ts';
 export { DatagramBatch, type DatagramBatchOptions } from './datagram/batch.ts';
+export { SeqpacketListener, type SeqpacketListenOptions } from './datagram/seqpacket-listener.ts';
 export { receiveDatagrams, type ReceivedDatagram, type ReceiveDatagramsOptions, type DatagramIterator } from './face/datagrams.ts';
 export {
   Multiplexer,

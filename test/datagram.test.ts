@@ -329,6 +329,18 @@ describe('Unix datagram sockets', () => {
     assert.equal(str(receiveOne(abstract).bytes), 'abstract');
   });
 
+  it('close() removes the socket file bind made, and leaves alone a file that replaced it', () => {
+    const p = path.join(dir, 'own.sock');
+    DatagramSocket.bind({ path: p }).close();
+    assert.equal(fs.existsSync(p), false, 'removed: binding again works');
+    const again = DatagramSocket.bind({ path: p });
+    fs.rmSync(p);
+    fs.writeFileSync(p, 'someone else');
+    again.destroy();
+    assert.equal(fs.readFileSync(p, 'utf8'), 'someone else');
+    fs.rmSync(p);
+  });
+
   it('a pair keeps message boundaries; an empty datagram is a datagram', () => {
     const [a, b] = DatagramSocket.pair();
     try {

@@ -155,7 +155,7 @@ test('npm run docs builds an HTML page for every export of lib/index.ts, showing
         problems.push(`${name}: cannot load ${href}: ${page}`);
         continue;
       }
-      if (page.h1.trim().split(/\s+/).pop() !== name) problems.push(`${name}: page title is "${page.h1}"`);
+      if (page.h1.trim().replace(/<[^>]*>$/, "").split(/\s+/).pop() !== name) problems.push(`${name}: page title is "${page.h1}"`);
       // The summary's first words, as the reader sees them (long summaries may hold Markdown lists).
       const head = summary.slice(0, 12).join(' ');
       if (!` ${words(page.text).join(' ')} `.includes(` ${head} `)) problems.push(`${name}: the page does not show its TSDoc ("${head} ...")`);

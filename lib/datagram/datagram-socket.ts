@@ -23,16 +23,17 @@
  * close the socket: a receive that meets one skips it (the next datagram is read), and it is
  * reported once, as the `error` of the socket's next multiplexer event and in `lastError`.
  */
-import { AF_INET6, AF_UNIX, AF_UNSPEC, IP_RECVERR, IPPROTO_IP, IPPROTO_IPV6, IPV6_RECVERR, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SOL_UDP, UDP_SEGMENT } from '../../ffi/constants.ts';
+import { AF_INET6, AF_UNIX, AF_UNSPEC, IP_RECVERR, IPPROTO_IP, IPPROTO_IPV6, IPV6_RECVERR, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET, SOL_UDP, UDP_SEGMENT } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
-import type { SocketAddress } from '../core/address.ts';
+import { unixAddress, type SocketAddress } from '../core/address.ts';
 import { checkBytes, checkInteger, illegalConstructor, invalidType, invalidValue, outOfRange, SocketClosedError } from '../core/errors.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
-import { errorDetails, readAddress } from '../core/sockaddr.ts';
+import { encodeSockaddr, errorDetails, readAddress } from '../core/sockaddr.ts';
+import { removeSocketFile, socketFileOf, type FileIdentity } from '../core/socket-file.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
 import { DatagramBatch } from './batch.ts';
 import { DatagramQueue } from './datagram-queue.ts';
@@ -54,7 +55,7 @@ export const MAX_GSO_SEGMENTS = 64;
 export const MAX_UDP_PAYLOAD = Object.freeze({ IPv4: 65507, IPv6: 65527 });
 
 /** Errors that concern one datagram's delivery, not the socket: the socket stays usable. */
-const DELIVERY_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ENOBUFS', 'ENOMEM', 'EPERM', 'ENONET']);
+const DELIVERY_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ENOBUFS', 'ENOMEM', 'EPERM', 'ENONET', 'EPIPE', 'ECONNRESET']);
 
 function isDeliveryError(err: unknown): err is SocketError {
   return err instanceof SocketError && DELIVERY_ERRORS.has(err.code);
@@ -91,6 +92,12 @@ export class DatagramSocket extends Watchable {
    */
   #stalled = false;
   #retryMs = 0;
+  /** A Unix SOCK_SEQPACKET connection (connectSeqpacket, a SeqpacketListener's accept, pair): a read of 0 is its end. */
+  #seqpacket = false;
+  /** The socket file `bind({ path })` made, removed on close if it is still that file. */
+  #socketFile: { path: string; made: FileIdentity } | null = null;
+  /** The peer of a seqpacket connection has closed: nothing more will arrive. */
+  #ended = false;
   /** The error queue's reader, once `reportIcmpErrors(true)` turned IP_RECVERR on. */
   #errorQueue: ErrorQueueReader | null = null;
 
@@ -116,6 +123,10 @@ export class DatagramSocket extends Watchable {
     const opened = openBound(options);
     const socket = new DatagramSocket(INTERNAL, opened.fd, opened.family, opened.sendQueueLimit);
     socket.#ipv6Only = opened.ipv6Only;
+    if (options.path !== undefined) {
+      const made = socketFileOf(options.path);
+      if (made !== null) socket.#socketFile = { path: options.path, made };
+    }
     return socket;
   }
 
@@ -127,16 +138,59 @@ export class DatagramSocket extends Watchable {
     return socket;
   }
 
-  /** Two connected Unix datagram sockets (socketpair): message boundaries kept, for talking to a child or a worker. */
-  static pair(options: { sendQueueLimit?: number } = {}): [DatagramSocket, DatagramSocket] {
+  /**
+   * Two connected Unix sockets (socketpair) that keep message boundaries, for talking to a child
+   * or a worker: `SOCK_DGRAM` by default, `SOCK_SEQPACKET` with `{ type: 'seqpacket' }` (a
+   * connection: when one end closes, the other sees `ended`).
+   */
+  static pair(options: { sendQueueLimit?: number; type?: 'datagram' | 'seqpacket' } = {}): [DatagramSocket, DatagramSocket] {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const limit = sendQueueLimitOf(options);
+    const type = options.type ?? 'datagram';
+    if (type !== 'datagram' && type !== 'seqpacket') throw invalidValue('options.type', "must be 'datagram' or 'seqpacket'", type);
     const fds = new Int32Array(2);
-    sys.socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
+    sys.socketpair(AF_UNIX, (type === 'seqpacket' ? SOCK_SEQPACKET : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
     const pair: [DatagramSocket, DatagramSocket] = [new DatagramSocket(INTERNAL, fds[0], AF_UNIX, limit), new DatagramSocket(INTERNAL, fds[1], AF_UNIX, limit)];
-    pair[0].#connected = { family: 'unix', path: '' };
-    pair[1].#connected = { family: 'unix', path: '' };
+    for (const end of pair) {
+      end.#connected = { family: 'unix', path: '' };
+      end.#seqpacket = type === 'seqpacket';
+    }
     return pair;
+  }
+
+  /**
+   * A Unix `SOCK_SEQPACKET` connection to a listening path (a `SeqpacketListener`, or any
+   * seqpacket server): messages keep their boundaries, arrive in order and are never lost, and
+   * the peer's close is seen as `ended`. Connecting never blocks: a listener whose backlog is
+   * full answers EAGAIN, thrown like a refusal.
+   */
+  static connectSeqpacket(options: { path: string; sendQueueLimit?: number }): DatagramSocket {
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const address = unixAddress(options.path, 'options.path');
+    const limit = sendQueueLimitOf(options);
+    const fd = sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    try {
+      const sockaddr = new Uint8Array(SIZEOF.sockaddr_storage);
+      const r = sys.connect(fd, sockaddr, encodeSockaddr(address, sockaddr));
+      if (r === WOULD_BLOCK) throw new SocketError('connect', ERRNO.EAGAIN);
+    } catch (err) {
+      closeFd(fd);
+      throw err instanceof SocketError ? err.withDetails({ fd: undefined, path: address.path }) : err;
+    }
+    return DatagramSocket._seqpacket(fd, limit, address);
+  }
+
+  /** @internal A connected seqpacket fd (connectSeqpacket, or SeqpacketListener.accept). */
+  static _seqpacket(fd: number, sendQueueLimit: number, peer: SocketAddress): DatagramSocket {
+    const socket = new DatagramSocket(INTERNAL, fd, AF_UNIX, sendQueueLimit);
+    socket.#connected = peer;
+    socket.#seqpacket = true;
+    return socket;
+  }
+
+  /** A seqpacket connection whose peer has closed: everything it sent has been read, nothing more will come. */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   /** The raw fd, or -1 once closed. Do not close it yourself. */
@@ -222,6 +276,7 @@ export class DatagramSocket extends Watchable {
     const fd = this.#open('send');
     const n = lengthOf(data, length);
     if (this.#connected === null) throw invalidValue('this', 'is not connected: use sendTo(data, address), or connect() first');
+    if (n === 0 && this.#seqpacket) throw outOfRange('length', 'at least 1 on a SOCK_SEQPACKET socket (an empty message reads as the end of the connection)', n);
     this.#checkSize(n);
     if (this.#gso > 0) this.#setGso(fd, 0);
     if (this.queuedBytes > 0) return this.#enqueue(data, n, null, 0);
@@ -316,6 +371,10 @@ export class DatagramSocket extends Watchable {
         continue;
       }
       if (n === WOULD_BLOCK) return null;
+      if (n === 0 && this.#seqpacket) {
+        this.#end();
+        return null;
+      }
       receipt._received(into, n);
       return receipt;
     }
@@ -332,7 +391,17 @@ export class DatagramSocket extends Watchable {
     checkBatch(batch);
     for (let attempt = 0; attempt < 4; attempt++) {
       try {
-        return batch._receive(fd);
+        const n = batch._receive(fd);
+        if (!this.#seqpacket) return n;
+        // A seqpacket connection's end reads as a message of no bytes: the slots before it count.
+        for (let i = 0; i < n; i++) {
+          if (batch.length(i) === 0) {
+            batch.received = i;
+            this.#end();
+            return i;
+          }
+        }
+        return n;
       } catch (err) {
         if (!isDeliveryError(err)) throw err;
         this.#report(err);
@@ -501,6 +570,7 @@ export class DatagramSocket extends Watchable {
     } catch {
       // Linux releases the fd whatever close(2) reports (EIO, EINTR): nothing to undo, nothing to retry.
     } finally {
+      if (this.#socketFile !== null) removeSocketFile(this.#socketFile.path, this.#socketFile.made);
       const waiters = this.#closeWaiters;
       this.#closeWaiters = null;
       if (waiters !== null) for (const wake of waiters) wake();
@@ -526,6 +596,7 @@ export class DatagramSocket extends Watchable {
     // A connected Unix datagram socket whose peer closed reports EPOLLHUP for good: once that has
     // been reported and nobody reads, stop watching (no busy loop) until the interest changes.
     if (this.#hungUp && (bits & READABLE) === 0 && this.queuedBytes === 0) return DORMANT;
+    if (this.#ended && this.queuedBytes === 0) return DORMANT; // its end was read: nothing more can happen
     return bits;
   }
 
@@ -726,6 +797,13 @@ export class DatagramSocket extends Watchable {
       else this._watcher?._update(this);
     }
     return moved;
+  }
+
+  /** The seqpacket peer closed: reading is over; the socket goes quiet in its multiplexer. */
+  #end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this._watcher?._update(this);
   }
 
   /** Remembers an error of the network, to be reported once by the next event. */

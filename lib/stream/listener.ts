@@ -1,11 +1,9 @@
 /**
  * Listener: a bound, listening stream socket (TCP or Unix) whose `accept()` never blocks.
  */
-import { lstatSync, unlinkSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import {
-  F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, O_NONBLOCK,
-  SO_ACCEPTCONN, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
+  IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
 } from '../../ffi/constants.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { errnoCodes } from '../../ffi/errno.ts';
@@ -13,8 +11,10 @@ import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { inetAddress, unixAddress, type InetAddress, type SocketAddress, type UnixAddress } from '../core/address.ts';
 import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
+import { removeSocketFile, socketFileOf, type FileIdentity } from '../core/socket-file.ts';
 import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
 import { Socket } from './socket.ts';
+import { adoptStreamFd } from './adopt-fd.ts';
 import { pauseReadingOf, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { READABLE, Watchable } from '../core/watch.ts';
@@ -47,36 +47,20 @@ export interface ListenOptions {
   socketOptions?: Partial<SocketOptionValues> | undefined;
 }
 
-/** The socket file a bind created: where, and which file it is (so a replacement is never removed). */
+/** The socket file a bind created: its absolute path, and which file it is (so a replacement is never removed). */
 interface BoundFile {
   path: string;
-  dev: bigint;
-  ino: bigint;
+  identity: FileIdentity;
 }
 
 /**
  * Identifies the file bind just created at `path`. The path is made absolute now, as the kernel
- * resolved it, so that a later `process.chdir()` cannot redirect the removal. node:fs, not the
- * libc choke point: a path's stat needs no fd and no per-architecture `struct stat` layout.
+ * resolved it, so that a later `process.chdir()` cannot redirect the removal.
  */
 function boundFile(path: string): BoundFile | null {
   const absolute = resolvePath(path);
-  try {
-    const stat = lstatSync(absolute, { bigint: true });
-    return stat.isSocket() ? { path: absolute, dev: stat.dev, ino: stat.ino } : null;
-  } catch {
-    return null; // already gone (removed by someone else between bind and here): nothing to remove later
-  }
-}
-
-/** Removes the bound socket file if it is still the one bind created. */
-function removeBoundFile(file: BoundFile): void {
-  try {
-    const stat = lstatSync(file.path, { bigint: true });
-    if (stat.dev === file.dev && stat.ino === file.ino) unlinkSync(file.path);
-  } catch {
-    // Gone already, or not ours to remove (permissions): closing still succeeded.
-  }
+  const identity = socketFileOf(absolute);
+  return identity === null ? null : { path: absolute, identity };
 }
 
 /** A listener on an IPv4 or IPv6 address: what `Listener.listen({ host, port })` returns. Its `port` is a number. */
@@ -187,11 +171,7 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     const noDelay = optionalBoolean(options, 'noDelay', false);
     const socketQueueLimit = sendQueueLimitOf(options.socket, 'options.socket');
     const socketPauses = pauseReadingOf(options.socket, true, 'options.socket');
-    const value = new Int32Array(1);
-    sys.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, value, new Uint32Array([4]));
-    if (value[0] !== 1) throw invalidValue('fd', 'must be a listening socket', fd);
-    sys.fcntl(fd, F_SETFL, sys.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
-    sys.fcntl(fd, F_SETFD, sys.fcntl(fd, F_GETFD, 0) | FD_CLOEXEC);
+    adoptStreamFd(fd, true);
     const address = readAddress(sys.getsockname, fd);
     return new Listener(INTERNAL, fd, address, noDelay && address.family !== 'unix', socketQueueLimit, socketPauses);
   }
@@ -281,7 +261,7 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     } catch {
       // Never thrown: Linux releases the fd even when close(2) reports an error (EIO, EINTR).
     } finally {
-      if (file !== null) removeBoundFile(file);
+      if (file !== null) removeSocketFile(file.path, file.identity);
     }
   }
 

@@ -7,8 +7,8 @@
  * never drops bytes silently; `close()` and `shutdown()` wait for the queue to drain.
  */
 import {
-  F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, MSG_NOSIGNAL, O_NONBLOCK, SHUT_RD, SHUT_WR,
-  SO_DOMAIN, SO_ERROR, SO_PEERCRED, SO_TYPE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
+  F_GETFL, F_SETFL, MSG_NOSIGNAL, O_NONBLOCK, SHUT_RD, SHUT_WR,
+  SO_DOMAIN, SO_ERROR, SO_PEERCRED, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
 } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { closeFd, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
@@ -21,8 +21,9 @@ import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/w
 import type { SocketAddress } from '../core/address.ts';
 import { errorDetails, readAddress } from '../core/sockaddr.ts';
 import { startConnect, type ConnectOptions } from './connect.ts';
-import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type ReceiveWithFdsResult, type RightsReceived } from './fd-passing.ts';
-import { adoptReceivedFds, type FdAdopters } from './received-fd.ts';
+import { adoptStreamFd } from './adopt-fd.ts';
+import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type RightsReceived } from '../core/fd-passing.ts';
+import { adoptReceivedFds, type FdAdopters, type ReceiveWithFdsResult } from './received-fd.ts';
 import type { Listener } from './listener.ts';
 import { OwnedFd } from '../core/owned-fd.ts';
 import { duplicateFd, fileEnded, fileRequest, FileMover, PIPE_EMPTY } from './file-range.ts';
@@ -128,13 +129,7 @@ export class Socket extends Watchable {
     checkInteger('fd', fd, 0, 2 ** 31 - 1);
     const limit = sendQueueLimitOf(options);
     const pause = pauseReadingOf(options, false);
-    const value = new Int32Array(1);
-    const length = new Uint32Array([4]);
-    sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, value, length);
-    if (value[0] !== SOCK_STREAM) throw invalidValue('fd', `must be a stream socket (SO_TYPE ${value[0]})`, fd);
-    sys.fcntl(fd, F_SETFL, sys.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
-    sys.fcntl(fd, F_SETFD, sys.fcntl(fd, F_GETFD, 0) | FD_CLOEXEC);
-    return new Socket(INTERNAL, fd, false, limit, null, pause);
+    return new Socket(INTERNAL, adoptStreamFd(fd, false), false, limit, null, pause);
   }
 
   /**

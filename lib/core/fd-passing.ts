@@ -1,5 +1,6 @@
 /**
- * Passing fds over Unix stream sockets: sendmsg/recvmsg with an SCM_RIGHTS control message.
+ * Passing fds over Unix sockets (stream and datagram): sendmsg/recvmsg with an SCM_RIGHTS
+ * control message, and the fd bookkeeping around it (duplicates for queues, validation).
  *
  * Every pointer inside a msghdr must point to memory that cannot move while the call runs, so
  * each call builds its msghdr, iovec, control buffer and a copy of the data in one off-heap block
@@ -11,27 +12,8 @@ import koffi from 'koffi';
 import { F_DUPFD_CLOEXEC, MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, SCM_RIGHTS, SOL_SOCKET } from '../../ffi/constants.ts';
 import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
-import { checkInteger, invalidType, outOfRange, SocketClosedError } from '../core/errors.ts';
+import { checkInteger, invalidType, outOfRange, SocketClosedError } from './errors.ts';
 import { controlRoom, parseControl } from './control-messages.ts';
-import type { OwnedFd } from '../core/owned-fd.ts';
-import type { ReceivedFd } from './received-fd.ts';
-import type { ReceiveResult } from './socket.ts';
-
-/** What `Socket.receiveWithFds` returns: the bytes, and the fds and credentials that came with them. */
-export interface ReceiveWithFdsResult extends ReceiveResult {
-  /** Received fds (at most `maxFds`), each owned by an object: close them when done. */
-  fds: ReceivedFd[];
-  /**
-   * The sender's pid, uid and gid as the kernel recorded them when these bytes were sent
-   * (SCM_CREDENTIALS), when the receiving socket has SO_PASSCRED on; null otherwise.
-   */
-  credentials: PeerCredentials | null;
-  /**
-   * A pidfd of the sending process (SCM_PIDFD), when the receiving socket has SO_PASSPIDFD on
-   * (Linux 6.5+); null otherwise or when the sender had exited. Yours: close it.
-   */
-  pidfd: OwnedFd | null;
-}
 
 /**
  * A process at the other end of a Unix socket: as the kernel recorded it at connect time
