@@ -1,7 +1,7 @@
 /**
  * An echo server on m-socket: every byte a client sends comes back, in order, on the same
- * connection. A teaching example of the Reactor, the send queue and its backpressure, half-close
- * and graceful shutdown.
+ * connection. A teaching example of the Reactor, the send queue and the multiplexer's backpressure,
+ * half-close and graceful shutdown.
  *
  *   node --import tsx examples/echo-server.ts [--host 127.0.0.1] [--port 0] [--verbose]
  *
@@ -87,8 +87,6 @@ function resumeAccepting(): void {
 // ---- One connection -----------------------------------------------------------------------------
 
 class Connection {
-  /** Not reading: our send queue is full, so the peer must wait until it drains (backpressure). */
-  #paused = false;
   #echoed = 0;
   readonly peer: string;
 
@@ -103,38 +101,21 @@ class Connection {
     // The connection failed (reset by the peer, or a flush of our queue hit a dead connection).
     if (event.error !== null) return this.#destroy(event.error.message);
 
-    if (this.#paused) {
-      // Resume once the multiplexer has flushed our queue below its cap. Nothing was left behind:
-      // the bytes we did not read are still in the kernel, and level-triggered epoll reports
-      // them again as soon as we ask for READABLE.
-      if (!event.writable || this.socket.sendQueueFull) return;
-      this.#paused = false;
-      reactor.modify(this.socket, Interest.READABLE);
-      log(`  #${this.id} resumed`);
-      return;
-    }
-
-    if (!event.readable) return;
     // One receive per event is enough: epoll is level-triggered, so whatever we leave unread is
     // reported again. `receive()` reads into the multiplexer's shared 64 KiB buffer (no copy);
     // `bytes` is only valid until the next receive() on any socket of this reactor.
     const { bytes, status } = this.socket.receive();
     if (bytes.byteLength > 0) {
-      // We only read while the queue is below its cap, and the cap is soft, so the socket takes
-      // every byte ('sent', 'partial' or 'queued'): what the kernel did not take is queued (a
-      // copy), and the multiplexer flushes it when the socket becomes writable. 'not-sent' cannot
-      // happen here, so the shared receive buffer never needs copying by us.
+      // Backpressure is the multiplexer's: an accepted socket whose send queue is full is not
+      // reported readable until the queue drains below its cap (pauseReadingWhenFull), and the
+      // cap is soft, so this send takes every byte ('sent', 'partial' or 'queued'): what the
+      // kernel did not take is queued (a copy) and flushed when the socket becomes writable.
+      // 'not-sent' cannot happen here, so the shared receive buffer never needs copying by us.
+      // Meanwhile the bytes we do not read wait in the kernel, and TCP slows the client down.
       const sent = this.socket.send(bytes);
       if (sent === 'closed') return this.#destroy(this.socket.error?.message ?? 'closed');
       this.#echoed += bytes.byteLength;
-      if (this.socket.sendQueueFull) {
-        // Backpressure: stop reading until the queue drains (interest NONE: no readable events;
-        // the multiplexer still reports `writable` when the queue it flushes for us drains).
-        this.#paused = true;
-        reactor.modify(this.socket, Interest.NONE);
-        log(`  #${this.id} paused: send queue full (${this.socket.queuedBytes} bytes)`);
-        return;
-      }
+      if (this.socket.sendQueueFull) log(`  #${this.id} paused: send queue full (${this.socket.queuedBytes} bytes)`);
     }
     if (status === 'closed') {
       // 'closed' with no error: the peer half-closed (EOF). Everything it sent has been taken

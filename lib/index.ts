@@ -44,6 +44,7 @@ export {
   type MultiplexerAddArguments,
 } from './loop/multiplexer.ts';
 export { Reactor, type ReactorHandler, type ReactorOptions } from './loop/reactor.ts';
+export { Waker } from './loop/waker.ts';
 export type { BackendName } from './loop/backends/backend.ts';
 export {
   isIP,

@@ -25,6 +25,7 @@ import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable, type Watcher } f
 // Types only: the multiplexer works on the Watchable contract and never loads a socket family.
 import type { Listener } from '../stream/listener.ts';
 import type { Socket } from '../stream/socket.ts';
+import type { Waker } from './waker.ts';
 import type { DatagramSocket } from '../datagram/datagram-socket.ts';
 import type { SeqpacketListener } from '../datagram/seqpacket-listener.ts';
 
@@ -42,7 +43,7 @@ export const Interest = Object.freeze({
  * What a multiplexer can watch. Tell them apart with `instanceof`, which narrows the type:
  * `if (event.target instanceof Listener) event.target.accept(); else if (event.target instanceof Socket) event.target.receive();`.
  */
-export type MultiplexerTarget = Socket | Listener | DatagramSocket | SeqpacketListener;
+export type MultiplexerTarget = Socket | Listener | DatagramSocket | SeqpacketListener | Waker;
 
 /**
  * One readiness report. Event objects and the array holding them are reused by the next `wait`:
@@ -427,7 +428,7 @@ export class Multiplexer<D = unknown> {
 }
 
 function checkTarget(target: unknown): asserts target is MultiplexerTarget {
-  if (!(target instanceof Watchable)) throw invalidType('target', 'a Socket, a Listener, a DatagramSocket or a SeqpacketListener', target);
+  if (!(target instanceof Watchable)) throw invalidType('target', 'a Socket, a Listener, a DatagramSocket, a SeqpacketListener or a Waker', target);
   if (target.fd < 0) throw new SocketClosedError(target._kind, 'multiplexer');
 }
 

@@ -1,6 +1,7 @@
 /**
  * Listener: a bound, listening stream socket (TCP or Unix) whose `accept()` never blocks.
  */
+import { resolve as resolvePath } from 'node:path';
 import {
   IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
 } from '../../ffi/constants.ts';
@@ -10,10 +11,11 @@ import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { inetAddress, unixAddress, type InetAddress, type SocketAddress, type UnixAddress } from '../core/address.ts';
 import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
+import { removeSocketFile, socketFileOf, type FileIdentity } from '../core/socket-file.ts';
 import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
 import { Socket } from './socket.ts';
 import { adoptStreamFd } from './adopt-fd.ts';
-import { sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
+import { pauseReadingOf, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { READABLE, Watchable } from '../core/watch.ts';
 import { applyOptions, getOption, setOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
@@ -39,10 +41,26 @@ export interface ListenOptions {
   ipv6Only?: boolean | undefined;
   /** Set TCP_NODELAY on every accepted TCP socket (default false, the kernel's default). */
   noDelay?: boolean | undefined;
-  /** Options given to every accepted socket. */
+  /** Options given to every accepted socket (`pauseReadingWhenFull` defaults to true for them). */
   socket?: SocketOptions | undefined;
   /** Socket options set before bind (`{ receiveBufferSize: 1 << 20, keepAlive: true }`); accepted sockets inherit most of them. */
   socketOptions?: Partial<SocketOptionValues> | undefined;
+}
+
+/** The socket file a bind created: its absolute path, and which file it is (so a replacement is never removed). */
+interface BoundFile {
+  path: string;
+  identity: FileIdentity;
+}
+
+/**
+ * Identifies the file bind just created at `path`. The path is made absolute now, as the kernel
+ * resolved it, so that a later `process.chdir()` cannot redirect the removal.
+ */
+function boundFile(path: string): BoundFile | null {
+  const absolute = resolvePath(path);
+  const identity = socketFileOf(absolute);
+  return identity === null ? null : { path: absolute, identity };
 }
 
 /** A listener on an IPv4 or IPv6 address: what `Listener.listen({ host, port })` returns. Its `port` is a number. */
@@ -75,6 +93,9 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
   #address: A;
   #noDelay: boolean;
   #socketQueueLimit: number;
+  #socketPauses: boolean;
+  /** The socket file `listen` created by binding a Unix path, removed again by `close()`; null otherwise. */
+  #boundFile: BoundFile | null = null;
   readonly #one = new Int32Array([1]);
 
   /** @internal */
@@ -85,7 +106,7 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
    * types refuse `new` as JavaScript does (ERR_ILLEGAL_CONSTRUCTOR). Not marked internal: that would
    * strip this signature and leave a constructor that takes nothing.
    */
-  constructor(token: typeof INTERNAL, fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number) {
+  constructor(token: typeof INTERNAL, fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number, socketPauses = true) {
     super();
     // The constructor adopts an fd unchecked: only the library may call it.
     if (token !== INTERNAL) throw illegalConstructor('Listener', 'Listener.listen() or Listener.fromFd()');
@@ -94,6 +115,7 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     this.#address = address as A;
     this.#noDelay = noDelay;
     this.#socketQueueLimit = socketQueueLimit;
+    this.#socketPauses = socketPauses;
     track(this, fd, 'listener');
   }
 
@@ -112,6 +134,7 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     const ipv6Only = optionalBoolean(options, 'ipv6Only', false);
     const noDelay = optionalBoolean(options, 'noDelay', false);
     const socketQueueLimit = sendQueueLimitOf(options.socket, 'options.socket');
+    const socketPauses = pauseReadingOf(options.socket, true, 'options.socket');
     if (options.path !== undefined && (options.host !== undefined || options.port !== undefined)) {
       throw invalidValue('options', 'takes either path, or host and port, not both');
     }
@@ -129,7 +152,9 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
       const sockaddr = new Uint8Array(SIZEOF.sockaddr_storage);
       sys.bind(fd, sockaddr, encodeSockaddr(wanted, sockaddr));
       sys.listen(fd, backlog);
-      return new Listener(INTERNAL, fd, readAddress(sys.getsockname, fd), noDelay && wanted.family !== 'unix', socketQueueLimit);
+      const listener = new Listener(INTERNAL, fd, readAddress(sys.getsockname, fd), noDelay && wanted.family !== 'unix', socketQueueLimit, socketPauses);
+      if (wanted.family === 'unix' && wanted.path.charCodeAt(0) !== 0) listener.#boundFile = boundFile(wanted.path);
+      return listener;
     } catch (err) {
       closeFd(fd);
       throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(wanted) }) : err;
@@ -145,9 +170,10 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const noDelay = optionalBoolean(options, 'noDelay', false);
     const socketQueueLimit = sendQueueLimitOf(options.socket, 'options.socket');
+    const socketPauses = pauseReadingOf(options.socket, true, 'options.socket');
     adoptStreamFd(fd, true);
     const address = readAddress(sys.getsockname, fd);
-    return new Listener(INTERNAL, fd, address, noDelay && address.family !== 'unix', socketQueueLimit);
+    return new Listener(INTERNAL, fd, address, noDelay && address.family !== 'unix', socketQueueLimit, socketPauses);
   }
 
   /** The raw fd, or -1 once closed. Do not close it yourself. */
@@ -200,7 +226,7 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
       }
       if (client === WOULD_BLOCK) return null;
       // Owned before anything else can fail, so that a refused option cannot leak the fd.
-      const socket = new Socket(INTERNAL, client, false, this.#socketQueueLimit);
+      const socket = new Socket(INTERNAL, client, false, this.#socketQueueLimit, null, this.#socketPauses);
       if (this.#noDelay) {
         try {
           sys.setsockopt(client, IPPROTO_TCP, TCP_NODELAY, this.#one, 4);
@@ -213,17 +239,29 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     }
   }
 
-  /** Stops listening and closes the fd. Calling it again does nothing. */
+  /**
+   * Stops listening and closes the fd. Calling it again does nothing.
+   *
+   * A Unix listener made by `listen({ path })` also removes the socket file its bind created, as
+   * node:net does, so that a restart can bind the same path. It removes that file only: not a
+   * path it did not bind (`fromFd`), not an abstract name (no file), and not a file that someone
+   * else has put at the path since (a different device or inode). A file it cannot remove
+   * (its directory became read-only, say) is left in place.
+   */
   close(): void {
     const fd = this.#fd;
     if (fd < 0) return;
     this._watcher?._forget(this);
     this.#fd = -1;
     untrack(this);
+    const file = this.#boundFile;
+    this.#boundFile = null;
     try {
       closeFd(fd);
     } catch {
       // Never thrown: Linux releases the fd even when close(2) reports an error (EIO, EINTR).
+    } finally {
+      if (file !== null) removeSocketFile(file.path, file.identity);
     }
   }
 

@@ -25,6 +25,19 @@ export interface SocketOptions {
    * less than this, and answers `'not-sent'` once it holds this much or more.
    */
   sendQueueLimit?: number | undefined;
+  /**
+   * Backpressure built into the multiplexer: while the send queue is full (`sendQueueFull`), the
+   * socket is not reported readable, so a handler that does one receive and one send per event
+   * never meets `'not-sent'` (the cap is soft: the send that fills the queue is taken whole).
+   * Reading resumes by itself once the queue drains below the cap. The queue is still flushed
+   * and hangups and errors are still reported while reading is paused.
+   *
+   * Default `true` for sockets a `Listener` accepts, `false` for sockets you connect, pair or
+   * adopt: a client that stops reading while its own queue is full can deadlock with a server
+   * that does the same (each waits for the other to read). Set `false` on a program that must
+   * read while its queue is full (a proxy reading control messages, say).
+   */
+  pauseReadingWhenFull?: boolean | undefined;
 }
 
 /** Default soft cap of a socket's send queue. */
@@ -36,6 +49,14 @@ export function sendQueueLimitOf(options: SocketOptions | undefined, argName = '
   const limit = options.sendQueueLimit;
   if (limit === undefined) return DEFAULT_SEND_QUEUE_LIMIT;
   return checkInteger(`${argName}.sendQueueLimit`, limit, 1, 2 ** 31 - 1);
+}
+
+/** Validates `options.pauseReadingWhenFull`; `fallback` when absent (it differs per kind of socket). */
+export function pauseReadingOf(options: SocketOptions | undefined, fallback: boolean, argName = 'options'): boolean {
+  const value = options?.pauseReadingWhenFull;
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidValue(`${argName}.pauseReadingWhenFull`, 'must be a boolean', value);
+  return value;
 }
 
 const BLOCK_SIZE = 16 * 1024;

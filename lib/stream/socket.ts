@@ -14,7 +14,7 @@ import { ERRNO } from '../../ffi/errno.ts';
 import { closeFd, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { FdsTruncatedError, illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
-import { SendQueue, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
+import { pauseReadingOf, SendQueue, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
@@ -95,6 +95,8 @@ export class Socket extends Watchable {
   #peer: SocketAddress | null;
   #closeWaiters: (() => void)[] | null = null;
   #isUnix: boolean | null = null;
+  /** Backpressure: not readable while the send queue is full (see `pauseReadingWhenFull`). */
+  #pauseReading: boolean;
   /** sendFile's scratch (made by the first sendFile). */
   #mover: FileMover | null = null;
   /** The head of the queue is a pipe with nothing in it: stop asking for writability until a flush. */
@@ -104,7 +106,10 @@ export class Socket extends Watchable {
   readonly _kind = 'socket';
 
   /** Use `Socket.connect`, `Socket.fromFd` or `Listener.accept`. Only the library holds the token. */
-  constructor(token: typeof INTERNAL, fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null) {
+  constructor(
+    token: typeof INTERNAL, fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null,
+    pauseReading = false,
+  ) {
     // The constructor adopts an fd unchecked: only the library may call it.
     super();
     if (token !== INTERNAL) throw illegalConstructor('Socket', 'Socket.connect(), Socket.fromFd() or Listener.accept()');
@@ -112,6 +117,7 @@ export class Socket extends Watchable {
     this.#connecting = connecting;
     this.#sendQueueLimit = sendQueueLimit;
     this.#peer = peer;
+    this.#pauseReading = pauseReading;
     track(this, fd, 'socket');
   }
 
@@ -122,7 +128,8 @@ export class Socket extends Watchable {
   static fromFd(fd: number, options?: SocketOptions): Socket {
     checkInteger('fd', fd, 0, 2 ** 31 - 1);
     const limit = sendQueueLimitOf(options);
-    return new Socket(INTERNAL, adoptStreamFd(fd, false), false, limit);
+    const pause = pauseReadingOf(options, false);
+    return new Socket(INTERNAL, adoptStreamFd(fd, false), false, limit, null, pause);
   }
 
   /**
@@ -134,8 +141,9 @@ export class Socket extends Watchable {
    * Socket options, and a local address and port to bind, are set before the connect starts.
    */
   static connect(options: ConnectOptions): Socket {
+    const pause = pauseReadingOf(options, false);
     const started = startConnect(options);
-    const socket = new Socket(INTERNAL, started.fd, started.connecting, started.sendQueueLimit, started.peer);
+    const socket = new Socket(INTERNAL, started.fd, started.connecting, started.sendQueueLimit, started.peer, pause);
     socket._deadline = started.deadline;
     return socket;
   }
@@ -143,9 +151,10 @@ export class Socket extends Watchable {
   /** A connected pair of Unix stream sockets (socketpair): for talking to a child process, or tests. */
   static pair(options?: SocketOptions): [Socket, Socket] {
     const limit = sendQueueLimitOf(options);
+    const pause = pauseReadingOf(options, false);
     const fds = new Int32Array(2);
     sys.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
-    return [new Socket(INTERNAL, fds[0], false, limit), new Socket(INTERNAL, fds[1], false, limit)];
+    return [new Socket(INTERNAL, fds[0], false, limit, null, pause), new Socket(INTERNAL, fds[1], false, limit, null, pause)];
   }
 
   /** The raw fd, or -1 once closed. Do not close it yourself: call `close()` or `destroy()`. */
@@ -186,6 +195,30 @@ export class Socket extends Watchable {
   /** An integer from 1 to 2^31 - 1; the next `send` sees the new cap. */
   set sendQueueLimit(limit: number) {
     this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
+    if (this.#fd >= 0) this._watcher?._update(this); // the queue may be full, or no longer
+  }
+
+  /**
+   * Backpressure built into the multiplexer. While on, a socket whose send queue is full
+   * (`sendQueueFull`) is not reported readable until the queue has drained below its cap, so a
+   * handler that does one receive and one send per event never meets `'not-sent'`: the cap is
+   * soft, and the send that fills the queue is taken whole. The bytes left unread wait in the
+   * kernel, which in turn slows the peer down (TCP flow control). Meanwhile the queue is still
+   * flushed, and hangups and errors are still reported (a peer that stops reading and goes away
+   * ends in an error event), so a paused socket cannot stall.
+   *
+   * On by default for sockets a `Listener` accepts (`ListenOptions.socket` can change that), off
+   * for sockets you connect, pair or adopt: two ends that both stop reading while their queues
+   * are full would wait for each other forever, so a client that writes and reads at once must
+   * keep reading. Turn it off for a program that must read while its queue is full.
+   */
+  get pauseReadingWhenFull(): boolean {
+    return this.#pauseReading;
+  }
+  set pauseReadingWhenFull(on: boolean) {
+    if (typeof on !== 'boolean') throw invalidValue('pauseReadingWhenFull', 'must be a boolean', on);
+    this.#pauseReading = on;
+    if (this.#fd >= 0) this._watcher?._update(this);
   }
 
   /**
@@ -385,9 +418,10 @@ export class Socket extends Watchable {
     } else if (remaining === 0) {
       return 'queued';
     }
-    const wasEmpty = this.queuedBytes === 0;
+    const before = this.queuedBytes;
     (this.#queue ??= new SendQueue()).pushFile(duplicateFd(request.fd), start, remaining);
-    if (wasEmpty) this._watcher?._update(this);
+    // As #enqueue: write interest when the queue stops being empty, paused reading when it fills.
+    if (before === 0 || (before < this.#sendQueueLimit && this.queuedBytes >= this.#sendQueueLimit)) this._watcher?._update(this);
     return remaining < request.length ? 'partial' : 'queued';
   }
 
@@ -555,6 +589,8 @@ export class Socket extends Watchable {
     if (this.#readEnded && this.#writeShut && !this.#shutdownPending && this.queuedBytes === 0) return DORMANT;
     let bits = user;
     if (this.#readEnded || this.#closing) bits &= ~READABLE;
+    // Backpressure: unread bytes wait in the kernel until the queue is below its cap again.
+    else if (this.#pauseReading && this.queuedBytes >= this.#sendQueueLimit) bits &= ~READABLE;
     if (this.#connecting || (this.queuedBytes > 0 && !this.#starved)) bits |= WRITABLE;
     // epoll reports EPOLLHUP whatever the mask: once a hangup has been reported and nobody reads
     // and nothing is queued, stop watching until the interest changes (no busy loop).
@@ -699,14 +735,26 @@ export class Socket extends Watchable {
   }
 
   #enqueue(data: Uint8Array, fds?: number[]): void {
-    const wasEmpty = this.queuedBytes === 0;
-    (this.#queue ??= new SendQueue()).push(data, fds);
-    if (wasEmpty) this._watcher?._update(this);
+    const before = this.queuedBytes;
+    const queue = (this.#queue ??= new SendQueue());
+    queue.push(data, fds);
+    // Interest changes when the queue stops being empty (write interest) and when it fills up
+    // (reading pauses, with pauseReadingWhenFull).
+    if (before === 0 || (before < this.#sendQueueLimit && queue.length >= this.#sendQueueLimit)) this._watcher?._update(this);
   }
 
   #flushQueue(): void {
     const queue = this.#queue;
     if (queue === null) return;
+    const wasFull = queue.length >= this.#sendQueueLimit;
+    this.#drainQueue(queue);
+    // Drained below the cap but not empty: reading resumes (with pauseReadingWhenFull). Empty, or
+    // dropped by a lost connection, has updated the interest already.
+    if (wasFull && this.#queue === queue && queue.length > 0 && queue.length < this.#sendQueueLimit) this._watcher?._update(this);
+  }
+
+  /** Hands the queue to the kernel as far as it takes it: bytes, fds, file ranges, in order. */
+  #drainQueue(queue: SendQueue): void {
     for (;;) {
       for (let head = queue.head(); head !== null; head = queue.head()) {
         const fds = queue.headFds();
