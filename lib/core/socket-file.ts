@@ -6,6 +6,7 @@
  * with EADDRINUSE.
  */
 import fs from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 
 /** Which file a path names: device and inode. */
 export interface FileIdentity {
@@ -34,4 +35,27 @@ export function removeSocketFile(path: string, made: FileIdentity | null): void 
   } catch {
     // Gone already, or a directory we may not write: nothing of ours is left to clean.
   }
+}
+
+/** The socket file a bind created: its absolute path, and which file it is (so a replacement is never removed). */
+export interface BoundFile {
+  path: string;
+  identity: FileIdentity;
+}
+
+/**
+ * Identifies the file bind just created at `path` (null for an abstract name or no file). The
+ * path is made absolute now, as the kernel resolved it, so that a later `process.chdir()`
+ * cannot redirect the removal.
+ */
+export function boundFile(path: string): BoundFile | null {
+  if (path === '' || path.startsWith('\0')) return null;
+  const absolute = resolvePath(path);
+  const identity = socketFileOf(absolute);
+  return identity === null ? null : { path: absolute, identity };
+}
+
+/** Removes the file a bind created, if the path still names it; never throws. */
+export function removeBoundFile(file: BoundFile | null): void {
+  if (file !== null) removeSocketFile(file.path, file.identity);
 }

@@ -33,7 +33,7 @@ import { INTERNAL } from '../core/internal.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
 import { encodeSockaddr, errorDetails, readAddress } from '../core/sockaddr.ts';
-import { removeSocketFile, socketFileOf, type FileIdentity } from '../core/socket-file.ts';
+import { boundFile, removeBoundFile, type BoundFile } from '../core/socket-file.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
 import { DatagramBatch } from './batch.ts';
 import { DatagramQueue } from './datagram-queue.ts';
@@ -114,7 +114,7 @@ export class DatagramSocket extends Watchable {
   /** A Unix SOCK_SEQPACKET connection (connectSeqpacket, a SeqpacketListener's accept, pair): a read of 0 is its end. */
   #seqpacket = false;
   /** The socket file `bind({ path })` made, removed on close if it is still that file. */
-  #socketFile: { path: string; made: FileIdentity } | null = null;
+  #socketFile: BoundFile | null = null;
   /** The peer of a seqpacket connection has closed: nothing more will arrive. */
   #ended = false;
   /** The error queue's reader, once `reportIcmpErrors(true)` turned IP_RECVERR on. */
@@ -142,10 +142,7 @@ export class DatagramSocket extends Watchable {
     const opened = openBound(options);
     const socket = new DatagramSocket(INTERNAL, opened.fd, opened.family, opened.sendQueueLimit);
     socket.#ipv6Only = opened.ipv6Only;
-    if (options.path !== undefined) {
-      const made = socketFileOf(options.path);
-      if (made !== null) socket.#socketFile = { path: options.path, made };
-    }
+    if (options.path !== undefined) socket.#socketFile = boundFile(options.path);
     return socket;
   }
 
@@ -667,7 +664,7 @@ export class DatagramSocket extends Watchable {
     } catch {
       // Linux releases the fd whatever close(2) reports (EIO, EINTR): nothing to undo, nothing to retry.
     } finally {
-      if (this.#socketFile !== null) removeSocketFile(this.#socketFile.path, this.#socketFile.made);
+      removeBoundFile(this.#socketFile);
       const waiters = this.#closeWaiters;
       this.#closeWaiters = null;
       if (waiters !== null) for (const wake of waiters) wake();

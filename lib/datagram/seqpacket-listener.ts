@@ -11,7 +11,7 @@ import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } fro
 import { INTERNAL } from '../core/internal.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { encodeSockaddr } from '../core/sockaddr.ts';
-import { removeSocketFile, socketFileOf, type FileIdentity } from '../core/socket-file.ts';
+import { boundFile, removeBoundFile, type BoundFile } from '../core/socket-file.ts';
 import { READABLE, Watchable } from '../core/watch.ts';
 import { DatagramSocket } from './datagram-socket.ts';
 import { sendQueueLimitOf } from './open.ts';
@@ -38,13 +38,13 @@ export class SeqpacketListener extends Watchable {
   readonly #address: UnixAddress;
   readonly #sendQueueLimit: number;
   /** The device and inode of the file our bind made, to remove it on close only if it is still ours. */
-  readonly #made: FileIdentity | null;
+  readonly #made: BoundFile | null;
 
   /** @internal */
   readonly _kind = 'seqpacket listener';
 
   /** @internal Use `SeqpacketListener.listen`. */
-  constructor(token: typeof INTERNAL, fd: number, address: UnixAddress, sendQueueLimit: number, made: FileIdentity | null) {
+  constructor(token: typeof INTERNAL, fd: number, address: UnixAddress, sendQueueLimit: number, made: BoundFile | null) {
     super();
     if (token !== INTERNAL) throw illegalConstructor('SeqpacketListener', 'SeqpacketListener.listen()');
     this.#fd = fd;
@@ -69,7 +69,7 @@ export class SeqpacketListener extends Watchable {
       closeFd(fd);
       throw err instanceof SocketError ? err.withDetails({ fd: undefined, path: address.path }) : err;
     }
-    return new SeqpacketListener(INTERNAL, fd, address, limit, socketFileOf(address.path));
+    return new SeqpacketListener(INTERNAL, fd, address, limit, boundFile(address.path));
   }
 
   /** The fd, or -1 once closed. */
@@ -122,7 +122,7 @@ export class SeqpacketListener extends Watchable {
     } catch {
       // Linux releases the fd whatever close(2) reports
     }
-    removeSocketFile(this.#address.path, this.#made);
+    removeBoundFile(this.#made);
   }
 
   [Symbol.dispose](): void {

@@ -1,7 +1,6 @@
 /**
  * Listener: a bound, listening stream socket (TCP or Unix) whose `accept()` never blocks.
  */
-import { resolve as resolvePath } from 'node:path';
 import {
   IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
 } from '../../ffi/constants.ts';
@@ -11,7 +10,7 @@ import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { inetAddress, unixAddress, type InetAddress, type SocketAddress, type UnixAddress } from '../core/address.ts';
 import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
-import { removeSocketFile, socketFileOf, type FileIdentity } from '../core/socket-file.ts';
+import { boundFile, removeBoundFile, type BoundFile } from '../core/socket-file.ts';
 import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
 import { Socket } from './socket.ts';
 import { adoptStreamFd } from './adopt-fd.ts';
@@ -45,22 +44,6 @@ export interface ListenOptions {
   socket?: SocketOptions | undefined;
   /** Socket options set before bind (`{ receiveBufferSize: 1 << 20, keepAlive: true }`); accepted sockets inherit most of them. */
   socketOptions?: Partial<SocketOptionValues> | undefined;
-}
-
-/** The socket file a bind created: its absolute path, and which file it is (so a replacement is never removed). */
-interface BoundFile {
-  path: string;
-  identity: FileIdentity;
-}
-
-/**
- * Identifies the file bind just created at `path`. The path is made absolute now, as the kernel
- * resolved it, so that a later `process.chdir()` cannot redirect the removal.
- */
-function boundFile(path: string): BoundFile | null {
-  const absolute = resolvePath(path);
-  const identity = socketFileOf(absolute);
-  return identity === null ? null : { path: absolute, identity };
 }
 
 /** A listener on an IPv4 or IPv6 address: what `Listener.listen({ host, port })` returns. Its `port` is a number. */
@@ -261,7 +244,7 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     } catch {
       // Never thrown: Linux releases the fd even when close(2) reports an error (EIO, EINTR).
     } finally {
-      if (file !== null) removeSocketFile(file.path, file.identity);
+      removeBoundFile(file);
     }
   }
 
