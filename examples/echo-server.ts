@@ -18,8 +18,6 @@ import { serverCommandLine } from './cli.ts';
 
 /** How long a graceful shutdown may take before the remaining connections are destroyed. */
 const SHUTDOWN_GRACE_MS = 2000;
-/** Out of fds: how long to stop accepting before trying again (a closing connection resumes sooner). */
-const ACCEPT_RETRY_MS = 100;
 
 
 // ---- Command line -------------------------------------------------------------------------------
@@ -47,41 +45,21 @@ function onAcceptable(): void {
       connections.add(connection);
       log(`+ #${connection.id} from ${connection.peer} (${connections.size} open)`);
     }
-    outOfFds = false; // every waiting client was taken: the burst is over, a later one is reported again
   } catch (err) {
     if (!(err instanceof SocketError && (err.code === 'EMFILE' || err.code === 'ENFILE'))) throw err;
-    pauseAccepting(err);
+    outOfFds(err);
   }
 }
 
 // ---- Out of file descriptors ----------------------------------------------------------------------
 
-// EMFILE/ENFILE: the connection stays in the kernel's backlog and the listener stays readable, so
-// a level-triggered reactor would call onAcceptable again at once, forever, at 100% CPU. Instead
-// stop watching the listener (Interest.NONE) and try again when a connection of ours closes (an
-// fd is free) or after ACCEPT_RETRY_MS (another part of the process may free one). The backlog
-// keeps the waiting clients meanwhile; they are served once fds are free.
-let outOfFds = false;
-let acceptPaused = false;
-let retryTimer: NodeJS.Timeout | null = null;
-
-function pauseAccepting(err: SocketError): void {
-  if (!outOfFds) {
-    outOfFds = true;
-    process.stderr.write(`echo-server: ${err.code} (out of file descriptors) with ${connections.size} open connections: ` +
-      `accepting again as fds free up\n`);
-  }
-  acceptPaused = true;
-  reactor.modify(listener, Interest.NONE);
-  retryTimer ??= setTimeout(resumeAccepting, ACCEPT_RETRY_MS);
-}
-
-function resumeAccepting(): void {
-  if (retryTimer !== null) clearTimeout(retryTimer);
-  retryTimer = null;
-  if (!acceptPaused || stopping) return;
-  acceptPaused = false;
-  reactor.modify(listener, Interest.READABLE); // if accept still fails, onAcceptable pauses again
+// EMFILE/ENFILE: the connection stays in the kernel's backlog. The listener throws the error once
+// per shortage and then pauses itself (it is not reported readable, and retries after 10 ms,
+// doubling to 200 ms) until its backlog has been emptied: no busy loop, one line per burst, and
+// the waiting clients are served as fds free up.
+function outOfFds(err: SocketError): void {
+  process.stderr.write(`echo-server: ${err.code} (out of file descriptors) with ${connections.size} open connections: ` +
+    `accepting again as fds free up\n`);
 }
 
 // ---- One connection -----------------------------------------------------------------------------
@@ -141,7 +119,6 @@ class Connection {
 
   #end(how: string): void {
     connections.delete(this);
-    if (acceptPaused) setImmediate(resumeAccepting); // its fd is closed by then
     log(`- #${this.id} ${how} after echoing ${this.#echoed} bytes (${connections.size} open)`);
   }
 }
@@ -153,7 +130,6 @@ let stopping = false;
 function stop(signal: NodeJS.Signals): void {
   if (stopping) return;
   stopping = true;
-  if (retryTimer !== null) clearTimeout(retryTimer);
   process.stderr.write(`echo-server: ${signal}: closing ${connections.size} open connections (${served} served)\n`);
   listener.close(); // stop accepting; closing also removes it from the reactor
   for (const connection of [...connections]) connection.closeGracefully();

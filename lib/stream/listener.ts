@@ -83,6 +83,9 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
 
   /** @internal */
   readonly _kind = 'listener';
+  /** accept() met EMFILE/ENFILE and has not succeeded since (see `#shortOfFds`). */
+  #fdShortage = false;
+  #retryMs = 0;
 
   /**
    * Use `Listener.listen` or `Listener.fromFd`. Only the library holds the token, so the published
@@ -194,20 +197,37 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
   /**
    * Takes one pending connection: a new non-blocking, close-on-exec Socket, or `null` when none
    * is waiting. Connections aborted before they were accepted are skipped. Running out of fds
-   * (EMFILE, ENFILE) is thrown as a SocketError; the listener stays usable, and the connection
-   * waits in the backlog until fds are free again.
+   * (EMFILE, ENFILE) is thrown as a SocketError once per shortage; then the listener pauses itself
+   * (a multiplexer does not report it readable; it retries after 10 ms, doubling to 200 ms, and
+   * `accept()` answers null meanwhile) until its backlog has been emptied, so nothing spins and the
+   * waiting connections are served as fds free up.
    */
   accept(): Socket | null {
     const fd = this.#live('accept');
+    // Out of fds a moment ago: the connection still waits in the backlog, so readiness would
+    // call again at once, forever. Until the retry time, answer null (nothing to accept now).
+    if (this._deadline > 0 && performance.now() < this._deadline) return null;
     for (;;) {
       let client: number;
       try {
         client = sys.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
       } catch (err) {
         if (err instanceof SocketError && RETRY_ACCEPT.has(err.code)) continue;
+        if (err instanceof SocketError && (err.code === 'EMFILE' || err.code === 'ENFILE')) {
+          // Thrown once per shortage (until the backlog has been emptied); while it lasts the
+          // listener retries by itself, silently.
+          const first = !this.#fdShortage;
+          this.#shortOfFds();
+          if (first) throw err;
+          return null;
+        }
         throw err;
       }
-      if (client === WOULD_BLOCK) return null;
+      if (client === WOULD_BLOCK) {
+        this.#fdsBack(); // the backlog is empty: every waiting client was taken, the shortage is over
+        return null;
+      }
+      this.#resume();
       // Owned before anything else can fail, so that a refused option cannot leak the fd.
       const socket = new Socket(INTERNAL, client, false, this.#socketQueueLimit, null, this.#socketPauses);
       if (this.#noDelay) {
@@ -258,8 +278,48 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     return this.#fd;
   }
 
+  /**
+   * Running out of fds (EMFILE, ENFILE): stop being reported readable, and try again after a
+   * pause that doubles from 10 ms to 200 ms while the shortage lasts (the multiplexer keeps the
+   * time; `_deadlinePassed` reports the listener readable again). `_deadline > 0` means paused.
+   */
+  #shortOfFds(): void {
+    this.#fdShortage = true;
+    this.#retryMs = Math.min(200, Math.max(10, this.#retryMs * 2));
+    this._deadline = performance.now() + this.#retryMs;
+    this._watcher?._update(this);
+  }
+
+  /** An accept worked: no pause (more clients may wait), but the shortage goes on until the backlog is empty. */
+  #resume(): void {
+    if (this._deadline === 0 && this.#retryMs === 0) return;
+    this.#retryMs = 0;
+    this._deadline = 0;
+    this._watcher?._update(this);
+  }
+
+  /** The backlog is empty: the shortage, if any, is over (a later one is thrown again). */
+  #fdsBack(): void {
+    this.#fdShortage = false;
+    this.#resume();
+  }
+
+  /** @internal */
+  override _deadlinePending(): boolean {
+    return this._deadline > 0 && this.#fd >= 0;
+  }
+
+  /** @internal The retry time came: report readable, so that the handler accepts (and finds fds, or not). */
+  override _deadlinePassed(): number {
+    if (this._deadline === 0 || this.#fd < 0) return 0;
+    this._deadline = 0;
+    this._watcher?._update(this);
+    return READABLE;
+  }
+
   /** @internal */
   _internalInterest(user: number): number {
+    if (this._deadline > 0) return user & ~READABLE;
     return user;
   }
 
