@@ -1,10 +1,10 @@
 /**
  * The platform's SCM_RIGHTS truncation, proved in C (test/fixtures/cmsg-truncation.c), natively
  * and under qemu-user. Natively, fds that do not fit the receiver's control buffer are never
- * installed and MSG_CTRUNC says so. qemu-user (7.2 and 10.0 checked) gives the kernel a control
- * buffer twice the size asked for, so the kernel installs up to twice as many fds and, while
- * they fit in that, sets no MSG_CTRUNC; qemu copies back what fits the program's buffer, and the
- * rest stay open in the process where no program can see them. That is an emulator limit the
+ * installed and MSG_CTRUNC says so. qemu-user (7.2 here; 10.0 was traced doing the same) gives
+ * the kernel a control buffer twice the size asked for, so the kernel installs up to twice as
+ * many fds and, while they fit in that, sets no MSG_CTRUNC; qemu copies back what fits the
+ * program's buffer, and the rest stay open in the process where no program can see them. That is an emulator limit the
  * library cannot undo (see the fd-passing truncation test and the README's Platforms section).
  *
  * Which of the two is expected comes from M_SOCKET_EMULATOR (set by .ci/arm64): a native run
