@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runWorkers, type WorkerReport } from '../examples/workers.ts';
-import { openFds, trackFds } from './helpers/fd.ts';
+import { trackFds } from './helpers/fd.ts';
 
 let fds: ReturnType<typeof trackFds>;
 before(() => {
@@ -42,20 +42,20 @@ function checkReports(reports: WorkerReport[], workers: number, connections: num
 
 describe('worker_threads', () => {
   it('3 workers, epoll: each owns a multiplexer and a listener on one port, all serve, all end cleanly', async () => {
-    const baseline = openFds();
+    const opened = trackFds();
     const reports = await runWorkers({ workers: 3, connections: 60, backend: 'epoll' });
     checkReports(reports, 3, 60);
     assert.equal(new Set(reports.map((r) => r.multiplexerFd)).size, 3, 'one epoll fd per worker');
     for (const r of reports) assert.ok(r.multiplexerFd >= 0);
-    assert.deepEqual(openFds(), baseline, 'the workers closed every fd they opened');
+    opened.assertNoLeak('the workers closed every fd they opened');
   });
 
   it('2 workers, poll backend: the same, with no kernel object per multiplexer', async () => {
-    const baseline = openFds();
+    const opened = trackFds();
     const reports = await runWorkers({ workers: 2, connections: 40, backend: 'poll' });
     checkReports(reports, 2, 40);
     for (const r of reports) assert.equal(r.multiplexerFd, -1);
-    assert.deepEqual(openFds(), baseline, 'the workers closed every fd they opened');
+    opened.assertNoLeak('the workers closed every fd they opened');
   });
 
   it('runs as a command: prints how many connections each worker served', () => {
