@@ -59,9 +59,11 @@ describe('worker_threads', () => {
   });
 
   it('runs as a command: prints how many connections each worker served', () => {
+    // A bound, not a timing: under qemu-user the process and its two workers each start tsx and
+    // koffi, about 6 s of CPU apiece.
     const result = spawnSync(process.execPath, ['--import', 'tsx', EXAMPLE, '--workers', '2', '--connections', '30'], {
       encoding: 'utf8',
-      timeout: 30_000,
+      timeout: 120_000,
     });
     assert.equal(result.status, 0, result.stderr);
     const lines = result.stdout.trim().split('\n');
