@@ -59,10 +59,10 @@ describe('worker_threads', () => {
   });
 
   it('idle workers blocked in wait(-1), with no timeout, stop as soon as their wakers wake them', async () => {
-    const baseline = openFds();
+    const opened = trackFds();
     const reports = await runWorkers({ workers: 2, connections: 0, backend: 'epoll' });
     assert.deepEqual(reports.map((r) => [r.exitCode, r.served, r.bytes]), [[0, 0, 0], [0, 0, 0]]);
-    assert.deepEqual(openFds(), baseline, 'the workers closed their fds, and we our duplicates of their wakers');
+    opened.assertNoLeak('the workers closed their fds, and we our duplicates of their wakers');
   });
 
   it('runs as a command: prints how many connections each worker served', () => {
