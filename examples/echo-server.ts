@@ -45,6 +45,7 @@ function onAcceptable(): void {
       connections.add(connection);
       log(`+ #${connection.id} from ${connection.peer} (${connections.size} open)`);
     }
+    if (!listener.outOfFds) reported = false; // the burst is over: a later one is reported again
   } catch (err) {
     if (!(err instanceof SocketError && (err.code === 'EMFILE' || err.code === 'ENFILE'))) throw err;
     outOfFds(err);
@@ -53,11 +54,14 @@ function onAcceptable(): void {
 
 // ---- Out of file descriptors ----------------------------------------------------------------------
 
-// EMFILE/ENFILE: the connection stays in the kernel's backlog. The listener throws the error once
-// per shortage and then pauses itself (it is not reported readable, and retries after 10 ms,
-// doubling to 200 ms) until its backlog has been emptied: no busy loop, one line per burst, and
-// the waiting clients are served as fds free up.
+// EMFILE/ENFILE: the connection stays in the kernel's backlog. The listener throws the error and
+// pauses itself (it is not reported readable, and retries after 10 ms, doubling to 200 ms): no
+// busy loop, and the waiting clients are served as fds free up. `listener.outOfFds` stays true
+// until the backlog has been emptied: one line per burst.
+let reported = false;
 function outOfFds(err: SocketError): void {
+  if (reported) return;
+  reported = true;
   process.stderr.write(`echo-server: ${err.code} (out of file descriptors) with ${connections.size} open connections: ` +
     `accepting again as fds free up\n`);
 }

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { O_CLOEXEC, O_NONBLOCK, sys, WOULD_BLOCK } from '../ffi/index.ts';
 import { Multiplexer, Reactor, Socket, SocketClosedError, Waker, type BackendName } from '../lib/index.ts';
-import { assertNonBlockingCloexec, fdTarget, openFds, trackFds } from './helpers/fd.ts';
+import { assertNonBlockingCloexec, fdTarget, trackFds } from './helpers/fd.ts';
 import { startTsWorker } from './helpers/ts-worker.ts';
 
 let fds: ReturnType<typeof trackFds>;
@@ -48,7 +48,7 @@ for (const backend of ['epoll', 'poll'] as BackendName[]) {
     });
 
     it('a worker blocked in wait(-1) is woken from the main thread and ends; no fd left behind', async () => {
-      const baseline = openFds();
+      const opened = trackFds();
       const worker = startTsWorker(new URL('./fixtures/waker-worker.ts', import.meta.url), { workerData: { backend } });
       const exited = once(worker, 'exit');
       let waker: Waker | null = null;
@@ -71,7 +71,7 @@ for (const backend of ['epoll', 'poll'] as BackendName[]) {
         waker?.close();
         await worker.terminate();
       }
-      assert.deepEqual(openFds(), baseline, 'both fds closed: the worker its own, we ours');
+      opened.assertNoLeak('both fds closed: the worker its own, we ours');
     });
   });
 }

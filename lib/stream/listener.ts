@@ -189,6 +189,14 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     return getOption(this.#live('getOption'), name);
   }
 
+  /**
+   * Whether accept() ran out of fds (EMFILE, ENFILE) and the connections waiting then have not all
+   * been taken yet: true from the first such error until an accept finds the backlog empty.
+   */
+  get outOfFds(): boolean {
+    return this.#fdShortage;
+  }
+
   /** Whether `close()` has been called. */
   get closed(): boolean {
     return this.#fd < 0;
@@ -197,10 +205,11 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
   /**
    * Takes one pending connection: a new non-blocking, close-on-exec Socket, or `null` when none
    * is waiting. Connections aborted before they were accepted are skipped. Running out of fds
-   * (EMFILE, ENFILE) is thrown as a SocketError once per shortage; then the listener pauses itself
-   * (a multiplexer does not report it readable; it retries after 10 ms, doubling to 200 ms, and
-   * `accept()` answers null meanwhile) until its backlog has been emptied, so nothing spins and the
-   * waiting connections are served as fds free up.
+   * (EMFILE, ENFILE) is thrown as a SocketError; then the listener pauses itself (a multiplexer
+   * does not report it readable; it retries after 10 ms, doubling to 200 ms while the shortage
+   * lasts, and `accept()` answers null meanwhile), so nothing spins and the waiting connections are
+   * served as fds free up. `outOfFds` says whether a shortage is going on (until the backlog has
+   * been emptied): log once per shortage with it.
    */
   accept(): Socket | null {
     const fd = this.#live('accept');
@@ -214,12 +223,10 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
       } catch (err) {
         if (err instanceof SocketError && RETRY_ACCEPT.has(err.code)) continue;
         if (err instanceof SocketError && (err.code === 'EMFILE' || err.code === 'ENFILE')) {
-          // Thrown once per shortage (until the backlog has been emptied); while it lasts the
-          // listener retries by itself, silently.
-          const first = !this.#fdShortage;
+          // Thrown each time it really happens (a program may free fds when it does); then the
+          // listener pauses (see #shortOfFds), so a handler that catches it cannot spin.
           this.#shortOfFds();
-          if (first) throw err;
-          return null;
+          throw err;
         }
         throw err;
       }
