@@ -1,5 +1,6 @@
 /**
- * examples/echo-server.ts out of file descriptors: run under `prlimit --nofile=64`, a burst of 80
+ * examples/echo-server.ts out of file descriptors: run under `prlimit --nofile=128` (64 in the
+ * issue's report; tsx needs more to load on a cold cache under Node 22+), a burst of 160
  * clients makes accept() fail with EMFILE. The server must keep running, say so once for the
  * burst (stderr), and echo for new clients once the burst's connections are gone.
  */
@@ -9,7 +10,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { ROOT } from './helpers/server-process.ts';
 
-const BURST = 80;
+const BURST = 160;
 
 /** Resolves when `condition()` holds, checking every 20 ms; rejects with `what` after `ms`. */
 async function until(condition: () => boolean, what: string, ms = 10_000): Promise<void> {
@@ -47,7 +48,7 @@ function echo(port: number, text: string): Promise<string> {
 }
 
 test('echo-server keeps serving after an EMFILE burst, and says so once', async (t) => {
-  const child = spawn('prlimit', ['--nofile=64', process.execPath, '--import', 'tsx', 'examples/echo-server.ts'], {
+  const child = spawn('prlimit', ['--nofile=128', process.execPath, '--import', 'tsx', 'examples/echo-server.ts'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -59,7 +60,8 @@ test('echo-server keeps serving after an EMFILE burst, and says so once', async 
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  await until(() => /^listening on .*:\d+\n/.test(stdout), "the 'listening on' line", 15_000);
+  await until(() => /^listening on .*:\d+\n/.test(stdout) || child.exitCode !== null, "the 'listening on' line", 30_000);
+  assert.match(stdout, /^listening on .*:\d+\n/, `the server did not start: ${stderr}`);
   const port = Number(/:(\d+)\n/.exec(stdout)![1]);
 
   const burst: net.Socket[] = [];
