@@ -14,8 +14,11 @@ before(() => {
 });
 after(() => fds.assertNoLeak());
 
-function child(scenario: string): Record<string, unknown> {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/reactor-child.ts', scenario], {
+/** Every backend a Reactor can drive; the suite below runs once per name. */
+const REACTOR_BACKENDS = ['epoll', 'io_uring'] as const;
+
+function child(scenario: string, backend: string): Record<string, unknown> {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/reactor-child.ts', scenario, backend], {
     encoding: 'utf8',
     timeout: 15_000,
   });
@@ -76,9 +79,9 @@ async function echoThrough(reactor: Reactor, payloads: Uint8Array[]): Promise<Bu
   }
 }
 
-describe('Reactor', () => {
+for (const backend of REACTOR_BACKENDS) describe(`Reactor (${backend})`, () => {
   it('runs handlers from the event loop: 20 clients echo 256 KiB each', async () => {
-    const reactor = new Reactor();
+    const reactor = new Reactor({ backend });
     try {
       const payloads = Array.from({ length: 20 }, (_, i) => pattern(256 * 1024, i + 1));
       const got = await echoThrough(reactor, payloads);
@@ -90,7 +93,7 @@ describe('Reactor', () => {
   });
 
   it('works with busy-poll on, and validates its options', async () => {
-    const reactor = new Reactor({ busyPollMs: 0.2, busyPollBudgetMs: 2 });
+    const reactor = new Reactor({ backend, busyPollMs: 0.2, busyPollBudgetMs: 2 });
     try {
       const payloads = Array.from({ length: 4 }, (_, i) => pattern(64 * 1024, i + 7));
       const got = await echoThrough(reactor, payloads);
@@ -102,10 +105,11 @@ describe('Reactor', () => {
     assert.throws(() => new Reactor({ busyPollBudgetMs: Number.NaN }), /options.busyPollBudgetMs/);
     assert.throws(() => new Reactor({ maxRounds: 0 }), /options.maxRounds/);
     assert.throws(() => new Reactor(null as never), /options/);
+    assert.throws(() => new Reactor({ backend: 'poll' as never }), { code: 'ERR_INVALID_ARG_VALUE', message: /options.backend/ });
   });
 
   it('checks handlers and refuses work once closed', () => {
-    const reactor = new Reactor();
+    const reactor = new Reactor({ backend });
     const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
     try {
       assert.throws(() => reactor.add(listener, 'not a function' as never), { code: 'ERR_INVALID_ARG_TYPE', message: /"handler"/ });
@@ -128,7 +132,7 @@ describe('Reactor', () => {
   });
 
   it('stops calling handlers after close() from inside a handler', async () => {
-    const reactor = new Reactor();
+    const reactor = new Reactor({ backend });
     const pairs = Array.from({ length: 3 }, () => connectedPair());
     try {
       for (const p of pairs) p.client.send(Buffer.from('data for everyone'));
@@ -153,22 +157,22 @@ describe('Reactor', () => {
   });
 
   it('uses no CPU while idle: under 20 ms over 2 s with 10 idle connections', () => {
-    const result = child('idle');
+    const result = child('idle', backend);
     assert.equal(result.served, 10);
     assert.ok((result.cpuMs as number) < 20, `idle reactor used ${result.cpuMs} ms of CPU in 2 s`);
   });
 
   it('lets the process exit by itself when everything is closed', () => {
-    const result = child('exits');
+    const result = child('exits', backend);
     assert.deepEqual(result, { echoed: 'ping', exited: true, watched: 0 });
   });
 
   it('lets the process exit while watching a listener when unref()d', () => {
-    assert.deepEqual(child('unref'), { exited: true, watched: 1 });
+    assert.deepEqual(child('unref', backend), { exited: true, watched: 1 });
   });
 
   it('does not delay process.exit()', () => {
-    const result = child('exit-now');
+    const result = child('exit-now', backend);
     assert.ok((result.exitAfterMs as number) < 1000, `exit after ${result.exitAfterMs} ms`);
   });
 });
