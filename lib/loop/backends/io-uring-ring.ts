@@ -58,7 +58,7 @@ import {
 } from '../../../ffi/constants.ts';
 import { ERRNO } from '../../../ffi/errno.ts';
 import { OFFSETOF, SIZEOF } from '../../../ffi/layouts.ts';
-import { closeFd, INTERRUPTED, sys, SocketError, TIMED_OUT, type Mapping } from '../../../ffi/syscall.ts';
+import { closeFd, INTERRUPTED, sys, SocketError, type Mapping } from '../../../ffi/syscall.ts';
 
 const SQE_WORDS = SIZEOF.io_uring_sqe >> 2;
 const CQE_WORDS = SIZEOF.io_uring_cqe >> 2;
@@ -243,23 +243,6 @@ export class Ring {
       if (r !== INTERRUPTED) return r;
       remaining = Math.max(0, deadline - performance.now());
     }
-  }
-
-  /**
-   * Submits and runs ALL deferred task work, waiting for nothing: min_complete as large as the CQ
-   * with a zero timeout. A plain enter(GETEVENTS, 0) runs a bounded batch of task work (newer
-   * kernels keep the rest for the next enter and clear IORING_SQ_TASKRUN all the same), which a
-   * loop about to sleep on the eventfd could never see again.
-   */
-  enterAll(): number {
-    this.#setTimeout(0);
-    this.#publish();
-    const r = sys.io_uring_enter(
-      this.fd, this.pending(), this.cqEntries, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, this.#waitArg, SIZEOF.io_uring_getevents_arg,
-    );
-    // TIMED_OUT: the zero timeout, as asked. INTERRUPTED: a signal came first; the caller looks
-    // at the CQ and IORING_SQ_TASKRUN afterwards either way.
-    return r === TIMED_OUT || r === INTERRUPTED ? 0 : r;
   }
 
   /** io_uring_register(opcode, arg, nrArgs). */

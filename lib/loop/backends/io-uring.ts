@@ -152,7 +152,7 @@ export class IoUringBackend implements Backend {
     // Now, not at the next wait: the poll holds the file until its cancellation has run (see
     // "Remove before close").
     const before = this.#ring.ready();
-    this.#ring.enterAll();
+    this.#ring.enter(0, IORING_ENTER_GETEVENTS);
     if (this.#wakeFd >= 0 && this.#ring.ready() !== before) this.#quiet();
   }
 
@@ -215,7 +215,7 @@ export class IoUringBackend implements Backend {
    * signals the eventfd only when its work list goes from empty to non-empty, so either would
    * stall the ring for good.
    *
-   * 1. Re-arm the slots reported, submit everything and run ALL deferred task work (`enterAll`).
+   * 1. Re-arm the slots reported, submit everything and run the deferred task work.
    * 2. Completions ready: say so (the caller drains, then settles again).
    * 3. Clear the eventfd, after the last enter: that swallows the signal our own enter raised by
    *    posting completions.
@@ -224,12 +224,20 @@ export class IoUringBackend implements Backend {
    *    lock orders the two on both architectures: release in the kernel's signal, acquire in our
    *    read). Set: go round again. On a ring without DEFER_TASKRUN, completions are posted by task
    *    work at any syscall exit, our read included, so look at the CQ once more too.
+   *
+   * One enter runs a bounded batch of task work (IO_LOCAL_TW_DEFAULT_MAX, 20, on newer kernels),
+   * keeps the rest for the next enter and clears IORING_SQ_TASKRUN all the same. The batch posts
+   * completions (a poll's completion is one), so step 2 sends the caller round again and the next
+   * settle's enter runs more; only a batch of 20 items that post nothing (spurious wake-ups) with
+   * more behind them could leave work unseen. Running everything at once (min_complete = the CQ
+   * size with a zero timeout) was measured at 24-38 µs per call (the wait sleeps out the timer
+   * slack) against 0.5-0.9 µs for a plain enter, so it is not used.
    */
   settle(): boolean {
     const ring = this.#ring;
     for (let round = 0; round < SETTLE_ROUNDS; round++) {
       this.#rearm();
-      if (ring.pending() > 0 || ring.taskRunPending()) ring.enterAll();
+      if (ring.pending() > 0 || ring.taskRunPending()) ring.enter(0, IORING_ENTER_GETEVENTS);
       if (ring.ready() > 0) return true;
       if (this.#wakeFd >= 0) sys.read(this.#wakeFd, this.#counter, 8);
       if (ring.ready() > 0) return true;
@@ -252,7 +260,7 @@ export class IoUringBackend implements Backend {
     try {
       const w = this.#ring.entry();
       this.#ring.prepare(w, IORING_OP_ASYNC_CANCEL, 0, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL, IGNORE, 0);
-      this.#ring.enterAll();
+      this.#ring.enter(0, IORING_ENTER_GETEVENTS);
     } catch {
       // Closing the ring cancels them all the same, only later.
     }
