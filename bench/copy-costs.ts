@@ -25,6 +25,7 @@ import { Listener, Multiplexer, Socket } from '../lib/index.ts';
 import { IPPROTO_TCP, libc, MSG_NOSIGNAL, SO_RCVBUF, SO_SNDBUF, SOL_SOCKET, sys, TCP_NODELAY } from '../ffi/index.ts';
 import { median, summarize, ratio, type Summary } from './lib/stats.ts';
 import { num, ratioCell, withSpread, type Table } from './lib/table.ts';
+import type { Progress } from './lib/progress.ts';
 
 export const SIZES = [64, 1024, 16 * 1024, 64 * 1024, 1024 * 1024];
 const BATCH_BYTES = 256 * 1024;
@@ -241,9 +242,14 @@ export interface CopyCostResult {
   recvGBps: number;
 }
 
-export async function runCopyCosts(options: { quick: boolean; log: (s: string) => void }): Promise<{ results: CopyCostResult[]; tables: Table[]; checks: TargetCheck[] }> {
-  const runs = options.quick ? 3 : 5;
-  const budgetMs = options.quick ? 25 : 80;
+/** Runs and time budget of a copy-cost section; steps = one per (run, size), for the progress lines. */
+export function copyPlan(quick: boolean) {
+  const runs = quick ? 3 : 5;
+  return { runs, budgetMs: quick ? 25 : 80, steps: runs * SIZES.length };
+}
+
+export async function runCopyCosts(options: { quick: boolean; log: (s: string) => void; progress: Progress }): Promise<{ results: CopyCostResult[]; tables: Table[]; checks: TargetCheck[] }> {
+  const { runs, budgetMs } = copyPlan(options.quick);
   const pair = makePair();
   const paths = makePaths(pair);
   const samples = new Map<string, Sample[]>();
@@ -251,8 +257,8 @@ export async function runCopyCosts(options: { quick: boolean; log: (s: string) =
     // Warm-up: let the JIT settle on every path.
     for (const size of SIZES) for (const name of FFI_PATHS) measure(paths[name], size, 5);
     for (let r = 0; r < runs; r++) {
-      options.log(`copy costs: run ${r + 1}/${runs}`);
       for (const size of SIZES) {
+        options.progress.step(`copy costs ${sizeName(size)}, run ${r + 1}/${runs}`);
         for (const name of FFI_PATHS) {
           const key = `${name}@${size}`;
           if (!samples.has(key)) samples.set(key, []);

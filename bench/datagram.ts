@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { BENCH_DIR, BUILD_DIR } from './lib/build.ts';
 import { Child, installCleanup, machine, parseKV, run } from './lib/proc.ts';
 import { summarize, ratio, type Summary } from './lib/stats.ts';
+import { Progress } from './lib/progress.ts';
 
 export type DatagramServer = 'm-socket batch' | 'm-socket single' | 'node:dgram' | 'C recvmmsg' | 'C recvfrom';
 export const DATAGRAM_SERVERS: DatagramServer[] = ['m-socket batch', 'm-socket single', 'node:dgram', 'C recvmmsg', 'C recvfrom'];
@@ -78,13 +79,13 @@ export async function runDatagram(options: { quick: boolean; runs?: number; seco
   const runs = options.runs ?? (options.quick ? 2 : 5);
   const seconds = options.seconds ?? (options.quick ? 2 : 4);
   const samples = new Map<string, { perSecond: number[]; cpuUs: number[]; lost: number }>();
-  const steps = runs * SIZES.length * DATAGRAM_SERVERS.length;
-  let step = 0;
+  // The same progress lines as `npm run bench` (step, steps planned, time since the start).
+  const progress = new Progress(runs * SIZES.length * DATAGRAM_SERVERS.length, options.log);
   for (let r = 0; r < runs; r++) {
     for (const size of SIZES) {
       const order = r % 2 === 0 ? DATAGRAM_SERVERS : [...DATAGRAM_SERVERS].reverse();
       for (const kind of order) {
-        options.log(`[${++step}/${steps}] datagram ${kind} ${size} B, run ${r + 1}/${runs}`);
+        progress.step(`datagram ${kind} ${size} B, run ${r + 1}/${runs}`);
         const [cmd, args] = command(kind, tools.echo, seconds + 30);
         const server = new Child(cmd, args, { core: SERVER_CORE });
         try {

@@ -5,37 +5,45 @@
  *   npm run bench                    full run (~5-10 min on 2 cores)
  *   npm run bench -- --quick         about a minute, smaller counts, fewer runs
  *   npm run bench -- --json FILE     also write every figure as JSON
- *   npm run bench -- --only copy,throughput,scale   run some sections
+ *   npm run bench -- --charts DIR    also write DIR/results.json and an SVG chart per table (bench/charts for RESULTS.md)
+ *   npm run bench -- --only copy,throughput,scale,datagram   run some sections
  *   npm run bench -- --profile       CPU-profile the m-socket server under load instead (node --cpu-prof)
  *
- * Loopback only. Every child process is killed at the end, on errors and on Ctrl-C.
+ * Progress lines (`[3/46 00:07] throughput ...`, one per measured step) go to stderr, the tables to
+ * stdout. Loopback only. Every child process is killed at the end, on errors and on Ctrl-C.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { cpus } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { runCopyCosts, type TargetCheck } from './copy-costs.ts';
-import { runThroughput } from './throughput.ts';
-import { runScale } from './scale.ts';
+import { copyPlan, runCopyCosts, type TargetCheck } from './copy-costs.ts';
+import { runThroughput, throughputPlan } from './throughput.ts';
+import { runScale, scalePlan } from './scale.ts';
+import { runDatagramSection } from './datagram-section.ts';
+import { Progress } from './lib/progress.ts';
+import { writeCharts, type BenchJson } from './lib/charts.ts';
 import { runProfile } from './profile.ts';
 import { buildC } from './lib/build.ts';
 import { installCleanup, machine } from './lib/proc.ts';
 import { render, type Table } from './lib/table.ts';
 
 function parseArgs(argv: string[]) {
-  const opts = { quick: false, json: null as string | null, only: null as Set<string> | null, profile: false, markdown: false };
+  const opts = { quick: false, json: null as string | null, charts: null as string | null, only: null as Set<string> | null, profile: false, markdown: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') opts.quick = true;
     else if (a === '--json') opts.json = argv[++i] ?? null;
+    else if (a === '--charts') opts.charts = argv[++i] ?? null;
     else if (a === '--only') opts.only = new Set((argv[++i] ?? '').split(','));
     else if (a === '--profile') opts.profile = true;
     else if (a === '--markdown') opts.markdown = true;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--quick] [--json FILE] [--only copy,throughput,scale] [--profile] [--markdown]');
+      console.log('usage: npm run bench -- [--quick] [--json FILE] [--charts DIR] [--only copy,throughput,scale,datagram] [--profile] [--markdown]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
   if (opts.json === null && argv.includes('--json')) throw new Error('--json needs a file name');
+  if (opts.charts === null && argv.includes('--charts')) throw new Error('--charts needs a folder name');
   return opts;
 }
 
@@ -62,33 +70,46 @@ async function main(): Promise<void> {
     nofileHard: machine.nofileHard,
     loadavgAtStart: spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).stdout.trim(),
     mode: opts.quick ? 'quick' : 'full',
+    command: ['npm run bench --', ...process.argv.slice(2)].join(' '),
   };
   const want = (s: string) => opts.only === null || opts.only.has(s);
+  const progress = new Progress(
+    (want('copy') ? copyPlan(opts.quick).steps : 0) +
+      (want('throughput') ? throughputPlan(opts.quick).steps : 0) +
+      (want('scale') ? scalePlan(opts.quick).steps : 0),
+  );
   const tables: Table[] = [];
   const checks: TargetCheck[] = [];
   const json: Record<string, unknown> = { env };
   if (want('copy')) {
-    const r = await runCopyCosts({ quick: opts.quick, log });
+    const r = await runCopyCosts({ quick: opts.quick, log, progress });
     tables.push(...r.tables);
     checks.push(...r.checks);
     json.copyCosts = r.results;
   }
   if (want('throughput')) {
-    const r = await runThroughput({ quick: opts.quick, built, log });
+    const r = await runThroughput({ quick: opts.quick, built, log, progress });
     if (r.skipped) log(`throughput skipped: ${r.skipped}`);
     tables.push(...r.tables);
     checks.push(...r.checks);
     json.throughput = r.results;
   }
   if (want('scale')) {
-    const r = await runScale({ quick: opts.quick, built, log });
+    const r = await runScale({ quick: opts.quick, built, log, progress });
     if (r.skipped) log(`scale skipped: ${r.skipped}`);
     tables.push(...r.tables);
     checks.push(...r.checks);
     json.scale = { memory: r.memory, accept: r.accept };
   }
+  if (want('datagram')) {
+    // Its own progress lines (bench/datagram.ts and bench/gso.ts count their steps).
+    const r = await runDatagramSection({ quick: opts.quick, log });
+    tables.push(...r.tables);
+    checks.push(...r.checks);
+    json.datagram = r.results;
+  }
   const targetTable: Table = {
-    title: 'Targets (issue 6)',
+    title: 'Targets (issues 6 and 14)',
     header: ['target', 'measured', 'status'],
     rows: checks.map((c) => [c.target, c.value, c.met === null ? 'n/a' : c.met ? 'met' : 'MISSED']),
   };
@@ -101,6 +122,12 @@ async function main(): Promise<void> {
   if (opts.json !== null) {
     writeFileSync(opts.json, JSON.stringify(json, null, 2) + '\n');
     log(`wrote ${opts.json}`);
+  }
+  if (opts.charts !== null) {
+    mkdirSync(opts.charts, { recursive: true });
+    const file = join(opts.charts, 'results.json');
+    writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
+    for (const path of writeCharts(json as BenchJson, opts.charts, relative(process.cwd(), file))) log(`wrote ${path}`);
   }
 }
 

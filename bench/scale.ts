@@ -15,6 +15,7 @@ import type { Built } from './lib/build.ts';
 import { summarize, ratio, type Summary } from './lib/stats.ts';
 import { num, ratioCell, type Table } from './lib/table.ts';
 import type { TargetCheck } from './copy-costs.ts';
+import type { Progress } from './lib/progress.ts';
 
 const KINDS: ServerKind[] = ['m-socket', 'node:net', 'C epoll'];
 
@@ -80,33 +81,43 @@ async function memory(kind: ServerKind, built: Built, n: number, msg: number, mo
   }
 }
 
-export async function runScale(options: { quick: boolean; built: Built; log: (s: string) => void }) {
-  const { quick, built, log } = options;
-  if (built.tools === null) return { memory: [], accept: [], tables: [] as Table[], checks: [] as TargetCheck[], skipped: built.reason };
-  const tools = built.tools;
+/** Counts of a scale section; steps = memory readings + accept-rate runs, for the progress lines. */
+export function scalePlan(quick: boolean) {
   const limit = machine.nofileHard;
   const idleN = Math.min(quick ? 2000 : 10_000, Number.isFinite(limit) ? limit - 1100 : 10_000);
   const activeN = Math.min(quick ? 1000 : 3000, idleN);
+  const reps = quick ? 1 : 3;
+  const secs = quick ? 1.5 : 3;
+  return { idleN, activeN, reps, secs, steps: 2 * KINDS.length + reps * KINDS.length };
+}
+
+export async function runScale(options: { quick: boolean; built: Built; log: (s: string) => void; progress: Progress }) {
+  const { quick, built, progress } = options;
+  const { idleN, activeN, reps, secs, steps } = scalePlan(quick);
+  if (built.tools === null) {
+    progress.skip(steps);
+    return { memory: [], accept: [], tables: [] as Table[], checks: [] as TargetCheck[], skipped: built.reason };
+  }
+  const tools = built.tools;
   const mem: MemoryResult[] = [];
   for (const [mode, n, msg] of [['idle', idleN, 1], ['active', activeN, 16384]] as const) {
     for (const kind of KINDS) {
-      log(`scale: RSS with ${n} ${mode} connections on ${kind}`);
+      progress.step(`scale RSS with ${n} ${mode} connections on ${kind}`);
       const r = await memory(kind, built, n, msg, mode);
       if (r !== null) mem.push(r);
     }
   }
-  const reps = quick ? 1 : 3;
-  const secs = quick ? 1.5 : 3;
   const raws = new Map<ServerKind, { cps: number; cpu: number; client: number }[]>();
   const servers = [];
   try {
     for (const kind of KINDS) {
       const s = await startServer(kind, tools.echo_server, { lifetimeS: 600 });
       if (s !== null) servers.push(s);
+      else progress.skip(reps);
     }
     for (let rep = 0; rep < reps; rep++) {
       for (const s of servers) {
-        log(`scale: accept rate run ${rep + 1}/${reps} on ${s.kind}`);
+        progress.step(`scale accept rate on ${s.kind}, run ${rep + 1}/${reps}`);
         const cpu0 = s.child.cpuSeconds();
         const out = await run(tools.connect_loop, [String(s.port), String(secs), '8'], { core: CLIENT_CORE, timeoutMs: secs * 1000 + 30_000 });
         const cpu = s.child.cpuSeconds() - cpu0;

@@ -10,6 +10,7 @@ import type { Built } from './lib/build.ts';
 import { summarize, ratio, type Summary } from './lib/stats.ts';
 import { ratioCell, type Table } from './lib/table.ts';
 import type { TargetCheck } from './copy-costs.ts';
+import type { Progress } from './lib/progress.ts';
 
 export type Shape = 'ping-pong 1 conn' | 'ping-pong 50 conns' | 'bulk echo';
 
@@ -38,12 +39,8 @@ interface Raw {
 
 const MAIN: ServerKind[] = ['m-socket', 'm-socket io_uring', 'node:net', 'C epoll'];
 
-export async function runThroughput(options: { quick: boolean; built: Built; log: (s: string) => void }) {
-  const { quick, built, log } = options;
-  const tools = built.tools;
-  if (tools === null) {
-    return { results: [] as ShapeResult[], tables: [] as Table[], checks: [] as TargetCheck[], skipped: built.reason };
-  }
+/** What a run measures: the same plan drives the loop and the progress lines' step count. */
+export function throughputPlan(quick: boolean) {
   const reps = quick ? 2 : 3;
   const secs = quick ? 1.5 : 5;
   const warm = quick ? 0.5 : 1;
@@ -56,6 +53,20 @@ export async function runThroughput(options: { quick: boolean; built: Built; log
     ['ping-pong 50 conns', [...MAIN, ...experiments]],
     ['bulk echo', quick ? MAIN : [...MAIN, 'm-socket busy']],
   ];
+  /** Client runs against one server kind in one repetition. */
+  const shapesOf = (kind: ServerKind) => plan.filter(([, list]) => list.includes(kind)).length;
+  const steps = reps * kinds.reduce((n, kind) => n + shapesOf(kind), 0);
+  return { reps, secs, warm, bulkMiB, kinds, plan, shapesOf, steps };
+}
+
+export async function runThroughput(options: { quick: boolean; built: Built; log: (s: string) => void; progress: Progress }) {
+  const { quick, built, log, progress } = options;
+  const { reps, secs, warm, bulkMiB, kinds, plan, shapesOf, steps } = throughputPlan(quick);
+  const tools = built.tools;
+  if (tools === null) {
+    progress.skip(steps);
+    return { results: [] as ShapeResult[], tables: [] as Table[], checks: [] as TargetCheck[], skipped: built.reason };
+  }
   const raws = new Map<string, Raw[]>();
   // One server alive at a time: a busy-poll server spins even while idle (the C one never
   // sleeps), and every server is pinned to the same core, so a server left running would take
@@ -67,13 +78,15 @@ export async function runThroughput(options: { quick: boolean; built: Built; log
       const server = await startServer(kind, tools.echo_server, { lifetimeS: 900 });
       if (server === null) {
         skipped.add(kind);
+        // This repetition and every later one would have measured it.
+        progress.skip(shapesOf(kind) * (reps - rep));
         log(`throughput: ${kind} not available (${kind === 'm-socket lib busy' ? 'this Reactor has no busyPollMs option' : 'no cc'}), skipped`);
         continue;
       }
       try {
         for (const [shape, list] of plan) {
           if (!list.includes(kind)) continue;
-          log(`throughput: run ${rep + 1}/${reps}: ${shape} against ${kind}`);
+          progress.step(`throughput ${shape} against ${kind}, run ${rep + 1}/${reps}`);
           const cpu0 = server.child.cpuSeconds();
           const t0 = performance.now();
           let out: string;

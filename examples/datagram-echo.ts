@@ -12,7 +12,6 @@
  * - bad arguments: a usage message on stderr and exit code 2; a failure to bind: exit 1;
  * - SIGINT / SIGTERM: stop, send what is queued, remove the Unix path, exit 0.
  */
-import fs from 'node:fs';
 import { DatagramBatch, DatagramSocket, formatAddress, Reactor } from '../lib/index.ts';
 import { commandLine } from './cli.ts';
 
@@ -72,10 +71,8 @@ reactor.add(socket, (event) => {
 });
 
 function stop(): void {
-  const path = values.path;
-  socket.close(); // sends what is queued first
+  socket.close(); // sends what is queued first, then closes (and removes its Unix socket file)
   void socket.whenClosed().then(() => {
-    if (path !== undefined && !path.startsWith('\0')) fs.rmSync(path, { force: true });
     if (values.verbose) process.stdout.write(`echoed ${echoed}, not echoed ${refused}\n`);
     reactor.close();
   });

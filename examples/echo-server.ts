@@ -1,7 +1,7 @@
 /**
  * An echo server on m-socket: every byte a client sends comes back, in order, on the same
- * connection. A teaching example of the Reactor, the send queue and its backpressure, half-close
- * and graceful shutdown.
+ * connection. A teaching example of the Reactor, the send queue and the multiplexer's backpressure,
+ * half-close and graceful shutdown.
  *
  *   node --import tsx examples/echo-server.ts [--host 127.0.0.1] [--port 0] [--verbose]
  *
@@ -12,7 +12,7 @@
  * - SIGINT / SIGTERM: stop accepting, close every connection gracefully (queued bytes are still
  *   delivered), exit 0 when nothing is left, or after 2 s at the latest.
  */
-import { formatAddress, Interest, Reactor, type MultiplexerEvent, type Socket } from '../lib/index.ts';
+import { formatAddress, Interest, Reactor, SocketError, type MultiplexerEvent, type Socket } from '../lib/index.ts';
 import { serverCommandLine } from './cli.ts';
 
 
@@ -39,18 +39,32 @@ announce(listener, stop); // signal handlers first, then the `listening on` line
 
 /** The listener is readable: take every pending connection (accept() answers null when none is left). */
 function onAcceptable(): void {
-  for (let socket = listener.accept(); socket !== null; socket = listener.accept()) {
-    const connection = new Connection(socket, ++served);
-    connections.add(connection);
-    log(`+ #${connection.id} from ${connection.peer} (${connections.size} open)`);
+  try {
+    for (let socket = listener.accept(); socket !== null; socket = listener.accept()) {
+      const connection = new Connection(socket, ++served);
+      connections.add(connection);
+      log(`+ #${connection.id} from ${connection.peer} (${connections.size} open)`);
+    }
+  } catch (err) {
+    if (!(err instanceof SocketError && (err.code === 'EMFILE' || err.code === 'ENFILE'))) throw err;
+    outOfFds(err);
   }
+}
+
+// ---- Out of file descriptors ----------------------------------------------------------------------
+
+// EMFILE/ENFILE: the connection stays in the kernel's backlog. The listener throws the error once
+// per shortage and then pauses itself (it is not reported readable, and retries after 10 ms,
+// doubling to 200 ms) until its backlog has been emptied: no busy loop, one line per burst, and
+// the waiting clients are served as fds free up.
+function outOfFds(err: SocketError): void {
+  process.stderr.write(`echo-server: ${err.code} (out of file descriptors) with ${connections.size} open connections: ` +
+    `accepting again as fds free up\n`);
 }
 
 // ---- One connection -----------------------------------------------------------------------------
 
 class Connection {
-  /** Not reading: our send queue is full, so the peer must wait until it drains (backpressure). */
-  #paused = false;
   #echoed = 0;
   readonly peer: string;
 
@@ -65,38 +79,21 @@ class Connection {
     // The connection failed (reset by the peer, or a flush of our queue hit a dead connection).
     if (event.error !== null) return this.#destroy(event.error.message);
 
-    if (this.#paused) {
-      // Resume once the multiplexer has flushed our queue below its cap. Nothing was left behind:
-      // the bytes we did not read are still in the kernel, and level-triggered epoll reports
-      // them again as soon as we ask for READABLE.
-      if (!event.writable || this.socket.sendQueueFull) return;
-      this.#paused = false;
-      reactor.modify(this.socket, Interest.READABLE);
-      log(`  #${this.id} resumed`);
-      return;
-    }
-
-    if (!event.readable) return;
     // One receive per event is enough: epoll is level-triggered, so whatever we leave unread is
     // reported again. `receive()` reads into the multiplexer's shared 64 KiB buffer (no copy);
     // `bytes` is only valid until the next receive() on any socket of this reactor.
     const { bytes, status } = this.socket.receive();
     if (bytes.byteLength > 0) {
-      // We only read while the queue is below its cap, and the cap is soft, so the socket takes
-      // every byte ('sent', 'partial' or 'queued'): what the kernel did not take is queued (a
-      // copy), and the multiplexer flushes it when the socket becomes writable. 'not-sent' cannot
-      // happen here, so the shared receive buffer never needs copying by us.
+      // Backpressure is the multiplexer's: an accepted socket whose send queue is full is not
+      // reported readable until the queue drains below its cap (pauseReadingWhenFull), and the
+      // cap is soft, so this send takes every byte ('sent', 'partial' or 'queued'): what the
+      // kernel did not take is queued (a copy) and flushed when the socket becomes writable.
+      // 'not-sent' cannot happen here, so the shared receive buffer never needs copying by us.
+      // Meanwhile the bytes we do not read wait in the kernel, and TCP slows the client down.
       const sent = this.socket.send(bytes);
       if (sent === 'closed') return this.#destroy(this.socket.error?.message ?? 'closed');
       this.#echoed += bytes.byteLength;
-      if (this.socket.sendQueueFull) {
-        // Backpressure: stop reading until the queue drains (interest NONE: no readable events;
-        // the multiplexer still reports `writable` when the queue it flushes for us drains).
-        this.#paused = true;
-        reactor.modify(this.socket, Interest.NONE);
-        log(`  #${this.id} paused: send queue full (${this.socket.queuedBytes} bytes)`);
-        return;
-      }
+      if (this.socket.sendQueueFull) log(`  #${this.id} paused: send queue full (${this.socket.queuedBytes} bytes)`);
     }
     if (status === 'closed') {
       // 'closed' with no error: the peer half-closed (EOF). Everything it sent has been taken

@@ -13,7 +13,6 @@
  *   `name timer count=N min=A max=B mean=C`, sorted by name; malformed lines are counted as
  *   `bad N`. Bad arguments: exit 2; SIGINT/SIGTERM: a last flush, the path removed, exit 0.
  */
-import fs from 'node:fs';
 import { DatagramBatch, DatagramSocket, formatAddress, Reactor } from '../lib/index.ts';
 import { commandLine } from './cli.ts';
 
@@ -138,11 +137,7 @@ const timer = setInterval(flush, intervalMs);
 function stop(): void {
   clearInterval(timer);
   flush();
-  for (const socket of sockets) {
-    const local = socket.localAddress;
-    socket.destroy();
-    if (local.family === 'unix' && local.path !== '' && !local.path.startsWith('\0')) fs.rmSync(local.path, { force: true });
-  }
+  for (const socket of sockets) socket.destroy(); // a Unix socket removes the file its bind made
   reactor.close();
 }
 process.on('SIGINT', stop);

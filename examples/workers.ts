@@ -13,12 +13,18 @@
  *   worker 1 served 22 connections
  *   worker 2 served 19 connections
  *
- * ## Why the workers block
+ * ## Why the workers block, and how they are stopped
  * A worker that only serves sockets has no other work, so it runs the simplest loop there is:
- * `mux.wait(50)` blocks the worker's thread (never the main thread) until something is ready.
- * While it blocks, the worker cannot process messages (`postMessage` to it would wait), so the
- * main thread stops it with a flag in a SharedArrayBuffer that the loop checks between waits:
- * the wait timeout bounds how long a stop takes.
+ * `mux.wait(-1)` blocks the worker's thread (never the main thread) until something is ready.
+ * While it blocks, the worker cannot process messages (`postMessage` to it would wait), and
+ * `worker.terminate()` cannot interrupt it either. So each worker watches a `Waker` and sends the
+ * main thread a duplicate of its fd (`waker.share()`), which the main thread adopts at once
+ * (`Waker.fromFd`); to stop a worker, the main thread wakes it: its wait returns an event for the
+ * waker at once, and it closes everything and ends. No timeout, no polling.
+ *
+ * ## Starting a worker on a .ts file
+ * Under `node --import tsx`, `new Worker('./file.ts')` fails with `Unknown file extension ".ts"`:
+ * see `startWorker` below for the two-line bootstrap.
  *
  * `runWorkers` is exported so that test/workers.test.ts drives the very same code in-process.
  */
@@ -27,7 +33,7 @@ import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, threadId, Worker, workerData } from 'node:worker_threads';
-import { Listener, Multiplexer, Socket, type BackendName } from '../lib/index.ts';
+import { Listener, Multiplexer, Socket, Waker, type BackendName } from '../lib/index.ts';
 
 /** What the main thread gives each worker (through `workerData`). */
 interface WorkerInput {
@@ -37,13 +43,15 @@ interface WorkerInput {
   /** 0 for the first worker (it picks the port), then the port the first one got. */
   port: number;
   backend: BackendName;
-  /** Int32Array over a SharedArrayBuffer: element 0 turns non-zero when the worker must stop. */
-  stop: Int32Array;
 }
 
 /** Messages a worker posts to the main thread. */
 type WorkerMessage =
-  | { type: 'listening'; index: number; port: number; threadId: number; listenerFd: number; multiplexerFd: number }
+  | {
+      type: 'listening'; index: number; port: number; threadId: number; listenerFd: number; multiplexerFd: number;
+      /** A duplicate of the worker's waker fd: the main thread's from now on (adopt it with Waker.fromFd at once). */
+      waker: number;
+    }
   | { type: 'done'; index: number; served: number; bytes: number };
 
 /** What one worker reports once it has stopped. */
@@ -73,27 +81,33 @@ const STEP_TIMEOUT_MS = 15_000;
 
 // ---- Worker side ----------------------------------------------------------------------------------
 
-/** The worker's whole life: listen, serve until told to stop, close everything, report. */
+/** The worker's whole life: listen, serve until woken to stop, close everything, report. */
 function serve(input: WorkerInput): void {
   const port = parentPort!;
   const mux = new Multiplexer({ backend: input.backend });
+  const waker = new Waker(); // the main thread wakes it to stop us
   const listener = Listener.listen({ host: input.host, port: input.port, reusePort: true });
   const connections = new Set<Socket>();
   const buffer = new Uint8Array(16 * 1024);
   let served = 0;
   let bytes = 0;
   try {
+    mux.add(waker);
     mux.add(listener);
-    const boundPort = listener.port;
     const hello: WorkerMessage = {
-      type: 'listening', index: input.index, port: boundPort, threadId, listenerFd: listener.fd, multiplexerFd: mux.fd,
+      type: 'listening', index: input.index, port: listener.port, threadId, listenerFd: listener.fd, multiplexerFd: mux.fd,
+      waker: waker.share(),
     };
     port.postMessage(hello);
-    while (Atomics.load(input.stop, 0) === 0) {
-      for (const event of mux.wait(50)) {
+    let stopping = false;
+    while (!stopping) {
+      for (const event of mux.wait(-1)) {
+        if (event.target === waker) {
+          stopping = true;
+          break;
+        }
         if (event.target === listener) {
-          let socket;
-          while ((socket = listener.accept()) !== null) {
+          for (let socket = listener.accept(); socket !== null; socket = listener.accept()) {
             served++;
             connections.add(socket);
             mux.add(socket);
@@ -103,27 +117,24 @@ function serve(input: WorkerInput): void {
         // instanceof tells the targets apart and narrows the type: no cast.
         const socket = event.target;
         if (!(socket instanceof Socket) || socket.state !== 'open') continue;
-        // Read only while the send queue has room: level-triggered, what stays unread is
-        // reported again, so a slow reader at the other end slows us down instead of growing
-        // the queue without bound.
-        while (socket.queuedBytes < socket.sendQueueLimit) {
-          const n = socket.receiveInto(buffer);
-          if (n > 0) {
-            bytes += n;
-            socket.send(buffer.subarray(0, n));
-          } else {
-            if (n < 0) {
-              connections.delete(socket);
-              socket.close(); // after the echo drains; the multiplexer finishes it
-            }
-            break;
-          }
+        // One receive and one send per event: level-triggered, what stays unread is reported
+        // again; and an accepted socket is not reported readable while its send queue is full
+        // (pauseReadingWhenFull), so a slow reader at the other end slows us down and send never
+        // answers 'not-sent'.
+        const n = socket.receiveInto(buffer);
+        if (n > 0) {
+          bytes += n;
+          socket.send(buffer, n);
+        } else if (n < 0) {
+          connections.delete(socket);
+          socket.close(); // after the echo drains; the multiplexer finishes it
         }
       }
     }
   } finally {
     for (const socket of connections) socket.destroy();
     listener.close();
+    waker.close(); // the main thread's duplicate stays valid: its wakes are harmless now
     mux.close();
   }
   const done: WorkerMessage = { type: 'done', index: input.index, served, bytes };
@@ -165,14 +176,18 @@ class WorkerHandle {
   readonly listening: Promise<Extract<WorkerMessage, { type: 'listening' }>>;
   readonly exited: Promise<number>;
   done: Extract<WorkerMessage, { type: 'done' }> | null = null;
+  /** Our own fd of the worker's waker, adopted as soon as the worker says it listens. */
+  waker: Waker | null = null;
 
   constructor(input: WorkerInput) {
     // The worker runs this very file and loads its own copy of the library and of koffi.
     this.worker = startWorker(input);
     this.listening = new Promise((resolve, reject) => {
       this.worker.on('message', (message: WorkerMessage) => {
-        if (message.type === 'listening') resolve(message);
-        else this.done = message;
+        if (message.type === 'listening') {
+          this.waker = Waker.fromFd(message.waker); // at once: the number is ours to close now
+          resolve(message);
+        } else this.done = message;
       });
       this.worker.once('error', reject);
       this.worker.once('exit', (code) => reject(new Error(`worker ${input.index} exited (code ${code}) before listening`)));
@@ -180,6 +195,17 @@ class WorkerHandle {
     this.exited = new Promise((resolve) => this.worker.once('exit', resolve));
     // An error also ends in 'exit' with code 1; keep it from being an unhandled rejection here.
     this.listening.catch(() => {});
+  }
+
+  /** Wakes the worker out of its wait: it stops. Harmless once it has ended. */
+  stop(): void {
+    this.waker?.wake();
+  }
+
+  /** Closes our waker fd (after the worker has ended, or when giving up on it). */
+  release(): void {
+    this.waker?.close();
+    this.waker = null;
   }
 }
 
@@ -208,11 +234,10 @@ export async function runWorkers(options: RunOptions = {}): Promise<WorkerReport
   const connections = options.connections ?? 60;
   const host = options.host ?? '127.0.0.1';
   const backend = options.backend ?? 'epoll';
-  const stop = new Int32Array(new SharedArrayBuffer(4));
   const handles: WorkerHandle[] = [];
   try {
     // Worker 0 binds port 0 and tells us the port; the others join it.
-    const input = (index: number, port: number): WorkerInput => ({ role: 'm-socket-echo-worker', index, host, port, backend, stop });
+    const input = (index: number, port: number): WorkerInput => ({ role: 'm-socket-echo-worker', index, host, port, backend });
     handles.push(new WorkerHandle(input(0, 0)));
     const first = await withTimeout(handles[0].listening, STEP_TIMEOUT_MS, 'worker 0 to listen');
     for (let i = 1; i < count; i++) handles.push(new WorkerHandle(input(i, first.port)));
@@ -228,7 +253,7 @@ export async function runWorkers(options: RunOptions = {}): Promise<WorkerReport
       });
     }
 
-    Atomics.store(stop, 0, 1);
+    for (const h of handles) h.stop();
     const codes = await withTimeout(Promise.all(handles.map((h) => h.exited)), STEP_TIMEOUT_MS, 'the workers to exit');
     return hellos.map((hello, i) => ({
       index: hello.index,
@@ -240,9 +265,11 @@ export async function runWorkers(options: RunOptions = {}): Promise<WorkerReport
       exitCode: codes[i],
     }));
   } finally {
-    // On failure: stop whatever runs, and make sure no worker outlives us.
-    Atomics.store(stop, 0, 1);
+    // On failure: stop whatever runs, and make sure no worker outlives us. A worker that never
+    // said it listens never reached its wait, so terminate() can stop it.
+    for (const h of handles) h.stop();
     await Promise.all(handles.map((h) => withTimeout(h.exited, STEP_TIMEOUT_MS, 'a worker to exit').catch(() => h.worker.terminate())));
+    for (const h of handles) h.release();
   }
 }
 

@@ -257,3 +257,7 @@ export const EAI_NAMES: ReadonlyMap<number, string> = new Map([
 
 /** Largest Unix socket path: sizeof(sun_path) is 108, and a filesystem path needs its NUL. */
 export const UNIX_PATH_MAX = 108;
+
+// splice(2) flags.
+export const SPLICE_F_MOVE = 1;
+export const SPLICE_F_NONBLOCK = 2;

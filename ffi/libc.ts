@@ -61,6 +61,9 @@ export const libc = Object.freeze({
   freeaddrinfo: lib.func('void freeaddrinfo(void *res)'),
   gai_strerror: lib.func('const char *gai_strerror(int code)'),
   if_nametoindex: lib.func('unsigned int if_nametoindex(const char *name)'),
+  // Zero-copy file sending (Socket#sendFile): offsets are off_t* / loff_t*, 64-bit on both ABIs.
+  sendfile: lib.func('intptr_t sendfile(int out_fd, int in_fd, void *offset, size_t count)'),
+  splice: lib.func('intptr_t splice(int fd_in, void *off_in, int fd_out, void *off_out, size_t len, unsigned int flags)'),
 });
 
 /** Names of the functions above, as used in error messages (`err.syscall`). */

@@ -104,6 +104,15 @@ export class SocketError extends Error {
   declare readonly path?: string;
   /** Bytes that were queued for sending and never reached the peer, when this error stranded some. */
   declare unsentBytes?: number;
+  /** Datagrams that were queued and dropped because of this error (a datagram socket's queue). */
+  declare unsentDatagrams?: number;
+  /** For an ICMP error reported by `DatagramSocket.reportIcmpErrors`: where it came from. */
+  declare origin?: 'icmp' | 'icmp6' | 'local' | 'other';
+  /** For an ICMP error: its type and code (3 and 3: port unreachable, over IPv4). */
+  declare icmpType?: number;
+  declare icmpCode?: number;
+  /** When one event reports several errors of the same kind at once: how many (this is the last). */
+  declare count?: number;
 
   constructor(syscall: string, errno: number, details: ErrorDetails = {}) {
     const code = errnoName(errno);
@@ -488,6 +497,10 @@ export const sys = Object.freeze({
   mmap: mapMemory,
   munmap: unmapMemory,
   if_nametoindex: ifNameToIndex,
+  sendfile: sysCall('sendfile', libc.sendfile),
+  // splice has six arguments; the library only moves pipe -> socket, with no offsets, so the
+  // four that vary go through a 4-argument adapter (errno is still read right after the call).
+  splice: sysCall('splice', (fdIn: number, fdOut: number, length: number, flags: number): number => libc.splice(fdIn, null, fdOut, null, length, flags)),
   getaddrinfoAsync,
   freeaddrinfo: freeAddrInfo,
 } satisfies Partial<

@@ -14,10 +14,10 @@ export {
 } from './stream/socket.ts';
 export { DEFAULT_SEND_QUEUE_LIMIT, type SocketOptions } from './stream/send-queue.ts';
 export { FdsTruncatedError } from './core/errors.ts';
-export type { ReceiveWithFdsResult, PeerCredentials, FdLike } from './stream/fd-passing.ts';
+export type { PeerCredentials, FdLike } from './core/fd-passing.ts';
 export type { ConnectOptions } from './stream/connect.ts';
 export { OwnedFd } from './core/owned-fd.ts';
-export type { ReceivedFd } from './stream/received-fd.ts';
+export type { ReceivedFd, ReceiveWithFdsResult } from './stream/received-fd.ts';
 export { Listener, type ListenOptions, type TcpListener, type UnixListener, type PortOf } from './stream/listener.ts';
 export {
   DatagramSocket,
@@ -27,11 +27,13 @@ export {
   type DatagramBindOptions,
   type DatagramCreateOptions,
   type DatagramMetadataOptions,
+  type DatagramWithFds,
   MAX_GSO_SEGMENTS,
 } from './datagram/datagram-socket.ts';
 export type { DatagramDestinationInfo } from './datagram/metadata.ts';
 export type { DatagramReceipt } from './datagram/receipt.ts';
 export { DatagramBatch, type DatagramBatchOptions } from './datagram/batch.ts';
+export { SeqpacketListener, type SeqpacketListenOptions } from './datagram/seqpacket-listener.ts';
 export { receiveDatagrams, type ReceivedDatagram, type ReceiveDatagramsOptions, type DatagramIterator } from './face/datagrams.ts';
 export {
   Multiplexer,
@@ -42,6 +44,7 @@ export {
   type MultiplexerAddArguments,
 } from './loop/multiplexer.ts';
 export { Reactor, type ReactorHandler, type ReactorOptions } from './loop/reactor.ts';
+export { Waker } from './loop/waker.ts';
 export type { BackendName } from './loop/backends/backend.ts';
 export {
   isIP,
@@ -52,6 +55,7 @@ export {
   type InetAddress,
   type UnixAddress,
 } from './core/address.ts';
+export { parseHostPort, formatHostPort, type HostPort } from './core/host-port.ts';
 export { resolve, ResolveError, type ResolveOptions } from './core/resolve.ts';
 export {
   setOption,
@@ -74,3 +78,6 @@ export {
   type AcceptIterator,
   type CloseGracefullyOptions,
 } from './face/promises.ts';
+export { pipeSockets, type SocketPipe, type PipeResult } from './face/pipe.ts';
+export { shutdownServer, type ShutdownOptions, type ShutdownResult } from './face/shutdown.ts';
+export { IdleTimeouts, type IdleTimeoutsOptions } from './face/idle.ts';

@@ -134,6 +134,7 @@ describe('Socket.connect', () => {
       assert.equal(events.length, 1);
       assert.equal(events[0].data, 'mine');
       assert.equal(events[0].error?.code, 'ETIMEDOUT');
+      assert.equal(events[0].writable, true, 'the end of the attempt is reported writable, as a refusal is');
       assert.match(events[0].error!.message, new RegExp(`connect ETIMEDOUT 127\\.0\\.0\\.1:${hole.port}`));
       assert.ok(elapsed >= 95 && elapsed < 2000, `timed out after ${elapsed.toFixed(0)} ms`);
       assert.equal(client.error?.code, 'ETIMEDOUT');

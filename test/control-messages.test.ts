@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SCM_CREDENTIALS, SCM_PIDFD, SCM_RIGHTS, SCM_SECURITY, SOL_SOCKET } from '../ffi/constants.ts';
 import { cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../ffi/layouts.ts';
-import { controlRoom, parseControl } from '../lib/stream/control-messages.ts';
+import { controlRoom, parseControl } from '../lib/core/control-messages.ts';
 
 type Message = { level: number; type: number; data: Uint8Array; claimedLength?: number };
 

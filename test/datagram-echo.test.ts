@@ -93,6 +93,32 @@ describe('examples/datagram-echo.ts', () => {
     assert.equal(fs.existsSync(socketPath), false, 'the server removed its socket file');
   });
 
+  it('answers socat, a peer the library did not write, over UDP and over a Unix datagram path', async (t) => {
+    const run = (args: string[], input: string) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const child = spawn('socat', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+        t.after(() => child.kill('SIGKILL'));
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        child.on('error', (e) => resolve({ code: -1, out, err: `${e.message} (socat is installed by .ci/run: apt-get install socat)` }));
+        child.on('close', (code) => resolve({ code, out, err }));
+        child.stdin.end(input);
+      });
+    const server = await startServer(t, SCRIPT, ['--host', '127.0.0.1', '--port', '0']);
+    const udp = await run(['-t', '2', '-', `UDP:127.0.0.1:${server.port}`], 'hello over udp');
+    assert.equal(udp.out, 'hello over udp', udp.err);
+    const socketPath = path.join(dir, 'socat-echo.sock');
+    const unix = await startOnPath(t, socketPath);
+    const reply = await run(['-t', '2', '-', `UNIX-SENDTO:${socketPath},bind=${path.join(dir, 'socat-client.sock')}`], 'hello over unix');
+    assert.equal(reply.out, 'hello over unix', reply.err);
+    server.child.kill('SIGTERM');
+    unix.child.kill('SIGTERM');
+    await exitWithin(server, 5000);
+    await unix.exited;
+  });
+
   it('usage errors exit 2; a port in use exits 1', async (t) => {
     for (const args of [['--batch', '0'], ['--path', '/tmp/x', '--port', '1'], ['--host', 'not-an-ip'], ['--bogus']]) {
       const run = await runExample(t, SCRIPT, args);

@@ -329,6 +329,18 @@ describe('Unix datagram sockets', () => {
     assert.equal(str(receiveOne(abstract).bytes), 'abstract');
   });
 
+  it('close() removes the socket file bind made, and leaves alone a file that replaced it', () => {
+    const p = path.join(dir, 'own.sock');
+    DatagramSocket.bind({ path: p }).close();
+    assert.equal(fs.existsSync(p), false, 'removed: binding again works');
+    const again = DatagramSocket.bind({ path: p });
+    fs.rmSync(p);
+    fs.writeFileSync(p, 'someone else');
+    again.destroy();
+    assert.equal(fs.readFileSync(p, 'utf8'), 'someone else');
+    fs.rmSync(p);
+  });
+
   it('a pair keeps message boundaries; an empty datagram is a datagram', () => {
     const [a, b] = DatagramSocket.pair();
     try {
@@ -336,7 +348,9 @@ describe('Unix datagram sockets', () => {
       assert.equal(a.send(new Uint8Array(0)), 'sent');
       assert.equal(a.send(text('third')), 'sent');
       const buf = new Uint8Array(64);
-      assert.equal(str(b.receiveFrom(buf)!.bytes), 'first');
+      const first = b.receiveFrom(buf)!;
+      assert.equal(str(first.bytes), 'first');
+      assert.deepEqual(first.address, { family: 'unix', path: '' }, 'one end of a pair has no name');
       assert.equal(b.receiveFrom(buf)!.length, 0);
       assert.equal(str(b.receiveFrom(buf)!.bytes), 'third');
       assert.equal(b.receiveFrom(buf), null);
@@ -433,6 +447,53 @@ describe('Unix datagram sockets', () => {
       assert.equal(got, accepted);
     } finally {
       reactor.close();
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('fds and credentials travel with datagrams: on a pair, to a path, queued behind a full receiver; more than maxFds is refused with nothing leaked', () => {
+    const [a, b] = DatagramSocket.pair();
+    const file = fs.openSync('/etc/hostname', 'r');
+    try {
+      b.passCredentials(true);
+      assert.equal(a.sendWithFds(text('F'), [file]), 'sent');
+      const got = b.receiveWithFds(new Uint8Array(16));
+      assert.ok(got !== null);
+      assert.equal(str(got.bytes), 'F');
+      assert.equal(got.fds.length, 1);
+      assert.deepEqual(got.credentials, { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() });
+      assert.equal(fs.readFileSync('/proc/self/fd/' + got.fds[0].fd, 'utf8'), fs.readFileSync('/etc/hostname', 'utf8'), 'the same open file');
+      for (const f of got.fds) f.close();
+
+      // To a path, from an unbound sender; and three fds where one fits.
+      const p = path.join(dir, 'fds.sock');
+      using server = DatagramSocket.bind({ path: p });
+      using sender = DatagramSocket.create({ family: 'unix' });
+      assert.equal(sender.sendWithFds(text('three'), [file, file, file], { path: p }), 'sent');
+      assert.throws(() => server.receiveWithFds(new Uint8Array(16), { maxFds: 1 }), (err: unknown) => err instanceof Error && (err as { code?: string }).code === 'ERR_SOCKET_FDS_TRUNCATED');
+
+      // Behind a full receiver: queued with a duplicate (ours closed at once), sent when there is room.
+      let filled = 0;
+      while (a.send(text('x')) === 'sent') filled++;
+      const dup = fs.openSync('/etc/hostname', 'r');
+      assert.equal(a.sendWithFds(text('late'), [dup]), 'queued');
+      fs.closeSync(dup);
+      using mux = new Multiplexer();
+      mux.add(a, Interest.NONE);
+      const buf = new Uint8Array(16);
+      let late: ReturnType<DatagramSocket['receiveWithFds']> = null;
+      for (let i = 0; i < 5000 && late === null; i++) {
+        const r = b.receiveWithFds(buf);
+        if (r !== null && str(r.bytes) === 'late') late = r;
+        else if (r === null) mux.wait(10);
+      }
+      assert.ok(late !== null && late.fds.length === 1, `the queued fd arrived (after ${filled} plain datagrams)`);
+      for (const f of late.fds) f.close();
+      using udp = DatagramSocket.create({ family: 'IPv4' });
+      assert.throws(() => udp.sendWithFds(text('x'), [file], { host: '127.0.0.1', port: 9 }), { code: 'ERR_INVALID_ARG_VALUE', message: /Unix sockets only/ });
+    } finally {
+      fs.closeSync(file);
       a.destroy();
       b.destroy();
     }
@@ -743,6 +804,40 @@ print('ok', len(sizes))
     } finally {
       reactor.close();
     }
+  });
+});
+
+describe('fds from Python (sendmsg with SCM_RIGHTS) to a Unix datagram socket', () => {
+  it('arrive as OwnedFds with the datagram, and the sender is named', async () => {
+    const p = path.join(dir, 'py-fds.sock');
+    using server = DatagramSocket.bind({ path: p });
+    const program = `
+import array, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[2])
+r, w = os.pipe()
+os.write(w, b'through the pipe')
+s.sendmsg([b'with a pipe'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array('i', [r]))], 0, sys.argv[1])
+print('sent')
+`;
+    const clientPath = path.join(dir, 'py-fds-client.sock');
+    assert.equal((await python(program, [p, clientPath])).trim(), 'sent');
+    using mux = new Multiplexer();
+    mux.add(server);
+    let got: ReturnType<DatagramSocket['receiveWithFds']> = null;
+    for (let i = 0; i < 50 && got === null; i++) {
+      got = server.receiveWithFds(new Uint8Array(64));
+      if (got === null) mux.wait(100);
+    }
+    assert.ok(got !== null);
+    assert.equal(str(got.bytes), 'with a pipe');
+    assert.deepEqual(got.address, { family: 'unix', path: clientPath });
+    assert.equal(got.fds.length, 1);
+    const fd = got.fds[0];
+    const buf = Buffer.alloc(64);
+    const n = fs.readSync(fd.fd, buf);
+    assert.equal(buf.subarray(0, n).toString(), 'through the pipe');
+    fd.close();
   });
 });
 

@@ -316,4 +316,34 @@ describe('regressions found by the fault sweep', () => {
     assert.equal(accepted, null, 'the accept failed');
     before.assertNoLeak();
   });
+
+  it('Listener out of fds (EMFILE): thrown once per shortage, then paused (no busy loop) and retried by itself until the backlog is served', () => {
+    using listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+    const clients = [0, 1, 2].map(() => Socket.connect({ host: '127.0.0.1', port: listener.port }));
+    using mux = new Multiplexer();
+    mux.add(listener);
+    let failures = 3; // the next three accept4 calls fail: one shortage
+    const accepted: Socket[] = [];
+    const thrown: string[] = [];
+    let readyReports = 0;
+    try {
+      using _ = injectFaults((call) => (call.name === 'accept4' && failures-- > 0 ? { errno: ERRNO.EMFILE } : null));
+      for (let round = 0; round < 200 && accepted.length < 3; round++) {
+        for (const e of mux.wait(20)) {
+          if (e.target !== listener) continue;
+          readyReports++;
+          try {
+            for (let s = listener.accept(); s !== null; s = listener.accept()) accepted.push(s);
+          } catch (err) {
+            thrown.push((err as SocketError).code);
+          }
+        }
+      }
+    } finally {
+      for (const s of [...clients, ...accepted]) s.destroy();
+    }
+    assert.deepEqual(thrown, ['EMFILE'], 'one shortage, one error');
+    assert.equal(accepted.length, 3, 'every waiting client was served once fds were back');
+    assert.ok(readyReports <= 12, `the paused listener was reported ready ${readyReports} times (a busy loop reports it every wait)`);
+  });
 });

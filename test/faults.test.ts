@@ -4,6 +4,7 @@
  * own event handlers (socket, multiplexer, reactor).
  */
 import assert from 'node:assert/strict';
+import { linkSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -196,10 +197,11 @@ describe('faults', () => {
       assert.equal(err.path, path);
       return true;
     });
-    // A socket file whose listener is gone: ECONNREFUSED, synchronously.
-    const stale = Listener.listen({ path });
+    // A socket file whose listener is gone: ECONNREFUSED, synchronously. close() removes the file
+    // it bound, so keep a second name for the socket (a hard link) to find it stale.
+    const stale = Listener.listen({ path: `${path}.bound` });
     const staleFd = stale.fd;
-    // Close the fd without unlinking the path (the Listener does not unlink either).
+    linkSync(`${path}.bound`, path);
     stale.close();
     try {
       assert.throws(() => Socket.connect({ path }), (err: unknown) => err instanceof SocketError && err.code === 'ECONNREFUSED');

@@ -45,6 +45,7 @@ import {
   SOCK_NONBLOCK,
   SOCK_STREAM,
   SOL_SOCKET,
+  SPLICE_F_NONBLOCK,
   SO_ERROR,
   SO_REUSEADDR,
   WOULD_BLOCK,
@@ -428,6 +429,36 @@ test('io_uring_setup, mmap, io_uring_register, io_uring_enter and munmap run a N
   });
 });
 
+test('sendfile moves file bytes to a socket from an explicit offset; splice moves pipe bytes to a socket', async () => {
+  await withFds(async (own) => {
+    const pair = new Int32Array(2);
+    assert.equal(sys.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+    own(pair[0]);
+    own(pair[1]);
+    const fs = await import('node:fs');
+    const dir = fs.mkdtempSync('/tmp/m-socket-sendfile-');
+    fs.writeFileSync(`${dir}/f`, 'abcdefgh');
+    const file = own(sys.open(Buffer.from(`${dir}/f\0`), O_RDONLY | O_CLOEXEC, 0));
+    fs.rmSync(dir, { recursive: true });
+    const expected = Buffer.from('cdef');
+    const offset = new BigInt64Array([2n]);
+    assert.equal(sys.sendfile(pair[0], file, offset, 4), 4);
+    assert.equal(offset[0], 6n, 'sendfile advances the offset it was given');
+    const got = Buffer.alloc(16);
+    assert.equal(sys.recv(pair[1], got, got.byteLength, 0), 4);
+    assert.deepEqual(got.subarray(0, 4), expected);
+    const ends = new Int32Array(2);
+    assert.equal(sys.pipe2(ends, O_CLOEXEC | O_NONBLOCK), 0);
+    own(ends[0]);
+    own(ends[1]);
+    assert.equal(sys.write(ends[1], Buffer.from('spliced'), 7), 7);
+    assert.equal(sys.splice(ends[0], pair[0], 64, SPLICE_F_NONBLOCK), 7);
+    assert.equal(sys.recv(pair[1], got, got.byteLength, 0), 7);
+    assert.equal(got.subarray(0, 7).toString(), 'spliced');
+    assert.equal(sys.splice(ends[0], pair[0], 64, SPLICE_F_NONBLOCK), WOULD_BLOCK, 'an empty pipe would block');
+  });
+});
+
 test('the tests above call every function libc declares', () => {
   // Update this list together with a new test when ffi/libc.ts gains a function.
   const exercised = [
@@ -435,7 +466,7 @@ test('the tests above call every function libc declares', () => {
     'getsockopt', 'shutdown', 'close', 'recv', 'send', 'read', 'write', 'readv', 'writev', 'sendmsg',
     'recvmsg', 'fcntl', 'open', 'pipe2', 'epoll_create1', 'epoll_ctl', 'epoll_wait', 'eventfd', 'poll',
     'getaddrinfo', 'freeaddrinfo', 'gai_strerror', 'if_nametoindex', 'socketpair', 'recvfrom', 'sendto',
-    'recvmmsg', 'sendmmsg', 'io_uring_setup', 'io_uring_enter', 'io_uring_register', 'mmap', 'munmap',
+    'recvmmsg', 'sendmmsg', 'sendfile', 'splice', 'io_uring_setup', 'io_uring_enter', 'io_uring_register', 'mmap', 'munmap',
   ];
   assert.deepEqual(Object.keys(libc).sort(), exercised.sort());
 });

@@ -4,11 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, unlinkSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Listener, Multiplexer, Socket, SocketError, type TcpListener } from '../lib/index.ts';
+import { F_DUPFD_CLOEXEC, sys } from '../ffi/index.ts';
 import { assertNonBlockingCloexec, trackFds } from './helpers/fd.ts';
 import { pumpUntil, readToEnd } from './helpers/sockets.ts';
 
@@ -207,5 +208,105 @@ describe('Listener', () => {
     assert.equal(result.during, result.before + 2, 'two fds while the objects lived');
     assert.equal(result.after, result.before, 'both closed after collection');
     assert.equal(result.warnings.filter((w: string) => w.startsWith('MSocketLeakWarning')).length, 2, result.warnings.join('\n'));
+  });
+});
+
+describe('Listener.close() and the socket file of a Unix listener', () => {
+  /** Runs `body` with a fresh temporary directory, removed afterwards. */
+  function inTempDir(body: (dir: string) => void): void {
+    const dir = mkdtempSync(join(tmpdir(), 'm-socket-unlink-'));
+    try {
+      body(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('removes the file its bind created, so a restart binds the same path (as node:net)', () => {
+    inTempDir((dir) => {
+      const path = join(dir, 'sock');
+      const first = Listener.listen({ path });
+      assert.ok(existsSync(path));
+      first.close();
+      assert.equal(existsSync(path), false, 'the socket file is gone after close()');
+      const second = Listener.listen({ path }); // EADDRINUSE while the file stayed
+      try {
+        const { server, client } = roundTrip(second, { path });
+        server.destroy();
+        client.destroy();
+      } finally {
+        second.close();
+      }
+      assert.equal(existsSync(path), false);
+    });
+  });
+
+  it('a relative path is removed where it was bound, even after process.chdir()', () => {
+    inTempDir((dir) => {
+      const cwd = process.cwd();
+      let listener: Listener;
+      process.chdir(dir);
+      try {
+        listener = Listener.listen({ path: 'rel.sock' });
+      } finally {
+        process.chdir(cwd);
+      }
+      assert.ok(existsSync(join(dir, 'rel.sock')));
+      listener.close();
+      assert.equal(existsSync(join(dir, 'rel.sock')), false);
+    });
+  });
+
+  it('leaves a path it did not bind: a listener adopted with fromFd', () => {
+    inTempDir((dir) => {
+      const path = join(dir, 'sock');
+      const owner = Listener.listen({ path });
+      try {
+        const adopted = Listener.fromFd(sys.fcntl(owner.fd, F_DUPFD_CLOEXEC, 0));
+        adopted.close();
+        assert.ok(existsSync(path), 'fromFd did not bind: its close leaves the file');
+      } finally {
+        owner.close();
+      }
+      assert.equal(existsSync(path), false, 'the listener that bound it removes it');
+    });
+  });
+
+  it('leaves a file that replaced its own since (another listener, or a plain file)', () => {
+    inTempDir((dir) => {
+      const path = join(dir, 'sock');
+      const old = Listener.listen({ path });
+      unlinkSync(path);
+      const successor = Listener.listen({ path }); // a new server took the path over
+      old.close();
+      assert.ok(existsSync(path), "closing the old listener leaves the successor's file");
+      const { server, client } = roundTrip(successor, { path });
+      server.destroy();
+      client.destroy();
+      successor.close();
+      assert.equal(existsSync(path), false);
+
+      const again = Listener.listen({ path });
+      unlinkSync(path);
+      writeFileSync(path, 'not a socket');
+      again.close();
+      assert.equal(readFileSync(path, 'utf8'), 'not a socket', 'a plain file put there is left alone');
+    });
+  });
+
+  it('an abstract name has no file: close() touches nothing, and the name is free again', () => {
+    const path = `\0m-socket-unlink-${process.pid}-${Math.random()}`;
+    Listener.listen({ path }).close();
+    Listener.listen({ path }).close();
+  });
+
+  it('a file removed by someone else before close() is no error', () => {
+    inTempDir((dir) => {
+      const path = join(dir, 'sock');
+      const listener = Listener.listen({ path });
+      unlinkSync(path);
+      listener.close();
+      assert.equal(listener.closed, true);
+    });
   });
 });

@@ -17,11 +17,15 @@ after(() => fds.assertNoLeak());
 /** Every backend a Reactor can drive; the suite below runs once per name. */
 const REACTOR_BACKENDS = ['epoll', 'io_uring'] as const;
 
-function child(scenario: string, backend: string): Record<string, unknown> {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/reactor-child.ts', scenario, backend], {
+function runChild(scenario: string, backend: string) {
+  return spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/reactor-child.ts', scenario, backend], {
     encoding: 'utf8',
     timeout: 15_000,
   });
+}
+
+function child(scenario: string, backend: string): Record<string, unknown> {
+  const run = runChild(scenario, backend);
   assert.equal(run.status, 0, `child ${scenario} (signal ${run.signal}): ${run.stderr}`);
   return Object.assign({}, ...run.stdout.trim().split('\n').map((line) => JSON.parse(line)));
 }
@@ -174,5 +178,48 @@ for (const backend of REACTOR_BACKENDS) describe(`Reactor (${backend})`, () => {
   it('does not delay process.exit()', () => {
     const result = child('exit-now', backend);
     assert.ok((result.exitAfterMs as number) < 1000, `exit after ${result.exitAfterMs} ms`);
+  });
+
+  it('a handler that throws kills the process with its stack and exit code 1, as an EventEmitter listener would', () => {
+    const run = runChild('throw', backend);
+    assert.equal(run.signal, null, 'the child ended by itself, not by the test timeout');
+    assert.equal(run.status, 1, `exit code (stdout ${run.stdout})`);
+    assert.doesNotMatch(run.stdout, /survived/);
+    assert.match(run.stderr, /Error: boom from a reactor handler/);
+    assert.match(run.stderr, /at (\S+\.)?throwingHandler .*reactor-child\.ts/, 'the stack names the handler');
+  });
+
+  it("with an 'uncaughtException' handler, a throwing handler stops nothing: its batch, its socket's next event, an idle loop", () => {
+    const result = child('throw-handled', backend);
+    assert.deepEqual(result.caught, ['boom'], 'the exception reached uncaughtException once');
+    assert.deepEqual(result.got, [['one', 'two'], ['one'], ['one']], 'every event of the batch, and the next one of the same socket, were delivered');
+    assert.ok((result.idleCpuMs as number) < 150, `the loop idled after the exception (${result.idleCpuMs} ms of CPU in 500 ms)`);
+    assert.equal(result.laterSend, 'sent', 'a later, unrelated call does not throw the old exception');
+    assert.equal(result.closeError, null, 'close() does not throw it either');
+    assert.equal(result.exited, true, 'the process exited by itself');
+  });
+
+  it('a handler that always throws before reading is retried with a growing pause, not spun on; the others are served', () => {
+    const result = child('throw-always', backend);
+    // Pauses of 1, 2, 4 ... ms over about 500 ms: about ten calls. Spinning made tens of thousands.
+    assert.ok((result.badCalls as number) >= 2 && (result.badCalls as number) <= 40, `the throwing handler ran ${result.badCalls} times`);
+    assert.equal(result.caught, result.badCalls, 'each throw reached uncaughtException');
+    assert.ok((result.echoed as number) >= 20, `the healthy socket was served (${result.echoed} of 25)`);
+  });
+
+  it('refuses drain() and multiplexer.wait() from inside a handler, and delivers each event once', () => {
+    const result = child('reentry', backend);
+    assert.deepEqual(result.calls, [1, 1, 1]);
+    const refused = result.refused as string[];
+    assert.equal(refused.length, 6);
+    for (const r of refused) assert.match(r, /^ERR_INVALID_STATE: .*(drain|wait)\(\).*handler/);
+  });
+
+  it('exits cleanly when an unref()d reactor still has events pending as the process ends', () => {
+    assert.deepEqual(child('exit-pending', backend), { delivered: true, exited: true });
+  });
+
+  it('exits cleanly on process.exit() from inside a handler', () => {
+    assert.deepEqual(child('exit-in-handler', backend), { exited: true });
   });
 });

@@ -58,6 +58,13 @@ describe('worker_threads', () => {
     assert.deepEqual(openFds(), baseline, 'the workers closed every fd they opened');
   });
 
+  it('idle workers blocked in wait(-1), with no timeout, stop as soon as their wakers wake them', async () => {
+    const baseline = openFds();
+    const reports = await runWorkers({ workers: 2, connections: 0, backend: 'epoll' });
+    assert.deepEqual(reports.map((r) => [r.exitCode, r.served, r.bytes]), [[0, 0, 0], [0, 0, 0]]);
+    assert.deepEqual(openFds(), baseline, 'the workers closed their fds, and we our duplicates of their wakers');
+  });
+
   it('runs as a command: prints how many connections each worker served', () => {
     const result = spawnSync(process.execPath, ['--import', 'tsx', EXAMPLE, '--workers', '2', '--connections', '30'], {
       encoding: 'utf8',

@@ -18,8 +18,11 @@ import { checkInteger, invalidType, invalidValue, outOfRange } from './errors.ts
 
 /** An IPv4 or IPv6 endpoint. `address` is normalised (as Node prints it), without a zone. */
 export interface InetAddress {
+  /** Which IP version; as node:net's `family`. */
   family: 'IPv4' | 'IPv6';
+  /** The IP literal (`127.0.0.1`, `::1`), as Node prints it. */
   address: string;
+  /** The TCP port, 0 to 65535. */
   port: number;
   /** IPv6 only: sin6_flowinfo (traffic class and flow label) as a number; big-endian in the sockaddr. Absent when 0. */
   flowinfo?: number;
@@ -29,7 +32,9 @@ export interface InetAddress {
 
 /** path '' = unnamed; a path starting with '\0' is a Linux abstract name (as in node:net). */
 export interface UnixAddress {
+  /** Tells a Unix address from an IP one. */
   family: 'unix';
+  /** The socket's filesystem path, an abstract name (leading '\0'), or '' when unnamed. */
   path: string;
 }
 

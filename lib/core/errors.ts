@@ -9,6 +9,7 @@ export { SocketError };
 
 /** Thrown by any operation on a socket, listener or multiplexer that has been closed. */
 export class SocketClosedError extends Error {
+  /** Node's code for an operation on a closed handle. */
   readonly code = 'ERR_SOCKET_CLOSED';
   constructor(what: string, operation: string) {
     super(`${operation}: the ${what} is closed`);
@@ -97,6 +98,7 @@ export function checkBytes(name: string, value: unknown): Uint8Array {
  * (MSG_CTRUNC) or delivered more than asked. Every fd that arrived has been closed.
  */
 export class FdsTruncatedError extends Error {
+  /** Tells this error apart without `instanceof` (as Node's errors carry one). */
   readonly code = 'ERR_SOCKET_FDS_TRUNCATED';
   /** The bytes that did arrive with the message (a view of the caller's buffer). */
   readonly bytes: Uint8Array;
@@ -108,4 +110,11 @@ export class FdsTruncatedError extends Error {
     this.bytes = bytes;
     this.credentials = credentials;
   }
+}
+
+/** A call made at a moment it cannot be honoured (Node's ERR_INVALID_STATE), such as re-entering a loop. */
+export function invalidState(message: string): Error & { code: string } {
+  const err = new Error(`Invalid state: ${message}`) as Error & { code: string };
+  err.code = 'ERR_INVALID_STATE';
+  return err;
 }

@@ -1,12 +1,17 @@
 /**
- * Leak safety net: an fd owner (socket, listener, multiplexer) that is garbage-collected while
- * still open has its fd closed here, with a process warning that names it, so a forgotten socket
- * cannot keep a port or a connection alive for the life of the process.
+ * Leak safety net: an fd owner (socket, listener, multiplexer, received fd) that is
+ * garbage-collected while still open has its fd closed here, with a process warning that names
+ * it, so a forgotten socket cannot keep a port or a connection alive for the life of the process.
+ *
+ * In a worker thread the same owners are also closed when the worker ends, however it ends
+ * (`terminate()` included, when no JS runs any more): Node closes their fds at the teardown of
+ * the worker's environment (ffi/teardown.ts). FinalizationRegistry callbacks never run then.
  *
  * The registry is per module instance, so per worker thread: it holds fd numbers of this thread's
  * objects only. Owners unregister when they close, so a reused fd number is never closed twice.
  */
 import { closeFd } from '../../ffi/syscall.ts';
+import { closeAtTeardown, closesAtTeardown, keepAtTeardown } from '../../ffi/teardown.ts';
 
 interface Held {
   fd: number;
@@ -14,6 +19,7 @@ interface Held {
 }
 
 const registry = new FinalizationRegistry<Held>(({ fd, kind }) => {
+  keepAtTeardown(fd);
   try {
     closeFd(fd);
   } catch {
@@ -26,12 +32,24 @@ const registry = new FinalizationRegistry<Held>(({ fd, kind }) => {
   );
 });
 
-/** Starts watching `owner`: if it is collected before `untrack`, its fd is closed. */
+/** The fd of each live owner, for `untrack` (worker threads only: the main thread needs no teardown). */
+const fds: WeakMap<object, number> | null = closesAtTeardown ? new WeakMap() : null;
+
+/** Starts watching `owner`: if it is collected before `untrack`, or its worker ends, its fd is closed. */
 export function track(owner: object, fd: number, kind: string): void {
   registry.register(owner, { fd, kind }, owner);
+  if (fds !== null) {
+    fds.set(owner, fd);
+    closeAtTeardown(fd);
+  }
 }
 
-/** Stops watching `owner` (it closed its fd itself). */
+/** Stops watching `owner`; call it before closing the fd (or handing it over). */
 export function untrack(owner: object): void {
   registry.unregister(owner);
+  if (fds === null) return;
+  const fd = fds.get(owner);
+  if (fd === undefined) return;
+  fds.delete(owner);
+  keepAtTeardown(fd);
 }

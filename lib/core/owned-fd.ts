@@ -8,6 +8,12 @@ import { illegalConstructor, SocketClosedError } from './errors.ts';
 import { INTERNAL } from './internal.ts';
 import { track, untrack } from './lifetime.ts';
 
+/**
+ * A file descriptor received over a Unix socket that is not a stream socket or a listener (a file,
+ * a pipe end, a datagram socket...). It is yours to use through {@link OwnedFd.fd}; it is closed
+ * once, by {@link OwnedFd.close} (or `using`), or with a warning when it is garbage-collected,
+ * unless {@link OwnedFd.release} handed the fd over to you.
+ */
 export class OwnedFd {
   #fd: number;
 
@@ -49,6 +55,7 @@ export class OwnedFd {
     closeFd(fd);
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -42,11 +42,11 @@ import { abortError, checkInteger, invalidType, invalidValue } from './errors.ts
 /** Options of {@link resolve}. */
 export interface ResolveOptions {
   /** 4: IPv4 addresses only; 6: IPv6 only; 0 (the default): both, in the resolver's order. */
-  family?: 4 | 6 | 0;
+  family?: 4 | 6 | 0 | undefined;
   /** Port put in every result (default 0). Names are resolved without a service. */
-  port?: number;
+  port?: number | undefined;
   /** Rejects the promise with an `AbortError` as soon as it is aborted. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**

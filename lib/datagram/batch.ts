@@ -27,15 +27,15 @@ import {
 /** Options of {@link DatagramBatch}. */
 export interface DatagramBatchOptions {
   /** Slots: the most datagrams one call moves (default 64, at most 1024, the kernel's UIO_MAXIOV). */
-  capacity?: number;
+  capacity?: number | undefined;
   /** Bytes per slot (default 2048; up to 65536). A larger datagram is cut: `truncated(i)`. */
-  datagramSize?: number;
+  datagramSize?: number | undefined;
   /**
    * Room for per-datagram metadata (default false): what `DatagramSocket.requestMetadata` asks
    * the kernel to attach (`destination(i)`, `tos(i)`, `timestamp(i)`, `segmentSize(i)`), and a
    * source address or segment size per datagram sent (`setSource`, `setSegmentSize`).
    */
-  metadata?: boolean;
+  metadata?: boolean | undefined;
 }
 
 const MMSG = SIZEOF.mmsghdr;
@@ -165,7 +165,8 @@ export class DatagramBatch {
   /** The sender of the datagram received in slot `i` (or the destination `setAddress` put there), decoded when first asked. */
   address(i: number): SocketAddress {
     const slot = this.#index(i);
-    return (this.#addresses[slot] ??= decodeSockaddr(this.#names[slot], this.#nameLengths[slot]));
+    // No name at all: a Unix sender with none (one end of a pair); UDP always names its sender.
+    return (this.#addresses[slot] ??= this.#nameLengths[slot] === 0 ? { family: 'unix', path: '' } : decodeSockaddr(this.#names[slot], this.#nameLengths[slot]));
   }
 
   /** Sets how many bytes of slot `i` the next send takes. */

@@ -12,6 +12,8 @@ export interface QueuedDatagram {
   bytes: Uint8Array;
   address: Uint8Array | null;
   addressLength: number;
+  /** Duplicates of the fds it carries (sendWithFds), the queue's own until sent; or null. */
+  fds: number[] | null;
 }
 
 export class DatagramQueue {
@@ -30,11 +32,12 @@ export class DatagramQueue {
   }
 
   /** Queues a copy of `data[0, length)` to the sockaddr `address[0, addressLength)` (copied too). */
-  push(data: Uint8Array, length: number, address: Uint8Array | null, addressLength: number): void {
+  push(data: Uint8Array, length: number, address: Uint8Array | null, addressLength: number, fds: number[] | null = null): void {
     this.#entries.push({
       bytes: data.slice(0, length),
       address: address === null ? null : address.slice(0, addressLength),
       addressLength,
+      fds,
     });
     this.#bytes += length;
   }
@@ -58,12 +61,14 @@ export class DatagramQueue {
     }
   }
 
-  /** Empties the queue; returns how many datagrams were dropped. */
-  clear(): number {
+  /** Empties the queue; returns how many datagrams were dropped, and the fd duplicates they held (to close). */
+  clear(): { dropped: number; fds: number[] } {
     const dropped = this.count;
+    const fds: number[] = [];
+    for (let i = this.#head; i < this.#entries.length; i++) if (this.#entries[i].fds !== null) fds.push(...this.#entries[i].fds!);
     this.#entries = [];
     this.#head = 0;
     this.#bytes = 0;
-    return dropped;
+    return { dropped, fds };
   }
 }

@@ -23,16 +23,17 @@
  * close the socket: a receive that meets one skips it (the next datagram is read), and it is
  * reported once, as the `error` of the socket's next multiplexer event and in `lastError`.
  */
-import { AF_INET6, AF_UNIX, AF_UNSPEC, IP_RECVERR, IPPROTO_IP, IPPROTO_IPV6, IPV6_RECVERR, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SOL_UDP, UDP_SEGMENT } from '../../ffi/constants.ts';
+import { AF_INET6, AF_UNIX, AF_UNSPEC, IP_RECVERR, SO_PASSCRED, IPPROTO_IP, IPPROTO_IPV6, IPV6_RECVERR, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET, SOL_UDP, UDP_SEGMENT } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
-import type { SocketAddress } from '../core/address.ts';
-import { checkBytes, checkInteger, illegalConstructor, invalidType, invalidValue, outOfRange, SocketClosedError } from '../core/errors.ts';
+import { unixAddress, type SocketAddress } from '../core/address.ts';
+import { checkBytes, checkInteger, FdsTruncatedError, illegalConstructor, invalidType, invalidValue, outOfRange, SocketClosedError } from '../core/errors.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
-import { errorDetails, readAddress } from '../core/sockaddr.ts';
+import { encodeSockaddr, errorDetails, readAddress } from '../core/sockaddr.ts';
+import { boundFile, removeBoundFile, type BoundFile } from '../core/socket-file.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
 import { DatagramBatch } from './batch.ts';
 import { DatagramQueue } from './datagram-queue.ts';
@@ -40,12 +41,31 @@ import { addressOf, encodeDestination, familyName, type DatagramDestination } fr
 import { membership, requestMetadata, setBroadcast, setMulticastInterface, setMulticastLoopback, setMulticastTtl, setTtl, type DatagramMetadataOptions } from './ip-options.ts';
 import { openBound, openUnbound, sendQueueLimitOf, type DatagramBindOptions, type DatagramCreateOptions } from './open.ts';
 import { DatagramReceipt } from './receipt.ts';
+import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials } from '../core/fd-passing.ts';
+import { OwnedFd } from '../core/owned-fd.ts';
 import { ErrorQueueReader } from './error-queue.ts';
 
 /** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
 export type DatagramSendStatus = 'sent' | 'queued' | 'not-sent' | 'refused';
 
 export type { DatagramBindOptions, DatagramCreateOptions, DatagramDestination, DatagramMetadataOptions };
+
+/** What {@link DatagramSocket.receiveWithFds} found: a datagram, and what came with it. */
+export interface DatagramWithFds {
+  /** The bytes received: a view of the buffer given (at most its length). */
+  bytes: Uint8Array;
+  /** The datagram's real size; larger than `bytes.byteLength` when it was cut. */
+  size: number;
+  truncated: boolean;
+  /** Who sent it (`path` `''` for a sender with no name, or one end of a pair). */
+  address: SocketAddress;
+  /** The fds that came with it, each an OwnedFd (yours: close them; `Socket.fromFd(fd.release())` makes a Socket of one). */
+  fds: OwnedFd[];
+  /** The sender's pid, uid and gid (SCM_CREDENTIALS), when `passCredentials(true)` is on; else null. */
+  credentials: PeerCredentials | null;
+  /** A pidfd of the sender (SO_PASSPIDFD, Linux 6.5+), or null. Yours: close it. */
+  pidfd: OwnedFd | null;
+}
 
 /** The most segments one GSO send may carry (UDP_MAX_SEGMENTS; 128 since Linux 6.x, 64 before: the smaller). */
 export const MAX_GSO_SEGMENTS = 64;
@@ -54,7 +74,7 @@ export const MAX_GSO_SEGMENTS = 64;
 export const MAX_UDP_PAYLOAD = Object.freeze({ IPv4: 65507, IPv6: 65527 });
 
 /** Errors that concern one datagram's delivery, not the socket: the socket stays usable. */
-const DELIVERY_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ENOBUFS', 'ENOMEM', 'EPERM', 'ENONET']);
+const DELIVERY_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ENOBUFS', 'ENOMEM', 'EPERM', 'ENONET', 'EPIPE', 'ECONNRESET']);
 
 function isDeliveryError(err: unknown): err is SocketError {
   return err instanceof SocketError && DELIVERY_ERRORS.has(err.code);
@@ -91,6 +111,12 @@ export class DatagramSocket extends Watchable {
    */
   #stalled = false;
   #retryMs = 0;
+  /** A Unix SOCK_SEQPACKET connection (connectSeqpacket, a SeqpacketListener's accept, pair): a read of 0 is its end. */
+  #seqpacket = false;
+  /** The socket file `bind({ path })` made, removed on close if it is still that file. */
+  #socketFile: BoundFile | null = null;
+  /** The peer of a seqpacket connection has closed: nothing more will arrive. */
+  #ended = false;
   /** The error queue's reader, once `reportIcmpErrors(true)` turned IP_RECVERR on. */
   #errorQueue: ErrorQueueReader | null = null;
 
@@ -116,6 +142,7 @@ export class DatagramSocket extends Watchable {
     const opened = openBound(options);
     const socket = new DatagramSocket(INTERNAL, opened.fd, opened.family, opened.sendQueueLimit);
     socket.#ipv6Only = opened.ipv6Only;
+    if (options.path !== undefined) socket.#socketFile = boundFile(options.path);
     return socket;
   }
 
@@ -127,16 +154,59 @@ export class DatagramSocket extends Watchable {
     return socket;
   }
 
-  /** Two connected Unix datagram sockets (socketpair): message boundaries kept, for talking to a child or a worker. */
-  static pair(options: { sendQueueLimit?: number } = {}): [DatagramSocket, DatagramSocket] {
+  /**
+   * Two connected Unix sockets (socketpair) that keep message boundaries, for talking to a child
+   * or a worker: `SOCK_DGRAM` by default, `SOCK_SEQPACKET` with `{ type: 'seqpacket' }` (a
+   * connection: when one end closes, the other sees `ended`).
+   */
+  static pair(options: { sendQueueLimit?: number; type?: 'datagram' | 'seqpacket' } = {}): [DatagramSocket, DatagramSocket] {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const limit = sendQueueLimitOf(options);
+    const type = options.type ?? 'datagram';
+    if (type !== 'datagram' && type !== 'seqpacket') throw invalidValue('options.type', "must be 'datagram' or 'seqpacket'", type);
     const fds = new Int32Array(2);
-    sys.socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
+    sys.socketpair(AF_UNIX, (type === 'seqpacket' ? SOCK_SEQPACKET : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
     const pair: [DatagramSocket, DatagramSocket] = [new DatagramSocket(INTERNAL, fds[0], AF_UNIX, limit), new DatagramSocket(INTERNAL, fds[1], AF_UNIX, limit)];
-    pair[0].#connected = { family: 'unix', path: '' };
-    pair[1].#connected = { family: 'unix', path: '' };
+    for (const end of pair) {
+      end.#connected = { family: 'unix', path: '' };
+      end.#seqpacket = type === 'seqpacket';
+    }
     return pair;
+  }
+
+  /**
+   * A Unix `SOCK_SEQPACKET` connection to a listening path (a `SeqpacketListener`, or any
+   * seqpacket server): messages keep their boundaries, arrive in order and are never lost, and
+   * the peer's close is seen as `ended`. Connecting never blocks: a listener whose backlog is
+   * full answers EAGAIN, thrown like a refusal.
+   */
+  static connectSeqpacket(options: { path: string; sendQueueLimit?: number }): DatagramSocket {
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const address = unixAddress(options.path, 'options.path');
+    const limit = sendQueueLimitOf(options);
+    const fd = sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    try {
+      const sockaddr = new Uint8Array(SIZEOF.sockaddr_storage);
+      const r = sys.connect(fd, sockaddr, encodeSockaddr(address, sockaddr));
+      if (r === WOULD_BLOCK) throw new SocketError('connect', ERRNO.EAGAIN);
+    } catch (err) {
+      closeFd(fd);
+      throw err instanceof SocketError ? err.withDetails({ fd: undefined, path: address.path }) : err;
+    }
+    return DatagramSocket._seqpacket(fd, limit, address);
+  }
+
+  /** @internal A connected seqpacket fd (connectSeqpacket, or SeqpacketListener.accept). */
+  static _seqpacket(fd: number, sendQueueLimit: number, peer: SocketAddress): DatagramSocket {
+    const socket = new DatagramSocket(INTERNAL, fd, AF_UNIX, sendQueueLimit);
+    socket.#connected = peer;
+    socket.#seqpacket = true;
+    return socket;
+  }
+
+  /** A seqpacket connection whose peer has closed: everything it sent has been read, nothing more will come. */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   /** The raw fd, or -1 once closed. Do not close it yourself. */
@@ -189,6 +259,7 @@ export class DatagramSocket extends Watchable {
   get sendQueueLimit(): number {
     return this.#sendQueueLimit;
   }
+  /** An integer from 1 to 2^31 - 1; the next send sees the new cap. */
   set sendQueueLimit(limit: number) {
     this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
   }
@@ -221,6 +292,7 @@ export class DatagramSocket extends Watchable {
     const fd = this.#open('send');
     const n = lengthOf(data, length);
     if (this.#connected === null) throw invalidValue('this', 'is not connected: use sendTo(data, address), or connect() first');
+    if (n === 0 && this.#seqpacket) throw outOfRange('length', 'at least 1 on a SOCK_SEQPACKET socket (an empty message reads as the end of the connection)', n);
     this.#checkSize(n);
     if (this.#gso > 0) this.#setGso(fd, 0);
     if (this.queuedBytes > 0) return this.#enqueue(data, n, null, 0);
@@ -315,6 +387,10 @@ export class DatagramSocket extends Watchable {
         continue;
       }
       if (n === WOULD_BLOCK) return null;
+      if (n === 0 && this.#seqpacket) {
+        this.#end();
+        return null;
+      }
       receipt._received(into, n);
       return receipt;
     }
@@ -331,7 +407,17 @@ export class DatagramSocket extends Watchable {
     checkBatch(batch);
     for (let attempt = 0; attempt < 4; attempt++) {
       try {
-        return batch._receive(fd);
+        const n = batch._receive(fd);
+        if (!this.#seqpacket) return n;
+        // A seqpacket connection's end reads as a message of no bytes: the slots before it count.
+        for (let i = 0; i < n; i++) {
+          if (batch.length(i) === 0) {
+            batch.received = i;
+            this.#end();
+            return i;
+          }
+        }
+        return n;
       } catch (err) {
         if (!isDeliveryError(err)) throw err;
         this.#report(err);
@@ -375,6 +461,83 @@ export class DatagramSocket extends Watchable {
       this.#enqueue(batch.slot(slot), batch.length(slot), batch._name(slot), batch._nameLength(slot));
     }
     return taken;
+  }
+
+  /**
+   * Unix datagram sockets: sends `data` as one datagram with `fds` attached (SCM_RIGHTS), to
+   * `to` or (when `to` is omitted) the connected peer. Answers like `sendTo`; queued, it holds
+   * duplicates of the fds, so you may close yours at once. At most 253 fds.
+   */
+  sendWithFds(data: Uint8Array, fds: readonly FdLike[], to?: DatagramDestination): DatagramSendStatus {
+    const fd = this.#open('sendWithFds');
+    if (this.#family !== AF_UNIX) throw invalidValue('this', 'is a UDP socket: fds travel over Unix sockets only');
+    const n = lengthOf(data, undefined);
+    if (n === 0 && this.#seqpacket) throw outOfRange('data.byteLength', 'at least 1 on a SOCK_SEQPACKET socket', n);
+    const numbers = fdNumbers(fds);
+    if (to === undefined && this.#connected === null) throw invalidValue('to', 'is missing, and this socket is not connected');
+    const addressLength = to === undefined ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
+    const address = to === undefined ? null : this.#to;
+    if (this.queuedBytes === 0) {
+      try {
+        const r = sendWithRights(fd, data, numbers, { name: address, nameLength: addressLength });
+        if (r !== WOULD_BLOCK) return 'sent';
+      } catch (err) {
+        return this.#sendFailed(err, 'sendmsg', to);
+      }
+    }
+    if (this.queuedBytes >= this.#sendQueueLimit) return 'not-sent';
+    this.#enqueueWhole(data, address, addressLength, duplicateFds(numbers));
+    return 'queued';
+  }
+
+  /**
+   * Unix datagram sockets: receives one datagram into `into` and the fds (room for `maxFds`,
+   * default 16) and credentials that came with it, or null when none is waiting. Received fds are
+   * close-on-exec OwnedFds. More fds than `maxFds` is an FdsTruncatedError (its `bytes` hold the
+   * datagram), with every fd that arrived closed. The bytes are copied once (as for streams).
+   */
+  receiveWithFds(into: Uint8Array, options: { maxFds?: number } = {}): DatagramWithFds | null {
+    const fd = this.#open('receiveWithFds');
+    if (this.#family !== AF_UNIX) throw invalidValue('this', 'is a UDP socket: fds travel over Unix sockets only');
+    checkBytes('into', into);
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
+    const from = { name: new Uint8Array(SIZEOF.sockaddr_storage), nameLength: new Uint32Array(1) };
+    let received;
+    try {
+      received = receiveWithRights(fd, into, maxFds, from);
+    } catch (err) {
+      if (!isDeliveryError(err)) throw err;
+      this.#report(err);
+      return null;
+    }
+    if (received.count === WOULD_BLOCK) return null;
+    const length = Math.min(received.count, into.byteLength);
+    if (received.truncated) throw new FdsTruncatedError(into.subarray(0, length), maxFds, received.credentials);
+    if (received.count === 0 && this.#seqpacket && received.fds.length === 0) {
+      this.#end();
+      return null;
+    }
+    const receipt = new DatagramReceipt();
+    receipt._name.set(from.name);
+    receipt._nameLength[0] = from.nameLength[0];
+    return {
+      bytes: into.subarray(0, length),
+      size: received.count,
+      truncated: received.count > into.byteLength,
+      address: receipt.address,
+      fds: received.fds.map((n) => new OwnedFd(INTERNAL, n)),
+      credentials: received.credentials,
+      pidfd: received.pidfd >= 0 ? new OwnedFd(INTERNAL, received.pidfd) : null,
+    };
+  }
+
+  /** Unix datagram sockets: SO_PASSCRED, so that every datagram received carries its sender's credentials (`receiveWithFds`). */
+  passCredentials(on: boolean): void {
+    const fd = this.#open('passCredentials');
+    if (typeof on !== 'boolean') throw invalidType('on', 'of type boolean', on);
+    if (this.#family !== AF_UNIX) throw invalidValue('this', 'is a UDP socket: credentials travel over Unix sockets only');
+    sys.setsockopt(fd, SOL_SOCKET, SO_PASSCRED, new Int32Array([on ? 1 : 0]), 4);
   }
 
   /** Hands queued datagrams to the kernel now, as far as it takes them; returns how many remain. */
@@ -493,6 +656,7 @@ export class DatagramSocket extends Watchable {
     }
     this.#fd = -1;
     this.#closing = false;
+    if (this.#queue !== null) closeAll(this.#queue.clear().fds);
     this.#queue = null;
     untrack(this);
     try {
@@ -500,6 +664,7 @@ export class DatagramSocket extends Watchable {
     } catch {
       // Linux releases the fd whatever close(2) reports (EIO, EINTR): nothing to undo, nothing to retry.
     } finally {
+      removeBoundFile(this.#socketFile);
       const waiters = this.#closeWaiters;
       this.#closeWaiters = null;
       if (waiters !== null) for (const wake of waiters) wake();
@@ -512,6 +677,7 @@ export class DatagramSocket extends Watchable {
     return new Promise((resolve) => (this.#closeWaiters ??= []).push(resolve));
   }
 
+  /** Calls `destroy()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.destroy();
   }
@@ -524,6 +690,7 @@ export class DatagramSocket extends Watchable {
     // A connected Unix datagram socket whose peer closed reports EPOLLHUP for good: once that has
     // been reported and nobody reads, stop watching (no busy loop) until the interest changes.
     if (this.#hungUp && (bits & READABLE) === 0 && this.queuedBytes === 0) return DORMANT;
+    if (this.#ended && this.queuedBytes === 0) return DORMANT; // its end was read: nothing more can happen
     return bits;
   }
 
@@ -677,10 +844,10 @@ export class DatagramSocket extends Watchable {
     return 'queued';
   }
 
-  #enqueueWhole(part: Uint8Array, address: Uint8Array | null, addressLength: number): void {
+  #enqueueWhole(part: Uint8Array, address: Uint8Array | null, addressLength: number, fds: number[] | null = null): void {
     const queue = (this.#queue ??= new DatagramQueue());
     const wasEmpty = queue.count === 0;
-    queue.push(part, part.byteLength, address, addressLength);
+    queue.push(part, part.byteLength, address, addressLength, fds);
     if (wasEmpty) this._watcher?._update(this);
   }
 
@@ -699,10 +866,13 @@ export class DatagramSocket extends Watchable {
       let r: number;
       try {
         r =
-          head.address === null
-            ? sys.send(this.#fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL)
-            : sys.sendto(this.#fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL, head.address, head.addressLength);
+          head.fds !== null
+            ? sendWithRights(this.#fd, head.bytes, head.fds, { name: head.address, nameLength: head.addressLength })
+            : head.address === null
+              ? sys.send(this.#fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL)
+              : sys.sendto(this.#fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL, head.address, head.addressLength);
       } catch (err) {
+        if (head.fds !== null) closeAll(head.fds);
         // Nothing the kernel says about one queued datagram may stop the others or escape wait().
         dropped = err instanceof SocketError ? err : new SocketError('sendto', ERRNO.EIO);
         droppedCount++;
@@ -711,6 +881,7 @@ export class DatagramSocket extends Watchable {
         continue;
       }
       if (r === WOULD_BLOCK) break;
+      if (head.fds !== null) closeAll(head.fds); // our duplicates: the receiver has its own now
       queue.shift();
       moved++;
     }
@@ -724,6 +895,13 @@ export class DatagramSocket extends Watchable {
       else this._watcher?._update(this);
     }
     return moved;
+  }
+
+  /** The seqpacket peer closed: reading is over; the socket goes quiet in its multiplexer. */
+  #end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this._watcher?._update(this);
   }
 
   /** Remembers an error of the network, to be reported once by the next event. */

@@ -38,9 +38,11 @@ export function encodeDestination(to: DatagramDestination, family: number, ipv6O
   if (family === AF_INET6 && address.family === 'IPv4') {
     // A dual-stack IPv6 socket reaches IPv4 peers through IPv4-mapped addresses, as the kernel reports them.
     if (ipv6Only === true) throw invalidValue(name, 'is an IPv4 address, but this socket is IPv6-only');
+    if (address.port === 0) throw invalidValue(`${name}.port`, 'must be from 1 to 65535: nothing can receive at port 0');
     return encodeSockaddr({ family: 'IPv6', address: `::ffff:${address.address}`, port: address.port }, into);
   }
   if (family !== AF_INET6 && address.family === 'IPv6') throw invalidValue(name, 'is an IPv6 address, but this is an IPv4 socket');
+  if (address.port === 0) throw invalidValue(`${name}.port`, 'must be from 1 to 65535: nothing can receive at port 0');
   return encodeSockaddr(address, into);
 }
 

@@ -102,13 +102,13 @@ export function membership(fd: number, family: number, join: boolean, group: str
 /** What {@link DatagramSocket.requestMetadata} asks the kernel to attach to each received datagram. */
 export interface DatagramMetadataOptions {
   /** The local address and interface each datagram came to (IP_PKTINFO / IPV6_RECVPKTINFO): `batch.destination(i)`. */
-  destination?: boolean;
+  destination?: boolean | undefined;
   /** The TOS byte or traffic class (IP_RECVTOS / IPV6_RECVTCLASS), ECN bits included: `batch.tos(i)`. */
-  tos?: boolean;
+  tos?: boolean | undefined;
   /** The kernel's receive time, in ns (SO_TIMESTAMPNS): `batch.timestamp(i)`. */
-  timestamp?: boolean;
+  timestamp?: boolean | undefined;
   /** Let the kernel join equal segments of a flow into one slot (UDP_GRO): `batch.segmentSize(i)`. Use 64 KiB slots. */
-  gro?: boolean;
+  gro?: boolean | undefined;
 }
 
 /**
@@ -117,6 +117,9 @@ export interface DatagramMetadataOptions {
  */
 export function requestMetadata(fd: number, family: number, ipv6Only: boolean | null, options: DatagramMetadataOptions): void {
   if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+  for (const key of Object.keys(options)) {
+    if (!['destination', 'tos', 'timestamp', 'gro'].includes(key)) throw invalidValue(`options.${key}`, "is not a metadata option (destination, tos, timestamp, gro)", (options as Record<string, unknown>)[key]);
+  }
   const on = (key: keyof DatagramMetadataOptions): number | null => {
     const value = options[key];
     if (value === undefined) return null;

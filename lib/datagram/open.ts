@@ -14,30 +14,33 @@ import { encodeSockaddr, errorDetails, familyOf } from '../core/sockaddr.ts';
 /** Options of {@link DatagramSocket.bind}. */
 export interface DatagramBindOptions {
   /** IP literal to bind (default `'::'`: every IPv4 and IPv6 address). */
-  host?: string;
+  host?: string | undefined;
   /** Port (default 0: the kernel picks one; read it from `localAddress`). */
-  port?: number;
+  port?: number | undefined;
   /** Unix datagram socket path, `'\0name'` for an abstract name, or `''` for a name the kernel picks (autobind). */
-  path?: string;
+  path?: string | undefined;
   /** SO_REUSEADDR (default false: on UDP it lets two sockets take the same port). */
-  reuseAddress?: boolean;
+  reuseAddress?: boolean | undefined;
   /** SO_REUSEPORT: several sockets (workers) share the port; the kernel spreads datagrams by flow. */
-  reusePort?: boolean;
+  reusePort?: boolean | undefined;
   /** IPv6 only, or dual-stack (default false). */
   ipv6Only?: boolean;
   /** Socket options set before bind (`{ receiveBufferSize: 4 << 20 }`). */
-  socketOptions?: Partial<SocketOptionValues>;
+  socketOptions?: Partial<SocketOptionValues> | undefined;
   /** Soft cap of the send queue in bytes (default 64 KiB). */
-  sendQueueLimit?: number;
+  sendQueueLimit?: number | undefined;
 }
 
 /** Options of {@link DatagramSocket.create}. */
 export interface DatagramCreateOptions {
   /** The address family: `'IPv4'`, `'IPv6'` (dual-stack unless `ipv6Only`) or `'unix'`. */
   family: 'IPv4' | 'IPv6' | 'unix';
+  /** IPv6 only, or dual-stack (default false). */
   ipv6Only?: boolean;
-  socketOptions?: Partial<SocketOptionValues>;
-  sendQueueLimit?: number;
+  /** Socket options set on the new socket (`{ receiveBufferSize: 4 << 20 }`). */
+  socketOptions?: Partial<SocketOptionValues> | undefined;
+  /** Soft cap of the send queue in bytes (default 64 KiB). */
+  sendQueueLimit?: number | undefined;
 }
 
 const DEFAULT_SEND_QUEUE_LIMIT = 64 * 1024;

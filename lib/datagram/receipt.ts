@@ -37,7 +37,8 @@ export class DatagramReceipt {
    * end of a pair), which cannot be answered by address.
    */
   get address(): SocketAddress {
-    return (this.#address ??= decodeSockaddr(this._name, this._nameLength[0]));
+    // No name at all: a Unix sender with none (one end of a pair); UDP always names its sender.
+    return (this.#address ??= this._nameLength[0] === 0 ? { family: 'unix', path: '' } : decodeSockaddr(this._name, this._nameLength[0]));
   }
 
   /** @internal Records a receive of `size` bytes into `into`. */

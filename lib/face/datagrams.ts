@@ -22,9 +22,9 @@ export interface ReceivedDatagram {
 /** Options of {@link receiveDatagrams}. */
 export interface ReceiveDatagramsOptions {
   /** Ends the iteration (pending and later `next()` calls answer `done`); the socket stays open. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** The largest datagram taken whole (default 65536); a larger one is cut and marked `truncated`. */
-  maxSize?: number;
+  maxSize?: number | undefined;
 }
 
 /** The iterator {@link receiveDatagrams} returns (also `await using`-disposable). */

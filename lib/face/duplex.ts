@@ -34,12 +34,12 @@ import { END_OF_STREAM, Socket } from '../stream/socket.ts';
 /** Options of {@link toStream}. */
 export interface SocketStreamOptions {
   /** highWaterMark of both sides, in bytes (default 64 KiB, the size of one receive). */
-  highWaterMark?: number;
+  highWaterMark?: number | undefined;
   /**
    * Keep the write side open after the peer's FIN (default false, as `net.Socket`): when false,
    * the stream ends its own side once the readable side has ended.
    */
-  allowHalfOpen?: boolean;
+  allowHalfOpen?: boolean | undefined;
 }
 
 const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
@@ -106,15 +106,21 @@ export class SocketStream extends Duplex {
     else reactor.add(socket, this.#handler, 0);
   }
 
+  /** Duplex hook: the reader wants more, so read from the socket again. */
   override _read(): void {
     this.#wanted = true;
     if (!this.#armed) this.#setReading(true);
   }
 
+  /**
+   * Duplex hook: sends one chunk; `callback` runs once the socket holds it and its send queue is
+   * under its cap (that is what stops a fast writer).
+   */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     this.#startWrite([chunk], callback);
   }
 
+  /** Duplex hook: sends buffered chunks together (small ones joined); `callback` as for `_write`. */
   override _writev(entries: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
     let total = 0;
     for (const entry of entries) total += entry.chunk.byteLength;
@@ -124,6 +130,7 @@ export class SocketStream extends Duplex {
     this.#startWrite(chunks, callback);
   }
 
+  /** Duplex hook for `end()`: shuts the write side (FIN once the queue drains), then calls back. */
   override _final(callback: (err?: Error | null) => void): void {
     const socket = this.socket;
     try {
@@ -137,6 +144,7 @@ export class SocketStream extends Duplex {
     else this.#finalCallback = callback; // finished by a writable event (#onWritable)
   }
 
+  /** Duplex hook for `destroy()`: takes the socket out of the reactor and closes it. */
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     // An interrupted write learns why; Node has already failed the writes still buffered.
     const pending = this.#writeCallback;

@@ -23,23 +23,23 @@ export interface AsyncConnectOptions extends SocketOptions {
   /** The reactor that drives the connect (the socket leaves it once open). */
   reactor: Reactor;
   /** An IP literal or a host name (default `'127.0.0.1'`, like `Socket.connect`). */
-  host?: string;
+  host?: string | undefined;
   /** TCP port (required with `host`). */
-  port?: number;
+  port?: number | undefined;
   /** A Unix socket path (or `'\0name'`) instead of host and port. */
-  path?: string;
+  path?: string | undefined;
   /** Only addresses of this family when `host` is a name: 4, 6, or 0 (the default) for both. */
-  family?: 0 | 4 | 6;
+  family?: 0 | 4 | 6 | undefined;
   /** Cancels the lookup and the connect: the promise rejects with an AbortError. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /**
    * Gives up after this many milliseconds (lookup and every attempt together): the promise
    * rejects with a SocketError `ETIMEDOUT` naming the address being tried. Default: no limit of
    * our own (the kernel gives up on an unanswered SYN after about two minutes).
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Socket options set before each connect attempt (`{ noDelay: true }`), as `Socket.connect` takes them. */
-  socketOptions?: Partial<SocketOptionValues>;
+  socketOptions?: Partial<SocketOptionValues> | undefined;
 }
 
 /** Options of {@link listen}: those of `Listener.listen`, where `host` may also be a name. */
@@ -53,13 +53,13 @@ export interface AsyncListenOptions extends ListenOptions {
 /** Options of {@link accepts}. */
 export interface AcceptsOptions {
   /** Ends the iteration (pending and later `next()` calls answer `done`). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** Options of {@link closeGracefully}. */
 export interface CloseGracefullyOptions {
   /** Gives up waiting: the socket is destroyed (queued bytes dropped) and the promise rejects with an AbortError. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 

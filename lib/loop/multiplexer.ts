@@ -16,7 +16,8 @@
  * ## Draining readiness
  * Level-triggered: whatever you leave unread is reported again by the next `wait`.
  */
-import { invalidType, invalidValue, checkInteger, SocketClosedError, SocketError } from '../core/errors.ts';
+import { invalidState, invalidType, invalidValue, checkInteger, SocketClosedError, SocketError } from '../core/errors.ts';
+import { track, untrack } from '../core/lifetime.ts';
 import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
 import { EpollBackend } from './backends/epoll.ts';
 import { PollBackend } from './backends/poll.ts';
@@ -25,7 +26,9 @@ import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable, type Watcher } f
 // Types only: the multiplexer works on the Watchable contract and never loads a socket family.
 import type { Listener } from '../stream/listener.ts';
 import type { Socket } from '../stream/socket.ts';
+import type { Waker } from './waker.ts';
 import type { DatagramSocket } from '../datagram/datagram-socket.ts';
+import type { SeqpacketListener } from '../datagram/seqpacket-listener.ts';
 
 /** Interest bits for `add` and `modify`: combine with `|`. */
 export const Interest = Object.freeze({
@@ -41,7 +44,7 @@ export const Interest = Object.freeze({
  * What a multiplexer can watch. Tell them apart with `instanceof`, which narrows the type:
  * `if (event.target instanceof Listener) event.target.accept(); else if (event.target instanceof Socket) event.target.receive();`.
  */
-export type MultiplexerTarget = Socket | Listener | DatagramSocket;
+export type MultiplexerTarget = Socket | Listener | DatagramSocket | SeqpacketListener | Waker;
 
 /**
  * One readiness report. Event objects and the array holding them are reused by the next `wait`:
@@ -144,6 +147,12 @@ export class Multiplexer<D = unknown> {
   /** Whether each event of the last wait had its target still watched when wait returned. */
   readonly #watchedAtWait: boolean[] = [];
 
+  /**
+   * @internal Set by a Reactor while it hands the events of the last wait to handlers: a wait
+   * now would refill the very array it iterates, so `wait` refuses.
+   */
+  _dispatching = false;
+
   /** @internal Called after the number of watched objects changed (the Reactor's ref count). */
   _onSizeChange: (() => void) | null = null;
 
@@ -164,6 +173,8 @@ export class Multiplexer<D = unknown> {
     this.backend = name;
     this.maxEvents = maxEvents;
     this.receiveBuffer = new Uint8Array(bufferSize);
+    // The epoll fd is ours to close; a poll backend holds no fd.
+    if (this.#backend.fd >= 0) track(this, this.#backend.fd, 'multiplexer');
   }
 
   /** The epoll fd (for watching the multiplexer itself from another loop), or -1 (poll and io_uring backends, or closed). */
@@ -222,6 +233,11 @@ export class Multiplexer<D = unknown> {
     this._forget(target);
   }
 
+  /** @internal The interest `target` is watched for (it must be watched by this multiplexer). */
+  _interestOf(target: Watchable): number {
+    return this.#interest[target._slot];
+  }
+
   /** Whether `target` is watched by this multiplexer. */
   has(target: MultiplexerTarget): boolean {
     return target !== null && typeof target === 'object' && target._watcher === this;
@@ -239,10 +255,12 @@ export class Multiplexer<D = unknown> {
    * for a correct caller only poll(2) does (ENOMEM, the `'poll'` backend); the next wait may
    * succeed.
    *
-   * The returned array and its event objects are reused by the next call.
+   * The returned array and its event objects are reused by the next call. A Reactor's handler
+   * may not call it (the reactor is still iterating that array): it throws `ERR_INVALID_STATE`.
    */
   wait(timeoutMs = 0): readonly MultiplexerEvent<MultiplexerTarget, D>[] {
     const backend = this.#open('wait');
+    if (this._dispatching) throw invalidState('Multiplexer.wait() cannot be called from a reactor handler: the reactor is still delivering the events of the last wait');
     let timeout = timeoutOf(timeoutMs);
     if (this.#timed.length > 0) {
       const untilDeadline = Math.max(0, Math.ceil(this._nextDeadline() - performance.now()));
@@ -336,6 +354,7 @@ export class Multiplexer<D = unknown> {
     this.#timed.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
+    if (backend.fd >= 0) untrack(this);
     try {
       backend.close();
     } catch {
@@ -355,6 +374,7 @@ export class Multiplexer<D = unknown> {
     if (failure !== null) throw failure;
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -437,7 +457,7 @@ export class Multiplexer<D = unknown> {
 }
 
 function checkTarget(target: unknown): asserts target is MultiplexerTarget {
-  if (!(target instanceof Watchable)) throw invalidType('target', 'a Socket, a Listener or a DatagramSocket', target);
+  if (!(target instanceof Watchable)) throw invalidType('target', 'a Socket, a Listener, a DatagramSocket, a SeqpacketListener or a Waker', target);
   if (target.fd < 0) throw new SocketClosedError(target._kind, 'multiplexer');
 }
 

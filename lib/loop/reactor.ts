@@ -3,12 +3,14 @@
  * watches the epoll fd itself (it becomes readable when any watched socket is ready); when it
  * fires, the reactor drains the multiplexer with `wait(0)` and calls each target's handler.
  */
-import { invalidType, invalidValue, SocketClosedError } from '../core/errors.ts';
+import { invalidState, invalidType, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { Interest, Multiplexer, type MultiplexerEvent, type MultiplexerOptions, type MultiplexerTarget } from './multiplexer.ts';
-import { watchReadable, type FdWatcher } from './uv-poll.ts';
+import { raiseUncaught, watchReadable, type FdWatcher } from './uv-poll.ts';
 
 /**
- * Called with each event of its target. The event object is reused after the call returns.
+ * Called with each event of its target. The event object is reused after the call returns. An
+ * exception it throws is an uncaught exception (as from an EventEmitter listener), raised as soon
+ * as the reactor hands control back to the event loop; the other events are still delivered.
  * `T` is the target's type: the handler given to `reactor.add(socket, handler)` receives events
  * whose `target` is that Socket (and a listener's handler, that Listener).
  */
@@ -62,6 +64,14 @@ export class Reactor {
   /** One timer for the earliest connect timeout (libuv only wakes us for fd readiness). */
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Infinity;
+  /**
+   * Targets whose handler threw, and the pause (ms) they got. A handler that throws before it
+   * reads leaves its socket readable, so level-triggered readiness would call it again at once,
+   * forever: the process spins on exceptions. Such a target is muted instead (watched for
+   * nothing, errors and hangups still reported) and restored after 1 ms, doubling each time it
+   * throws again, up to 1 s; a call that returns normally forgets its pause.
+   */
+  readonly #backoff = new Map<MultiplexerTarget, number>();
 
   constructor(options: ReactorOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
@@ -132,16 +142,20 @@ export class Reactor {
     this.multiplexer.close();
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }
 
   /**
    * Handles everything ready now, up to `maxRounds` rounds of `wait(0)`; returns the number of
-   * events handled. The loop calls this by itself; call it to poll by hand.
+   * events handled. The loop calls this by itself; call it to poll by hand, but not from one of
+   * this reactor's handlers (`ERR_INVALID_STATE`: the reactor is in the middle of a batch). A
+   * handler's exception does not come out of `drain()`: it is an uncaught exception, as always.
    */
   drain(): number {
     this.#live('drain');
+    if (this.multiplexer._dispatching) throw invalidState('Reactor.drain() cannot be called from a reactor handler: the reactor is still delivering a batch of events');
     return this.#drain();
   }
 
@@ -210,13 +224,27 @@ export class Reactor {
     for (let round = 0; round < this.#maxRounds && !mux.closed; round++) {
       const events = mux.wait(0);
       const count = events.length;
-      // A handler may close the reactor (which empties the array): stop at once if it does.
-      for (let i = 0; i < count && !mux.closed; i++) {
-        const event = events[i];
-        // An earlier handler of this batch may have closed or removed this event's target; an
-        // event whose target had already left during wait() (a failed graceful close) still runs.
-        if (event.target._watcher !== mux && mux._watchedAtWait(i)) continue;
-        (event.data as ReactorHandler)(event);
+      // While handlers run, a nested wait would refill `events` under our feet: refused.
+      mux._dispatching = true;
+      try {
+        // A handler may close the reactor (which empties the array): stop at once if it does.
+        for (let i = 0; i < count && !mux.closed; i++) {
+          const event = events[i];
+          // An earlier handler of this batch may have closed or removed this event's target; an
+          // event whose target had already left during wait() (a failed graceful close) still runs.
+          if (event.target._watcher !== mux && mux._watchedAtWait(i)) continue;
+          try {
+            (event.data as ReactorHandler)(event);
+            if (this.#backoff.size !== 0) this.#backoff.delete(event.target);
+          } catch (error) {
+            // The rest of the batch must still be delivered: wait() already did their one-off
+            // work (an error handed over, a queue drained), which would be lost with them.
+            raiseUncaught(error);
+            this.#mute(event.target);
+          }
+        }
+      } finally {
+        mux._dispatching = false;
       }
       handled += count;
       // Fewer reports than fit: the kernel had nothing more. Anything left (or made ready by the
@@ -224,6 +252,25 @@ export class Reactor {
       if (mux._lastReadyCount < mux.maxEvents) break;
     }
     return handled;
+  }
+
+  /** Mutes a target whose handler threw, for its next pause (see `#backoff`). */
+  #mute(target: MultiplexerTarget): void {
+    const mux = this.multiplexer;
+    if (mux.closed || target._watcher !== mux) return;
+    const pause = Math.min(1000, Math.max(1, (this.#backoff.get(target) ?? 0) * 2));
+    this.#backoff.set(target, pause);
+    const interest = mux._interestOf(target);
+    if (interest === Interest.NONE) return;
+    mux.modify(target, Interest.NONE);
+    setTimeout(() => {
+      if (mux.closed || target._watcher !== mux) {
+        this.#backoff.delete(target); // gone: nothing to restore, nothing to remember
+        return;
+      }
+      // Restored only if nobody changed it meanwhile (the user's own modify wins).
+      if (mux._interestOf(target) === Interest.NONE) mux.modify(target, interest);
+    }, pause).unref();
   }
 
   #refreshRef(): void {

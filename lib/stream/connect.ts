@@ -18,19 +18,19 @@ import { sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 /** What every `Socket.connect` takes, whatever the address. */
 export interface ConnectCommonOptions extends SocketOptions {
   /** Socket options set before connecting (`{ noDelay: true, sendBufferSize: 1 << 20 }`). */
-  socketOptions?: Partial<SocketOptionValues>;
+  socketOptions?: Partial<SocketOptionValues> | undefined;
   /**
    * Give up when the connection is not open after this many milliseconds: the attempt fails
    * with ETIMEDOUT, reported like any connect failure. The multiplexer (or reactor) watching the
    * socket keeps the time; an unwatched socket has no timeout.
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /** Where `Socket.connect` connects: an IP literal and port (optionally from a chosen local address), or a Unix socket path. */
 export type ConnectOptions = ConnectCommonOptions &
   (
-    | { host?: string; port: number; localAddress?: string; localPort?: number; path?: undefined }
+    | { host?: string | undefined; port: number; localAddress?: string | undefined; localPort?: number | undefined; path?: undefined }
     | { path: string; host?: undefined; port?: undefined; localAddress?: undefined; localPort?: undefined }
   );
 

@@ -2,8 +2,7 @@
  * Listener: a bound, listening stream socket (TCP or Unix) whose `accept()` never blocks.
  */
 import {
-  F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, O_NONBLOCK,
-  SO_ACCEPTCONN, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
+  IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY,
 } from '../../ffi/constants.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { errnoCodes } from '../../ffi/errno.ts';
@@ -11,9 +10,11 @@ import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { inetAddress, unixAddress, type InetAddress, type SocketAddress, type UnixAddress } from '../core/address.ts';
 import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
+import { boundFile, removeBoundFile, type BoundFile } from '../core/socket-file.ts';
 import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
 import { Socket } from './socket.ts';
-import { sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
+import { adoptStreamFd } from './adopt-fd.ts';
+import { pauseReadingOf, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { READABLE, Watchable } from '../core/watch.ts';
 import { applyOptions, getOption, setOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
@@ -39,7 +40,7 @@ export interface ListenOptions {
   ipv6Only?: boolean | undefined;
   /** Set TCP_NODELAY on every accepted TCP socket (default false, the kernel's default). */
   noDelay?: boolean | undefined;
-  /** Options given to every accepted socket. */
+  /** Options given to every accepted socket (`pauseReadingWhenFull` defaults to true for them). */
   socket?: SocketOptions | undefined;
   /** Socket options set before bind (`{ receiveBufferSize: 1 << 20, keepAlive: true }`); accepted sockets inherit most of them. */
   socketOptions?: Partial<SocketOptionValues> | undefined;
@@ -75,17 +76,23 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
   #address: A;
   #noDelay: boolean;
   #socketQueueLimit: number;
+  #socketPauses: boolean;
+  /** The socket file `listen` created by binding a Unix path, removed again by `close()`; null otherwise. */
+  #boundFile: BoundFile | null = null;
   readonly #one = new Int32Array([1]);
 
   /** @internal */
   readonly _kind = 'listener';
+  /** accept() met EMFILE/ENFILE and has not succeeded since (see `#shortOfFds`). */
+  #fdShortage = false;
+  #retryMs = 0;
 
   /**
    * Use `Listener.listen` or `Listener.fromFd`. Only the library holds the token, so the published
    * types refuse `new` as JavaScript does (ERR_ILLEGAL_CONSTRUCTOR). Not marked internal: that would
    * strip this signature and leave a constructor that takes nothing.
    */
-  constructor(token: typeof INTERNAL, fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number) {
+  constructor(token: typeof INTERNAL, fd: number, address: SocketAddress, noDelay: boolean, socketQueueLimit: number, socketPauses = true) {
     super();
     // The constructor adopts an fd unchecked: only the library may call it.
     if (token !== INTERNAL) throw illegalConstructor('Listener', 'Listener.listen() or Listener.fromFd()');
@@ -94,6 +101,7 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     this.#address = address as A;
     this.#noDelay = noDelay;
     this.#socketQueueLimit = socketQueueLimit;
+    this.#socketPauses = socketPauses;
     track(this, fd, 'listener');
   }
 
@@ -112,6 +120,7 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     const ipv6Only = optionalBoolean(options, 'ipv6Only', false);
     const noDelay = optionalBoolean(options, 'noDelay', false);
     const socketQueueLimit = sendQueueLimitOf(options.socket, 'options.socket');
+    const socketPauses = pauseReadingOf(options.socket, true, 'options.socket');
     if (options.path !== undefined && (options.host !== undefined || options.port !== undefined)) {
       throw invalidValue('options', 'takes either path, or host and port, not both');
     }
@@ -129,7 +138,9 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
       const sockaddr = new Uint8Array(SIZEOF.sockaddr_storage);
       sys.bind(fd, sockaddr, encodeSockaddr(wanted, sockaddr));
       sys.listen(fd, backlog);
-      return new Listener(INTERNAL, fd, readAddress(sys.getsockname, fd), noDelay && wanted.family !== 'unix', socketQueueLimit);
+      const listener = new Listener(INTERNAL, fd, readAddress(sys.getsockname, fd), noDelay && wanted.family !== 'unix', socketQueueLimit, socketPauses);
+      if (wanted.family === 'unix' && wanted.path.charCodeAt(0) !== 0) listener.#boundFile = boundFile(wanted.path);
+      return listener;
     } catch (err) {
       closeFd(fd);
       throw err instanceof SocketError ? err.withDetails({ fd: undefined, ...errorDetails(wanted) }) : err;
@@ -145,13 +156,10 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const noDelay = optionalBoolean(options, 'noDelay', false);
     const socketQueueLimit = sendQueueLimitOf(options.socket, 'options.socket');
-    const value = new Int32Array(1);
-    sys.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, value, new Uint32Array([4]));
-    if (value[0] !== 1) throw invalidValue('fd', 'must be a listening socket', fd);
-    sys.fcntl(fd, F_SETFL, sys.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
-    sys.fcntl(fd, F_SETFD, sys.fcntl(fd, F_GETFD, 0) | FD_CLOEXEC);
+    const socketPauses = pauseReadingOf(options.socket, true, 'options.socket');
+    adoptStreamFd(fd, true);
     const address = readAddress(sys.getsockname, fd);
-    return new Listener(INTERNAL, fd, address, noDelay && address.family !== 'unix', socketQueueLimit);
+    return new Listener(INTERNAL, fd, address, noDelay && address.family !== 'unix', socketQueueLimit, socketPauses);
   }
 
   /** The raw fd, or -1 once closed. Do not close it yourself. */
@@ -189,22 +197,39 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
   /**
    * Takes one pending connection: a new non-blocking, close-on-exec Socket, or `null` when none
    * is waiting. Connections aborted before they were accepted are skipped. Running out of fds
-   * (EMFILE, ENFILE) is thrown as a SocketError; the listener stays usable, and the connection
-   * waits in the backlog until fds are free again.
+   * (EMFILE, ENFILE) is thrown as a SocketError once per shortage; then the listener pauses itself
+   * (a multiplexer does not report it readable; it retries after 10 ms, doubling to 200 ms, and
+   * `accept()` answers null meanwhile) until its backlog has been emptied, so nothing spins and the
+   * waiting connections are served as fds free up.
    */
   accept(): Socket | null {
     const fd = this.#live('accept');
+    // Out of fds a moment ago: the connection still waits in the backlog, so readiness would
+    // call again at once, forever. Until the retry time, answer null (nothing to accept now).
+    if (this._deadline > 0 && performance.now() < this._deadline) return null;
     for (;;) {
       let client: number;
       try {
         client = sys.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
       } catch (err) {
         if (err instanceof SocketError && RETRY_ACCEPT.has(err.code)) continue;
+        if (err instanceof SocketError && (err.code === 'EMFILE' || err.code === 'ENFILE')) {
+          // Thrown once per shortage (until the backlog has been emptied); while it lasts the
+          // listener retries by itself, silently.
+          const first = !this.#fdShortage;
+          this.#shortOfFds();
+          if (first) throw err;
+          return null;
+        }
         throw err;
       }
-      if (client === WOULD_BLOCK) return null;
+      if (client === WOULD_BLOCK) {
+        this.#fdsBack(); // the backlog is empty: every waiting client was taken, the shortage is over
+        return null;
+      }
+      this.#resume();
       // Owned before anything else can fail, so that a refused option cannot leak the fd.
-      const socket = new Socket(INTERNAL, client, false, this.#socketQueueLimit);
+      const socket = new Socket(INTERNAL, client, false, this.#socketQueueLimit, null, this.#socketPauses);
       if (this.#noDelay) {
         try {
           sys.setsockopt(client, IPPROTO_TCP, TCP_NODELAY, this.#one, 4);
@@ -217,20 +242,33 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     }
   }
 
-  /** Stops listening and closes the fd. Calling it again does nothing. */
+  /**
+   * Stops listening and closes the fd. Calling it again does nothing.
+   *
+   * A Unix listener made by `listen({ path })` also removes the socket file its bind created, as
+   * node:net does, so that a restart can bind the same path. It removes that file only: not a
+   * path it did not bind (`fromFd`), not an abstract name (no file), and not a file that someone
+   * else has put at the path since (a different device or inode). A file it cannot remove
+   * (its directory became read-only, say) is left in place.
+   */
   close(): void {
     const fd = this.#fd;
     if (fd < 0) return;
     this._watcher?._forget(this);
     this.#fd = -1;
     untrack(this);
+    const file = this.#boundFile;
+    this.#boundFile = null;
     try {
       closeFd(fd);
     } catch {
       // Never thrown: Linux releases the fd even when close(2) reports an error (EIO, EINTR).
+    } finally {
+      removeBoundFile(file);
     }
   }
 
+  /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -240,8 +278,48 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     return this.#fd;
   }
 
+  /**
+   * Running out of fds (EMFILE, ENFILE): stop being reported readable, and try again after a
+   * pause that doubles from 10 ms to 200 ms while the shortage lasts (the multiplexer keeps the
+   * time; `_deadlinePassed` reports the listener readable again). `_deadline > 0` means paused.
+   */
+  #shortOfFds(): void {
+    this.#fdShortage = true;
+    this.#retryMs = Math.min(200, Math.max(10, this.#retryMs * 2));
+    this._deadline = performance.now() + this.#retryMs;
+    this._watcher?._update(this);
+  }
+
+  /** An accept worked: no pause (more clients may wait), but the shortage goes on until the backlog is empty. */
+  #resume(): void {
+    if (this._deadline === 0 && this.#retryMs === 0) return;
+    this.#retryMs = 0;
+    this._deadline = 0;
+    this._watcher?._update(this);
+  }
+
+  /** The backlog is empty: the shortage, if any, is over (a later one is thrown again). */
+  #fdsBack(): void {
+    this.#fdShortage = false;
+    this.#resume();
+  }
+
+  /** @internal */
+  override _deadlinePending(): boolean {
+    return this._deadline > 0 && this.#fd >= 0;
+  }
+
+  /** @internal The retry time came: report readable, so that the handler accepts (and finds fds, or not). */
+  override _deadlinePassed(): number {
+    if (this._deadline === 0 || this.#fd < 0) return 0;
+    this._deadline = 0;
+    this._watcher?._update(this);
+    return READABLE;
+  }
+
   /** @internal */
   _internalInterest(user: number): number {
+    if (this._deadline > 0) return user & ~READABLE;
     return user;
   }
 

@@ -12,7 +12,8 @@ import { SocketError, sys } from '../../ffi/syscall.ts';
 import { OwnedFd } from '../core/owned-fd.ts';
 import { INTERNAL } from '../core/internal.ts';
 import type { Listener } from './listener.ts';
-import type { Socket } from './socket.ts';
+import type { ReceiveResult, Socket } from './socket.ts';
+import type { PeerCredentials } from '../core/fd-passing.ts';
 
 /** A received fd and its owner: a stream Socket, a listening socket, or anything else. */
 export type ReceivedFd = Socket | Listener | OwnedFd;
@@ -58,4 +59,20 @@ function ownerOf(fd: number, adopters: FdAdopters): ReceivedFd {
 /** Gives each received fd its owner (see `ownerOf`); never throws, so no fd and no byte is lost. */
 export function adoptReceivedFds(fds: readonly number[], adopters: FdAdopters): ReceivedFd[] {
   return fds.map((fd) => ownerOf(fd, adopters));
+}
+
+/** What `Socket.receiveWithFds` returns: the bytes, and the fds and credentials that came with them. */
+export interface ReceiveWithFdsResult extends ReceiveResult {
+  /** Received fds (at most `maxFds`), each owned by an object: close them when done. */
+  fds: ReceivedFd[];
+  /**
+   * The sender's pid, uid and gid as the kernel recorded them when these bytes were sent
+   * (SCM_CREDENTIALS), when the receiving socket has SO_PASSCRED on; null otherwise.
+   */
+  credentials: PeerCredentials | null;
+  /**
+   * A pidfd of the sending process (SCM_PIDFD), when the receiving socket has SO_PASSPIDFD on
+   * (Linux 6.5+); null otherwise or when the sender had exited. Yours: close it.
+   */
+  pidfd: OwnedFd | null;
 }

@@ -9,6 +9,12 @@
  * Fds to pass (SCM_RIGHTS) travel attached to the first byte of the bytes they were sent with:
  * `head()` never reaches across the start of an attachment, so the flush sends each attachment
  * with its own first byte, in its place in the stream.
+ *
+ * File ranges (`Socket#sendFile`) are entries of their own, anchored between the bytes queued
+ * before and after them: `head()` stops at a file's anchor, and `headFile()` then hands it out
+ * (the flush sends it with sendfile/splice). A range holds a duplicate of the caller's fd, an
+ * offset and the bytes that remain; those bytes count in `length` like queued bytes, though no
+ * memory holds them.
  */
 import { checkInteger, invalidValue } from '../core/errors.ts';
 
@@ -18,7 +24,20 @@ export interface SocketOptions {
    * Soft cap of the send queue in bytes (default 64 KiB): `send` queues while the queue holds
    * less than this, and answers `'not-sent'` once it holds this much or more.
    */
-  sendQueueLimit?: number;
+  sendQueueLimit?: number | undefined;
+  /**
+   * Backpressure built into the multiplexer: while the send queue is full (`sendQueueFull`), the
+   * socket is not reported readable, so a handler that does one receive and one send per event
+   * never meets `'not-sent'` (the cap is soft: the send that fills the queue is taken whole).
+   * Reading resumes by itself once the queue drains below the cap. The queue is still flushed
+   * and hangups and errors are still reported while reading is paused.
+   *
+   * Default `true` for sockets a `Listener` accepts, `false` for sockets you connect, pair or
+   * adopt: a client that stops reading while its own queue is full can deadlock with a server
+   * that does the same (each waits for the other to read). Set `false` on a program that must
+   * read while its queue is full (a proxy reading control messages, say).
+   */
+  pauseReadingWhenFull?: boolean | undefined;
 }
 
 /** Default soft cap of a socket's send queue. */
@@ -32,6 +51,14 @@ export function sendQueueLimitOf(options: SocketOptions | undefined, argName = '
   return checkInteger(`${argName}.sendQueueLimit`, limit, 1, 2 ** 31 - 1);
 }
 
+/** Validates `options.pauseReadingWhenFull`; `fallback` when absent (it differs per kind of socket). */
+export function pauseReadingOf(options: SocketOptions | undefined, fallback: boolean, argName = 'options'): boolean {
+  const value = options?.pauseReadingWhenFull;
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidValue(`${argName}.pauseReadingWhenFull`, 'must be a boolean', value);
+  return value;
+}
+
 const BLOCK_SIZE = 16 * 1024;
 
 interface Block {
@@ -40,6 +67,18 @@ interface Block {
   start: number;
   /** One past the last byte written. */
   end: number;
+}
+
+/** A file range waiting in the queue (`Socket#sendFile`). */
+export interface FileRange {
+  /** The queue's own duplicate of the caller's fd (closed when the range is done or dropped). */
+  fd: number;
+  /** Where in the file the next byte is (-1 for a pipe: pipes have no offsets). */
+  offset: number;
+  /** Bytes of the range not sent yet (> 0 while queued). */
+  remaining: number;
+  /** Stream position of the queued bytes the range follows (see Attachment.at). */
+  at: number;
 }
 
 /** Fds that go with the byte at stream position `at` (counted from the queue's first byte ever). */
@@ -54,6 +93,9 @@ export class SendQueue {
   /** Bytes consumed since the queue was made: the stream position of the head. */
   #consumed = 0;
   #attachments: Attachment[] = [];
+  #files: FileRange[] = [];
+  /** The part of `#length` that file ranges hold. */
+  #fileBytes = 0;
 
   /** Bytes waiting to be sent. */
   get length(): number {
@@ -68,7 +110,7 @@ export class SendQueue {
     const n = data.byteLength;
     if (fds !== undefined) {
       if (n === 0) throw new RangeError('SendQueue.push: fds need at least one byte to travel with');
-      this.#attachments.push({ at: this.#consumed + this.#length, fds });
+      this.#attachments.push({ at: this.#consumed + this.#length - this.#fileBytes, fds });
     }
     if (n === 0) return;
     const tail = this.#blocks[this.#blocks.length - 1];
@@ -93,7 +135,39 @@ export class SendQueue {
     let end = block.end;
     const next = this.#attachments[this.#attachments[0]?.at === this.#consumed ? 1 : 0];
     if (next !== undefined) end = Math.min(end, block.start + (next.at - this.#consumed));
+    const file = this.#files[0];
+    if (file !== undefined) {
+      if (file.at === this.#consumed) return null; // the file goes first: see headFile()
+      end = Math.min(end, block.start + (file.at - this.#consumed));
+    }
     return block.bytes.subarray(block.start, end);
+  }
+
+  /** Queues the rest of a file range after everything queued so far; the queue owns `fd` now. */
+  pushFile(fd: number, offset: number, remaining: number): void {
+    if (!(remaining > 0)) throw new RangeError('SendQueue.pushFile: a file range needs at least one byte');
+    this.#files.push({ fd, offset, remaining, at: this.#consumed + this.#length - this.#fileBytes });
+    this.#length += remaining;
+    this.#fileBytes += remaining;
+  }
+
+  /** The file range whose turn it is (when `head()` answered null), or null. */
+  headFile(): FileRange | null {
+    const file = this.#files[0];
+    return file !== undefined && file.at === this.#consumed ? file : null;
+  }
+
+  /** `n` bytes of the head file range went to the kernel; returns its fd to close when the range is done, else -1. */
+  consumeFile(n: number): number {
+    const file = this.headFile();
+    if (file === null || n > file.remaining) throw new RangeError(`SendQueue.consumeFile(${n}): no file range of that size at the head`);
+    file.remaining -= n;
+    if (file.offset >= 0) file.offset += n;
+    this.#length -= n;
+    this.#fileBytes -= n;
+    if (file.remaining > 0) return -1;
+    this.#files.shift();
+    return file.fd;
   }
 
   /** The fds that must go with the head's first byte, or null. */
@@ -126,11 +200,13 @@ export class SendQueue {
 
   /** Forgets everything; returns the dropped byte count and the fds that will never go (to close). */
   clear(): { bytes: number; fds: number[] } {
-    const dropped = { bytes: this.#length, fds: this.#attachments.flatMap((a) => a.fds) };
+    const dropped = { bytes: this.#length, fds: [...this.#attachments.flatMap((a) => a.fds), ...this.#files.map((f) => f.fd)] };
     this.#blocks = [];
     this.#attachments = [];
-    this.#consumed += this.#length;
+    this.#files = [];
+    this.#consumed += this.#length - this.#fileBytes;
     this.#length = 0;
+    this.#fileBytes = 0;
     return dropped;
   }
 }

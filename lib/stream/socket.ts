@@ -7,24 +7,26 @@
  * never drops bytes silently; `close()` and `shutdown()` wait for the queue to drain.
  */
 import {
-  F_GETFD, F_GETFL, F_SETFD, F_SETFL, FD_CLOEXEC, MSG_NOSIGNAL, O_NONBLOCK, SHUT_RD, SHUT_WR,
-  SO_DOMAIN, SO_ERROR, SO_PEERCRED, SO_TYPE, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
+  F_GETFL, F_SETFL, MSG_NOSIGNAL, O_NONBLOCK, SHUT_RD, SHUT_WR,
+  SO_DOMAIN, SO_ERROR, SO_PEERCRED, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
 } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { closeFd, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { FdsTruncatedError, illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
-import { SendQueue, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
+import { pauseReadingOf, SendQueue, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
 import type { SocketAddress } from '../core/address.ts';
 import { errorDetails, readAddress } from '../core/sockaddr.ts';
 import { startConnect, type ConnectOptions } from './connect.ts';
-import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type ReceiveWithFdsResult, type RightsReceived } from './fd-passing.ts';
-import { adoptReceivedFds, type FdAdopters } from './received-fd.ts';
+import { adoptStreamFd } from './adopt-fd.ts';
+import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type RightsReceived } from '../core/fd-passing.ts';
+import { adoptReceivedFds, type FdAdopters, type ReceiveWithFdsResult } from './received-fd.ts';
 import type { Listener } from './listener.ts';
 import { OwnedFd } from '../core/owned-fd.ts';
+import { duplicateFd, fileEnded, fileRequest, FileMover, PIPE_EMPTY } from './file-range.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -34,6 +36,7 @@ export type ReceiveStatus = 'alive' | 'closed';
 export interface ReceiveResult {
   /** The bytes read: a view of the buffer they were read into (empty when none). */
   bytes: Uint8Array;
+  /** Whether the connection is still up: `'closed'` once the peer ended it. */
   status: ReceiveStatus;
 }
 /** Where a socket is in its life. */
@@ -92,12 +95,21 @@ export class Socket extends Watchable {
   #peer: SocketAddress | null;
   #closeWaiters: (() => void)[] | null = null;
   #isUnix: boolean | null = null;
+  /** Backpressure: not readable while the send queue is full (see `pauseReadingWhenFull`). */
+  #pauseReading: boolean;
+  /** sendFile's scratch (made by the first sendFile). */
+  #mover: FileMover | null = null;
+  /** The head of the queue is a pipe with nothing in it: stop asking for writability until a flush. */
+  #starved = false;
 
   /** @internal */
   readonly _kind = 'socket';
 
   /** Use `Socket.connect`, `Socket.fromFd` or `Listener.accept`. Only the library holds the token. */
-  constructor(token: typeof INTERNAL, fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null) {
+  constructor(
+    token: typeof INTERNAL, fd: number, connecting: boolean, sendQueueLimit: number, peer: SocketAddress | null = null,
+    pauseReading = false,
+  ) {
     // The constructor adopts an fd unchecked: only the library may call it.
     super();
     if (token !== INTERNAL) throw illegalConstructor('Socket', 'Socket.connect(), Socket.fromFd() or Listener.accept()');
@@ -105,6 +117,7 @@ export class Socket extends Watchable {
     this.#connecting = connecting;
     this.#sendQueueLimit = sendQueueLimit;
     this.#peer = peer;
+    this.#pauseReading = pauseReading;
     track(this, fd, 'socket');
   }
 
@@ -115,13 +128,8 @@ export class Socket extends Watchable {
   static fromFd(fd: number, options?: SocketOptions): Socket {
     checkInteger('fd', fd, 0, 2 ** 31 - 1);
     const limit = sendQueueLimitOf(options);
-    const value = new Int32Array(1);
-    const length = new Uint32Array([4]);
-    sys.getsockopt(fd, SOL_SOCKET, SO_TYPE, value, length);
-    if (value[0] !== SOCK_STREAM) throw invalidValue('fd', `must be a stream socket (SO_TYPE ${value[0]})`, fd);
-    sys.fcntl(fd, F_SETFL, sys.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
-    sys.fcntl(fd, F_SETFD, sys.fcntl(fd, F_GETFD, 0) | FD_CLOEXEC);
-    return new Socket(INTERNAL, fd, false, limit);
+    const pause = pauseReadingOf(options, false);
+    return new Socket(INTERNAL, adoptStreamFd(fd, false), false, limit, null, pause);
   }
 
   /**
@@ -133,8 +141,9 @@ export class Socket extends Watchable {
    * Socket options, and a local address and port to bind, are set before the connect starts.
    */
   static connect(options: ConnectOptions): Socket {
+    const pause = pauseReadingOf(options, false);
     const started = startConnect(options);
-    const socket = new Socket(INTERNAL, started.fd, started.connecting, started.sendQueueLimit, started.peer);
+    const socket = new Socket(INTERNAL, started.fd, started.connecting, started.sendQueueLimit, started.peer, pause);
     socket._deadline = started.deadline;
     return socket;
   }
@@ -142,9 +151,10 @@ export class Socket extends Watchable {
   /** A connected pair of Unix stream sockets (socketpair): for talking to a child process, or tests. */
   static pair(options?: SocketOptions): [Socket, Socket] {
     const limit = sendQueueLimitOf(options);
+    const pause = pauseReadingOf(options, false);
     const fds = new Int32Array(2);
     sys.socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
-    return [new Socket(INTERNAL, fds[0], false, limit), new Socket(INTERNAL, fds[1], false, limit)];
+    return [new Socket(INTERNAL, fds[0], false, limit, null, pause), new Socket(INTERNAL, fds[1], false, limit, null, pause)];
   }
 
   /** The raw fd, or -1 once closed. Do not close it yourself: call `close()` or `destroy()`. */
@@ -182,8 +192,33 @@ export class Socket extends Watchable {
   get sendQueueLimit(): number {
     return this.#sendQueueLimit;
   }
+  /** An integer from 1 to 2^31 - 1; the next `send` sees the new cap. */
   set sendQueueLimit(limit: number) {
     this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
+    if (this.#fd >= 0) this._watcher?._update(this); // the queue may be full, or no longer
+  }
+
+  /**
+   * Backpressure built into the multiplexer. While on, a socket whose send queue is full
+   * (`sendQueueFull`) is not reported readable until the queue has drained below its cap, so a
+   * handler that does one receive and one send per event never meets `'not-sent'`: the cap is
+   * soft, and the send that fills the queue is taken whole. The bytes left unread wait in the
+   * kernel, which in turn slows the peer down (TCP flow control). Meanwhile the queue is still
+   * flushed, and hangups and errors are still reported (a peer that stops reading and goes away
+   * ends in an error event), so a paused socket cannot stall.
+   *
+   * On by default for sockets a `Listener` accepts (`ListenOptions.socket` can change that), off
+   * for sockets you connect, pair or adopt: two ends that both stop reading while their queues
+   * are full would wait for each other forever, so a client that writes and reads at once must
+   * keep reading. Turn it off for a program that must read while its queue is full.
+   */
+  get pauseReadingWhenFull(): boolean {
+    return this.#pauseReading;
+  }
+  set pauseReadingWhenFull(on: boolean) {
+    if (typeof on !== 'boolean') throw invalidValue('pauseReadingWhenFull', 'must be a boolean', on);
+    this.#pauseReading = on;
+    if (this.#fd >= 0) this._watcher?._update(this);
   }
 
   /**
@@ -194,6 +229,7 @@ export class Socket extends Watchable {
   get blocking(): boolean {
     return (sys.fcntl(this.#open('blocking'), F_GETFL, 0) & O_NONBLOCK) === 0;
   }
+  /** Switches O_NONBLOCK on the fd (fcntl F_SETFL). */
   set blocking(on: boolean) {
     if (typeof on !== 'boolean') throw invalidValue('blocking', 'must be a boolean', on);
     const fd = this.#open('blocking');
@@ -323,6 +359,70 @@ export class Socket extends Watchable {
     checkBytes('data', data);
     if (data.byteLength === 0) throw outOfRange('data.byteLength', 'at least 1 (fds travel with a byte)', 0);
     return this.#transmit('sendWithFds', fd, data, data.byteLength, fdNumbers(fds));
+  }
+
+  /**
+   * Sends a file's bytes from the kernel's page cache, never through JavaScript (sendfile(2);
+   * splice(2) for a pipe), in order with `send`s before and after it. Answers like `send`.
+   *
+   * - A regular file: `offset` defaults to 0 and `length` to the rest of the file; the range must
+   *   lie inside the file as it is now. The file's own offset never moves.
+   * - A pipe: give no `offset`, and a `length` (a pipe has no size). The bytes should already be
+   *   in the pipe or be on their way: while the pipe is empty the socket stops asking to be
+   *   flushed (no busy loop) until the next `flush()` or event.
+   *
+   * What the kernel cannot take now is queued as a file range: the queue holds its own duplicate
+   * of `fd` (close-on-exec), so you may close yours as soon as this returns. A queued range
+   * counts its remaining bytes in `queuedBytes` and against `sendQueueLimit` like queued bytes
+   * (it is accepted whole while the queue is below the cap, and a big file then fills the queue:
+   * later sends answer `'not-sent'` until it has drained below the cap), though no memory
+   * holds them. If the file ends before `length` bytes were sent (it shrank meanwhile, or a
+   * pipe's writer left), the stream can no longer be what was promised: the connection fails
+   * with `ENODATA`, reported like a reset (`error`, `unsentBytes`).
+   */
+  sendFile(fd: number, offset?: number, length?: number): SendStatus {
+    const socketFd = this.#open('sendFile');
+    const request = fileRequest(fd, offset, length);
+    if (this.#writeShut) throw new SocketClosedError('socket', 'sendFile: shut down for writing, so the');
+    if (this.#error !== null) return 'closed';
+    const queued = this.queuedBytes;
+    let start = request.offset;
+    let remaining = request.length;
+    if (queued === 0 && !this.#connecting) {
+      if (remaining === 0) return 'sent';
+      const mover = (this.#mover ??= new FileMover());
+      for (;;) {
+        let n: number;
+        try {
+          n = mover.move(socketFd, request.fd, start, remaining);
+        } catch (err) {
+          if (!lostConnection(err)) throw err;
+          this.#lose(err);
+          return 'closed';
+        }
+        if (n === WOULD_BLOCK) break;
+        if (n === PIPE_EMPTY) {
+          this.#starved = true; // the range waits for the pipe, not for the socket
+          break;
+        }
+        if (n === 0) {
+          this.#lose(fileEnded(request.fd, start < 0));
+          return 'closed';
+        }
+        remaining -= n;
+        if (start >= 0) start += n;
+        if (remaining === 0) return 'sent';
+      }
+    } else if (queued >= this.#sendQueueLimit) {
+      return 'not-sent';
+    } else if (remaining === 0) {
+      return 'queued';
+    }
+    const before = this.queuedBytes;
+    (this.#queue ??= new SendQueue()).pushFile(duplicateFd(request.fd), start, remaining);
+    // As #enqueue: write interest when the queue stops being empty, paused reading when it fills.
+    if (before === 0 || (before < this.#sendQueueLimit && this.queuedBytes >= this.#sendQueueLimit)) this._watcher?._update(this);
+    return remaining < request.length ? 'partial' : 'queued';
   }
 
   /**
@@ -462,6 +562,7 @@ export class Socket extends Watchable {
     return new Promise((resolve) => (this.#closeWaiters ??= []).push(resolve));
   }
 
+  /** Calls `destroy()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.destroy();
   }
@@ -488,7 +589,9 @@ export class Socket extends Watchable {
     if (this.#readEnded && this.#writeShut && !this.#shutdownPending && this.queuedBytes === 0) return DORMANT;
     let bits = user;
     if (this.#readEnded || this.#closing) bits &= ~READABLE;
-    if (this.#connecting || this.queuedBytes > 0) bits |= WRITABLE;
+    // Backpressure: unread bytes wait in the kernel until the queue is below its cap again.
+    else if (this.#pauseReading && this.queuedBytes >= this.#sendQueueLimit) bits &= ~READABLE;
+    if (this.#connecting || (this.queuedBytes > 0 && !this.#starved)) bits |= WRITABLE;
     // epoll reports EPOLLHUP whatever the mask: once a hangup has been reported and nobody reads
     // and nothing is queued, stop watching until the interest changes (no busy loop).
     if (this.#hungUp && (bits & READABLE) === 0 && !this.#connecting && this.queuedBytes === 0) return DORMANT;
@@ -542,7 +645,8 @@ export class Socket extends Watchable {
     this.#readEnded = true;
     const details = this.#peer === null ? {} : errorDetails(this.#peer);
     this.#lose(new SocketError('connect', ERRNO.ETIMEDOUT, details));
-    return ERROR;
+    // Reported as the end of the attempt, like a refusal: writable, with the error.
+    return ERROR | WRITABLE;
   }
 
   /** @internal */
@@ -631,32 +735,84 @@ export class Socket extends Watchable {
   }
 
   #enqueue(data: Uint8Array, fds?: number[]): void {
-    const wasEmpty = this.queuedBytes === 0;
-    (this.#queue ??= new SendQueue()).push(data, fds);
-    if (wasEmpty) this._watcher?._update(this);
+    const before = this.queuedBytes;
+    const queue = (this.#queue ??= new SendQueue());
+    queue.push(data, fds);
+    // Interest changes when the queue stops being empty (write interest) and when it fills up
+    // (reading pauses, with pauseReadingWhenFull).
+    if (before === 0 || (before < this.#sendQueueLimit && queue.length >= this.#sendQueueLimit)) this._watcher?._update(this);
   }
 
   #flushQueue(): void {
     const queue = this.#queue;
     if (queue === null) return;
-    for (let head = queue.head(); head !== null; head = queue.head()) {
-      const fds = queue.headFds();
+    const wasFull = queue.length >= this.#sendQueueLimit;
+    this.#drainQueue(queue);
+    // Drained below the cap but not empty: reading resumes (with pauseReadingWhenFull). Empty, or
+    // dropped by a lost connection, has updated the interest already.
+    if (wasFull && this.#queue === queue && queue.length > 0 && queue.length < this.#sendQueueLimit) this._watcher?._update(this);
+  }
+
+  /** Hands the queue to the kernel as far as it takes it: bytes, fds, file ranges, in order. */
+  #drainQueue(queue: SendQueue): void {
+    for (;;) {
+      for (let head = queue.head(); head !== null; head = queue.head()) {
+        const fds = queue.headFds();
+        let n: number;
+        try {
+          n = fds === null ? sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(this.#fd, head, fds);
+        } catch (err) {
+          // Any failure here, a lost connection or not (ENOBUFS, ENOMEM, ETOOMANYREFS for the fds,
+          // EMSGSIZE...), ends the stream: the bytes behind the head cannot go without it, so
+          // the queue is dropped and reported on this socket. Thrown instead, it would escape the
+          // multiplexer's wait() and stay at the head of the queue, failing every later wait.
+          this.#lose(asSocketError(err, 'send'));
+          return;
+        }
+        if (n === WOULD_BLOCK) return;
+        const sentFds = queue.consume(n);
+        if (sentFds !== null) closeAll(sentFds); // our duplicates: the peer has its own now
+      }
+      // head() stops at a file range (sendFile): its turn now, then the bytes behind it.
+      if (queue.headFile() === null || !this.#flushFile(queue)) break;
+    }
+    if (this.#queue === queue && queue.length === 0) this.#afterDrain();
+  }
+
+  /** Sends the head file range as far as the kernel takes it; false when the flush must stop. */
+  #flushFile(queue: SendQueue): boolean {
+    const file = queue.headFile()!;
+    const wasStarved = this.#starved;
+    this.#starved = false;
+    for (;;) {
       let n: number;
       try {
-        n = fds === null ? sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(this.#fd, head, fds);
+        n = (this.#mover ??= new FileMover()).move(this.#fd, file.fd, file.offset, file.remaining);
       } catch (err) {
-        // Any failure here, a lost connection or not (ENOBUFS, ENOMEM, ETOOMANYREFS for the fds,
-        // EMSGSIZE...), ends the stream: the bytes behind the head cannot go without it, so
-        // the queue is dropped and reported on this socket. Thrown instead, it would escape the
-        // multiplexer's wait() and stay at the head of the queue, failing every later wait.
-        this.#lose(asSocketError(err, 'send'));
-        return;
+        // As for bytes: any failure ends the stream and is reported here, never thrown from wait().
+        this.#lose(asSocketError(err, 'sendfile'));
+        return false;
       }
-      if (n === WOULD_BLOCK) return;
-      const sentFds = queue.consume(n);
-      if (sentFds !== null) closeAll(sentFds); // our duplicates: the peer has its own now
+      if (n === WOULD_BLOCK) {
+        if (wasStarved) this._watcher?._update(this);
+        return false;
+      }
+      if (n === PIPE_EMPTY) {
+        this.#starved = true;
+        this._watcher?._update(this);
+        return false;
+      }
+      if (n === 0) {
+        this.#lose(fileEnded(file.fd, file.offset < 0));
+        return false;
+      }
+      const done = queue.consumeFile(n);
+      if (done >= 0) {
+        closeFd(done); // the queue's duplicate
+        if (wasStarved) this._watcher?._update(this);
+        return true;
+      }
     }
-    this.#afterDrain();
   }
 
   /** The queue is empty: finish what waited for it (a shutdown, a graceful close). */

@@ -1,5 +1,6 @@
 /**
- * Passing fds over Unix stream sockets: sendmsg/recvmsg with an SCM_RIGHTS control message.
+ * Passing fds over Unix sockets (stream and datagram): sendmsg/recvmsg with an SCM_RIGHTS
+ * control message, and the fd bookkeeping around it (duplicates for queues, validation).
  *
  * Every pointer inside a msghdr must point to memory that cannot move while the call runs, so
  * each call builds its msghdr, iovec, control buffer and a copy of the data in one off-heap block
@@ -8,38 +9,22 @@
  * little-endian on both supported architectures.
  */
 import koffi from 'koffi';
-import { F_DUPFD_CLOEXEC, MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, SCM_RIGHTS, SOL_SOCKET } from '../../ffi/constants.ts';
+import { F_DUPFD_CLOEXEC, MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, MSG_TRUNC, SCM_RIGHTS, SOL_SOCKET } from '../../ffi/constants.ts';
 import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
-import { checkInteger, invalidType, outOfRange, SocketClosedError } from '../core/errors.ts';
+import { checkInteger, invalidType, outOfRange, SocketClosedError } from './errors.ts';
 import { controlRoom, parseControl } from './control-messages.ts';
-import type { OwnedFd } from '../core/owned-fd.ts';
-import type { ReceivedFd } from './received-fd.ts';
-import type { ReceiveResult } from './socket.ts';
-
-/** What `Socket.receiveWithFds` returns: the bytes, and the fds and credentials that came with them. */
-export interface ReceiveWithFdsResult extends ReceiveResult {
-  /** Received fds (at most `maxFds`), each owned by an object: close them when done. */
-  fds: ReceivedFd[];
-  /**
-   * The sender's pid, uid and gid as the kernel recorded them when these bytes were sent
-   * (SCM_CREDENTIALS), when the receiving socket has SO_PASSCRED on; null otherwise.
-   */
-  credentials: PeerCredentials | null;
-  /**
-   * A pidfd of the sending process (SCM_PIDFD), when the receiving socket has SO_PASSPIDFD on
-   * (Linux 6.5+); null otherwise or when the sender had exited. Yours: close it.
-   */
-  pidfd: OwnedFd | null;
-}
 
 /**
  * A process at the other end of a Unix socket: as the kernel recorded it at connect time
  * (`peerCredentials`), or when it sent bytes (`ReceiveWithFdsResult.credentials`).
  */
 export interface PeerCredentials {
+  /** Process id of the peer. */
   pid: number;
+  /** Its effective user id. */
   uid: number;
+  /** Its effective group id. */
   gid: number;
 }
 
@@ -57,13 +42,21 @@ const CMSG = OFFSETOF.cmsghdr;
 const IOV_AT = cmsgAlign(SIZEOF.msghdr);
 const CONTROL_AT = IOV_AT + cmsgAlign(SIZEOF.iovec);
 
-/** A msghdr in one off-heap block, with its iovec and control buffer, over `dataLength` bytes. */
-function messageBlock(controlLength: number, dataLength: number): { block: Buffer; view: DataView; dataAt: number } {
-  const dataAt = CONTROL_AT + controlLength;
+/**
+ * A msghdr in one off-heap block, with its iovec, control buffer and (for datagrams) a sockaddr
+ * of `nameLength` bytes, over `dataLength` bytes.
+ */
+function messageBlock(controlLength: number, dataLength: number, nameLength = 0): { block: Buffer; view: DataView; dataAt: number; nameAt: number } {
+  const nameAt = CONTROL_AT + cmsgAlign(controlLength);
+  const dataAt = nameAt + cmsgAlign(nameLength);
   const block = Buffer.allocUnsafeSlow(dataAt + dataLength);
   block.fill(0, 0, dataAt);
   const view = new DataView(block.buffer, block.byteOffset, block.byteLength);
   const base = koffi.address(block) as bigint;
+  if (nameLength > 0) {
+    view.setBigUint64(MSG.name, base + BigInt(nameAt), true);
+    view.setUint32(MSG.namelen, nameLength, true);
+  }
   view.setBigUint64(MSG.iov, base + BigInt(IOV_AT), true);
   view.setBigUint64(MSG.iovlen, 1n, true);
   if (controlLength > 0) {
@@ -72,16 +65,25 @@ function messageBlock(controlLength: number, dataLength: number): { block: Buffe
   }
   view.setBigUint64(IOV_AT + IOV.base, base + BigInt(dataAt), true);
   view.setBigUint64(IOV_AT + IOV.len, BigInt(dataLength), true);
-  return { block, view, dataAt };
+  return { block, view, dataAt, nameAt };
+}
+
+/** Where a datagram with fds goes (an encoded sockaddr), or null for a connected socket; and that it goes whole. */
+export interface DatagramRights {
+  name: Uint8Array | null;
+  nameLength: number;
 }
 
 /**
  * Sends the start of `data` (up to 64 KiB) with `fds` attached to its first byte. Returns the
  * bytes sent (the fds went with the first one) or WOULD_BLOCK (nothing went).
  */
-export function sendWithRights(fd: number, data: Uint8Array, fds: readonly number[]): number {
-  const dataLength = Math.min(data.byteLength, MAX_BYTES_WITH_FDS);
-  const { block, view, dataAt } = messageBlock(cmsgSpace(4 * fds.length), dataLength);
+export function sendWithRights(fd: number, data: Uint8Array, fds: readonly number[], datagram: DatagramRights | null = null): number {
+  // A stream sends the rest by plain send; a datagram goes whole or not at all.
+  const dataLength = datagram === null ? Math.min(data.byteLength, MAX_BYTES_WITH_FDS) : data.byteLength;
+  const nameLength = datagram?.name == null ? 0 : datagram.nameLength;
+  const { block, view, dataAt, nameAt } = messageBlock(cmsgSpace(4 * fds.length), dataLength, nameLength);
+  if (nameLength > 0) block.set(datagram!.name!.subarray(0, nameLength), nameAt);
   block.set(data.subarray(0, dataLength), dataAt);
   view.setBigUint64(CONTROL_AT + CMSG.len, BigInt(cmsgLen(4 * fds.length)), true);
   view.setInt32(CONTROL_AT + CMSG.level, SOL_SOCKET, true);
@@ -112,11 +114,17 @@ export interface RightsReceived {
  * recvmsg into `into` with room for `maxFds` fds and every other control message; received fds
  * are close-on-exec. Never hands back more than `maxFds` fds (see control-messages.ts).
  */
-export function receiveWithRights(fd: number, into: Uint8Array, maxFds: number): RightsReceived {
-  const { block, view, dataAt } = messageBlock(controlRoom(maxFds), into.byteLength);
-  const count = sys.recvmsg(fd, block, MSG_CMSG_CLOEXEC);
+export function receiveWithRights(fd: number, into: Uint8Array, maxFds: number, from: { name: Uint8Array; nameLength: Uint32Array } | null = null): RightsReceived {
+  const { block, view, dataAt, nameAt } = messageBlock(controlRoom(maxFds), into.byteLength, from === null ? 0 : from.name.byteLength);
+  // A datagram: MSG_TRUNC makes the count its real size, so a cut one is known as such.
+  const count = sys.recvmsg(fd, block, from === null ? MSG_CMSG_CLOEXEC : MSG_CMSG_CLOEXEC | MSG_TRUNC);
   if (count === WOULD_BLOCK) return { count, fds: [], credentials: null, pidfd: -1, truncated: false };
-  into.set(block.subarray(dataAt, dataAt + count));
+  into.set(block.subarray(dataAt, dataAt + Math.min(count, into.byteLength)));
+  if (from !== null) {
+    const nameLength = view.getUint32(MSG.namelen, true);
+    from.nameLength[0] = nameLength;
+    from.name.set(block.subarray(nameAt, nameAt + Math.min(nameLength, from.name.byteLength)));
+  }
   const received = Number(view.getBigUint64(MSG.controllen, true));
   const ctrunc = (view.getInt32(MSG.flags, true) & MSG_CTRUNC) !== 0;
   const found = parseControl(view, CONTROL_AT, received, maxFds, ctrunc);

@@ -1,0 +1,224 @@
+/**
+ * bench/lib/svg-chart.ts and bench/lib/charts.ts: a chart of given data puts each bar, whisker and
+ * label where the data says; the bench JSON turns into run-by-run ratios; progress lines count
+ * against the plan. Pure functions, no sockets.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LAYOUT, renderChart, scaleFor, wrap, type ChartSpec } from '../bench/lib/svg-chart.ts';
+import { chartsFromResults, pairedRatio, writeCharts, type BenchJson } from '../bench/lib/charts.ts';
+import { summarize } from '../bench/lib/stats.ts';
+import { Progress, clock } from '../bench/lib/progress.ts';
+
+interface Bar {
+  row: number;
+  series: number;
+  median: number;
+  x: number;
+  width: number;
+}
+
+function bars(svg: string): Bar[] {
+  return [...svg.matchAll(/<rect class="bar" data-row="(\d+)" data-series="(\d+)" data-median="([^"]+)" x="([^"]+)" y="[^"]+" width="([^"]+)"/g)].map((m) => ({
+    row: Number(m[1]),
+    series: Number(m[2]),
+    median: Number(m[3]),
+    x: Number(m[4]),
+    width: Number(m[5]),
+  }));
+}
+
+function referenceX(svg: string): number {
+  const m = /<line class="reference" x1="([^"]+)"/.exec(svg);
+  assert.ok(m, 'the chart has a reference line');
+  return Number(m[1]);
+}
+
+const ratioSpec: ChartSpec = {
+  title: 'Rates <&> against',
+  subtitle: 'Higher is better',
+  series: ['node:net', 'C epoll'],
+  rows: [
+    { label: 'ping-pong 1 conn', values: [{ median: 2, min: 1.5, max: 3 }, { median: 0.5, min: 0.5, max: 0.5 }] },
+    { label: 'bulk echo', values: [{ median: 4, min: 4, max: 4 }, null] },
+  ],
+  scale: 'log',
+  axisLabel: 'ratio',
+  notes: ['Source: a test'],
+};
+
+test('log-scale chart: bars start at the 1x line, 2x and 0.5x are the same length either side, 4x twice as long', () => {
+  const svg = renderChart(ratioSpec);
+  assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  const ref = referenceX(svg);
+  const scale = scaleFor(ratioSpec);
+  assert.ok(Math.abs(ref - scale.x(1)) < 0.11);
+  const b = bars(svg);
+  assert.equal(b.length, 3, 'three values, one null: three bars');
+  const [two, half, four] = [b.find((x) => x.median === 2)!, b.find((x) => x.median === 0.5)!, b.find((x) => x.median === 4)!];
+  // 2x: from the line to the right; 0.5x: to the left, ending at the line.
+  assert.ok(Math.abs(two.x - ref) < 0.11, 'a ratio above 1 starts at the reference line');
+  assert.ok(Math.abs(half.x + half.width - ref) < 0.2, 'a ratio below 1 ends at the reference line');
+  assert.ok(Math.abs(two.width - half.width) < 0.3, `2x (${two.width}) and 0.5x (${half.width}) are equally long on a log scale`);
+  assert.ok(Math.abs(four.width - 2 * two.width) < 0.3, '4x is twice as long as 2x');
+  assert.deepEqual([two.row, two.series, half.row, half.series, four.row, four.series], [0, 0, 0, 1, 1, 0]);
+  // Rows go down the chart in order, series within a row too.
+  const ys = [...svg.matchAll(/<rect class="bar"[^>]* y="([^"]+)"/g)].map((m) => Number(m[1]));
+  assert.deepEqual([...ys].sort((p, q) => p - q), ys);
+});
+
+test('whiskers span min..max of the runs, only where the runs differ', () => {
+  const svg = renderChart(ratioSpec);
+  const scale = scaleFor(ratioSpec);
+  const whiskers = [...svg.matchAll(/<g class="whisker" data-row="(\d+)" data-series="(\d+)"[^>]*>\n<line x1="([^"]+)" y1="[^"]+" x2="([^"]+)"/g)];
+  assert.equal(whiskers.length, 1, 'one value has a spread');
+  const [, row, series, x1, x2] = whiskers[0];
+  assert.equal(`${row}/${series}`, '0/0');
+  assert.ok(Math.abs(Number(x1) - scale.x(1.5)) < 0.11);
+  assert.ok(Math.abs(Number(x2) - scale.x(3)) < 0.11);
+});
+
+test('labels: title (escaped), subtitle, legend, row labels, values with their spread, n/a, ticks, notes', () => {
+  const svg = renderChart(ratioSpec);
+  for (const text of [
+    'Rates &lt;&amp;&gt; against',
+    'Higher is better',
+    '>node:net</text>',
+    '>C epoll</text>',
+    '>ping-pong 1 conn</text>',
+    '>bulk echo</text>',
+    '>2.00x (1.50x–3.00x)</text>',
+    '>0.50x</text>',
+    '>4.00x</text>',
+    '>n/a</text>',
+    '>1x</text>',
+    '>2x</text>',
+    '>Source: a test</text>',
+  ]) {
+    assert.ok(svg.includes(text), `the SVG shows ${text}`);
+  }
+  assert.ok(!svg.includes('<&>'), 'text is XML-escaped');
+  const height = Number(/height="(\d+)"/.exec(svg)![1]);
+  const lastText = Math.max(...[...svg.matchAll(/<text [^>]*y="([^"]+)"/g)].map((m) => Number(m[1])));
+  assert.ok(lastText < height, 'nothing is drawn below the bottom edge');
+});
+
+test('long notes wrap at spaces and stay inside the chart', () => {
+  assert.deepEqual(wrap('aaa bbb ccc dddddddd e', 7), ['aaa bbb', 'ccc', 'dddddddd', 'e']);
+  const long = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+  const svg = renderChart({ ...ratioSpec, notes: [long] });
+  const noteLines = [...svg.matchAll(/<text x="12" y="[^"]+" font-size="11" fill="#555">([^<]*)<\/text>/g)].map((m) => m[1]);
+  assert.ok(noteLines.length >= 3, `${noteLines.length} lines`);
+  assert.equal(noteLines.join(' '), long, 'every word is kept, in order');
+  for (const line of noteLines) assert.ok(line.length * 6.2 <= LAYOUT.width - 24, `"${line}" fits`);
+});
+
+test('linear chart: bars from 0, lengths proportional to the value, a negative value to the left', () => {
+  const spec: ChartSpec = {
+    title: 'KiB',
+    series: ['a', 'b'],
+    rows: [{ label: 'idle', values: [{ median: 5, min: 5, max: 5 }, { median: 10, min: 10, max: 10 }] }, { label: 'active', values: [{ median: -1, min: -1, max: -1 }, null] }],
+    scale: 'linear',
+    axisLabel: 'KiB per connection',
+  };
+  const svg = renderChart(spec);
+  const ref = referenceX(svg);
+  const b = bars(svg);
+  const five = b.find((x) => x.median === 5)!;
+  const ten = b.find((x) => x.median === 10)!;
+  const neg = b.find((x) => x.median === -1)!;
+  assert.ok(Math.abs(five.x - ref) < 0.11 && Math.abs(ten.x - ref) < 0.11);
+  assert.ok(Math.abs(ten.width - 2 * five.width) < 0.3);
+  assert.ok(Math.abs(neg.x + neg.width - ref) < 0.2 && Math.abs(neg.width - five.width / 5) < 0.3);
+  assert.ok(ten.x + ten.width <= LAYOUT.width - LAYOUT.right + 0.1, 'the longest bar stays inside the plot');
+});
+
+test('pairedRatio: ratios run by run, with their min, median and max; null without a common run', () => {
+  const a = summarize([200, 300, 400]);
+  const b = summarize([100, 100, 400]);
+  assert.deepEqual(pairedRatio(a, b), { median: 2, min: 1, max: 3 });
+  assert.deepEqual(pairedRatio(summarize([10, NaN]), summarize([5, 5])), { median: 2, min: 2, max: 2 });
+  assert.equal(pairedRatio(a, undefined), null);
+  assert.equal(pairedRatio(summarize([NaN]), b), null);
+});
+
+test('charts from a bench JSON: one per table, each ratio the run-by-run figure', () => {
+  const s = (...runs: number[]) => summarize(runs);
+  const json: BenchJson = {
+    env: { date: '2026-12-01T00:00:00.000Z', mode: 'quick', node: 'v20', cores: 2, cpu: 'test cpu', loadavgAtStart: '0.1' },
+    copyCosts: [
+      { size: 64, path: 'm-socket', sendNs: s(110, 120), recvNs: s(100, 100) },
+      { size: 64, path: 'bare koffi', sendNs: s(100, 100), recvNs: s(100, 100) },
+      { size: 64, path: 'copy/alloc', sendNs: s(220, 240), recvNs: s(200, 200) },
+      { size: 64, path: 'node:net', sendNs: s(55, 60), recvNs: s(50, 50) },
+    ],
+    throughput: [
+      { server: 'm-socket', shape: 'ping-pong 50 conns', rate: s(150, 160), serverCpu: s(6, 6) },
+      { server: 'node:net', shape: 'ping-pong 50 conns', rate: s(100, 100), serverCpu: s(9, 12) },
+      { server: 'C epoll', shape: 'ping-pong 50 conns', rate: s(150, 200), serverCpu: s(6, 5) },
+    ],
+    scale: {
+      accept: [
+        { server: 'm-socket', cps: s(14), serverCpuUsPerConn: s(46) },
+        { server: 'node:net', cps: s(12), serverCpuUsPerConn: s(79) },
+      ],
+      memory: [
+        { server: 'm-socket', mode: 'idle', connections: 10, kibPerConnection: 0.75 },
+        { server: 'node:net', mode: 'idle', connections: 10, kibPerConnection: 5.5 },
+      ],
+    },
+  };
+  const charts = chartsFromResults(json, 'test.json');
+  assert.deepEqual(
+    charts.map((c) => c.name),
+    ['copy-costs', 'throughput-rate', 'throughput-cpu', 'accept-rate', 'memory'],
+  );
+  const rate = charts.find((c) => c.name === 'throughput-rate')!;
+  assert.deepEqual(rate.spec.rows.map((r) => r.label), ['ping-pong 50 conns']);
+  assert.deepEqual(rate.spec.rows[0].values, [
+    { median: 1.55, min: 1.5, max: 1.6 },
+    { median: 0.9, min: 0.8, max: 1 },
+  ]);
+  const cpu = charts.find((c) => c.name === 'throughput-cpu')!;
+  const c0 = cpu.spec.rows[0].values[0]!;
+  assert.ok(Math.abs(c0.median - (0.5 + 2 / 3) / 2) < 1e-12 && c0.min === 0.5 && c0.max === 6 / 9, 'CPU 6/12 and 6/9 run by run');
+  const copy = charts.find((c) => c.name === 'copy-costs')!;
+  assert.deepEqual(copy.spec.rows.map((r) => r.label), ['64 B send', '64 B receive']);
+  assert.deepEqual(copy.spec.rows[0].values[0], { median: 1.15, min: 1.1, max: 1.2 });
+  assert.deepEqual(copy.spec.rows[0].values[1], { median: 0.5, min: 0.5, max: 0.5 });
+  const accept = charts.find((c) => c.name === 'accept-rate')!;
+  assert.equal(accept.spec.rows[0].values[1], null, 'no C server in the data: no ratio');
+  for (const c of charts) {
+    assert.ok(c.svg.includes('Source: test.json; quick run, 2026-12-01T00:00:00.000Z'), `${c.name} says where its figures come from`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'm-socket-charts-'));
+  try {
+    const written = writeCharts(json, dir, 'test.json');
+    assert.deepEqual(readdirSync(dir).sort(), charts.map((c) => `${c.name}.svg`).sort());
+    assert.equal(readFileSync(written[0], 'utf8'), charts[0].svg);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('progress lines: numbered against the plan, with the time since the start; skips shrink the total', () => {
+  const lines: string[] = [];
+  let now = 1000;
+  const p = new Progress(4, (l) => lines.push(l), () => now);
+  p.step('copy costs 64 B, run 1/2');
+  now += 65_500;
+  p.step('throughput ping-pong 1 conn against m-socket, run 1/2');
+  p.skip(1);
+  p.step('scale accept rate on C epoll, run 1/1');
+  p.step('one more than planned');
+  assert.deepEqual(lines, [
+    '[1/4 00:00] copy costs 64 B, run 1/2',
+    '[2/4 01:05] throughput ping-pong 1 conn against m-socket, run 1/2',
+    '[3/3 01:05] scale accept rate on C epoll, run 1/1',
+    '[4/4 01:05] one more than planned',
+  ]);
+  assert.equal(clock(3_599_999), '59:59');
+});

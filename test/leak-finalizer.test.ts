@@ -1,0 +1,35 @@
+/**
+ * The leak finalizer (lib/lifetime.ts) covers multiplexers too: an epoll multiplexer dropped
+ * without close() has its epoll fd closed when collected, with an MSocketLeakWarning. Sockets and
+ * listeners: test/listener.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+
+function leakChild(kinds: string) {
+  const run = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'test/fixtures/leak-child.ts', kinds], {
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
+  assert.equal(run.status, 0, run.stderr);
+  return JSON.parse(run.stdout.trim()) as { before: number; during: number; after: number; fdNumbers: number[]; warnings: string[] };
+}
+
+describe('leak finalizer', () => {
+  it('closes the epoll fd of a multiplexer collected while open, and says so', () => {
+    const result = leakChild('multiplexer');
+    assert.equal(result.during, result.before + 1, 'one epoll fd while it lived');
+    assert.equal(result.after, result.before, 'closed after collection');
+    const leaks = result.warnings.filter((w) => w.startsWith('MSocketLeakWarning'));
+    assert.equal(leaks.length, 1, result.warnings.join('\n'));
+    assert.match(leaks[0], new RegExp(`multiplexer \\(fd ${result.fdNumbers[0]}\\)`));
+  });
+
+  it('says nothing about a poll multiplexer (it owns no fd)', () => {
+    const result = leakChild('poll-multiplexer');
+    assert.equal(result.after, result.before);
+    assert.deepEqual(result.fdNumbers, [-1]);
+    assert.deepEqual(result.warnings, []);
+  });
+});

@@ -1,0 +1,43 @@
+/**
+ * A worker that ends with its sockets, listener, multiplexer or reactor still open: the process
+ * survives (no SIGSEGV when the main thread never loaded koffi) and everything the worker owned is
+ * closed (its listener refuses connections), however the worker ends. Each shape runs in a child
+ * process whose main thread only orchestrates (test/fixtures/worker-teardown-main.ts).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+
+const SHAPES: [shape: string, workerExitCode: number][] = [
+  ['reactor-idle/natural', 0],
+  ['reactor-idle/exit', 0],
+  ['reactor-idle/terminate', 1],
+  ['reactor/exit', 0],
+  ['reactor/terminate', 1],
+  ['reactor-unref/natural', 0],
+  ['reactor-unref/terminate', 1],
+  ['reactor-unref-pending/natural', 0],
+  ['reactor-unref-pending/exit', 0],
+  ['multiplexer/natural', 0],
+  ['multiplexer/exit', 0],
+  ['multiplexer/terminate', 1],
+];
+
+describe('worker teardown', () => {
+  for (const [shape, workerExitCode] of SHAPES) {
+    it(`${shape}: the process survives, the worker's fds are closed`, () => {
+      const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-teardown-main.ts', shape], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(run.signal, null, `the child died of ${run.signal}; stderr: ${run.stderr}`);
+      assert.equal(run.status, 0, `child exit status; stderr: ${run.stderr}`);
+      const result = JSON.parse(run.stdout.trim());
+      // terminate() makes a worker exit with code 1, as Node documents.
+      assert.equal(result.exitCode, workerExitCode, 'the worker ended as the shape says');
+      assert.equal(result.fdCount, 4, 'listener, pair, epoll fd');
+      assert.deepEqual(result.stillOpen, [], "the worker's fds were closed when it ended");
+      assert.equal(result.accepts, 'ECONNREFUSED', "the worker's listener no longer accepts");
+    });
+  }
+});
