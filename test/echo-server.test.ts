@@ -198,8 +198,15 @@ test('echo-server: 200 concurrent clients get every byte back; sockets are non-b
   );
   await Promise.all(clients.map((c) => c.connected));
 
-  // Every client is connected and waiting: the server must hold 200 accepted sockets + its listener.
-  await pollUntil('the server to accept every client', 5000, () => serverSockets(server.pid).length === baselineSockets.length + CLIENTS);
+  // Every client is connected and waiting: the server must hold 200 accepted sockets + its
+  // listener. Counted as sockets not in the baseline (fd -> target), since the server's runtime
+  // may close sockets of its own meanwhile (Node 22's tsx loader does, a while after start-up).
+  const before = new Set(baseline.map(({ fd, target }) => `${fd} -> ${target}`));
+  const acceptedSockets = (): number[] =>
+    serverFds(server.pid)
+      .filter(({ fd, target }) => fd > 2 && target.startsWith('socket:') && !before.has(`${fd} -> ${target}`))
+      .map(({ fd }) => fd);
+  await pollUntil('the server to accept every client', 5000, () => acceptedSockets().length === CLIENTS);
   const checkFlags = (): number => {
     let checked = 0;
     for (const fd of serverSockets(server.pid)) {
@@ -211,7 +218,7 @@ test('echo-server: 200 concurrent clients get every byte back; sockets are non-b
     }
     return checked;
   };
-  assert.equal(checkFlags(), baselineSockets.length + CLIENTS);
+  assert.ok(checkFlags() >= CLIENTS + 1, 'the listener and every accepted socket checked');
 
   const started = performance.now();
   release();
@@ -232,7 +239,6 @@ test('echo-server: 200 concurrent clients get every byte back; sockets are non-b
 
   // Every connection closed: the server's fds go back to what they were right after 'listening
   // on' (compared as fd -> target pairs, so a reused fd number cannot hide a leak).
-  const before = new Set(baseline.map(({ fd, target }) => `${fd} -> ${target}`));
   const extra = (): string[] => serverFds(server.pid).map(({ fd, target }) => `${fd} -> ${target}`).filter((e) => !before.has(e));
   await pollUntil(`the server's fds to return to the baseline (${baseline.length})`, 2000, () => extra().length === 0).catch((err: Error) => {
     assert.fail(`${err.message}; still open: ${extra().join(', ')}`);

@@ -1,12 +1,13 @@
 /**
  * Struct layouts and constants of ffi/ against the Linux ABI: first against a table written out
- * here (so the check runs everywhere), then against the C compiler's own answers when cc exists.
+ * here, then against the C compiler's own answers, for this architecture (cc) and for the other
+ * supported one (its cross compiler).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as constants from '../ffi/constants.ts';
 import { OFFSETOF, SIZEOF, cmsgLen, cmsgSpace } from '../ffi/layouts.ts';
-import { ccVersion, compileC } from './helpers/cc.ts';
+import { ccVersion, compileC, compileTimeValues } from './helpers/cc.ts';
 
 /** sizeof/offsetof on LP64 Linux, identical on x86_64 and aarch64 except for epoll_event. */
 const LP64 = {
@@ -137,25 +138,31 @@ function numericConstants(): [string, number][] {
   );
 }
 
-/** A C program printing `key value` lines, the keys named like the TS values built below. */
-function probeSource(): string {
-  const lines: string[] = [];
-  for (const name of Object.keys(SIZEOF)) {
-    lines.push(`P("sizeof.${name}", sizeof(${C_TYPE[name] ?? `struct ${name}`}));`);
-  }
+/** One value to ask the C compiler for: `key` names it on both sides, `expr` is its C. */
+interface Probe {
+  key: string;
+  expr: string;
+  /** A constant the headers may lack: `#ifdef` tells a missing name (reported) from a value. */
+  constant?: string;
+}
+
+/** Every value to compare: sizeof, offsetof, CMSG_* and each numeric constant. */
+function probes(): Probe[] {
+  const list: Probe[] = [];
+  for (const name of Object.keys(SIZEOF)) list.push({ key: `sizeof.${name}`, expr: `sizeof(${C_TYPE[name] ?? `struct ${name}`})` });
   for (const [struct, fields] of Object.entries(OFFSETOF)) {
     for (const field of Object.keys(fields)) {
       const member = (MEMBER_PREFIX[struct] ?? '') + field;
-      lines.push(`P("offsetof.${struct}.${field}", offsetof(struct ${struct}, ${member}));`);
+      list.push({ key: `offsetof.${struct}.${field}`, expr: `offsetof(struct ${struct}, ${member})` });
     }
   }
-  lines.push('P("cmsg.len4", CMSG_LEN(4));', 'P("cmsg.space4", CMSG_SPACE(4));', 'P("cmsg.space12", CMSG_SPACE(12));');
-  // Most of these are macros; the enum-valued ones glibc also #defines to themselves, so #ifdef
-  // tells a name the headers lack (reported, not guessed) from one they have.
-  for (const [name] of numericConstants()) {
-    lines.push(`#ifdef ${name}`, `P("const.${name}", ${name});`, '#else', `printf("missing ${name}\\n");`, '#endif');
-  }
-  return `#define _GNU_SOURCE
+  list.push({ key: 'cmsg.len4', expr: 'CMSG_LEN(4)' }, { key: 'cmsg.space4', expr: 'CMSG_SPACE(4)' }, { key: 'cmsg.space12', expr: 'CMSG_SPACE(12)' });
+  // Most of these are macros; the enum-valued ones glibc also #defines to themselves.
+  for (const [name] of numericConstants()) list.push({ key: `const.${name}`, expr: name, constant: name });
+  return list;
+}
+
+const HEADERS = `#define _GNU_SOURCE
 #include <stddef.h>
 #include <stdio.h>
 #include <fcntl.h>
@@ -174,7 +181,16 @@ function probeSource(): string {
 #include <linux/io_uring.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#define P(key, value) printf("%s %lld\\n", key, (long long)(value))
+`;
+
+/** A C program printing `key value` lines (and `missing NAME` for constants the headers lack). */
+function probeSource(): string {
+  const lines: string[] = [];
+  for (const { key, expr, constant } of probes()) {
+    if (constant === undefined) lines.push(`P("${key}", ${expr});`);
+    else lines.push(`#ifdef ${constant}`, `P("${key}", ${expr});`, '#else', `printf("missing ${constant}\\n");`, '#endif');
+  }
+  return `${HEADERS}#define P(key, value) printf("%s %lld\\n", key, (long long)(value))
 int main(void) {
 ${lines.join('\n')}
   return 0;
@@ -182,7 +198,17 @@ ${lines.join('\n')}
 `;
 }
 
-/** The same keys, from the TS side. */
+/** The same values as globals `v<i>` (or `missing_<i>`), for a compiler whose programs we cannot run. */
+function globalsSource(list: Probe[]): string {
+  const lines: string[] = [];
+  list.forEach(({ expr, constant }, i) => {
+    if (constant === undefined) lines.push(`const long long v${i} = (long long)(${expr});`);
+    else lines.push(`#ifdef ${constant}`, `const long long v${i} = (long long)(${expr});`, '#else', `const long long missing_${i} = 0;`, '#endif');
+  });
+  return `${HEADERS}${lines.join('\n')}\n`;
+}
+
+/** The same keys, from the TS side: this process's koffi layouts. */
 function tsValues(): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, size] of Object.entries(SIZEOF)) out[`sizeof.${name}`] = size;
@@ -192,6 +218,21 @@ function tsValues(): Record<string, number> {
   out['cmsg.len4'] = cmsgLen(4);
   out['cmsg.space4'] = cmsgSpace(4);
   out['cmsg.space12'] = cmsgSpace(12);
+  for (const [name, value] of numericConstants()) out[`const.${name}`] = value;
+  return out;
+}
+
+/** The keys from an ABI table (rather than this process's koffi), plus the constants. */
+function tableValues(abi: (typeof ABI)[string]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, size] of Object.entries({ ...abi.sizeof, epoll_event: abi.epoll_event.size })) out[`sizeof.${name}`] = size;
+  const offsets = { ...abi.offsetof, epoll_event: { events: abi.epoll_event.events, data: abi.epoll_event.data } };
+  for (const [struct, fields] of Object.entries(offsets)) {
+    for (const [field, offset] of Object.entries(fields)) out[`offsetof.${struct}.${field}`] = offset;
+  }
+  out['cmsg.len4'] = abi.cmsg.len4;
+  out['cmsg.space4'] = abi.cmsg.space4;
+  out['cmsg.space12'] = abi.cmsg.space12;
   for (const [name, value] of numericConstants()) out[`const.${name}`] = value;
   return out;
 }
@@ -216,5 +257,41 @@ test('cross-check with C compiler: sizeof, offsetof, CMSG_* and every constant',
   if (missing.length > 0) t.diagnostic(`not defined by these headers, so not checked: ${missing.join(', ')}`);
   t.diagnostic(`${Object.keys(fromC).length} values compared`);
   // One deepEqual so that a failure lists every mismatching key at once.
+  assert.deepEqual(expected, fromC);
+});
+
+/**
+ * The other supported ABI, from whichever side this runs on: its cross compiler (gcc's
+ * target-prefixed driver, which Debian ships for both directions) compiles the same values to
+ * assembly, nothing is run. So the aarch64 table and the constants are checked against the
+ * aarch64 headers on an x86_64 machine without emulation, and the x86_64 ones from the aarch64
+ * suite. The library's own koffi layouts for an ABI are checked by the two tests above, run on
+ * that architecture (natively, or under qemu-user: see .ci/arm64).
+ */
+const OTHER_ABI: Record<string, { arch: string; compiler: string; install: string }> = {
+  x64: { arch: 'arm64', compiler: 'aarch64-linux-gnu-gcc', install: 'apt-get install gcc-aarch64-linux-gnu' },
+  arm64: { arch: 'x64', compiler: 'x86_64-linux-gnu-gcc', install: 'apt-get install gcc-x86-64-linux-gnu' },
+};
+
+test(`cross-check the other ABI (${OTHER_ABI[process.arch]?.arch}) with its cross compiler: sizeof, offsetof, CMSG_* and every constant`, (t) => {
+  const other = OTHER_ABI[process.arch];
+  assert.ok(other, `no other ABI known for ${process.arch}`);
+  const version = ccVersion(other.compiler);
+  assert.ok(version !== null, `no ${other.compiler}: install it (${other.install}) to check the ${other.arch} layouts against its headers`);
+  t.diagnostic(`compiler: ${version}`);
+  const list = probes();
+  const values = compileTimeValues(other.compiler, globalsSource(list));
+  const fromC: Record<string, number> = {};
+  const missing: string[] = [];
+  list.forEach(({ key, constant }, i) => {
+    const value = values.get(`v${i}`);
+    if (value !== undefined) fromC[key] = value;
+    else if (constant !== undefined && values.has(`missing_${i}`)) missing.push(constant);
+    else assert.fail(`${key}: no value in ${other.compiler}'s assembly`);
+  });
+  const expected = tableValues(ABI[other.arch]);
+  for (const name of missing) delete expected[`const.${name}`];
+  if (missing.length > 0) t.diagnostic(`not defined by these headers, so not checked: ${missing.join(', ')}`);
+  t.diagnostic(`${Object.keys(fromC).length} values compared`);
   assert.deepEqual(expected, fromC);
 });
