@@ -382,7 +382,10 @@ class Connection {
 
 // ---- Listen ---------------------------------------------------------------------------------------
 
-const listener = listenHere({ noDelay: true });
+// This server pauses itself when a pipelining client's responses fill the send queue: it must
+// stop mid-batch and keep the unparsed rest (see #paused), which the library's own pause between
+// reads (pauseReadingWhenFull) cannot do for it. So that one is off here.
+const listener = listenHere({ noDelay: true, socket: { pauseReadingWhenFull: false } });
 
 const server = new Server(new Reactor(), idleTimeoutMs);
 server.reactor.add(listener, onAcceptable);
