@@ -3,6 +3,7 @@
  * library adds per request over raw koffi calls doing the same work.
  *
  *   node --import tsx bench/hot-path.ts [--pairs 50] [--rounds 10] [--requests 20000] [--reactor]
+ *                                       [--backend epoll|io_uring]
  *
  * 50 `Socket.pair()` pairs. Per round, the client side sends one 64 B message on each pair (raw
  * send), the server side echoes them, the client reads every echo back (raw recv); a round is
@@ -13,6 +14,8 @@
  *   epoll_event buffer with a DataView (the floor the library is judged against).
  * The two alternate, round after round, so that machine noise hits both; printed: CPU ns per
  * request of each (min and median over rounds) and the difference, which is the library's own cost.
+ * With `--backend io_uring`, a third server, m-socket on the io_uring backend, joins the rotation,
+ * and the ratio io_uring / epoll of each round is printed (median, min and max).
  *
  * Run it from two checkouts side by side (same flags) to compare a change with its parent.
  */
@@ -29,6 +32,9 @@ const PAIRS = flag('pairs', 50);
 const ROUNDS = flag('rounds', 10);
 const REQUESTS = flag('requests', 20000);
 const USE_REACTOR = process.argv.includes('--reactor');
+const BACKEND_AT = process.argv.indexOf('--backend');
+const BACKEND = BACKEND_AT < 0 ? 'epoll' : process.argv[BACKEND_AT + 1];
+if (BACKEND !== 'epoll' && BACKEND !== 'io_uring') throw new Error(`--backend epoll|io_uring, not ${BACKEND}`);
 const SIZE = 64;
 
 const message = new Uint8Array(SIZE).fill(7);
@@ -47,10 +53,11 @@ function clientDrain(clients: Socket[]): number {
   return got;
 }
 
-function libraryServer(servers: Socket[]): () => number {
+function libraryServer(servers: Socket[], backend: 'epoll' | 'io_uring' = 'epoll'): () => number {
   const buffer = new Uint8Array(64 * 1024);
   if (USE_REACTOR) {
-    const reactor = new Reactor().unref();
+    const reactor = new Reactor({ backend }).unref();
+    if (reactor.multiplexer.backend !== backend) throw new Error(`${backend} refused here: the reactor runs ${reactor.multiplexer.backend}`);
     let handled = 0;
     for (const s of servers) {
       reactor.add(s, (event) => {
@@ -66,7 +73,8 @@ function libraryServer(servers: Socket[]): () => number {
       return handled;
     };
   }
-  const mux = new Multiplexer();
+  const mux = new Multiplexer({ backend });
+  if (mux.backend !== backend) throw new Error(`${backend} refused here: the multiplexer runs ${mux.backend}`);
   for (const s of servers) mux.add(s);
   return () => {
     let handled = 0;
@@ -132,22 +140,33 @@ function setUp(): { clients: Socket[]; servers: Socket[] } {
 
 const lib = setUp();
 const raw = setUp();
+const uring = BACKEND === 'io_uring' ? setUp() : null;
 const serveLib = libraryServer(lib.servers);
 const serveRaw = rawServer(raw.servers);
-round(lib.clients, serveLib); // warm-up: JIT both paths
+const serveUring = uring === null ? null : libraryServer(uring.servers, 'io_uring');
+round(lib.clients, serveLib); // warm-up: JIT every path
 round(raw.clients, serveRaw);
+if (uring !== null) round(uring.clients, serveUring!);
 const libRuns: number[] = [];
 const rawRuns: number[] = [];
+const uringRuns: number[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   libRuns.push(round(lib.clients, serveLib));
   rawRuns.push(round(raw.clients, serveRaw));
+  if (uring !== null) uringRuns.push(round(uring.clients, serveUring!));
 }
 const fmt = (v: number) => v.toFixed(0).padStart(6);
 const libMed = median(libRuns);
 const rawMed = median(rawRuns);
 console.log(`hot path, ${PAIRS} pairs, ${REQUESTS} requests x ${ROUNDS} rounds, ${USE_REACTOR ? 'Reactor.drain' : 'Multiplexer.wait(0)'}`);
 console.log(`  m-socket   min ${fmt(Math.min(...libRuns))} ns  median ${fmt(libMed)} ns per request`);
+if (uring !== null) console.log(`  io_uring   min ${fmt(Math.min(...uringRuns))} ns  median ${fmt(median(uringRuns))} ns per request`);
 console.log(`  raw koffi  min ${fmt(Math.min(...rawRuns))} ns  median ${fmt(rawMed)} ns per request`);
 console.log(`  library's own cost: min ${fmt(Math.min(...libRuns) - Math.min(...rawRuns))} ns  median ${fmt(libMed - rawMed)} ns per request`);
-for (const s of [...lib.clients, ...lib.servers, ...raw.clients, ...raw.servers]) s.destroy();
+if (uring !== null) {
+  // Each round's io_uring figure against the epoll round run just before it: noise hits both.
+  const ratios = uringRuns.map((u, i) => u / libRuns[i]);
+  console.log(`  io_uring / epoll per round: median ${median(ratios).toFixed(3)}  min ${Math.min(...ratios).toFixed(3)}  max ${Math.max(...ratios).toFixed(3)}`);
+}
+for (const s of [...lib.clients, ...lib.servers, ...raw.clients, ...raw.servers, ...(uring?.clients ?? []), ...(uring?.servers ?? [])]) s.destroy();
 process.exit(0);

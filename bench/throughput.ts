@@ -37,7 +37,7 @@ interface Raw {
   clientCpuPct: number;
 }
 
-const MAIN: ServerKind[] = ['m-socket', 'node:net', 'C epoll'];
+const MAIN: ServerKind[] = ['m-socket', 'm-socket io_uring', 'node:net', 'C epoll'];
 
 /** What a run measures: the same plan drives the loop and the progress lines' step count. */
 export function throughputPlan(quick: boolean) {
@@ -187,6 +187,12 @@ function tables(results: ShapeResult[], quick: boolean, bulkMiB: number, reps: n
   }
   const n1 = get(results, 'node:net', 'ping-pong 1 conn');
   const cBusy = get(results, 'C busy', 'ping-pong 1 conn');
+  for (const shape of shapes) {
+    const m = get(results, 'm-socket', shape);
+    const u = get(results, 'm-socket io_uring', shape);
+    const c = get(results, 'C epoll', shape);
+    if (u) rows.push([`io_uring backend ${shape}`, ratioCell(ratio(u.rate, m?.rate)), ratioCell(ratio(u.rate, c?.rate)), ratioCell(ratio(u.serverCpu, m?.serverCpu)), ratioCell(ratio(u.serverCpu, c?.serverCpu)), '-']);
+  }
   for (const kind of ['m-socket busy', 'm-socket lib busy'] as const) {
     const b = get(results, kind, 'ping-pong 1 conn');
     if (b) rows.push([`${kind} ping-pong 1 conn`, ratioCell(ratio(b.rate, n1?.rate)), ratioCell(ratio(b.rate, cBusy?.rate)), ratioCell(ratio(b.serverCpu, n1?.serverCpu)), ratioCell(ratio(b.serverCpu, cBusy?.serverCpu)), '-']);
@@ -198,7 +204,10 @@ function tables(results: ShapeResult[], quick: boolean, bulkMiB: number, reps: n
       title: 'Throughput ratios (medians)',
       header: ['shape', 'rate m-socket/node:net', 'rate m-socket/C', 'CPU m-socket/node:net', 'CPU m-socket/C', 'CPU node:net/C'],
       rows,
-      notes: ['busy-poll rows: m-socket busy server vs node:net (normal) and vs the C server in busy-poll mode ("C busy", full mode only).'],
+      notes: [
+        'busy-poll rows: m-socket busy server vs node:net (normal) and vs the C server in busy-poll mode ("C busy", full mode only).',
+        'io_uring rows: the m-socket server on its io_uring backend vs the same server on epoll (in the node:net columns) and vs the C epoll server.',
+      ],
     },
   ];
 }

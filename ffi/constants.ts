@@ -176,6 +176,47 @@ export const EFD_SEMAPHORE = 1;
 export const EFD_NONBLOCK = 0o4000;
 export const EFD_CLOEXEC = 0o2000000;
 
+// io_uring (<linux/io_uring.h>): the few flags and opcodes the io_uring backend uses.
+// Syscall numbers: io_uring came after the generic syscall table was unified, so x86_64 and
+// aarch64 share them.
+export const SYS_io_uring_setup = 425;
+export const SYS_io_uring_enter = 426;
+export const SYS_io_uring_register = 427;
+export const IORING_SETUP_CQSIZE = 1 << 3;
+export const IORING_SETUP_CLAMP = 1 << 4;
+export const IORING_SETUP_SUBMIT_ALL = 1 << 7;
+export const IORING_SETUP_COOP_TASKRUN = 1 << 8;
+export const IORING_SETUP_TASKRUN_FLAG = 1 << 9;
+export const IORING_SETUP_SINGLE_ISSUER = 1 << 12;
+export const IORING_SETUP_DEFER_TASKRUN = 1 << 13;
+export const IORING_FEAT_SINGLE_MMAP = 1 << 0;
+export const IORING_FEAT_NODROP = 1 << 1;
+export const IORING_FEAT_EXT_ARG = 1 << 8;
+export const IORING_ENTER_GETEVENTS = 1 << 0;
+export const IORING_ENTER_EXT_ARG = 1 << 3;
+export const IORING_SQ_CQ_OVERFLOW = 1 << 1;
+export const IORING_SQ_TASKRUN = 1 << 2;
+export const IORING_OFF_SQ_RING = 0;
+export const IORING_OFF_CQ_RING = 0x8000000;
+export const IORING_OFF_SQES = 0x10000000;
+export const IORING_POLL_ADD_MULTI = 1 << 0;
+export const IORING_ASYNC_CANCEL_ALL = 1 << 0;
+export const IORING_ASYNC_CANCEL_ANY = 1 << 2;
+export const IOSQE_CQE_SKIP_SUCCESS = 1 << 6;
+export const IORING_CQE_F_MORE = 1 << 1;
+// Enums in the header (no #define, so test/io-uring.test.ts checks them against C by itself).
+export const IORING_OP_NOP = 0;
+export const IORING_OP_POLL_ADD = 6;
+export const IORING_OP_POLL_REMOVE = 7;
+export const IORING_OP_ASYNC_CANCEL = 14;
+export const IORING_REGISTER_EVENTFD = 4;
+
+// mmap(2), for the io_uring rings.
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 1;
+export const MAP_POPULATE = 0x8000;
+
 // getaddrinfo(3) flags and errors (glibc <netdb.h>). Errors are negative return codes, not errno.
 export const AI_PASSIVE = 0x0001;
 export const AI_CANONNAME = 0x0002;

@@ -164,7 +164,7 @@ export function callSite(): string {
       if (frames.length > 0 && !/\/ffi\//.test(line)) break; // left the library
       continue;
     }
-    const fn = (m[1] ?? '<anonymous>').replace(/^(?:Socket|Multiplexer|Listener|EpollBackend|PollBackend|Reactor)\./, '').replace(/ \[as \S+\]/, '');
+    const fn = (m[1] ?? '<anonymous>').replace(/^(?:Socket|Multiplexer|Listener|EpollBackend|PollBackend|IoUringBackend|Ring|Reactor)\./, '').replace(/ \[as \S+\]/, '');
     frames.push(`${m[2].replace(/^lib\//, '')} ${fn}`);
   }
   return frames.join(' < ');

@@ -18,6 +18,12 @@ export {
   SocketError,
   WOULD_BLOCK,
   IN_PROGRESS,
+  RING_BUSY,
+  TIMED_OUT,
+  INTERRUPTED,
+  mapMemory,
+  unmapMemory,
+  type Mapping,
   type CheckedOptions,
   type ErrorDetails,
 } from './syscall.ts';

@@ -124,6 +124,77 @@ export const CmsgHdr = koffi.struct({ cmsg_len: 'size_t', cmsg_level: 'int', cms
 /** struct ucred (SO_PEERCRED). */
 export const UCred = koffi.struct({ pid: 'int32_t', uid: 'uint32_t', gid: 'uint32_t' });
 
+/** struct io_sqring_offsets (<linux/io_uring.h>): where the SQ ring's fields lie in its mapping. */
+export const IoSqringOffsets = koffi.struct({
+  head: 'uint32_t',
+  tail: 'uint32_t',
+  ring_mask: 'uint32_t',
+  ring_entries: 'uint32_t',
+  flags: 'uint32_t',
+  dropped: 'uint32_t',
+  array: 'uint32_t',
+  resv1: 'uint32_t',
+  resv2: 'uint64_t',
+});
+
+/** struct io_cqring_offsets: where the CQ ring's fields lie in its mapping. */
+export const IoCqringOffsets = koffi.struct({
+  head: 'uint32_t',
+  tail: 'uint32_t',
+  ring_mask: 'uint32_t',
+  ring_entries: 'uint32_t',
+  overflow: 'uint32_t',
+  cqes: 'uint32_t',
+  flags: 'uint32_t',
+  resv1: 'uint32_t',
+  resv2: 'uint64_t',
+});
+
+/** struct io_uring_params: what io_uring_setup takes and fills in. */
+export const IoUringParams = koffi.struct({
+  sq_entries: 'uint32_t',
+  cq_entries: 'uint32_t',
+  flags: 'uint32_t',
+  sq_thread_cpu: 'uint32_t',
+  sq_thread_idle: 'uint32_t',
+  features: 'uint32_t',
+  wq_fd: 'uint32_t',
+  resv: koffi.array('uint32_t', 3),
+  sq_off: IoSqringOffsets,
+  cq_off: IoCqringOffsets,
+});
+
+/**
+ * struct io_uring_sqe, 64 bytes. The C struct is mostly unions; each is declared here by the
+ * member the backend writes (`off`, `addr`, `poll32_events`, `buf_group`), which is all the
+ * layout test needs to compare offsets with the header's.
+ */
+export const IoUringSqe = koffi.struct({
+  opcode: 'uint8_t',
+  flags: 'uint8_t',
+  ioprio: 'uint16_t',
+  fd: 'int32_t',
+  off: 'uint64_t',
+  addr: 'uint64_t',
+  len: 'uint32_t',
+  poll32_events: 'uint32_t',
+  user_data: 'uint64_t',
+  buf_group: 'uint16_t',
+  personality: 'uint16_t',
+  file_index: 'uint32_t',
+  addr3: 'uint64_t',
+  __pad2: 'uint64_t',
+});
+
+/** struct io_uring_cqe (without CQE32): user_data, res, flags. */
+export const IoUringCqe = koffi.struct({ user_data: 'uint64_t', res: 'int32_t', flags: 'uint32_t' });
+
+/** struct io_uring_getevents_arg (IORING_ENTER_EXT_ARG): a signal mask and a timeout, by address. */
+export const IoUringGeteventsArg = koffi.struct({ sigmask: 'uint64_t', sigmask_sz: 'uint32_t', pad: 'uint32_t', ts: 'uint64_t' });
+
+/** struct io_uring_buf: one entry of a provided-buffer ring. */
+export const IoUringBuf = koffi.struct({ addr: 'uint64_t', len: 'uint32_t', bid: 'uint16_t', resv: 'uint16_t' });
+
 const off = (type: TypeObject, field: string) => koffi.offsetof(type, field);
 
 /** Sizes in bytes, as `sizeof` gives them in C on this architecture. */
@@ -147,6 +218,13 @@ export const SIZEOF = Object.freeze({
   sock_extended_err: koffi.sizeof(SockExtendedErr),
   cmsghdr: koffi.sizeof(CmsgHdr),
   ucred: koffi.sizeof(UCred),
+  io_sqring_offsets: koffi.sizeof(IoSqringOffsets),
+  io_cqring_offsets: koffi.sizeof(IoCqringOffsets),
+  io_uring_params: koffi.sizeof(IoUringParams),
+  io_uring_sqe: koffi.sizeof(IoUringSqe),
+  io_uring_cqe: koffi.sizeof(IoUringCqe),
+  io_uring_getevents_arg: koffi.sizeof(IoUringGeteventsArg),
+  io_uring_buf: koffi.sizeof(IoUringBuf),
   pointer: koffi.sizeof('void *'),
   int: koffi.sizeof('int'),
 });
@@ -199,6 +277,51 @@ export const OFFSETOF = Object.freeze({
   },
   cmsghdr: { len: off(CmsgHdr, 'cmsg_len'), level: off(CmsgHdr, 'cmsg_level'), type: off(CmsgHdr, 'cmsg_type') },
   ucred: { pid: off(UCred, 'pid'), uid: off(UCred, 'uid'), gid: off(UCred, 'gid') },
+  io_sqring_offsets: {
+    head: off(IoSqringOffsets, 'head'),
+    tail: off(IoSqringOffsets, 'tail'),
+    ring_mask: off(IoSqringOffsets, 'ring_mask'),
+    ring_entries: off(IoSqringOffsets, 'ring_entries'),
+    flags: off(IoSqringOffsets, 'flags'),
+    dropped: off(IoSqringOffsets, 'dropped'),
+    array: off(IoSqringOffsets, 'array'),
+  },
+  io_cqring_offsets: {
+    head: off(IoCqringOffsets, 'head'),
+    tail: off(IoCqringOffsets, 'tail'),
+    ring_mask: off(IoCqringOffsets, 'ring_mask'),
+    ring_entries: off(IoCqringOffsets, 'ring_entries'),
+    overflow: off(IoCqringOffsets, 'overflow'),
+    cqes: off(IoCqringOffsets, 'cqes'),
+    flags: off(IoCqringOffsets, 'flags'),
+  },
+  io_uring_params: {
+    sq_entries: off(IoUringParams, 'sq_entries'),
+    cq_entries: off(IoUringParams, 'cq_entries'),
+    flags: off(IoUringParams, 'flags'),
+    features: off(IoUringParams, 'features'),
+    sq_off: off(IoUringParams, 'sq_off'),
+    cq_off: off(IoUringParams, 'cq_off'),
+  },
+  io_uring_sqe: {
+    opcode: off(IoUringSqe, 'opcode'),
+    flags: off(IoUringSqe, 'flags'),
+    ioprio: off(IoUringSqe, 'ioprio'),
+    fd: off(IoUringSqe, 'fd'),
+    off: off(IoUringSqe, 'off'),
+    addr: off(IoUringSqe, 'addr'),
+    len: off(IoUringSqe, 'len'),
+    poll32_events: off(IoUringSqe, 'poll32_events'),
+    user_data: off(IoUringSqe, 'user_data'),
+    buf_group: off(IoUringSqe, 'buf_group'),
+  },
+  io_uring_cqe: { user_data: off(IoUringCqe, 'user_data'), res: off(IoUringCqe, 'res'), flags: off(IoUringCqe, 'flags') },
+  io_uring_getevents_arg: {
+    sigmask: off(IoUringGeteventsArg, 'sigmask'),
+    sigmask_sz: off(IoUringGeteventsArg, 'sigmask_sz'),
+    ts: off(IoUringGeteventsArg, 'ts'),
+  },
+  io_uring_buf: { addr: off(IoUringBuf, 'addr'), len: off(IoUringBuf, 'len'), bid: off(IoUringBuf, 'bid') },
 });
 
 /** CMSG_ALIGN: control messages are aligned to `size_t` (8 bytes on both supported ABIs). */

@@ -48,6 +48,15 @@ export const libc = Object.freeze({
   epoll_wait: lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
   eventfd: lib.func('int eventfd(unsigned int initval, int flags)'),
   poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
+  // glibc has no io_uring wrappers: these three are syscall(2) with the syscall number first.
+  // syscall is variadic in C; declaring fixed prototypes is ABI-compatible on x86_64 and aarch64
+  // Linux (variadic integers and pointers travel in the same registers, and glibc's syscall is an
+  // assembly shim that ignores %al). It returns long; every result here fits an int.
+  io_uring_setup: lib.func('syscall', 'long', ['long', 'uint32_t', 'void *']),
+  io_uring_enter: lib.func('syscall', 'long', ['long', 'int', 'uint32_t', 'uint32_t', 'uint32_t', 'void *', 'size_t']),
+  io_uring_register: lib.func('syscall', 'long', ['long', 'int', 'uint32_t', 'void *', 'uint32_t']),
+  mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
+  munmap: lib.func('int munmap(void *addr, size_t length)'),
   getaddrinfo: lib.func('int getaddrinfo(void *node, void *service, void *hints, void *res)'),
   freeaddrinfo: lib.func('void freeaddrinfo(void *res)'),
   gai_strerror: lib.func('const char *gai_strerror(int code)'),

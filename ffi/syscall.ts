@@ -26,7 +26,8 @@
  */
 import koffi from 'koffi';
 import { libc, type LibcName } from './libc.ts';
-import { EAGAIN, EINPROGRESS, EINTR, errnoDescription, errnoName } from './errno.ts';
+import { EAGAIN, EINPROGRESS, EINTR, ERRNO, errnoDescription, errnoName } from './errno.ts';
+import { IORING_ENTER_EXT_ARG, SYS_io_uring_enter, SYS_io_uring_register, SYS_io_uring_setup } from './constants.ts';
 
 /** Returned instead of throwing when the call would block (EAGAIN / EWOULDBLOCK). */
 export const WOULD_BLOCK = -EAGAIN;
@@ -372,6 +373,73 @@ export function freeAddrInfo(list: bigint): void {
   libc.freeaddrinfo(list);
 }
 
+const EBUSY = ERRNO.EBUSY;
+const ETIME = ERRNO.ETIME;
+/** io_uring_enter: the completion queue is full (overflowed); reap completions, then enter again. */
+export const RING_BUSY = -EBUSY;
+/** io_uring_enter: the wait's timeout passed before enough completions arrived. */
+export const TIMED_OUT = -ETIME;
+/** io_uring_enter with a timeout (IORING_ENTER_EXT_ARG): a signal came; rewrite the time that remains and enter again. */
+export const INTERRUPTED = -EINTR;
+
+type Fn6n = (fd: number, toSubmit: number, minComplete: number, flags: number, arg: Uint8Array | null, argSize: number) => number;
+
+/**
+ * io_uring_enter(2) `(fd, toSubmit, minComplete, flags, arg, argSize)`. EINTR is retried, except
+ * in a wait with a timeout (IORING_ENTER_EXT_ARG): that timeout is relative and lives in memory
+ * the caller owns, so the caller rewrites what remains and calls again (`INTERRUPTED`), as
+ * `checkedWait` does for epoll. EAGAIN (no memory for new requests, try later), EBUSY (completion
+ * queue overflowed) and ETIME (the wait's timeout) are answers, returned as values.
+ */
+function checkedEnterAt(point: FaultPoint): Fn6n {
+  return (fd, toSubmit, minComplete, flags, arg, argSize) => {
+    for (;;) {
+      const r = (point.fn as Fn6n)(fd, toSubmit, minComplete, flags, arg, argSize);
+      if (r >= 0) return r;
+      const errno = koffi.errno();
+      if (errno === EINTR) {
+        if ((flags & IORING_ENTER_EXT_ARG) !== 0) return INTERRUPTED;
+        continue;
+      }
+      if (errno === EAGAIN || errno === EBUSY || errno === ETIME) return -errno;
+      throw new SocketError('io_uring_enter', errno, { fd });
+    }
+  };
+}
+
+/**
+ * Memory mapped with mmap(2), seen through an ArrayBuffer over it (koffi.view: no copy). The
+ * pointer stays in here: lib/ reads and writes `buffer` only. Touching `buffer` after
+ * `unmapMemory` would fault, so the owner drops every view of it first.
+ */
+export interface Mapping {
+  readonly buffer: ArrayBuffer;
+  readonly length: number;
+  /** @internal The address mmap returned (koffi's pointer value). */
+  readonly _pointer: unknown;
+}
+
+const mmapPoint = pointOf('mmap', libc.mmap);
+const munmapPoint = pointOf('munmap', libc.munmap);
+/** What mmap returns on failure: (void *) -1. An injected fault returns -1 itself. */
+const MAP_FAILED = 0xffffffffffffffffn;
+
+/** mmap(NULL, length, prot, flags, fd, offset) as a Mapping; throws a SocketError on failure. */
+export function mapMemory(length: number, prot: number, flags: number, fd: number, offset: number): Mapping {
+  const pointer = mmapPoint.fn(null, length, prot, flags, fd, offset);
+  if (pointer === -1 || pointer === MAP_FAILED || pointer === null) {
+    const errno = koffi.errno();
+    throw new SocketError('mmap', errno, { fd });
+  }
+  return { buffer: koffi.view(pointer, length), length, _pointer: pointer };
+}
+
+/** munmap(2) of a Mapping. Throws a SocketError on failure (which only a bookkeeping bug causes). */
+export function unmapMemory(mapping: Mapping): void {
+  if (munmapPoint.fn(mapping._pointer, mapping.length) >= 0) return;
+  throw new SocketError('munmap', koffi.errno());
+}
+
 /** Every libc function the library uses, each behind the choke point. */
 export const sys = Object.freeze({
   socket: sysCall('socket', libc.socket, { fdFirst: false }),
@@ -406,6 +474,28 @@ export const sys = Object.freeze({
   epoll_wait: checkedWaitAt('epoll_wait', pointOf('epoll_wait', libc.epoll_wait)),
   eventfd: sysCall('eventfd', libc.eventfd, { fdFirst: false }),
   poll: checkedPollAt(pointOf('poll', libc.poll)),
+  // The syscall number is bound here, so that callers, fault filters and errors see the
+  // io_uring call's own arguments.
+  io_uring_setup: checkedAt(
+    'io_uring_setup',
+    pointOf('io_uring_setup', (entries: number, params: Uint8Array) => libc.io_uring_setup(SYS_io_uring_setup, entries, params)),
+    2,
+    { fdFirst: false },
+  ) as (entries: number, params: Uint8Array) => number,
+  io_uring_enter: checkedEnterAt(
+    pointOf('io_uring_enter', (fd: number, toSubmit: number, minComplete: number, flags: number, arg: Uint8Array | null, argSize: number) =>
+      libc.io_uring_enter(SYS_io_uring_enter, fd, toSubmit, minComplete, flags, arg, argSize),
+    ),
+  ),
+  io_uring_register: checkedAt(
+    'io_uring_register',
+    pointOf('io_uring_register', (fd: number, opcode: number, arg: Uint8Array | null, nrArgs: number) =>
+      libc.io_uring_register(SYS_io_uring_register, fd, opcode, arg, nrArgs),
+    ),
+    4,
+  ) as (fd: number, opcode: number, arg: Uint8Array | null, nrArgs: number) => number,
+  mmap: mapMemory,
+  munmap: unmapMemory,
   if_nametoindex: ifNameToIndex,
   sendfile: sysCall('sendfile', libc.sendfile),
   // splice has six arguments; the library only moves pipe -> socket, with no offsets, so the
@@ -413,4 +503,6 @@ export const sys = Object.freeze({
   splice: sysCall('splice', (fdIn: number, fdOut: number, length: number, flags: number): number => libc.splice(fdIn, null, fdOut, null, length, flags)),
   getaddrinfoAsync,
   freeaddrinfo: freeAddrInfo,
-} satisfies Partial<Record<LibcName | "getaddrinfoAsync", AnyFn | Fn6 | typeof closeFd | typeof freeAddrInfo | typeof getaddrinfoAsync>>);
+} satisfies Partial<
+  Record<LibcName | "getaddrinfoAsync", AnyFn | Fn6 | typeof closeFd | typeof freeAddrInfo | typeof getaddrinfoAsync | typeof mapMemory | typeof unmapMemory>
+>);

@@ -30,6 +30,13 @@ const LP64 = {
     sock_extended_err: 16,
     cmsghdr: 16,
     ucred: 12,
+    io_sqring_offsets: 40,
+    io_cqring_offsets: 40,
+    io_uring_params: 120,
+    io_uring_sqe: 64,
+    io_uring_cqe: 16,
+    io_uring_getevents_arg: 24,
+    io_uring_buf: 16,
     pointer: 8,
     int: 4,
   },
@@ -51,6 +58,13 @@ const LP64 = {
     sock_extended_err: { errno: 0, origin: 4, type: 5, code: 6 },
     cmsghdr: { len: 0, level: 8, type: 12 },
     ucred: { pid: 0, uid: 4, gid: 8 },
+    io_sqring_offsets: { head: 0, tail: 4, ring_mask: 8, ring_entries: 12, flags: 16, dropped: 20, array: 24 },
+    io_cqring_offsets: { head: 0, tail: 4, ring_mask: 8, ring_entries: 12, overflow: 16, cqes: 20, flags: 24 },
+    io_uring_params: { sq_entries: 0, cq_entries: 4, flags: 8, features: 20, sq_off: 40, cq_off: 80 },
+    io_uring_sqe: { opcode: 0, flags: 1, ioprio: 2, fd: 4, off: 8, addr: 16, len: 24, poll32_events: 28, user_data: 32, buf_group: 40 },
+    io_uring_cqe: { user_data: 0, res: 8, flags: 12 },
+    io_uring_getevents_arg: { sigmask: 0, sigmask_sz: 8, ts: 16 },
+    io_uring_buf: { addr: 0, len: 8, bid: 12 },
   },
   // CMSG_LEN(4), CMSG_SPACE(4), CMSG_SPACE(12): 16-byte header, data aligned to 8.
   cmsg: { len4: 20, space4: 24, space12: 32 },
@@ -164,6 +178,9 @@ const HEADERS = `#define _GNU_SOURCE
 #include <sys/un.h>
 #include <time.h>
 #include <linux/errqueue.h>
+#include <linux/io_uring.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 `;
 
 /** A C program printing `key value` lines (and `missing NAME` for constants the headers lack). */

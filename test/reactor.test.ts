@@ -14,15 +14,18 @@ before(() => {
 });
 after(() => fds.assertNoLeak());
 
-function runChild(scenario: string) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/reactor-child.ts', scenario], {
+/** Every backend a Reactor can drive; the suite below runs once per name. */
+const REACTOR_BACKENDS = ['epoll', 'io_uring'] as const;
+
+function runChild(scenario: string, backend: string) {
+  return spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/reactor-child.ts', scenario, backend], {
     encoding: 'utf8',
     timeout: 15_000,
   });
 }
 
-function child(scenario: string): Record<string, unknown> {
-  const run = runChild(scenario);
+function child(scenario: string, backend: string): Record<string, unknown> {
+  const run = runChild(scenario, backend);
   assert.equal(run.status, 0, `child ${scenario} (signal ${run.signal}): ${run.stderr}`);
   return Object.assign({}, ...run.stdout.trim().split('\n').map((line) => JSON.parse(line)));
 }
@@ -80,9 +83,9 @@ async function echoThrough(reactor: Reactor, payloads: Uint8Array[]): Promise<Bu
   }
 }
 
-describe('Reactor', () => {
+for (const backend of REACTOR_BACKENDS) describe(`Reactor (${backend})`, () => {
   it('runs handlers from the event loop: 20 clients echo 256 KiB each', async () => {
-    const reactor = new Reactor();
+    const reactor = new Reactor({ backend });
     try {
       const payloads = Array.from({ length: 20 }, (_, i) => pattern(256 * 1024, i + 1));
       const got = await echoThrough(reactor, payloads);
@@ -94,7 +97,7 @@ describe('Reactor', () => {
   });
 
   it('works with busy-poll on, and validates its options', async () => {
-    const reactor = new Reactor({ busyPollMs: 0.2, busyPollBudgetMs: 2 });
+    const reactor = new Reactor({ backend, busyPollMs: 0.2, busyPollBudgetMs: 2 });
     try {
       const payloads = Array.from({ length: 4 }, (_, i) => pattern(64 * 1024, i + 7));
       const got = await echoThrough(reactor, payloads);
@@ -106,10 +109,11 @@ describe('Reactor', () => {
     assert.throws(() => new Reactor({ busyPollBudgetMs: Number.NaN }), /options.busyPollBudgetMs/);
     assert.throws(() => new Reactor({ maxRounds: 0 }), /options.maxRounds/);
     assert.throws(() => new Reactor(null as never), /options/);
+    assert.throws(() => new Reactor({ backend: 'poll' as never }), { code: 'ERR_INVALID_ARG_VALUE', message: /options.backend/ });
   });
 
   it('checks handlers and refuses work once closed', () => {
-    const reactor = new Reactor();
+    const reactor = new Reactor({ backend });
     const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
     try {
       assert.throws(() => reactor.add(listener, 'not a function' as never), { code: 'ERR_INVALID_ARG_TYPE', message: /"handler"/ });
@@ -132,7 +136,7 @@ describe('Reactor', () => {
   });
 
   it('stops calling handlers after close() from inside a handler', async () => {
-    const reactor = new Reactor();
+    const reactor = new Reactor({ backend });
     const pairs = Array.from({ length: 3 }, () => connectedPair());
     try {
       for (const p of pairs) p.client.send(Buffer.from('data for everyone'));
@@ -157,27 +161,27 @@ describe('Reactor', () => {
   });
 
   it('uses no CPU while idle: under 20 ms over 2 s with 10 idle connections', () => {
-    const result = child('idle');
+    const result = child('idle', backend);
     assert.equal(result.served, 10);
     assert.ok((result.cpuMs as number) < 20, `idle reactor used ${result.cpuMs} ms of CPU in 2 s`);
   });
 
   it('lets the process exit by itself when everything is closed', () => {
-    const result = child('exits');
+    const result = child('exits', backend);
     assert.deepEqual(result, { echoed: 'ping', exited: true, watched: 0 });
   });
 
   it('lets the process exit while watching a listener when unref()d', () => {
-    assert.deepEqual(child('unref'), { exited: true, watched: 1 });
+    assert.deepEqual(child('unref', backend), { exited: true, watched: 1 });
   });
 
   it('does not delay process.exit()', () => {
-    const result = child('exit-now');
+    const result = child('exit-now', backend);
     assert.ok((result.exitAfterMs as number) < 1000, `exit after ${result.exitAfterMs} ms`);
   });
 
   it('a handler that throws kills the process with its stack and exit code 1, as an EventEmitter listener would', () => {
-    const run = runChild('throw');
+    const run = runChild('throw', backend);
     assert.equal(run.signal, null, 'the child ended by itself, not by the test timeout');
     assert.equal(run.status, 1, `exit code (stdout ${run.stdout})`);
     assert.doesNotMatch(run.stdout, /survived/);
@@ -186,7 +190,7 @@ describe('Reactor', () => {
   });
 
   it("with an 'uncaughtException' handler, a throwing handler stops nothing: its batch, its socket's next event, an idle loop", () => {
-    const result = child('throw-handled');
+    const result = child('throw-handled', backend);
     assert.deepEqual(result.caught, ['boom'], 'the exception reached uncaughtException once');
     assert.deepEqual(result.got, [['one', 'two'], ['one'], ['one']], 'every event of the batch, and the next one of the same socket, were delivered');
     assert.ok((result.idleCpuMs as number) < 150, `the loop idled after the exception (${result.idleCpuMs} ms of CPU in 500 ms)`);
@@ -196,7 +200,7 @@ describe('Reactor', () => {
   });
 
   it('a handler that always throws before reading is retried with a growing pause, not spun on; the others are served', () => {
-    const result = child('throw-always');
+    const result = child('throw-always', backend);
     // Pauses of 1, 2, 4 ... ms over about 500 ms: about ten calls. Spinning made tens of thousands.
     assert.ok((result.badCalls as number) >= 2 && (result.badCalls as number) <= 40, `the throwing handler ran ${result.badCalls} times`);
     assert.equal(result.caught, result.badCalls, 'each throw reached uncaughtException');
@@ -204,7 +208,7 @@ describe('Reactor', () => {
   });
 
   it('refuses drain() and multiplexer.wait() from inside a handler, and delivers each event once', () => {
-    const result = child('reentry');
+    const result = child('reentry', backend);
     assert.deepEqual(result.calls, [1, 1, 1]);
     const refused = result.refused as string[];
     assert.equal(refused.length, 6);
@@ -212,10 +216,10 @@ describe('Reactor', () => {
   });
 
   it('exits cleanly when an unref()d reactor still has events pending as the process ends', () => {
-    assert.deepEqual(child('exit-pending'), { delivered: true, exited: true });
+    assert.deepEqual(child('exit-pending', backend), { delivered: true, exited: true });
   });
 
   it('exits cleanly on process.exit() from inside a handler', () => {
-    assert.deepEqual(child('exit-in-handler'), { exited: true });
+    assert.deepEqual(child('exit-in-handler', backend), { exited: true });
   });
 });

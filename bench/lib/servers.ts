@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { BENCH_DIR } from './build.ts';
 import { Child, type SpawnOptions } from './proc.ts';
 
-export type ServerKind = 'm-socket' | 'm-socket rounds=1' | 'm-socket busy' | 'm-socket lib busy' | 'node:net' | 'C epoll' | 'C busy';
+export type ServerKind = 'm-socket' | 'm-socket io_uring' | 'm-socket rounds=1' | 'm-socket busy' | 'm-socket lib busy' | 'node:net' | 'C epoll' | 'C busy';
 
 export interface Server {
   kind: ServerKind;
@@ -22,6 +22,8 @@ export function serverCommand(kind: ServerKind, cEcho: string | null, lifetimeS:
   switch (kind) {
     case 'm-socket':
       return ts('msocket-echo.ts', 'reactor', String(lifetimeS));
+    case 'm-socket io_uring':
+      return ts('msocket-echo.ts', 'reactor', String(lifetimeS), '--backend', 'io_uring');
     case 'm-socket rounds=1':
       return ts('msocket-echo.ts', 'rounds1', String(lifetimeS));
     case 'm-socket lib busy':

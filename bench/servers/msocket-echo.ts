@@ -2,7 +2,9 @@
  * m-socket echo server for the throughput and scale benchmarks, on the public API only.
  *
  * Usage: node --import tsx bench/servers/msocket-echo.ts [reactor|rounds1|busy|lib-busy] [LIFETIME_S=900] [SPIN_US=200]
- * Prints "PORT <n>" once listening on 127.0.0.1 (port picked by the kernel).
+ *          [--backend epoll|io_uring]
+ * Prints "PORT <n>" once listening on 127.0.0.1 (port picked by the kernel). `--backend` picks the
+ * Reactor's backend (default epoll); a backend the kernel refuses is an error, not a silent epoll.
  *
  * - `reactor`: the Reactor drives the multiplexer from Node's event loop (libuv watches the epoll
  *   fd). `rounds1` is the same with `new Reactor({ maxRounds: 1 })`. Each readable event: one
@@ -17,9 +19,13 @@
  */
 import { END_OF_STREAM, Interest, Listener, Reactor, type MultiplexerEvent, type ReactorOptions, type Socket } from '../../lib/index.ts';
 
-const mode = process.argv[2] ?? 'reactor';
-const lifetimeS = Number(process.argv[3] ?? 900);
-const spinUs = Number(process.argv[4] ?? 200);
+const backendAt = process.argv.indexOf('--backend');
+const backend = backendAt < 0 ? 'epoll' : process.argv[backendAt + 1];
+if (backend !== 'epoll' && backend !== 'io_uring') throw new Error(`--backend epoll|io_uring, not ${backend}`);
+const positional = backendAt < 0 ? process.argv.slice(2) : [...process.argv.slice(2, backendAt), ...process.argv.slice(backendAt + 2)];
+const mode = positional[0] ?? 'reactor';
+const lifetimeS = Number(positional[1] ?? 900);
+const spinUs = Number(positional[2] ?? 200);
 if (!['reactor', 'rounds1', 'busy', 'lib-busy'].includes(mode)) throw new Error(`unknown mode ${mode}`);
 
 /** Whether this Reactor knows `busyPollMs`: a version that does rejects a negative value. */
@@ -35,9 +41,11 @@ if (mode === 'lib-busy' && !hasBusyPollOption()) {
   process.stdout.write('UNSUPPORTED\n');
   process.exit(3);
 }
-const reactor = new Reactor(
-  mode === 'rounds1' ? { maxRounds: 1 } : mode === 'lib-busy' ? ({ busyPollMs: spinUs / 1000 } as ReactorOptions) : {},
-);
+const reactor = new Reactor({
+  backend,
+  ...(mode === 'rounds1' ? { maxRounds: 1 } : mode === 'lib-busy' ? ({ busyPollMs: spinUs / 1000 } as ReactorOptions) : {}),
+});
+if (reactor.multiplexer.backend !== backend) throw new Error(`${backend} refused here: the reactor runs ${reactor.multiplexer.backend}`);
 const buffer = new Uint8Array(64 * 1024);
 const listener = Listener.listen({ host: '127.0.0.1', port: 0, noDelay: true, backlog: 511 });
 

@@ -16,11 +16,12 @@
  * ## Draining readiness
  * Level-triggered: whatever you leave unread is reported again by the next `wait`.
  */
-import { invalidState, invalidType, invalidValue, checkInteger, SocketClosedError, type SocketError } from '../core/errors.ts';
+import { invalidState, invalidType, invalidValue, checkInteger, SocketClosedError, SocketError } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
 import { EpollBackend } from './backends/epoll.ts';
 import { PollBackend } from './backends/poll.ts';
+import { IoUringBackend } from './backends/io-uring.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable, type Watcher } from '../core/watch.ts';
 // Types only: the multiplexer works on the Watchable contract and never loads a socket family.
 import type { Listener } from '../stream/listener.ts';
@@ -78,7 +79,11 @@ export type MultiplexerAddArguments<D> = undefined extends D ? [interest?: numbe
 
 /** Options of a {@link Multiplexer}. An option left `undefined` takes its default. */
 export interface MultiplexerOptions {
-  /** Kernel mechanism (default `'epoll'`). */
+  /**
+   * Kernel mechanism (default `'epoll'`). `'io_uring'` falls back to `'epoll'` where io_uring is
+   * missing or refused (kernel before 5.11, `kernel.io_uring_disabled`, a seccomp profile):
+   * `multiplexer.backend` says which runs.
+   */
   backend?: BackendName | undefined;
   /** Most events one `wait` returns (default 256); more stay ready for the next wait. */
   maxEvents?: number | undefined;
@@ -132,6 +137,11 @@ export class Multiplexer<D = unknown> {
 
   /** Most events one `wait` returns. */
   readonly maxEvents: number;
+  /**
+   * The backend that runs: the one asked for, except `'epoll'` where `'io_uring'` was asked for
+   * and the kernel refused it.
+   */
+  readonly backend: BackendName;
   /** @internal How many readiness reports the kernel gave in the last `wait` (before filtering). */
   _lastReadyCount = 0;
   /** Whether each event of the last wait had its target still watched when wait returned. */
@@ -158,14 +168,16 @@ export class Multiplexer<D = unknown> {
     const maxEvents = options.maxEvents === undefined ? 256 : checkInteger('options.maxEvents', options.maxEvents, 1, 65536);
     const bufferSize =
       options.receiveBufferSize === undefined ? 64 * 1024 : checkInteger('options.receiveBufferSize', options.receiveBufferSize, 1, 2 ** 30);
-    this.#backend = createBackend(options.backend ?? 'epoll', maxEvents);
+    const [backend, name] = createBackend(options.backend ?? 'epoll', maxEvents);
+    this.#backend = backend;
+    this.backend = name;
     this.maxEvents = maxEvents;
     this.receiveBuffer = new Uint8Array(bufferSize);
     // The epoll fd is ours to close; a poll backend holds no fd.
     if (this.#backend.fd >= 0) track(this, this.#backend.fd, 'multiplexer');
   }
 
-  /** The epoll fd (for watching the multiplexer itself from another loop), or -1 (poll backend, or closed). */
+  /** The epoll fd (for watching the multiplexer itself from another loop), or -1 (poll and io_uring backends, or closed). */
   get fd(): number {
     return this.#backend === null ? -1 : this.#backend.fd;
   }
@@ -367,6 +379,23 @@ export class Multiplexer<D = unknown> {
     this.close();
   }
 
+  /** @internal The fd a Reactor watches: readable when `wait(0)` has something to do (-1 once closed). */
+  _wakeFd(): number {
+    const backend = this.#open('watch');
+    return backend.wakeFd === undefined ? backend.fd : backend.wakeFd();
+  }
+
+  /** @internal Before sleeping on `_wakeFd()`: true if events are ready now (see Backend.settle). */
+  _settle(): boolean {
+    const backend = this.#backend;
+    return backend !== null && backend.settle !== undefined && backend.settle();
+  }
+
+  /** @internal Makes `_wakeFd()` readable again (a Reactor yielding with work left). */
+  _poke(): void {
+    this.#backend?.poke?.();
+  }
+
   /** @internal Whether the target of event `index` of the last wait was still watched when wait returned. */
   _watchedAtWait(index: number): boolean {
     return this.#watchedAtWait[index] === true;
@@ -436,8 +465,18 @@ function checkInterest(interest: unknown): void {
   checkInteger('interest', interest, 0, READABLE | WRITABLE);
 }
 
-function createBackend(name: unknown, maxEvents: number): Backend {
-  if (name === 'epoll') return new EpollBackend(maxEvents);
-  if (name === 'poll') return new PollBackend(maxEvents);
+function createBackend(name: unknown, maxEvents: number): [Backend, BackendName] {
+  if (name === 'epoll') return [new EpollBackend(maxEvents), 'epoll'];
+  if (name === 'poll') return [new PollBackend(maxEvents), 'poll'];
+  if (name === 'io_uring') {
+    try {
+      return [new IoUringBackend(maxEvents), 'io_uring'];
+    } catch (err) {
+      // Refused or missing (ENOSYS, EPERM from io_uring_disabled or seccomp, EINVAL/ENOSYS from
+      // an old kernel, ENOMEM from a memlock limit): epoll does the same job.
+      if (!(err instanceof SocketError)) throw err;
+      return [new EpollBackend(maxEvents), 'epoll'];
+    }
+  }
   throw invalidValue('options.backend', `must be one of ${BACKEND_NAMES.map((n) => `'${n}'`).join(', ')}`, name);
 }

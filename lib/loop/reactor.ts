@@ -18,6 +18,12 @@ export type ReactorHandler<T extends MultiplexerTarget = MultiplexerTarget> = (e
 
 /** Options of a {@link Reactor}. An option left `undefined` takes its default. */
 export interface ReactorOptions extends Omit<MultiplexerOptions, 'backend'> {
+  /**
+   * Kernel mechanism (default `'epoll'`): `'io_uring'` falls back to `'epoll'` where the kernel
+   * refuses it (`reactor.multiplexer.backend` says which runs). `'poll'` has no fd for the event
+   * loop to watch.
+   */
+  backend?: 'epoll' | 'io_uring' | undefined;
   /** Most `wait(0)` rounds per wakeup before yielding to other work on the loop (default 16). */
   maxRounds?: number | undefined;
   /**
@@ -75,8 +81,10 @@ export class Reactor {
     this.#busyPollMs = msOption('options.busyPollMs', options.busyPollMs, 0);
     this.#busyPollBudgetMs = msOption('options.busyPollBudgetMs', options.busyPollBudgetMs, 10);
     const { maxEvents, receiveBufferSize } = options;
-    this.multiplexer = new Multiplexer({ maxEvents, receiveBufferSize, backend: 'epoll' });
-    this.#watcher = watchReadable(this.multiplexer.fd, () => this.#drain());
+    const backend = options.backend ?? 'epoll';
+    if (backend !== 'epoll' && backend !== 'io_uring') throw invalidValue('options.backend', "must be 'epoll' or 'io_uring'", backend);
+    this.multiplexer = new Multiplexer({ maxEvents, receiveBufferSize, backend });
+    this.#watcher = watchReadable(this.multiplexer._wakeFd(), () => this.#drain());
     this.multiplexer._onSizeChange = () => this.#refreshRef();
     this.#refreshRef();
   }
@@ -152,8 +160,28 @@ export class Reactor {
   }
 
   #drain(): number {
-    const handled = this.#drainBusy();
+    const handled = this.#drainBusy() + this.#settle();
     this.#armTimer();
+    return handled;
+  }
+
+  /**
+   * io_uring: before going back to libuv, submit what the handlers queued and make sure the
+   * eventfd will be signalled for what comes next (Backend.settle); drain again while events are
+   * ready, up to maxRounds turns, then poke the eventfd so that libuv calls again after its
+   * other work. Returning with entries unsubmitted or task work pending would stall the ring.
+   * epoll: settle answers false at once (its fd stays readable while anything is ready).
+   */
+  #settle(): number {
+    const mux = this.multiplexer;
+    let handled = 0;
+    for (let turn = 0; !mux.closed && mux._settle(); turn++) {
+      if (turn === this.#maxRounds) {
+        mux._poke();
+        break;
+      }
+      handled += this.#drainRounds();
+    }
     return handled;
   }
 

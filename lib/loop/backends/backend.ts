@@ -25,9 +25,25 @@ export interface Backend {
   generationAt(index: number): number;
   bitsAt(index: number): number;
   close(): void;
+  /**
+   * Backends whose `fd` cannot be watched by another loop (io_uring): an fd that becomes
+   * readable when the backend has work, for the Reactor. Absent: watch `fd`.
+   */
+  wakeFd?(): number;
+  /**
+   * Called by the Reactor before it goes back to sleep on `wakeFd`: submits what is queued and
+   * makes sure the fd will be signalled for anything that happens next. Returns true if events
+   * are ready now (handle them with `wait(0)`, then settle again). Absent: nothing to do.
+   */
+  settle?(): boolean;
+  /** Makes `wakeFd` readable, so that its watcher runs again soon. */
+  poke?(): void;
 }
 
 /** Names of the available backends, the default first. */
-export const BACKEND_NAMES = ['epoll', 'poll'] as const;
-/** A backend name: `'epoll'` (the default) or `'poll'`. */
+export const BACKEND_NAMES = ['epoll', 'poll', 'io_uring'] as const;
+/**
+ * A backend name: `'epoll'` (the default), `'poll'`, or `'io_uring'` (which falls back to epoll
+ * where the kernel lacks io_uring or refuses it: see `Multiplexer.backend`).
+ */
 export type BackendName = (typeof BACKEND_NAMES)[number];

@@ -1,0 +1,325 @@
+/**
+ * One io_uring instance seen from JavaScript: set up with io_uring_setup(2), its rings mapped
+ * with mmap(2) and read and written through typed arrays over the mappings (no copy, no native
+ * code of ours). The io_uring backend (io-uring.ts) builds readiness on top of this; this file
+ * knows rings, entries and the enter call, nothing of sockets.
+ *
+ * ## Memory ordering
+ * The kernel and this thread share four indices: the SQ head (kernel writes) and tail (we write),
+ * the CQ head (we write) and tail (kernel writes), plus the SQ flags word (kernel writes). Those
+ * are touched ONLY with `Atomics.load` / `Atomics.store` (which work on koffi's non-shared
+ * ArrayBuffers); entry bodies (SQEs, CQEs) are plain typed-array accesses, ordered by them:
+ * - SQ: we write the SQE body, then release-store the tail (`#publish`): whoever sees the new
+ *   tail sees the body. We acquire-load the head before reusing an entry the kernel has read.
+ * - CQ: we acquire-load the tail, then read the CQE bodies below it, then release-store the head:
+ *   the kernel may overwrite an entry only once it sees that we are done with it.
+ * - x86_64 (TSO): loads are acquire and stores release in hardware; the hazard is the compiler
+ *   (V8 could keep a field the kernel changes in a register, or sink a store past another).
+ *   Atomics stop that. V8 emits `mov` for Atomics.load and `xchg` for Atomics.store, a full fence
+ *   paid once per submit and once per drain.
+ * - aarch64: plain accesses would not do (SQE stores could become visible after the tail store;
+ *   CQE loads could be satisfied before the tail load). V8's seq_cst Atomics.load/store compile to
+ *   LDAR/STLR there, exactly liburing's io_uring_smp_load_acquire / io_uring_smp_store_release.
+ * - With SINGLE_ISSUER | DEFER_TASKRUN (no SQPOLL) every kernel access to these rings happens
+ *   inside io_uring_enter on this thread, so the syscall itself orders everything; the atomics are
+ *   what keep the same code right on a ring set up without those flags (older kernels), where
+ *   completions are posted from other contexts.
+ *
+ * ## Buffers the kernel holds
+ * The rings are the kernel's own memory, mapped; they stay mapped until `close`. The timeout
+ * block of a timed wait (`#waitArg`) is referenced by address from the getevents argument; it is
+ * more than 64 bytes, so V8 keeps its bytes off the heap, at one address, for as long as this
+ * object holds it.
+ *
+ * Struct offsets come from ffi/layouts.ts (checked against <linux/io_uring.h>). Fields of 64 bits
+ * (user_data, addresses) are written as two 32-bit words, low word first: both supported
+ * architectures run little-endian.
+ */
+import koffi from 'koffi';
+import {
+  IORING_ENTER_EXT_ARG,
+  IORING_ENTER_GETEVENTS,
+  IORING_FEAT_EXT_ARG,
+  IORING_FEAT_SINGLE_MMAP,
+  IORING_OFF_CQ_RING,
+  IORING_OFF_SQ_RING,
+  IORING_OFF_SQES,
+  IORING_SETUP_CLAMP,
+  IORING_SETUP_CQSIZE,
+  IORING_SETUP_DEFER_TASKRUN,
+  IORING_SETUP_SINGLE_ISSUER,
+  IORING_SETUP_SUBMIT_ALL,
+  IORING_SETUP_TASKRUN_FLAG,
+  IORING_SQ_TASKRUN,
+  MAP_POPULATE,
+  MAP_SHARED,
+  PROT_READ,
+  PROT_WRITE,
+} from '../../../ffi/constants.ts';
+import { ERRNO } from '../../../ffi/errno.ts';
+import { OFFSETOF, SIZEOF } from '../../../ffi/layouts.ts';
+import { closeFd, INTERRUPTED, sys, SocketError, type Mapping } from '../../../ffi/syscall.ts';
+
+const SQE_WORDS = SIZEOF.io_uring_sqe >> 2;
+const CQE_WORDS = SIZEOF.io_uring_cqe >> 2;
+const SQE = OFFSETOF.io_uring_sqe;
+const CQE = OFFSETOF.io_uring_cqe;
+const PARAMS = OFFSETOF.io_uring_params;
+const SQ_OFF = OFFSETOF.io_sqring_offsets;
+const CQ_OFF = OFFSETOF.io_cqring_offsets;
+const ARG = OFFSETOF.io_uring_getevents_arg;
+/** Where the timespec of a timed wait lies in `#waitArg`, after the getevents argument. */
+const TIMESPEC_AT = 32;
+const WAIT_ARG_SIZE = 128;
+
+/** The setups tried in order: the fast one (Linux 6.1+), then a plain ring (Linux 5.11+ for EXT_ARG). */
+const FAST_SETUP = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL;
+const BASE_SETUP = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+
+export class Ring {
+  readonly fd: number;
+  /** Whether completions are posted only inside our own io_uring_enter (IORING_SETUP_DEFER_TASKRUN). */
+  readonly deferTaskrun: boolean;
+  /** IORING_FEAT_* bits the kernel reported. */
+  readonly features: number;
+  readonly sqEntries: number;
+  readonly cqEntries: number;
+  #maps: Mapping[] = [];
+  #sq: Uint32Array;
+  #sqHead: number;
+  #sqTail: number;
+  #sqFlags: number;
+  #sqMask: number;
+  /** Our copy of the SQ tail: entries below it are written; published by `#publish`. */
+  #tail: number;
+  #sqe32: Uint32Array;
+  #sqe8: Uint8Array;
+  #cq: Uint32Array;
+  #cqI32: Int32Array;
+  #cqHead: number;
+  #cqTail: number;
+  #cqMask: number;
+  #cqes: number;
+  /** Our copy of the CQ head: entries below it are consumed (published by `release`). */
+  #head: number;
+  /** getevents argument + timespec for timed waits (see "Buffers the kernel holds"). */
+  readonly #waitArg = new Uint8Array(WAIT_ARG_SIZE);
+  readonly #waitView = new DataView(this.#waitArg.buffer);
+
+  constructor(entries: number, cqEntries: number) {
+    const params = new Uint8Array(SIZEOF.io_uring_params);
+    const view = new DataView(params.buffer);
+    let fd = -1;
+    let flags = FAST_SETUP | BASE_SETUP;
+    for (;;) {
+      params.fill(0);
+      view.setUint32(PARAMS.flags, flags, true);
+      view.setUint32(PARAMS.cq_entries, cqEntries, true);
+      try {
+        fd = sys.io_uring_setup(entries, params);
+        break;
+      } catch (err) {
+        // EINVAL: a flag this kernel does not know (before 6.1); try the plain ring once.
+        if (flags === BASE_SETUP || !(err instanceof SocketError) || err.code !== 'EINVAL') throw err;
+        flags = BASE_SETUP;
+      }
+    }
+    this.fd = fd;
+    try {
+      this.features = view.getUint32(PARAMS.features, true);
+      // Timed waits need IORING_ENTER_EXT_ARG (Linux 5.11): without it, the kernel is too old.
+      if ((this.features & IORING_FEAT_EXT_ARG) === 0) throw new SocketError('io_uring_setup', ERRNO.ENOSYS);
+      this.deferTaskrun = (flags & IORING_SETUP_DEFER_TASKRUN) !== 0;
+      this.sqEntries = view.getUint32(PARAMS.sq_entries, true);
+      this.cqEntries = view.getUint32(PARAMS.cq_entries, true);
+      const sq = (field: number) => view.getUint32(PARAMS.sq_off + field, true);
+      const cq = (field: number) => view.getUint32(PARAMS.cq_off + field, true);
+      const sqSize = sq(SQ_OFF.array) + this.sqEntries * 4;
+      const cqSize = cq(CQ_OFF.cqes) + this.cqEntries * SIZEOF.io_uring_cqe;
+      const single = (this.features & IORING_FEAT_SINGLE_MMAP) !== 0;
+      const sqMap = this.#map(single ? Math.max(sqSize, cqSize) : sqSize, IORING_OFF_SQ_RING);
+      const cqMap = single ? sqMap : this.#map(cqSize, IORING_OFF_CQ_RING);
+      const sqesMap = this.#map(this.sqEntries * SIZEOF.io_uring_sqe, IORING_OFF_SQES);
+      this.#sq = new Uint32Array(sqMap.buffer);
+      this.#sqHead = sq(SQ_OFF.head) >> 2;
+      this.#sqTail = sq(SQ_OFF.tail) >> 2;
+      this.#sqFlags = sq(SQ_OFF.flags) >> 2;
+      this.#sqMask = this.#sq[sq(SQ_OFF.ring_mask) >> 2];
+      // The SQ array maps ring positions to SQEs: identity, written once (entry i is SQE i).
+      const array = sq(SQ_OFF.array) >> 2;
+      for (let i = 0; i < this.sqEntries; i++) this.#sq[array + i] = i;
+      this.#tail = Atomics.load(this.#sq, this.#sqTail);
+      this.#sqe32 = new Uint32Array(sqesMap.buffer);
+      this.#sqe8 = new Uint8Array(sqesMap.buffer);
+      this.#cq = new Uint32Array(cqMap.buffer);
+      this.#cqI32 = new Int32Array(cqMap.buffer);
+      this.#cqHead = cq(CQ_OFF.head) >> 2;
+      this.#cqTail = cq(CQ_OFF.tail) >> 2;
+      this.#cqMask = this.#cq[cq(CQ_OFF.ring_mask) >> 2];
+      this.#cqes = cq(CQ_OFF.cqes) >> 2;
+      this.#head = Atomics.load(this.#cq, this.#cqHead);
+      const waitAt = Number(koffi.address(this.#waitArg));
+      this.#waitView.setUint32(ARG.ts, waitAt + TIMESPEC_AT, true);
+      this.#waitView.setUint32(ARG.ts + 4, Math.floor((waitAt + TIMESPEC_AT) / 2 ** 32), true);
+    } catch (err) {
+      this.#release();
+      throw err;
+    }
+  }
+
+  /**
+   * A zeroed SQE to fill, as the index of its first 32-bit word in `sqe32`. When the SQ is full,
+   * what is queued is submitted first.
+   */
+  entry(): number {
+    // Acquire: the kernel has finished reading every entry below the head, so they may be reused.
+    if (((this.#tail - Atomics.load(this.#sq, this.#sqHead)) >>> 0) >= this.sqEntries) this.enter(0, 0);
+    const w = (this.#tail & this.#sqMask) * SQE_WORDS;
+    this.#tail = (this.#tail + 1) >>> 0;
+    this.#sqe32.fill(0, w, w + SQE_WORDS);
+    return w;
+  }
+
+  /** Fills the common fields of the SQE at word `w`: opcode, fd, len, the op's flags word and user_data (two halves). */
+  prepare(w: number, opcode: number, fd: number, len: number, opFlags: number, dataLow: number, dataHigh: number): void {
+    const s = this.#sqe32;
+    this.#sqe8[(w << 2) + SQE.opcode] = opcode;
+    s[w + (SQE.fd >> 2)] = fd;
+    s[w + (SQE.len >> 2)] = len;
+    s[w + (SQE.poll32_events >> 2)] = opFlags;
+    s[w + (SQE.user_data >> 2)] = dataLow;
+    s[w + (SQE.user_data >> 2) + 1] = dataHigh;
+  }
+
+  /** Sets the SQE's `addr` field from two 32-bit halves (a user_data to find, for removals). */
+  setAddress(w: number, low: number, high: number): void {
+    this.#sqe32[w + (SQE.addr >> 2)] = low;
+    this.#sqe32[w + (SQE.addr >> 2) + 1] = high;
+  }
+
+  /** Sets the SQE's IOSQE_* flags byte. */
+  setEntryFlags(w: number, flags: number): void {
+    this.#sqe8[(w << 2) + SQE.flags] = flags;
+  }
+
+  /** Entries written but not yet consumed by the kernel. */
+  pending(): number {
+    return (this.#tail - Atomics.load(this.#sq, this.#sqHead)) >>> 0;
+  }
+
+  /** Completions posted and not yet consumed. */
+  ready(): number {
+    return (Atomics.load(this.#cq, this.#cqTail) - this.#head) >>> 0;
+  }
+
+  /** IORING_SQ_TASKRUN: the kernel has task work for us to run (DEFER_TASKRUN rings, with TASKRUN_FLAG). */
+  taskRunPending(): boolean {
+    return (Atomics.load(this.#sq, this.#sqFlags) & IORING_SQ_TASKRUN) !== 0;
+  }
+
+  /**
+   * io_uring_enter submitting every queued entry: the raw result (count, or WOULD_BLOCK,
+   * RING_BUSY, TIMED_OUT). With IORING_ENTER_GETEVENTS it also runs the deferred task work
+   * (which posts completions) and waits for `minComplete` of them (0: not at all).
+   */
+  enter(minComplete: number, flags: number): number {
+    this.#publish();
+    return sys.io_uring_enter(this.fd, this.pending(), minComplete, flags, null, 0);
+  }
+
+  /**
+   * Submits and waits up to `timeoutMs` (> 0) for one completion; a signal neither cuts the
+   * wait short nor stretches it (the time that remains is written again after EINTR).
+   */
+  enterTimed(timeoutMs: number): number {
+    const deadline = performance.now() + timeoutMs;
+    let remaining = timeoutMs;
+    for (;;) {
+      this.#setTimeout(remaining);
+      this.#publish();
+      const r = sys.io_uring_enter(
+        this.fd, this.pending(), 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, this.#waitArg, SIZEOF.io_uring_getevents_arg,
+      );
+      if (r !== INTERRUPTED) return r;
+      remaining = Math.max(0, deadline - performance.now());
+    }
+  }
+
+  /** io_uring_register(opcode, arg, nrArgs). */
+  register(opcode: number, arg: Uint8Array | null, nrArgs: number): number {
+    return sys.io_uring_register(this.fd, opcode, arg, nrArgs);
+  }
+
+  /** The CQE at position `n` past our head (n < ready()): its word index in `cq`. */
+  completion(n: number): number {
+    return this.#cqes + (((this.#head + n) & this.#cqMask) * CQE_WORDS);
+  }
+
+  /** user_data low word, high word, res and flags of the CQE at word index `w`. */
+  dataLow(w: number): number {
+    return this.#cq[w + (CQE.user_data >> 2)];
+  }
+  dataHigh(w: number): number {
+    return this.#cq[w + (CQE.user_data >> 2) + 1];
+  }
+  result(w: number): number {
+    return this.#cqI32[w + (CQE.res >> 2)];
+  }
+
+  /** Marks `n` completions consumed. Release: we are done reading them; the kernel may reuse their entries. */
+  consume(n: number): void {
+    if (n === 0) return;
+    this.#head = (this.#head + n) >>> 0;
+    Atomics.store(this.#cq, this.#cqHead, this.#head);
+  }
+
+  /** Unmaps the rings and closes the ring fd. Never throws. */
+  close(): void {
+    this.#release();
+  }
+
+  /** Release: every SQE body written above becomes visible with the tail. */
+  #publish(): void {
+    Atomics.store(this.#sq, this.#sqTail, this.#tail);
+  }
+
+  #setTimeout(ms: number): void {
+    const v = this.#waitView;
+    const whole = Math.floor(ms / 1000);
+    v.setUint32(TIMESPEC_AT, whole, true);
+    v.setUint32(TIMESPEC_AT + 4, 0, true);
+    v.setUint32(TIMESPEC_AT + 8, Math.round((ms - whole * 1000) * 1e6), true);
+    v.setUint32(TIMESPEC_AT + 12, 0, true);
+  }
+
+  #map(length: number, offset: number): Mapping {
+    const mapping = sys.mmap(length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, this.fd, offset);
+    this.#maps.push(mapping);
+    return mapping;
+  }
+
+  #release(): void {
+    // Drop every view first: touching unmapped memory would crash the process, and an empty
+    // array answers undefined instead.
+    this.#sq = this.#cq = new Uint32Array(0);
+    this.#cqI32 = new Int32Array(0);
+    this.#sqe32 = new Uint32Array(0);
+    this.#sqe8 = new Uint8Array(0);
+    for (const mapping of this.#maps) {
+      try {
+        sys.munmap(mapping);
+      } catch {
+        // munmap fails only for a range that is not mapped: nothing left to release.
+      }
+    }
+    this.#maps = [];
+    if (this.fd >= 0) {
+      try {
+        closeFd(this.fd);
+      } catch {
+        // Linux releases the fd whatever close reports.
+      }
+      (this as { fd: number }).fd = -1;
+    }
+  }
+}

@@ -1,0 +1,322 @@
+/**
+ * The io_uring backend's own promises, beyond the shared multiplexer and reactor suites (which
+ * run on it too): its numbers against the C headers, the fallback to epoll when the kernel
+ * refuses io_uring (made to fail on purpose at the choke point), remove-before-close, the plain
+ * ring of kernels without DEFER_TASKRUN, and the Reactor's wake-up protocol under many
+ * connections at once.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import * as constants from '../ffi/constants.ts';
+import { ERRNO } from '../ffi/errno.ts';
+import { injectFaults } from '../ffi/faults.ts';
+import { SIZEOF } from '../ffi/layouts.ts';
+import { sys } from '../ffi/syscall.ts';
+import { Interest, Listener, Multiplexer, Reactor, Socket, type MultiplexerEvent } from '../lib/index.ts';
+import { IoUringBackend } from '../lib/loop/backends/io-uring.ts';
+import { ccVersion, compileC } from './helpers/cc.ts';
+import { fdFlags, trackFds } from './helpers/fd.ts';
+import { connectedPair, pattern, pumpUntil, readToEnd } from './helpers/sockets.ts';
+
+let fds: ReturnType<typeof trackFds>;
+before(() => {
+  fds = trackFds();
+});
+after(() => fds.assertNoLeak());
+
+/** Whether this kernel lets this process set up a ring at all, asked directly. */
+function kernelAllowsIoUring(): boolean {
+  try {
+    sys.close(sys.io_uring_setup(1, new Uint8Array(SIZEOF.io_uring_params)));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Echoes one round of `bytes` through a server socket watched by `mux`; returns what came back. */
+function echoOnce(mux: Multiplexer, payload: Uint8Array): Uint8Array {
+  const pair = connectedPair();
+  try {
+    mux.add(pair.server);
+    mux.add(pair.client);
+    pair.client.send(payload);
+    pair.client.shutdown('write');
+    let serverDone = false;
+    pumpUntil(mux, () => serverDone, (event) => {
+      if (event.target !== pair.server) return;
+      for (;;) {
+        const { bytes, status } = pair.server.receive();
+        if (bytes.byteLength > 0) pair.server.send(bytes);
+        if (status === 'closed') {
+          pair.server.close();
+          serverDone = true;
+          return;
+        }
+        if (bytes.byteLength === 0) return;
+      }
+    }, 'the server to see EOF');
+    return readToEnd(mux, pair.client);
+  } finally {
+    pair.close();
+  }
+}
+
+describe('io_uring constants', () => {
+  it('opcodes, register codes and syscall numbers match <linux/io_uring.h> and <sys/syscall.h>', (t) => {
+    // These are enums in the header, which the #ifdef cross-check of ffi-layouts.test.ts cannot see.
+    assert.ok(ccVersion() !== null, 'no C compiler: install one (apt-get install gcc) to check the io_uring numbers');
+    const names = ['IORING_OP_NOP', 'IORING_OP_POLL_ADD', 'IORING_OP_POLL_REMOVE', 'IORING_OP_ASYNC_CANCEL', 'IORING_REGISTER_EVENTFD',
+      'SYS_io_uring_setup', 'SYS_io_uring_enter', 'SYS_io_uring_register'];
+    const out = compileC(`#include <stdio.h>
+#include <sys/syscall.h>
+#include <linux/io_uring.h>
+int main(void) {
+${names.map((n) => `  printf("${n} %lld\\n", (long long)(${n}));`).join('\n')}
+  return 0;
+}
+`);
+    assert.ok(out !== null);
+    const fromC = Object.fromEntries(out.trim().split('\n').map((line) => [line.split(' ')[0], Number(line.split(' ')[1])]));
+    const ours = Object.fromEntries(names.map((n) => [n, (constants as Record<string, unknown>)[n]]));
+    t.diagnostic(`${names.length} values compared`);
+    assert.deepEqual(ours, fromC);
+  });
+});
+
+describe('io_uring fallback to epoll', () => {
+  it('runs io_uring when the kernel allows it, and says so', () => {
+    const mux = new Multiplexer({ backend: 'io_uring' });
+    try {
+      assert.equal(mux.backend, kernelAllowsIoUring() ? 'io_uring' : 'epoll');
+      assert.equal(new Multiplexer({ backend: 'poll' }).backend, 'poll');
+    } finally {
+      mux.close();
+    }
+  });
+
+  for (const code of ['EPERM', 'ENOSYS', 'ENOMEM'] as const) {
+    it(`falls back to epoll when io_uring_setup fails with ${code}, and still serves`, () => {
+      let mux: Multiplexer;
+      {
+        using faults = injectFaults((call) => (call.name === 'io_uring_setup' ? { errno: ERRNO[code] } : null), ['io_uring_setup']);
+        mux = new Multiplexer({ backend: 'io_uring' });
+        assert.equal(faults.count('io_uring_setup'), 1, 'one try: only EINVAL (an unknown flag) is worth a second');
+      }
+      try {
+        assert.equal(mux.backend, 'epoll');
+        assert.notEqual(mux.fd, -1, 'an epoll fd, as an epoll multiplexer has');
+        const payload = pattern(100_000, 3);
+        assert.ok(Buffer.from(echoOnce(mux, payload)).equals(payload), 'the echo came back whole');
+      } finally {
+        mux.close();
+      }
+    });
+  }
+
+  it('falls back, closing the ring fd, when mapping the rings fails', () => {
+    const before = trackFds();
+    let mux: Multiplexer;
+    {
+      using faults = injectFaults((call) => (call.name === 'mmap' && call.nth === 2 ? { errno: ERRNO.ENOMEM } : null), ['mmap', 'munmap']);
+      mux = new Multiplexer({ backend: 'io_uring' });
+      assert.ok(faults.count('munmap') >= 1, 'the mapping that succeeded was unmapped');
+    }
+    try {
+      assert.equal(mux.backend, 'epoll');
+    } finally {
+      mux.close();
+    }
+    before.assertNoLeak();
+  });
+
+  it('a Reactor falls back too, and reports it on its multiplexer', async () => {
+    let reactor: Reactor;
+    {
+      using _ = injectFaults(() => ({ errno: ERRNO.EPERM }), ['io_uring_setup']);
+      reactor = new Reactor({ backend: 'io_uring' });
+    }
+    const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+    const sockets: Socket[] = [];
+    try {
+      assert.equal(reactor.multiplexer.backend, 'epoll');
+      const got = await new Promise<string>((resolve) => {
+        reactor.add(listener, () => {
+          const s = listener.accept();
+          if (s === null) return;
+          sockets.push(s);
+          reactor.add(s, (e: MultiplexerEvent<Socket>) => {
+            const { bytes, status } = e.target.receive();
+            if (bytes.byteLength > 0) resolve(Buffer.from(bytes).toString());
+            if (status === 'closed') e.target.close();
+          });
+        });
+        const client = Socket.connect({ host: '127.0.0.1', port: listener.port });
+        sockets.push(client);
+        client.send(Buffer.from('fallback'));
+        reactor.add(client, (e) => {
+          if (e.target.receive().status === 'closed') e.target.close();
+        });
+      });
+      assert.equal(got, 'fallback');
+    } finally {
+      for (const s of sockets) s.destroy();
+      listener.close();
+      reactor.close();
+    }
+  });
+});
+
+describe('io_uring backend', { skip: !kernelAllowsIoUring() && 'io_uring is refused here (the fallback tests above still run)' }, () => {
+  it('a socket closed right after it left the ring is closed for the peer at once (the poll let go of the file)', () => {
+    const pair = connectedPair();
+    const mux = new Multiplexer({ backend: 'io_uring' });
+    try {
+      mux.add(pair.server);
+      assert.deepEqual([...mux.wait(0)], [], 'the poll is armed in the kernel now, nothing to read');
+      pair.server.close(); // leaves the multiplexer (remove), then close(2)
+      // The peer sees EOF without the multiplexer waiting again: poll(2) on the client, bounded.
+      const pfd = new Uint8Array(SIZEOF.pollfd);
+      const view = new DataView(pfd.buffer);
+      view.setInt32(0, pair.client.fd, true);
+      view.setInt16(4, constants.POLLIN, true);
+      assert.equal(sys.poll(pfd, 1, 2000), 1, 'the client became readable (EOF) within 2 s');
+      assert.equal(pair.client.receive().status, 'closed');
+    } finally {
+      mux.close();
+      pair.close();
+    }
+  });
+
+  it('is level-triggered: a reader taking 1 byte per event gets every byte', () => {
+    const pair = connectedPair();
+    const mux = new Multiplexer({ backend: 'io_uring' });
+    try {
+      mux.add(pair.server);
+      const payload = pattern(300, 9);
+      pair.client.send(payload);
+      const got: number[] = [];
+      const one = new Uint8Array(1);
+      pumpUntil(mux, () => got.length === payload.length, () => {
+        if (pair.server.receiveInto(one) === 1) got.push(one[0]);
+      }, 'every byte, one per event');
+      assert.deepEqual(Uint8Array.from(got), payload);
+    } finally {
+      mux.close();
+      pair.close();
+    }
+  });
+
+  it('works on a plain ring too (kernels before 6.1 refuse DEFER_TASKRUN with EINVAL)', async () => {
+    let mux: Multiplexer;
+    let backend: IoUringBackend;
+    let reactor: Reactor;
+    {
+      using faults = injectFaults((call) => (call.nth % 2 === 1 ? { errno: ERRNO.EINVAL } : null), ['io_uring_setup']);
+      backend = new IoUringBackend(16);
+      mux = new Multiplexer({ backend: 'io_uring' });
+      reactor = new Reactor({ backend: 'io_uring' });
+      assert.equal(faults.count('io_uring_setup'), 6, 'each ring: the fast setup refused, then the plain one');
+    }
+    try {
+      assert.equal(backend.deferTaskrun, false);
+      assert.equal(mux.backend, 'io_uring');
+      const payload = pattern(200_000, 5);
+      assert.ok(Buffer.from(echoOnce(mux, payload)).equals(payload), 'the echo came back whole');
+      assert.deepEqual(await echoMany(reactor, 30, 2000), 30);
+    } finally {
+      backend.close();
+      mux.close();
+      reactor.close();
+    }
+  });
+
+  it('its wake-up eventfd is non-blocking and close-on-exec', () => {
+    const reactor = new Reactor({ backend: 'io_uring' });
+    try {
+      assert.equal(reactor.multiplexer.backend, 'io_uring');
+      assert.equal(reactor.multiplexer.fd, -1, 'the ring fd is not for other loops to watch');
+      assert.deepEqual(fdFlags(reactor.multiplexer._wakeFd()), { nonblocking: true, cloexec: true });
+    } finally {
+      reactor.close();
+    }
+  });
+
+  it('a Reactor never stalls with 150 connections ready at once (more task work than one enter runs)', async () => {
+    const reactor = new Reactor({ backend: 'io_uring' });
+    try {
+      assert.equal(await echoMany(reactor, 150, 64), 150);
+    } finally {
+      reactor.close();
+    }
+  });
+});
+
+/**
+ * `count` clients connect to an echo server on `reactor`, all send `size` bytes at once after
+ * every one is connected, and each checks its echo; resolves with how many got theirs whole.
+ */
+async function echoMany(reactor: Reactor, count: number, size: number): Promise<number> {
+  const listener = Listener.listen({ host: '127.0.0.1', port: 0, backlog: 512 });
+  const served: Socket[] = [];
+  const clients: Socket[] = [];
+  reactor.add(listener, () => {
+    for (let s = listener.accept(); s !== null; s = listener.accept()) {
+      served.push(s);
+      reactor.add(s, (e: MultiplexerEvent<Socket>) => {
+        for (;;) {
+          const { bytes, status } = e.target.receive();
+          if (bytes.byteLength > 0) e.target.send(bytes);
+          if (status === 'closed') return e.target.close();
+          if (bytes.byteLength === 0) return;
+        }
+      });
+    }
+  });
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`echoes stalled: ${done} of ${count} done after 10 s`)), 10_000);
+      let open = 0;
+      let done = 0;
+      for (let i = 0; i < count; i++) {
+        const client = Socket.connect({ host: '127.0.0.1', port: listener.port });
+        clients.push(client);
+        const payload = pattern(size, i + 1);
+        const got: Uint8Array[] = [];
+        let length = 0;
+        let connected = false;
+        reactor.add(client, (e) => {
+          if (e.error) return reject(e.error);
+          if (!connected && client.state === 'open') {
+            connected = true;
+            reactor.modify(client, Interest.READABLE);
+            if (++open === count) for (const c of clients) c.send(payloadOf(c));
+          }
+          for (;;) {
+            const { bytes } = client.receive();
+            if (bytes.byteLength === 0) return;
+            got.push(bytes.slice());
+            length += bytes.byteLength;
+            if (length === size) {
+              assert.deepEqual(Buffer.concat(got), Buffer.from(payload));
+              client.close();
+              if (++done === count) {
+                clearTimeout(timer);
+                resolve(done);
+              }
+              return;
+            }
+          }
+        }, Interest.READABLE | Interest.WRITABLE);
+      }
+      const payloads = new Map(clients.map((c, i) => [c, pattern(size, i + 1)]));
+      function payloadOf(c: Socket): Uint8Array {
+        return payloads.get(c)!;
+      }
+    });
+  } finally {
+    listener.close();
+    for (const s of served) s.destroy();
+    for (const c of clients) c.destroy();
+  }
+}
