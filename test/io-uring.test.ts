@@ -117,13 +117,16 @@ describe('io_uring fallback to epoll', () => {
   it('falls back, closing the ring fd, when mapping the rings fails', () => {
     const before = trackFds();
     let mux: Multiplexer;
+    let unmapped: number;
     {
       using faults = injectFaults((call) => (call.name === 'mmap' && call.nth === 2 ? { errno: ERRNO.ENOMEM } : null), ['mmap', 'munmap']);
       mux = new Multiplexer({ backend: 'io_uring' });
-      assert.ok(faults.count('munmap') >= 1, 'the mapping that succeeded was unmapped');
+      unmapped = faults.count('munmap');
     }
     try {
       assert.equal(mux.backend, 'epoll');
+      // Where io_uring_setup itself is refused (qemu-user), no ring was ever mapped.
+      if (kernelAllowsIoUring()) assert.ok(unmapped >= 1, 'the mapping that succeeded was unmapped');
     } finally {
       mux.close();
     }
