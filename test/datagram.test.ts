@@ -59,7 +59,8 @@ function python(program: string, args: string[]): Promise<string> {
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': the child's stdio sockets are closed by then too (no fd left behind).
+    child.on('close', (code) => {
       clearTimeout(timer);
       if (code === 0) resolve(out);
       else reject(new Error(`python exited ${code}: ${err}`));

@@ -141,7 +141,8 @@ print(s.recv(100).decode())
     const child = spawn('python3', ['-c', program, p], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    // 'close', not 'exit': the child's stdio sockets are closed by then too (no fd left behind).
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     using server = acceptOne(listener);
     assert.deepEqual(readMessages(server, 3).map((m) => m.length), [5, 5000, 5]);
     server.send(text('got 3'));
