@@ -16,6 +16,25 @@ before(() => {
 after(() => fds.assertNoLeak());
 
 describe('regressions', () => {
+  // properties seed 438070836 (CI, Node 22): both ends close gracefully with queues the full
+  // kernel buffers cannot take, neither reading: each waited for the other forever. A closing
+  // socket now takes and drops what its peer sends, so both queues drain and both close.
+  it('two ends that both close with full queues and unread input both finish closing (properties seed 438070836)', () => {
+    runCase(
+      {
+        limits: [27737, 1],
+        smallKernelBuffers: true,
+        ops: [
+          { t: 'send', side: 1, size: 98305 },
+          { t: 'burst', side: 0, size: 5042, count: 20 },
+          { t: 'close', side: 0 },
+          { t: 'close', side: 1 },
+        ],
+      },
+      {},
+    );
+  });
+
   // properties seed 58657641: with SO_RCVBUF 4 KiB on loopback (MSS 64 KiB) the last 16 KiB of a
   // 180 KiB send sat in the kernel for ~3 s (zero-window persist timer), which read as a stall.
   // The model now shrinks SO_SNDBUF only (and SO_RCVBUF to 32 KiB); the case must drain at once.

@@ -588,7 +588,10 @@ export class Socket extends Watchable {
     if (this.#error !== null && this.#unreported === null && this.#readEnded) return DORMANT;
     if (this.#readEnded && this.#writeShut && !this.#shutdownPending && this.queuedBytes === 0) return DORMANT;
     let bits = user;
-    if (this.#readEnded || this.#closing) bits &= ~READABLE;
+    if (this.#readEnded) bits &= ~READABLE;
+    // Closing: nobody reads any more, but what the peer sends must still be taken (and dropped),
+    // or a peer that is closing too, with its own queue, would wait for us while we wait for it.
+    else if (this.#closing) bits |= READABLE;
     // Backpressure: unread bytes wait in the kernel until the queue is below its cap again.
     else if (this.#pauseReading && this.queuedBytes >= this.#sendQueueLimit) bits &= ~READABLE;
     if (this.#connecting || (this.queuedBytes > 0 && !this.#starved)) bits |= WRITABLE;
@@ -608,8 +611,9 @@ export class Socket extends Watchable {
       this.#finishConnect();
       return this.#fd < 0 ? report : report | WRITABLE;
     }
+    if ((bits & READABLE) !== 0 && this.#closing && !this.#readEnded) this.#discardInput();
     let drained = false;
-    if ((bits & (WRITABLE | ERROR | HANGUP)) !== 0 && this.queuedBytes > 0) {
+    if (this.#fd >= 0 && (bits & (WRITABLE | ERROR | HANGUP)) !== 0 && this.queuedBytes > 0) {
       this.#flushQueue();
       drained = this.queuedBytes === 0;
     }
@@ -636,6 +640,30 @@ export class Socket extends Watchable {
     // Nothing will drive the rest: what the kernel could not take is lost, and must be said so.
     if (this.queuedBytes > 0) this.#lose(new SocketError('close', ERRNO.ECANCELED, { fd: this.#fd }));
     this.destroy();
+  }
+
+  /**
+   * A closing socket reads and drops what the peer still sends (bounded per event), as a server's
+   * graceful shutdown does: the user has said, by closing, that nothing more will be read; leaving
+   * it in the kernel would stop a peer that is closing too from flushing, and so us.
+   */
+  #discardInput(): void {
+    const buffer = this._watcher?.receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
+    for (let i = 0; i < 64; i++) {
+      let n: number;
+      try {
+        n = sys.recv(this.#fd, buffer, buffer.byteLength, 0);
+      } catch {
+        this.#readEnded = true; // reset: nothing more to drop; the flush will meet it too
+        return;
+      }
+      if (n === WOULD_BLOCK) return;
+      if (n === 0) {
+        this.#readEnded = true;
+        this._watcher?._update(this);
+        return;
+      }
+    }
   }
 
   /** @internal The connect took too long: fail it with ETIMEDOUT, reported as an ERROR event. */
