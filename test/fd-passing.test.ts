@@ -472,7 +472,9 @@ describe('fd passing: every control message the kernel attaches (issue 11 findin
     const fd = file('excess');
     const [a, b] = Socket.pair();
     try {
-      const cases = [[1, 2], [2, 3], [3, 4], [16, 17], [1, 253]] as const;
+      // Under qemu-user the real MSG_CTRUNC case (253 fds) installs fds the process cannot see
+      // (the README's emulation limits); test/cmsg-truncation.test.ts checks that behaviour.
+      const cases = EMULATOR === null ? ([[1, 2], [2, 3], [3, 4], [16, 17], [1, 253]] as const) : ([[1, 2], [2, 3], [3, 4], [16, 17]] as const);
       for (const [step, [maxFds, sent]] of cases.entries()) {
         if (step === 3) {
           b.setRawOption(SOL_SOCKET, SO_PASSCRED, 1);
