@@ -204,18 +204,29 @@ export const IORING_ASYNC_CANCEL_ALL = 1 << 0;
 export const IORING_ASYNC_CANCEL_ANY = 1 << 2;
 export const IOSQE_CQE_SKIP_SUCCESS = 1 << 6;
 export const IORING_CQE_F_MORE = 1 << 1;
+// Completion-based receive: multishot IORING_OP_RECV into a provided-buffer ring.
+export const IORING_CQE_F_BUFFER = 1 << 0;
+export const IOSQE_BUFFER_SELECT = 1 << 5;
+export const IORING_RECV_MULTISHOT = 1 << 1;
 // Enums in the header (no #define, so test/io-uring.test.ts checks them against C by itself).
 export const IORING_OP_NOP = 0;
 export const IORING_OP_POLL_ADD = 6;
 export const IORING_OP_POLL_REMOVE = 7;
 export const IORING_OP_ASYNC_CANCEL = 14;
 export const IORING_REGISTER_EVENTFD = 4;
+export const IORING_OP_RECV = 27;
+export const IORING_REGISTER_PBUF_RING = 22;
+export const IORING_UNREGISTER_PBUF_RING = 23;
+/** A CQE's buffer id sits above this bit (IORING_CQE_BUFFER_SHIFT, an enum in the header). */
+export const IORING_CQE_BUFFER_SHIFT = 16;
 
 // mmap(2), for the io_uring rings.
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_SHARED = 1;
 export const MAP_POPULATE = 0x8000;
+export const MAP_PRIVATE = 2;
+export const MAP_ANONYMOUS = 0x20;
 
 // getaddrinfo(3) flags and errors (glibc <netdb.h>). Errors are negative return codes, not errno.
 export const AI_PASSIVE = 0x0001;

@@ -418,6 +418,33 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
     }
   });
 
+  it('a socket not watched for reading is not told of the peer\'s FIN (io_uring adds POLLRDHUP to every poll)', () => {
+    const { client, server, close } = connectedPair();
+    const mux = new Multiplexer({ backend });
+    try {
+      mux.add(server, Interest.WRITABLE);
+      client.shutdown('write');
+      // Reading may be paused (a full send queue) for long: the FIN must wait for it, as on epoll.
+      let events = 0;
+      pumpUntil(mux, () => events >= 5, (e) => {
+        events++;
+        assert.equal(e.target, server);
+        assert.equal(e.writable, true);
+        assert.equal(e.hangup, false, 'a hangup reported to a socket not watched for reading');
+        assert.equal(e.readable, false);
+      }, 'writable events');
+      // Watched for reading again: the end comes, with the hangup.
+      mux.modify(server, Interest.READABLE);
+      let ended = false;
+      pumpUntil(mux, () => ended, (e) => {
+        if (e.target === server && e.readable) ended = server.receive().status === 'closed';
+      }, 'the end');
+    } finally {
+      mux.close();
+      close();
+    }
+  });
+
   it('a removed, then closed socket never wakes a wait (no stale kernel-side entry)', () => {
     const pairs = Array.from({ length: 4 }, () => connectedPair());
     const mux = new Multiplexer({ backend });

@@ -18,6 +18,18 @@ export const ERROR = 8;
  * closed yet would otherwise wake every wait.
  */
 export const DORMANT = -1;
+/**
+ * Added by the multiplexer to a stream socket's bits when its backend receives for it (io_uring's
+ * completion-based receive) and the socket lets it (`Watchable._receivable`): the backend reads
+ * the socket's bytes into its own buffers and the socket takes them with `Watcher._received`.
+ */
+export const RECEIVES = 16;
+/** `Watcher._received`: nothing held and no receive armed: read the fd as usual. (Apart from END_OF_STREAM, -1.) */
+export const HELD_NONE = -10;
+/** `Watcher._received`: the peer closed the connection (EOF), after the bytes held before it. */
+export const HELD_END = -11;
+/** `Watcher._received`: the receive failed (the errno is `Watcher._receivedErrno`). */
+export const HELD_ERROR = -12;
 
 /** What a watched object asks of the multiplexer that watches it. */
 export interface Watcher {
@@ -27,6 +39,18 @@ export interface Watcher {
   _forget(target: Watchable): void;
   /** A receive buffer shared by every socket of this multiplexer (one per multiplexer). */
   readonly receiveBuffer: Uint8Array;
+  /** Whether the backend receives for stream sockets (then `_received` may hold bytes for them). */
+  readonly _receives: boolean;
+  /**
+   * Bytes the backend received for `target`: the count copied into `into` (with `into` null, the
+   * first chunk in `_receivedView`); 0: none now, and a receive is armed that will report them;
+   * HELD_END, HELD_ERROR, or HELD_NONE (nothing held: read the fd).
+   */
+  _received(target: Watchable, into: Uint8Array | null): number;
+  /** The view the last `_received(target, null)` answered with: valid until the next `_received`. */
+  readonly _receivedView: Uint8Array;
+  /** The errno of a `_received` that answered HELD_ERROR. */
+  _receivedErrno(target: Watchable): number;
 }
 
 /**
@@ -74,4 +98,17 @@ export abstract class Watchable {
    * driven (a socket closing gracefully gets one last flush and is closed).
    */
   _orphaned(): void {}
+  /** @internal Whether a backend may receive this object's bytes for it (see RECEIVES): stream sockets only. */
+  _receivable(): boolean {
+    return false;
+  }
+  /**
+   * @internal Leaving a multiplexer whose backend had received bytes for it (and maybe the failure
+   * after them, errno or 0): they come before anything read from the fd from now on.
+   */
+  _adoptReceived(_bytes: Uint8Array | null, _errno: number): void {}
+  /** @internal Whether bytes handed over by `_adoptReceived` still wait: readable whatever the kernel says. */
+  _heldInput(): boolean {
+    return false;
+  }
 }

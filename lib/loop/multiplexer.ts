@@ -22,7 +22,7 @@ import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backen
 import { EpollBackend } from './backends/epoll.ts';
 import { PollBackend } from './backends/poll.ts';
 import { IoUringBackend } from './backends/io-uring.ts';
-import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable, type Watcher } from '../core/watch.ts';
+import { DORMANT, ERROR, HANGUP, HELD_NONE, READABLE, RECEIVES, WRITABLE, Watchable, type Watcher } from '../core/watch.ts';
 // Types only: the multiplexer works on the Watchable contract and never loads a socket family.
 import type { Listener } from '../stream/listener.ts';
 import type { Socket } from '../stream/socket.ts';
@@ -89,9 +89,17 @@ export interface MultiplexerOptions {
   maxEvents?: number | undefined;
   /** Size of the receive buffer shared by this multiplexer's sockets (default 64 KiB). */
   receiveBufferSize?: number | undefined;
+  /**
+   * io_uring only (default `true`): TCP sockets are read by multishot receives into a ring of
+   * buffers the kernel fills, so that `receive()` makes no system call (see the README's
+   * "io_uring backend"). `false`: readiness only, every receive a recv(2), as on epoll.
+   * `multiplexer.ringReceive` says whether it runs.
+   */
+  ringReceive?: boolean | undefined;
 }
 
 const INT32_MAX = 2 ** 31 - 1;
+const EMPTY = new Uint8Array(0);
 
 function newEvent<D>(): MultiplexerEvent<MultiplexerTarget, D> {
   // target and data are set before the event is handed out.
@@ -134,6 +142,11 @@ export class Multiplexer<D = unknown> {
   /** Targets with a deadline (a connect timeout, a datagram queue's next try): checked after every wait, whose timeout they shorten. */
   readonly #timed: Watchable[] = [];
   readonly #eventPool: MultiplexerEvent<MultiplexerTarget, D>[] = [];
+  /**
+   * Targets holding bytes an io_uring backend received for them before they came here (see
+   * `Watchable._heldInput`): readable until read, which the kernel cannot know.
+   */
+  readonly #holders: Watchable[] = [];
 
   /** Most events one `wait` returns. */
   readonly maxEvents: number;
@@ -142,6 +155,8 @@ export class Multiplexer<D = unknown> {
    * and the kernel refused it.
    */
   readonly backend: BackendName;
+  /** @internal Whether the backend receives for TCP sockets (Watcher._receives). */
+  readonly _receives: boolean;
   /** @internal How many readiness reports the kernel gave in the last `wait` (before filtering). */
   _lastReadyCount = 0;
   /** Whether each event of the last wait had its target still watched when wait returned. */
@@ -168,9 +183,13 @@ export class Multiplexer<D = unknown> {
     const maxEvents = options.maxEvents === undefined ? 256 : checkInteger('options.maxEvents', options.maxEvents, 1, 65536);
     const bufferSize =
       options.receiveBufferSize === undefined ? 64 * 1024 : checkInteger('options.receiveBufferSize', options.receiveBufferSize, 1, 2 ** 30);
-    const [backend, name] = createBackend(options.backend ?? 'epoll', maxEvents);
+    if (options.ringReceive !== undefined && typeof options.ringReceive !== 'boolean') {
+      throw invalidType('options.ringReceive', 'of type boolean', options.ringReceive);
+    }
+    const [backend, name] = createBackend(options.backend ?? 'epoll', maxEvents, options.ringReceive ?? true);
     this.#backend = backend;
     this.backend = name;
+    this._receives = backend.receives === true;
     this.maxEvents = maxEvents;
     this.receiveBuffer = new Uint8Array(bufferSize);
     // The epoll fd is ours to close; a poll backend holds no fd.
@@ -180,6 +199,14 @@ export class Multiplexer<D = unknown> {
   /** The epoll fd (for watching the multiplexer itself from another loop), or -1 (poll and io_uring backends, or closed). */
   get fd(): number {
     return this.#backend === null ? -1 : this.#backend.fd;
+  }
+
+  /**
+   * Whether TCP sockets are read by the io_uring backend's multishot receives (`ringReceive`, on a
+   * kernel that has them: Linux 6.1 with DEFER_TASKRUN); false on epoll and poll.
+   */
+  get ringReceive(): boolean {
+    return this._receives && this.#backend !== null;
   }
 
   /** How many objects are watched. */
@@ -202,7 +229,7 @@ export class Multiplexer<D = unknown> {
     if (target._watcher !== null) throw invalidValue('target', 'is already in another multiplexer; remove it there first');
     const slot = this.#freeSlots.pop() ?? this.#targets.length;
     const generation = (this.#generations[slot] ?? 0) >>> 0;
-    const bits = target._internalInterest(interest);
+    const bits = this.#bitsOf(target, interest);
     if (bits !== DORMANT) backend.add(target.fd, slot, generation, bits);
     this.#targets[slot] = target;
     this.#generations[slot] = generation;
@@ -212,6 +239,7 @@ export class Multiplexer<D = unknown> {
     target._watcher = this satisfies Watcher;
     target._slot = slot;
     if (target._deadlinePending()) this.#watchDeadline(target);
+    this.#noteHolder(target);
     this.#size++;
     this._onSizeChange?.();
   }
@@ -266,6 +294,7 @@ export class Multiplexer<D = unknown> {
       const untilDeadline = Math.max(0, Math.ceil(this._nextDeadline() - performance.now()));
       timeout = timeout < 0 ? untilDeadline : Math.min(timeout, untilDeadline);
     }
+    if (this.#holders.length > 0 && this.#holdersReadable()) timeout = 0;
     const count = backend.wait(timeout);
     this._lastReadyCount = count;
     const events = this.#events;
@@ -279,7 +308,38 @@ export class Multiplexer<D = unknown> {
       if (report !== 0) this.#push(target, report, data);
     }
     if (this.#timed.length > 0) this.#expireDeadlines();
+    if (this.#holders.length > 0) this.#reportHolders();
     return events;
+  }
+
+  /** Whether a holder is watched for reading (and so to be reported at once). */
+  #holdersReadable(): boolean {
+    for (const target of this.#holders) {
+      if (target._watcher === this && target._heldInput() && (this.#interest[target._slot] & READABLE) !== 0) return true;
+    }
+    return false;
+  }
+
+  /** Reports holders readable (once per wait: merged into an event of theirs if the backend gave one). */
+  #reportHolders(): void {
+    const holders = this.#holders;
+    const events = this.#events;
+    for (let i = holders.length - 1; i >= 0; i--) {
+      const target = holders[i];
+      if (target._watcher !== this || !target._heldInput()) {
+        holders.splice(i, 1);
+        continue;
+      }
+      if ((this.#interest[target._slot] & READABLE) === 0) continue;
+      const event = events.find((e) => e.target === target);
+      if (event !== undefined) event.readable = true;
+      else this.#push(target, READABLE, this.#data[target._slot]);
+    }
+  }
+
+  /** Starts reporting `target` as a holder if it has bytes handed over (see `#holders`). */
+  #noteHolder(target: Watchable): void {
+    if (target._heldInput() && !this.#holders.includes(target)) this.#holders.push(target);
   }
 
   /** @internal When the next deadline falls due (performance.now() time), or Infinity. */
@@ -341,9 +401,13 @@ export class Multiplexer<D = unknown> {
     if (backend === null) return;
     this.#backend = null;
     const orphans: Watchable[] = [];
+    // Bytes the backend received for sockets that stay open are theirs: handed over first.
+    const handOver = backend.release !== undefined;
+    if (handOver) backend.stopReceiving?.();
     for (let slot = 0; slot < this.#targets.length; slot++) {
       const target = this.#targets[slot];
       if (target == null) continue;
+      if (handOver) this.#handOver(backend, target, slot);
       this.#targets[slot] = null;
       target._watcher = null;
       target._slot = -1;
@@ -352,6 +416,7 @@ export class Multiplexer<D = unknown> {
     this.#size = 0;
     for (const target of this.#timed) target._timed = false;
     this.#timed.length = 0;
+    this.#holders.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
     if (backend.fd >= 0) untrack(this);
@@ -388,7 +453,9 @@ export class Multiplexer<D = unknown> {
   /** @internal Before sleeping on `_wakeFd()`: true if events are ready now (see Backend.settle). */
   _settle(): boolean {
     const backend = this.#backend;
-    return backend !== null && backend.settle !== undefined && backend.settle();
+    if (backend === null) return false;
+    const ready = backend.settle !== undefined && backend.settle();
+    return ready || (this.#holders.length > 0 && this.#holdersReadable());
   }
 
   /** @internal Makes `_wakeFd()` readable again (a Reactor yielding with work left). */
@@ -407,11 +474,15 @@ export class Multiplexer<D = unknown> {
     if (backend === null) return;
     if (target._deadline > 0 && !target._timed && target._deadlinePending()) this.#watchDeadline(target);
     const slot = target._slot;
-    const bits = target._internalInterest(this.#interest[slot]);
+    const bits = this.#bitsOf(target, this.#interest[slot]);
     const registered = this.#registered[slot];
     if (bits === registered) return;
-    if (bits === DORMANT) backend.remove(target.fd, slot);
-    else if (registered === DORMANT) backend.add(target.fd, slot, this.#generations[slot], bits);
+    if (registered === DORMANT) this.#noteHolder(target);
+    if (bits === DORMANT) {
+      backend.remove(target.fd, slot);
+      this.#handOver(backend, target, slot);
+      this.#noteHolder(target);
+    } else if (registered === DORMANT) backend.add(target.fd, slot, this.#generations[slot], bits);
     else backend.modify(target.fd, slot, this.#generations[slot], bits);
     this.#registered[slot] = bits;
   }
@@ -438,10 +509,43 @@ export class Multiplexer<D = unknown> {
     // drops any event still reported for the old one), and a socket being destroyed goes on to
     // close its fd, which leaves the epoll set by itself.
     try {
-      if (registered) this.#backend!.remove(fd, slot);
+      if (registered) {
+        this.#backend!.remove(fd, slot);
+        this.#handOver(this.#backend!, target, slot);
+      }
     } finally {
       this._onSizeChange?.();
     }
+  }
+
+  /** @internal See Watcher._received. */
+  _received(target: Watchable, into: Uint8Array | null): number {
+    const backend = this.#backend;
+    if (backend === null || backend.receive === undefined) return HELD_NONE;
+    return backend.receive(target._slot, into);
+  }
+
+  /** @internal See Watcher._receivedView. */
+  get _receivedView(): Uint8Array {
+    return this.#backend?.view ?? EMPTY;
+  }
+
+  /** @internal See Watcher._receivedErrno. */
+  _receivedErrno(target: Watchable): number {
+    return this.#backend?.receiveErrno?.(target._slot) ?? 0;
+  }
+
+  /** The target's bits for the backend: its interest, with RECEIVES where the backend may read for it. */
+  #bitsOf(target: Watchable, interest: number): number {
+    const bits = target._internalInterest(interest);
+    if (!this._receives || bits === DORMANT || (bits & READABLE) === 0 || !target._receivable()) return bits;
+    return bits | RECEIVES;
+  }
+
+  /** After the backend let go of a slot: what it had received for the target goes to the target. */
+  #handOver(backend: Backend, target: Watchable, slot: number): void {
+    const held = backend.release?.(slot) ?? null;
+    if (held !== null) target._adoptReceived(held.bytes, held.errno);
   }
 
   #open(operation: string): Backend {
@@ -465,12 +569,12 @@ function checkInterest(interest: unknown): void {
   checkInteger('interest', interest, 0, READABLE | WRITABLE);
 }
 
-function createBackend(name: unknown, maxEvents: number): [Backend, BackendName] {
+function createBackend(name: unknown, maxEvents: number, ringReceive: boolean): [Backend, BackendName] {
   if (name === 'epoll') return [new EpollBackend(maxEvents), 'epoll'];
   if (name === 'poll') return [new PollBackend(maxEvents), 'poll'];
   if (name === 'io_uring') {
     try {
-      return [new IoUringBackend(maxEvents), 'io_uring'];
+      return [new IoUringBackend(maxEvents, ringReceive), 'io_uring'];
     } catch (err) {
       // Refused or missing (ENOSYS, EPERM from io_uring_disabled or seccomp, EINVAL/ENOSYS from
       // an old kernel, ENOMEM from a memlock limit): epoll does the same job.

@@ -80,10 +80,10 @@ export class Reactor {
     this.#maxRounds = maxRounds;
     this.#busyPollMs = msOption('options.busyPollMs', options.busyPollMs, 0);
     this.#busyPollBudgetMs = msOption('options.busyPollBudgetMs', options.busyPollBudgetMs, 10);
-    const { maxEvents, receiveBufferSize } = options;
+    const { maxEvents, receiveBufferSize, ringReceive } = options;
     const backend = options.backend ?? 'epoll';
     if (backend !== 'epoll' && backend !== 'io_uring') throw invalidValue('options.backend', "must be 'epoll' or 'io_uring'", backend);
-    this.multiplexer = new Multiplexer({ maxEvents, receiveBufferSize, backend });
+    this.multiplexer = new Multiplexer({ maxEvents, receiveBufferSize, backend, ringReceive });
     this.#watcher = watchReadable(this.multiplexer._wakeFd(), () => this.#drain());
     this.multiplexer._onSizeChange = () => this.#refreshRef();
     this.#refreshRef();
@@ -94,6 +94,9 @@ export class Reactor {
     if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);
     this.#live('add');
     this.multiplexer.add(target, interest, handler);
+    // Bytes received for it by another multiplexer's io_uring backend: readable now, which no
+    // kernel fd will say.
+    if (target._heldInput()) setImmediate(() => this.#watcher !== null && this.#drain());
     this.#armTimer();
   }
 

@@ -17,7 +17,7 @@ import { track, untrack } from '../core/lifetime.ts';
 import { pauseReadingOf, SendQueue, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
-import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
+import { DORMANT, ERROR, HANGUP, HELD_END, HELD_NONE, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
 import type { SocketAddress } from '../core/address.ts';
 import { errorDetails, readAddress } from '../core/sockaddr.ts';
 import { startConnect, type ConnectOptions } from './connect.ts';
@@ -95,6 +95,16 @@ export class Socket extends Watchable {
   #peer: SocketAddress | null;
   #closeWaiters: (() => void)[] | null = null;
   #isUnix: boolean | null = null;
+  /**
+   * Bytes a multiplexer's backend received for this socket before it left that multiplexer
+   * (io_uring's completion-based receive), from `#heldAt` on, and the failure that came after
+   * them (errno, 0 for none): handed out before anything read from the fd.
+   */
+  #held: Uint8Array | null = null;
+  #heldAt = 0;
+  #heldErrno = 0;
+  /** Set while destroy() lets go of the multiplexer: bytes it hands over are not wanted. */
+  #destroying = false;
   /** Backpressure: not readable while the send queue is full (see `pauseReadingWhenFull`). */
   #pauseReading: boolean;
   /** sendFile's scratch (made by the first sendFile). */
@@ -290,6 +300,8 @@ export class Socket extends Watchable {
     if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
     const early = this.#beforeReceive();
     if (early !== null) return early;
+    const held = this.#receiveHeld(into);
+    if (held !== HELD_NONE) return held;
     try {
       return this.#afterReceive(sys.recv(fd, into, into.byteLength, 0));
     } catch (err) {
@@ -307,7 +319,20 @@ export class Socket extends Watchable {
    * peer closed or reset the connection (`error` says which).
    */
   receive(into?: Uint8Array): ReceiveResult {
-    const buffer = into ?? this._watcher?.receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
+    const watcher = this._watcher;
+    if (into === undefined && watcher !== null && watcher._receives) {
+      // io_uring's completion-based receive: the bytes are in the backend's buffers already;
+      // hand out a view of them (valid until the next receive, as the shared buffer's).
+      this.#open('receive');
+      const early = this.#beforeReceive();
+      if (early !== null) return receiveResult(watcher.receiveBuffer, early);
+      if (this.#held === null && this.#heldErrno === 0) {
+        const n = this.#fromWatcher(null);
+        if (n > 0) return { bytes: watcher._receivedView, status: 'alive' };
+        if (n !== HELD_NONE) return receiveResult(watcher.receiveBuffer, n);
+      }
+    }
+    const buffer = into ?? watcher?.receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
     return receiveResult(buffer, this.receiveInto(buffer));
   }
 
@@ -532,6 +557,7 @@ export class Socket extends Watchable {
   destroy(): void {
     const fd = this.#fd;
     if (fd < 0) return;
+    this.#destroying = true;
     try {
       this._watcher?._forget(this);
     } catch {
@@ -539,6 +565,7 @@ export class Socket extends Watchable {
       // the multiplexer's bookkeeping forgot this socket before the call (see _forget).
     }
     this.#fd = -1;
+    this.#held = null;
     this.#closing = false;
     this.#dropQueue();
     untrack(this);
@@ -628,6 +655,34 @@ export class Socket extends Watchable {
     return report;
   }
 
+  /** @internal Connected TCP sockets that are read: a backend may receive for them (see RECEIVES). */
+  override _receivable(): boolean {
+    if (this.#fd < 0 || this.#connecting || this.#closing || this.#readEnded) return false;
+    return !this.#unix();
+  }
+
+  /** @internal */
+  override _heldInput(): boolean {
+    return this.#fd >= 0 && (this.#held !== null || this.#heldErrno !== 0);
+  }
+
+  /** @internal */
+  override _adoptReceived(bytes: Uint8Array | null, errno: number): void {
+    if (this.#fd < 0 || this.#destroying) return;
+    if (bytes !== null && bytes.byteLength > 0) {
+      const rest = this.#held === null ? null : this.#held.subarray(this.#heldAt);
+      if (rest === null || rest.byteLength === 0) this.#held = bytes;
+      else {
+        const joined = new Uint8Array(rest.byteLength + bytes.byteLength);
+        joined.set(rest);
+        joined.set(bytes, rest.byteLength);
+        this.#held = joined;
+      }
+      this.#heldAt = 0;
+    }
+    if (errno !== 0 && this.#heldErrno === 0) this.#heldErrno = errno;
+  }
+
   /** @internal */
   override _deadlinePending(): boolean {
     return this.#connecting && this.#fd >= 0 && this._deadline > 0;
@@ -649,7 +704,18 @@ export class Socket extends Watchable {
    */
   #discardInput(): void {
     const buffer = this._watcher?.receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
+    this.#held = null;
     for (let i = 0; i < 64; i++) {
+      // Bytes a backend received already go first (their buffers go back to it).
+      let held: number;
+      try {
+        held = this.#fromWatcher(buffer);
+      } catch {
+        this.#readEnded = true; // a failure held for us: nothing more to drop
+        return;
+      }
+      if (held > 0) continue;
+      if (held !== HELD_NONE) return; // none now (the next event brings more), or the end (reading ended)
       let n: number;
       try {
         n = sys.recv(this.#fd, buffer, buffer.byteLength, 0);
@@ -723,6 +789,50 @@ export class Socket extends Watchable {
     return 'queued';
   }
 
+  /**
+   * What was received for this socket before the kernel's bytes (see `#held`, and io_uring's
+   * completion-based receive): a count, 0 (none now, a receive is armed), END_OF_STREAM, or
+   * HELD_NONE (read the fd). `into` null: a view, in the watcher's `_receivedView`.
+   */
+  #receiveHeld(into: Uint8Array): number {
+    const held = this.#held;
+    if (held !== null) {
+      const n = Math.min(into.byteLength, held.byteLength - this.#heldAt);
+      into.set(held.subarray(this.#heldAt, this.#heldAt + n));
+      this.#heldAt += n;
+      if (this.#heldAt === held.byteLength) this.#held = null;
+      return n;
+    }
+    if (this.#heldErrno !== 0) {
+      const errno = this.#heldErrno;
+      this.#heldErrno = 0;
+      return this.#receiveFailed(new SocketError('recv', errno, { fd: this.#fd }));
+    }
+    return this.#fromWatcher(into);
+  }
+
+  #fromWatcher(into: Uint8Array | null): number {
+    const watcher = this._watcher;
+    if (watcher === null || !watcher._receives) return HELD_NONE;
+    const n = watcher._received(this, into);
+    if (n >= 0 || n === HELD_NONE) return n;
+    if (n === HELD_END) {
+      this.#endReading();
+      return END_OF_STREAM;
+    }
+    return this.#receiveFailed(new SocketError('recv', watcher._receivedErrno(this), { fd: this.#fd }));
+  }
+
+  /** Whether this is a Unix socket (asked of the kernel once). */
+  #unix(): boolean {
+    if (this.#isUnix === null) {
+      const domain = new Int32Array(1);
+      sys.getsockopt(this.#fd, SOL_SOCKET, SO_DOMAIN, domain, new Uint32Array([4]));
+      this.#isUnix = domain[0] === AF_UNIX;
+    }
+    return this.#isUnix;
+  }
+
   /** What a receive answers before any system call: END_OF_STREAM, 0 while connecting, or null. */
   #beforeReceive(): number | null {
     // An error found by send (EPIPE, ECONNRESET) does not end reading: what the peer sent before
@@ -753,12 +863,7 @@ export class Socket extends Watchable {
    */
   #unixOnly(operation: string): number {
     const fd = this.#open(operation);
-    if (this.#isUnix === null) {
-      const domain = new Int32Array(1);
-      sys.getsockopt(fd, SOL_SOCKET, SO_DOMAIN, domain, new Uint32Array([4]));
-      this.#isUnix = domain[0] === AF_UNIX;
-    }
-    if (!this.#isUnix) throw invalidValue('this', `is not a Unix socket: ${operation} needs one`);
+    if (!this.#unix()) throw invalidValue('this', `is not a Unix socket: ${operation} needs one`);
     return fd;
   }
 

@@ -38,6 +38,31 @@ export interface Backend {
   settle?(): boolean;
   /** Makes `wakeFd` readable, so that its watcher runs again soon. */
   poke?(): void;
+  /**
+   * Backends that receive for stream sockets themselves (io_uring's multishot receive), for slots
+   * added with RECEIVES in their bits: true. Absent or false: sockets read their fds.
+   */
+  readonly receives?: boolean;
+  /**
+   * What a socket's receive takes from its slot: bytes (> 0) copied into `into`, or with `into`
+   * null the first chunk in `view`; 0 when nothing is held but a receive is armed; HELD_END,
+   * HELD_ERROR (see `receiveErrno`) or HELD_NONE (read the fd) from ../../core/watch.ts.
+   */
+  receive?(slot: number, into: Uint8Array | null): number;
+  /** The view `receive(slot, null)` answered with; valid until the next `receive`. */
+  readonly view?: Uint8Array;
+  /** The errno of a receive that answered HELD_ERROR. */
+  receiveErrno?(slot: number): number;
+  /** Before `close`: cancels every receive and takes in their last bytes, for `release`. */
+  stopReceiving?(): void;
+  /** After `remove` (or `stopReceiving`): what the slot held that its socket must still read (null: nothing). */
+  release?(slot: number): Received | null;
+}
+
+/** Bytes (and the failure after them, errno or 0) received for a socket and not read when it left its multiplexer. */
+export interface Received {
+  bytes: Uint8Array | null;
+  errno: number;
 }
 
 /** Names of the available backends, the default first. */

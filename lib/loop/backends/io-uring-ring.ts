@@ -94,6 +94,7 @@ export class Ring {
   #tail: number;
   #sqe32: Uint32Array;
   #sqe8: Uint8Array;
+  #sqe16: Uint16Array;
   #cq: Uint32Array;
   #cqI32: Int32Array;
   #cqHead: number;
@@ -151,6 +152,7 @@ export class Ring {
       this.#tail = Atomics.load(this.#sq, this.#sqTail);
       this.#sqe32 = new Uint32Array(sqesMap.buffer);
       this.#sqe8 = new Uint8Array(sqesMap.buffer);
+      this.#sqe16 = new Uint16Array(sqesMap.buffer);
       this.#cq = new Uint32Array(cqMap.buffer);
       this.#cqI32 = new Int32Array(cqMap.buffer);
       this.#cqHead = cq(CQ_OFF.head) >> 2;
@@ -195,6 +197,12 @@ export class Ring {
   setAddress(w: number, low: number, high: number): void {
     this.#sqe32[w + (SQE.addr >> 2)] = low;
     this.#sqe32[w + (SQE.addr >> 2) + 1] = high;
+  }
+
+  /** Sets the SQE's `ioprio` field (a receive's IORING_RECV_* flags) and `buf_group` (its buffer group). */
+  setReceive(w: number, ioprio: number, bufferGroup: number): void {
+    this.#sqe16[(w << 1) + (SQE.ioprio >> 1)] = ioprio;
+    this.#sqe16[(w << 1) + (SQE.buf_group >> 1)] = bufferGroup;
   }
 
   /** Sets the SQE's IOSQE_* flags byte. */
@@ -265,6 +273,9 @@ export class Ring {
   result(w: number): number {
     return this.#cqI32[w + (CQE.res >> 2)];
   }
+  flags(w: number): number {
+    return this.#cq[w + (CQE.flags >> 2)];
+  }
 
   /** Marks `n` completions consumed. Release: we are done reading them; the kernel may reuse their entries. */
   consume(n: number): void {
@@ -305,6 +316,7 @@ export class Ring {
     this.#cqI32 = new Int32Array(0);
     this.#sqe32 = new Uint32Array(0);
     this.#sqe8 = new Uint8Array(0);
+    this.#sqe16 = new Uint16Array(0);
     for (const mapping of this.#maps) {
       try {
         sys.munmap(mapping);

@@ -26,6 +26,26 @@
  * (no FIN) while it is armed. So `remove` submits the POLL_REMOVE at once and runs the task work
  * that completes it: when remove returns, the kernel holds the file no more.
  *
+ * ## Completion-based receive (TCP sockets)
+ * A slot whose bits carry RECEIVES (a connected TCP socket read by its user) has no POLLIN poll:
+ * a multishot IORING_OP_RECV picks buffers from a provided-buffer ring (io-uring-buffers.ts), and
+ * each completion queues its bytes on the slot. The slot is reported readable while bytes (or
+ * the end: EOF or an error) wait, level-triggered as before, and the socket's receive takes them
+ * from the queue (`receive`): no recv(2) per read. Only on DEFER_TASKRUN rings, where the kernel
+ * moves bytes only inside our own io_uring_enter, so a receive that finds the queue empty while
+ * the multishot is armed knows that nothing arrived unseen (it answers 0; the bytes come with
+ * the next turn), and one that finds the queue empty with no receive armed may read the fd itself
+ * without overtaking queued bytes.
+ * - Order: a receive's completions carry the slot's generation, not an arm sequence: bytes
+ *   received by a receive that was cancelled meanwhile (interest changed) are still the socket's,
+ *   queued in order. Only completions of a previous owner are dropped (their buffers recycled).
+ * - ENOBUFS (every buffer is queued or lent): the multishot ends, the bytes wait in the kernel;
+ *   the slot polls POLLIN and reads by recv(2) until buffers come back, then re-arms. So sockets
+ *   that hold buffers unread slow the others down to readiness mode, never stop them.
+ * - Leaving (remove): the receive is cancelled and its last completions absorbed before remove
+ *   returns; the multiplexer then takes the slot's bytes (`release`) and hands them to the socket,
+ *   which returns them before anything it reads from the kernel.
+ *
  * ## Event-loop integration (the Reactor)
  * With DEFER_TASKRUN, completions are posted only inside our own io_uring_enter, and the ring fd
  * is never woken: the Reactor watches a registered eventfd instead (`wakeFd`), which the kernel
@@ -38,7 +58,13 @@ import {
   EFD_NONBLOCK,
   IORING_ASYNC_CANCEL_ALL,
   IORING_ASYNC_CANCEL_ANY,
+  IORING_CQE_BUFFER_SHIFT,
+  IORING_CQE_F_BUFFER,
+  IORING_CQE_F_MORE,
   IORING_ENTER_GETEVENTS,
+  IORING_OP_RECV,
+  IORING_RECV_MULTISHOT,
+  IOSQE_BUFFER_SELECT,
   IORING_OP_ASYNC_CANCEL,
   IORING_OP_POLL_ADD,
   IORING_OP_POLL_REMOVE,
@@ -52,8 +78,9 @@ import {
 } from '../../../ffi/constants.ts';
 import { ERRNO } from '../../../ffi/errno.ts';
 import { closeFd, sys } from '../../../ffi/syscall.ts';
-import { ERROR, HANGUP, READABLE, WRITABLE } from '../../core/watch.ts';
-import type { Backend } from './backend.ts';
+import { ERROR, HANGUP, HELD_END, HELD_ERROR, HELD_NONE, READABLE, RECEIVES, WRITABLE } from '../../core/watch.ts';
+import type { Backend, Received } from './backend.ts';
+import { ReceiveBuffers } from './io-uring-buffers.ts';
 import { Ring } from './io-uring-ring.ts';
 
 /** user_data low word of removals and cancellations: their completions are skipped. */
@@ -64,6 +91,24 @@ const CQ_ENTRIES = 4096;
 const INITIAL_CAPACITY = 16;
 /** Most turns of `settle` before it hands back to the event loop (with the eventfd signalled). */
 const SETTLE_ROUNDS = 16;
+/** Receive buffers: how many (a power of two) and how large. 4 MiB in all. */
+const RECEIVE_BUFFERS = 256;
+const RECEIVE_BUFFER_SIZE = 16 * 1024;
+const BUFFER_GROUP = 1;
+/** user_data low word of a receive: the slot with this bit (a poll's has it clear). */
+const RECV_TAG = 0x80000000;
+const ENOBUFS = ERRNO.ENOBUFS;
+
+/** A slot's receive: none in the kernel (armed at the next turn if wanted). */
+const R_OFF = 0;
+/** A multishot receive is queued or in the kernel. */
+const R_ARMED = 1;
+/** The ring ran dry (ENOBUFS): readiness and recv(2) until buffers come back. */
+const R_STARVED = 2;
+/** The end came (EOF or an error): nothing more to receive. */
+const R_DONE = 3;
+/** `#end` of a slot whose end has not come. */
+const NO_END = 1;
 
 /** A slot with no poll in the kernel and none queued. */
 const IDLE = 0;
@@ -90,11 +135,33 @@ export class IoUringBackend implements Backend {
   readonly fd = -1;
   readonly #ring: Ring;
   readonly #maxEvents: number;
+  /** The provided-buffer ring of completion-based receive; null where it is off or the ring cannot (no DEFER_TASKRUN). */
+  readonly #buffers: ReceiveBuffers | null;
   #fds = new Int32Array(INITIAL_CAPACITY);
   #generations = new Uint32Array(INITIAL_CAPACITY);
   #seq = new Uint32Array(INITIAL_CAPACITY);
+  /** POLL* bits the user's interest asks for (READABLE included even where a receive serves it). */
   #events = new Uint32Array(INITIAL_CAPACITY);
   #state = new Uint8Array(INITIAL_CAPACITY);
+  /** The POLL* bits the slot's current poll was armed with. */
+  #armedMask = new Uint32Array(INITIAL_CAPACITY);
+  /** Whether the slot is watched (added and not removed): completions for others are dropped. */
+  #live = new Uint8Array(INITIAL_CAPACITY);
+  /** Whether the slot's bits carry RECEIVES (and this backend receives). */
+  #wants = new Uint8Array(INITIAL_CAPACITY);
+  /** R_* state of the slot's receive, and the sequence of its current arm. */
+  #recv = new Uint8Array(INITIAL_CAPACITY);
+  #recvSeq = new Uint16Array(INITIAL_CAPACITY);
+  /** NO_END, 0 (EOF received) or -errno (the receive failed): handed out after the queued bytes. */
+  #end = new Int32Array(INITIAL_CAPACITY).fill(NO_END);
+  /** Bits found for the slot and not reported yet, and the slots that have some (each once). */
+  #pendingBits = new Uint8Array(INITIAL_CAPACITY);
+  readonly #pendingList: number[] = [];
+  /** Slots that hold received bytes or an end (each once): reported readable at every wait while they do. */
+  #holding = new Uint8Array(INITIAL_CAPACITY);
+  readonly #holdingList: number[] = [];
+  /** Slots whose receive ran dry: armed again once buffers are back. */
+  readonly #starved: number[] = [];
   /** Slots reported by the last wait (or cancelled by the kernel), FIRED until re-armed. Reused: no allocation once grown. */
   readonly #fired: number[] = [];
   readonly #readySlots: Uint32Array;
@@ -104,13 +171,16 @@ export class IoUringBackend implements Backend {
   #wakeFd = -1;
   readonly #counter = new Uint8Array(8);
   readonly #one = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
+  /** What `receive` answered with a view: the view (see Backend.receive). */
+  view: Uint8Array = new Uint8Array(0);
 
-  constructor(maxEvents: number) {
+  constructor(maxEvents: number, ringReceive = true) {
     this.#maxEvents = maxEvents;
     this.#readySlots = new Uint32Array(maxEvents);
     this.#readyGenerations = new Uint32Array(maxEvents);
     this.#readyBits = new Uint8Array(maxEvents);
     this.#ring = new Ring(SQ_ENTRIES, CQ_ENTRIES);
+    this.#buffers = ringReceive && this.#ring.deferTaskrun ? this.#openBuffers() : null;
   }
 
   /** Whether the ring runs with DEFER_TASKRUN (completions posted only inside our own enter). */
@@ -118,11 +188,22 @@ export class IoUringBackend implements Backend {
     return this.#ring.deferTaskrun;
   }
 
+  /** Whether TCP sockets are read by multishot receives into the buffer ring (see "Completion-based receive"). */
+  get receives(): boolean {
+    return this.#buffers !== null;
+  }
+
   add(fd: number, slot: number, generation: number, bits: number): void {
     if (slot >= this.#state.length) this.#grow(slot);
     this.#fds[slot] = fd;
     this.#generations[slot] = generation;
     this.#events[slot] = toPoll(bits);
+    this.#live[slot] = 1;
+    this.#pendingBits[slot] = 0;
+    this.#end[slot] = NO_END;
+    this.#recv[slot] = R_OFF;
+    this.#wants[slot] = (bits & RECEIVES) !== 0 && this.#buffers !== null ? 1 : 0;
+    if (this.#wants[slot] === 1) this.#armReceive(slot);
     this.#arm(slot);
     this.#submitIfWatched();
   }
@@ -131,6 +212,13 @@ export class IoUringBackend implements Backend {
     this.#fds[slot] = fd;
     this.#generations[slot] = generation;
     this.#events[slot] = toPoll(bits);
+    const wants = (bits & RECEIVES) !== 0 && this.#buffers !== null ? 1 : 0;
+    if (wants !== this.#wants[slot]) {
+      this.#wants[slot] = wants;
+      if (wants === 1 && this.#recv[slot] === R_OFF) this.#armReceive(slot);
+      else if (wants === 0 && this.#recv[slot] === R_ARMED) this.#cancelReceive(slot);
+      else if (wants === 0 && this.#recv[slot] === R_STARVED) this.#recv[slot] = R_OFF;
+    }
     // A FIRED slot is re-armed with the new events anyway. An ARMED one is replaced: cancel the
     // poll in the kernel and arm a new one (new sequence, so whatever the old one posts is stale;
     // and the new one checks readiness as it arms, so nothing that fired meanwhile is lost).
@@ -145,15 +233,75 @@ export class IoUringBackend implements Backend {
 
   remove(fd: number, slot: number): void {
     const armed = this.#state[slot] === ARMED;
+    const receiving = this.#recv[slot] === R_ARMED;
     this.#state[slot] = IDLE;
-    if (!armed) return;
-    this.#cancel(slot);
-    this.#seq[slot] = (this.#seq[slot] + 1) >>> 0;
-    // Now, not at the next wait: the poll holds the file until its cancellation has run (see
-    // "Remove before close").
-    const before = this.#ring.ready();
-    this.#ring.enter(0, IORING_ENTER_GETEVENTS);
-    if (this.#wakeFd >= 0 && this.#ring.ready() !== before) this.#quiet();
+    if (armed) {
+      this.#cancel(slot);
+      this.#seq[slot] = (this.#seq[slot] + 1) >>> 0;
+    }
+    if (receiving) this.#cancelReceive(slot);
+    // Now, not at the next wait: a poll or a receive holds the file until its cancellation has
+    // run (see "Remove before close"), and a receive's last bytes must be queued before the
+    // multiplexer takes them (`release`).
+    if (armed || receiving) {
+      this.#ring.enter(0, IORING_ENTER_GETEVENTS);
+      this.#afterOwnEnter();
+    }
+    this.#wants[slot] = 0;
+    this.#recv[slot] = R_OFF;
+  }
+
+  /**
+   * What a socket's receive takes from its slot (Backend.receive): bytes copied into `into`, or
+   * with `into` null the first chunk as `view`; 0 when nothing waits but the armed receive will
+   * bring it; HELD_END / HELD_ERROR (`-#end[slot]` is the errno) once the queue is empty and the
+   * end has come; HELD_NONE when no receive is armed (read the fd).
+   */
+  receive(slot: number, into: Uint8Array | null): number {
+    const buffers = this.#buffers;
+    if (buffers === null || slot >= this.#live.length) return HELD_NONE;
+    if (buffers.holds(slot)) {
+      if (into !== null) return buffers.take(slot, into);
+      this.view = buffers.takeView(slot)!;
+      return this.view.byteLength;
+    }
+    const end = this.#end[slot];
+    if (end !== NO_END) return end === 0 ? HELD_END : HELD_ERROR;
+    return this.#recv[slot] === R_ARMED ? 0 : HELD_NONE;
+  }
+
+  /** The errno of a slot whose receive answered HELD_ERROR. */
+  receiveErrno(slot: number): number {
+    return -this.#end[slot];
+  }
+
+  /**
+   * After `remove`: gives back the slot's buffers and forgets its end. Returns what the socket must
+   * still read (a copy of the bytes, and the errno of a failed receive, 0 for none), or null.
+   */
+  release(slot: number): Received | null {
+    if (slot >= this.#live.length) return null;
+    this.#live[slot] = 0;
+    const bytes = this.#buffers === null ? null : this.#buffers.release(slot, true);
+    const end = this.#end[slot];
+    this.#end[slot] = NO_END;
+    const errno = end < 0 ? -end : 0;
+    return bytes === null && errno === 0 ? null : { bytes, errno };
+  }
+
+  /** Before close: cancels every receive and takes in what they still posted (see Backend.stopReceiving). */
+  stopReceiving(): void {
+    if (this.#buffers === null) return;
+    try {
+      for (let slot = 0; slot < this.#recv.length; slot++) {
+        if (this.#recv[slot] === R_ARMED) this.#cancelReceive(slot);
+        this.#wants[slot] = 0;
+      }
+      this.#ring.enter(0, IORING_ENTER_GETEVENTS);
+      this.#absorb();
+    } catch {
+      // The ring is failing: close will cancel what is left.
+    }
   }
 
   wait(timeoutMs: number): number {
@@ -162,13 +310,15 @@ export class IoUringBackend implements Backend {
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : 0;
     let remaining = timeoutMs;
     for (;;) {
-      // Completions already there (inline ones from an earlier submit): submit, do not sleep.
-      if (remaining === 0 || ring.ready() > 0) ring.enter(0, IORING_ENTER_GETEVENTS);
+      // Completions already there (inline ones from an earlier submit), or bytes already held:
+      // submit, do not sleep.
+      if (remaining === 0 || ring.ready() > 0 || this.#reportable()) ring.enter(0, IORING_ENTER_GETEVENTS);
       else if (remaining < 0) ring.enter(1, IORING_ENTER_GETEVENTS);
       else ring.enterTimed(remaining);
       // WOULD_BLOCK (no memory for requests now), RING_BUSY (CQ overflowed) and TIMED_OUT all
       // come to the same: take what is in the CQ; the next enter submits or flushes the rest.
-      const found = this.#harvest();
+      this.#absorb();
+      const found = this.#report();
       if (found > 0 || timeoutMs === 0) return found;
       // Only stale completions (cancellations, replaced polls) woke us: sleep for what remains.
       if (timeoutMs > 0) {
@@ -210,13 +360,14 @@ export class IoUringBackend implements Backend {
 
   /**
    * Makes it safe to sleep until `wakeFd` is readable: returns false when it is, true when
-   * completions are ready now (handle them with `wait(0)` and settle again). Never return to the
+   * events are ready now (handle them with `wait(0)` and settle again). Never return to the
    * event loop with entries written but not submitted, nor with task work pending: the kernel
    * signals the eventfd only when its work list goes from empty to non-empty, so either would
    * stall the ring for good.
    *
    * 1. Re-arm the slots reported, submit everything and run the deferred task work.
-   * 2. Completions ready: say so (the caller drains, then settles again).
+   * 2. Completions ready, or bytes held that the user has not read (level-triggered, as epoll's
+   *    fd stays readable): say so (the caller drains, then settles again).
    * 3. Clear the eventfd, after the last enter: that swallows the signal our own enter raised by
    *    posting completions.
    * 4. ...but work queued between that enter and the read would be lost with it, so look at
@@ -238,7 +389,7 @@ export class IoUringBackend implements Backend {
     for (let round = 0; round < SETTLE_ROUNDS; round++) {
       this.#rearm();
       if (ring.pending() > 0 || ring.taskRunPending()) ring.enter(0, IORING_ENTER_GETEVENTS);
-      if (ring.ready() > 0) return true;
+      if (ring.ready() > 0 || this.#reportable()) return true;
       if (this.#wakeFd >= 0) sys.read(this.#wakeFd, this.#counter, 8);
       if (ring.ready() > 0) return true;
       if (!(ring.deferTaskrun && ring.taskRunPending())) return false;
@@ -255,8 +406,9 @@ export class IoUringBackend implements Backend {
   }
 
   close(): void {
-    // Cancel every poll and run the cancellations, so that no file stays referenced by a ring
-    // that the kernel tears down in the background.
+    // Cancel every poll and receive and run the cancellations, so that no file stays referenced
+    // by a ring that the kernel tears down in the background, and no receive writes into the
+    // buffers once they are given up.
     try {
       const w = this.#ring.entry();
       this.#ring.prepare(w, IORING_OP_ASYNC_CANCEL, 0, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL, IGNORE, 0);
@@ -264,9 +416,14 @@ export class IoUringBackend implements Backend {
     } catch {
       // Closing the ring cancels them all the same, only later.
     }
+    this.#buffers?.close();
     this.#ring.close();
     this.#state.fill(IDLE);
+    this.#live.fill(0);
     this.#fired.length = 0;
+    this.#pendingList.length = 0;
+    this.#holdingList.length = 0;
+    this.#starved.length = 0;
     if (this.#wakeFd >= 0) {
       const efd = this.#wakeFd;
       this.#wakeFd = -1;
@@ -274,12 +431,33 @@ export class IoUringBackend implements Backend {
     }
   }
 
-  /** Queues a one-shot POLL_ADD for `slot` with a new sequence. */
+  #openBuffers(): ReceiveBuffers | null {
+    try {
+      return new ReceiveBuffers(this.#ring, RECEIVE_BUFFERS, RECEIVE_BUFFER_SIZE, BUFFER_GROUP, INITIAL_CAPACITY);
+    } catch {
+      // A kernel without buffer rings (before 5.19) or without memory for them: readiness only.
+      return null;
+    }
+  }
+
+  /** The POLL* bits the slot's poll waits for: the user's, less reading where a receive serves it. */
+  #pollMask(slot: number): number {
+    const events = this.#events[slot];
+    return this.#wants[slot] === 1 && this.#recv[slot] !== R_STARVED ? events & ~(POLLIN | POLLRDHUP) : events;
+  }
+
+  /** Queues a one-shot POLL_ADD for `slot` with a new sequence (none when nothing is left to poll for). */
   #arm(slot: number): void {
     const seq = (this.#seq[slot] + 1) >>> 0;
     this.#seq[slot] = seq;
+    const mask = this.#pollMask(slot);
+    if (mask === 0) {
+      this.#state[slot] = IDLE;
+      return;
+    }
     const w = this.#ring.entry();
-    this.#ring.prepare(w, IORING_OP_POLL_ADD, this.#fds[slot], 0, this.#events[slot], slot, seq);
+    this.#ring.prepare(w, IORING_OP_POLL_ADD, this.#fds[slot], 0, mask, slot, seq);
+    this.#armedMask[slot] = mask;
     this.#state[slot] = ARMED;
   }
 
@@ -290,7 +468,32 @@ export class IoUringBackend implements Backend {
     this.#ring.setAddress(w, slot, this.#seq[slot]);
   }
 
-  /** Arms again every slot reported by the last wait that is still FIRED. */
+  /** Queues a multishot receive for `slot` (its completions name the slot's generation and the arm). */
+  #armReceive(slot: number): void {
+    const seq = (this.#recvSeq[slot] + 1) & 0xffff;
+    this.#recvSeq[slot] = seq;
+    const w = this.#ring.entry();
+    this.#ring.prepare(w, IORING_OP_RECV, this.#fds[slot], 0, 0, (slot | RECV_TAG) >>> 0, this.#receiveData(slot));
+    this.#ring.setEntryFlags(w, IOSQE_BUFFER_SELECT);
+    this.#ring.setReceive(w, IORING_RECV_MULTISHOT, BUFFER_GROUP);
+    this.#recv[slot] = R_ARMED;
+  }
+
+  /** Queues the cancellation of `slot`'s receive; what it still posts is queued all the same (same generation). */
+  #cancelReceive(slot: number): void {
+    const w = this.#ring.entry();
+    this.#ring.prepare(w, IORING_OP_ASYNC_CANCEL, -1, 0, 0, IGNORE, 0);
+    this.#ring.setAddress(w, (slot | RECV_TAG) >>> 0, this.#receiveData(slot));
+    this.#recvSeq[slot] = (this.#recvSeq[slot] + 1) & 0xffff;
+    this.#recv[slot] = R_OFF;
+  }
+
+  /** The high word of a receive's user_data: the slot's generation (low 16 bits) and the arm's sequence. */
+  #receiveData(slot: number): number {
+    return (((this.#generations[slot] & 0xffff) << 16) | this.#recvSeq[slot]) >>> 0;
+  }
+
+  /** Arms again every slot reported by the last wait that is still FIRED, and receives that ran dry once buffers are back. */
   #rearm(): void {
     const fired = this.#fired;
     for (let i = 0; i < fired.length; i++) {
@@ -298,47 +501,66 @@ export class IoUringBackend implements Backend {
       if (this.#state[slot] === FIRED) this.#arm(slot);
     }
     fired.length = 0;
+    const starved = this.#starved;
+    if (starved.length > 0 && this.#buffers !== null && this.#buffers.free > 0) {
+      for (let i = 0; i < starved.length; i++) {
+        const slot = starved[i];
+        if (this.#live[slot] === 1 && this.#wants[slot] === 1 && this.#recv[slot] === R_STARVED) this.#armReceive(slot);
+      }
+      starved.length = 0;
+    }
   }
 
   #submitIfWatched(): void {
     if (this.#wakeFd < 0) return;
     const before = this.#ring.ready();
     this.#ring.enter(0, IORING_ENTER_GETEVENTS);
-    if (this.#ring.ready() !== before) this.#quiet();
+    if (this.#ring.ready() !== before) this.#afterOwnEnter();
   }
 
   /**
-   * After a submit outside the Reactor's drain that posted completions (and so signalled the
-   * eventfd): if all of them are stale (cancellations), drop them and clear the eventfd, so that
-   * the loop is not woken for nothing (and a process whose loop is ending finds no readable fd).
-   * Anything live left, or task work queued meanwhile: signal the eventfd again.
+   * After an enter outside the Reactor's drain that posted completions (and so signalled the
+   * eventfd): take them in (bytes queued, readiness noted), and if nothing is left to report,
+   * clear the eventfd, so that the loop is not woken for nothing (and a process whose loop is
+   * ending finds no readable fd). Anything to report, or task work queued meanwhile: signal the
+   * eventfd again.
    */
-  #quiet(): void {
-    const ring = this.#ring;
-    const available = ring.ready();
-    let stale = 0;
-    for (; stale < available; stale++) {
-      const w = ring.completion(stale);
-      const slot = ring.dataLow(w);
-      if (slot !== IGNORE && slot < this.#state.length && this.#state[slot] === ARMED && this.#seq[slot] === ring.dataHigh(w)) break;
-    }
-    ring.consume(stale);
-    if (stale < available) return;
+  #afterOwnEnter(): void {
+    this.#absorb();
+    if (this.#wakeFd < 0) return;
     sys.read(this.#wakeFd, this.#counter, 8);
-    if (ring.ready() > 0 || (ring.deferTaskrun && ring.taskRunPending())) this.poke();
+    if (this.#pendingList.length > 0 || this.#reportable() || this.#ring.ready() > 0 || (this.#ring.deferTaskrun && this.#ring.taskRunPending())) this.poke();
   }
 
-  /** Reads up to maxEvents completions into the ready arrays; the rest stay in the CQ for the next wait. */
-  #harvest(): number {
+  /** Whether a held slot has something its user would read: the next wait reports it without sleeping. */
+  #reportable(): boolean {
+    if (this.#pendingList.length > 0) return true;
+    const holding = this.#holdingList;
+    for (let i = 0; i < holding.length; i++) {
+      const slot = holding[i];
+      if ((this.#events[slot] & POLLIN) !== 0 && this.#holds(slot)) return true;
+    }
+    return false;
+  }
+
+  #holds(slot: number): boolean {
+    return this.#live[slot] === 1 && (this.#end[slot] !== NO_END || this.#buffers!.holds(slot));
+  }
+
+  /** Takes in every completion: polls fired, bytes received, ends; the bits go to the pending list. */
+  #absorb(): void {
     const ring = this.#ring;
     const available = ring.ready();
-    const max = this.#maxEvents;
-    let found = 0;
-    let consumed = 0;
-    for (; consumed < available && found < max; consumed++) {
+    for (let consumed = 0; consumed < available; consumed++) {
       const w = ring.completion(consumed);
-      const slot = ring.dataLow(w);
-      if (slot === IGNORE || slot >= this.#state.length) continue;
+      const low = ring.dataLow(w);
+      if (low === IGNORE) continue;
+      if ((low & RECV_TAG) !== 0) {
+        this.#received(low & ~RECV_TAG, ring.dataHigh(w), ring.result(w), ring.flags(w));
+        continue;
+      }
+      const slot = low;
+      if (slot >= this.#state.length) continue;
       if (this.#state[slot] !== ARMED || this.#seq[slot] !== ring.dataHigh(w)) continue;
       const res = ring.result(w);
       if (res === -ECANCELED) {
@@ -351,28 +573,127 @@ export class IoUringBackend implements Backend {
         // The poll could not be armed (EBADF: the fd is not open, a bookkeeping bug). Report an
         // error, as poll(2)'s POLLNVAL, and do not arm it again.
         this.#state[slot] = IDLE;
-        this.#push(found++, slot, ERROR | HANGUP);
+        this.#note(slot, ERROR | HANGUP);
         continue;
       }
       this.#state[slot] = FIRED;
       this.#fired.push(slot);
-      this.#push(found++, slot, fromPoll(res));
+      // io_uring adds EPOLLRDHUP to every poll's mask (IO_POLL_UNMASK): a poll for POLLOUT alone
+      // would report the peer's FIN, on and on while nobody reads, where epoll's mask hides it.
+      this.#note(slot, fromPoll(res & (this.#armedMask[slot] | POLLHUP | POLLERR | POLLNVAL)));
     }
-    ring.consume(consumed);
-    return found;
+    ring.consume(available);
   }
 
-  #push(index: number, slot: number, bits: number): void {
-    this.#readySlots[index] = slot;
-    this.#readyGenerations[index] = this.#generations[slot];
-    this.#readyBits[index] = bits;
+  /** One receive completion: bytes queued on their slot (or, for a previous owner, their buffer recycled). */
+  #received(slot: number, data: number, res: number, flags: number): void {
+    const buffers = this.#buffers!;
+    const bid = (flags & IORING_CQE_F_BUFFER) !== 0 ? flags >>> IORING_CQE_BUFFER_SHIFT : -1;
+    const mine = slot < this.#live.length && this.#live[slot] === 1 && data >>> 16 === (this.#generations[slot] & 0xffff);
+    if (!mine) {
+      if (bid >= 0) {
+        buffers.free--;
+        buffers.recycle(bid);
+      }
+      return;
+    }
+    // Completions of an arm that was cancelled still carry the socket's bytes: queued in order.
+    const current = (data & 0xffff) === this.#recvSeq[slot] && this.#recv[slot] === R_ARMED;
+    const more = (flags & IORING_CQE_F_MORE) !== 0;
+    if (res > 0 && bid >= 0) {
+      buffers.queue(slot, bid, res);
+      this.#hold(slot);
+      if (current && !more) this.#recv[slot] = R_OFF; // ended for another reason (CQ overflow): arm again
+      if (current && !more && this.#wants[slot] === 1) this.#armReceive(slot);
+      return;
+    }
+    if (bid >= 0) {
+      buffers.free--;
+      buffers.recycle(bid);
+    }
+    if (res === -ENOBUFS) {
+      if (!current) return;
+      // The bytes wait in the kernel: readable now, by recv(2), and polled until buffers are back.
+      this.#recv[slot] = R_STARVED;
+      this.#starved.push(slot);
+      this.#note(slot, READABLE);
+      if (this.#state[slot] === ARMED) this.#cancel(slot);
+      this.#arm(slot);
+      return;
+    }
+    if (res === -ECANCELED) {
+      if (current) this.#recv[slot] = R_OFF; // cancelled by the kernel, not by us: armed again at once
+      if (current && this.#wants[slot] === 1) this.#armReceive(slot);
+      return;
+    }
+    // EOF (0) or a failure: the end, after the bytes queued before it.
+    if (this.#end[slot] === NO_END) this.#end[slot] = res;
+    if (current || this.#recv[slot] !== R_ARMED) this.#recv[slot] = R_DONE;
+    this.#hold(slot);
+  }
+
+  /** Remembers that `slot` holds bytes or an end (reported at every wait until read). */
+  #hold(slot: number): void {
+    if (this.#holding[slot] === 1) return;
+    this.#holding[slot] = 1;
+    this.#holdingList.push(slot);
+  }
+
+  #note(slot: number, bits: number): void {
+    if (this.#pendingBits[slot] === 0) this.#pendingList.push(slot);
+    this.#pendingBits[slot] |= bits;
+  }
+
+  /**
+   * Fills the ready arrays, up to maxEvents, from the pending list and the held slots (readable,
+   * with a hangup once the end waits, as epoll's EPOLLRDHUP); the rest stays for the next wait.
+   */
+  #report(): number {
+    const holding = this.#holdingList;
+    for (let i = holding.length - 1; i >= 0; i--) {
+      const slot = holding[i];
+      if (!this.#holds(slot)) {
+        this.#holding[slot] = 0;
+        holding[i] = holding[holding.length - 1];
+        holding.pop();
+        continue;
+      }
+      if ((this.#events[slot] & POLLIN) === 0) continue; // not read now (paused): kept, not reported
+      this.#note(slot, this.#end[slot] === NO_END ? READABLE : READABLE | HANGUP);
+    }
+    const pending = this.#pendingList;
+    const max = this.#maxEvents;
+    let found = 0;
+    let taken = 0;
+    for (; taken < pending.length && found < max; taken++) {
+      const slot = pending[taken];
+      let bits = this.#pendingBits[slot];
+      this.#pendingBits[slot] = 0;
+      // Readable only while its interest says so (as the kernel's mask does on epoll): a socket
+      // that paused reading after the bits were noted (send queue full, during the last
+      // dispatch) must not be told to read, nor of the peer's FIN that came with them (epoll's
+      // EPOLLRDHUP belongs to the reading mask too).
+      if ((this.#events[slot] & POLLIN) === 0 && (bits & READABLE) !== 0) bits &= ~(READABLE | HANGUP);
+      if (this.#live[slot] === 0 || bits === 0) continue;
+      this.#readySlots[found] = slot;
+      this.#readyGenerations[found] = this.#generations[slot];
+      this.#readyBits[found] = bits;
+      found++;
+    }
+    // Drop what was taken, keeping the rest in order (no allocation, unlike splice).
+    if (taken === pending.length) pending.length = 0;
+    else {
+      pending.copyWithin(0, taken);
+      pending.length -= taken;
+    }
+    return found;
   }
 
   /** Grows the per-slot arrays (doubling) until they hold `slot`. */
   #grow(slot: number): void {
     let length = this.#state.length;
     while (length <= slot) length *= 2;
-    const grow = <T extends Int32Array | Uint32Array | Uint8Array>(old: T, make: (n: number) => T): T => {
+    const grow = <T extends Int32Array | Uint32Array | Uint16Array | Uint8Array>(old: T, make: (n: number) => T): T => {
       const next = make(length);
       next.set(old);
       return next;
@@ -382,5 +703,14 @@ export class IoUringBackend implements Backend {
     this.#seq = grow(this.#seq, (n) => new Uint32Array(n));
     this.#events = grow(this.#events, (n) => new Uint32Array(n));
     this.#state = grow(this.#state, (n) => new Uint8Array(n));
+    this.#armedMask = grow(this.#armedMask, (n) => new Uint32Array(n));
+    this.#live = grow(this.#live, (n) => new Uint8Array(n));
+    this.#wants = grow(this.#wants, (n) => new Uint8Array(n));
+    this.#recv = grow(this.#recv, (n) => new Uint8Array(n));
+    this.#recvSeq = grow(this.#recvSeq, (n) => new Uint16Array(n));
+    this.#end = grow(this.#end, (n) => new Int32Array(n).fill(NO_END));
+    this.#pendingBits = grow(this.#pendingBits, (n) => new Uint8Array(n));
+    this.#holding = grow(this.#holding, (n) => new Uint8Array(n));
+    this.#buffers?.grow(length);
   }
 }
