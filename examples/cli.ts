@@ -4,7 +4,7 @@
  * message and the usage on stderr and exits 2 (the contract their tests check).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { formatAddress, Listener, type ListenOptions } from '../lib/index.ts';
+import { formatAddress, Listener, type ListenOptions, type ReactorOptions } from '../lib/index.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type WithHelp<O extends Options> = O & { help: { type: 'boolean'; short: 'h'; default: false } };
@@ -64,13 +64,19 @@ export function commandLine<const O extends Options>(name: string, usage: string
 const SERVER_OPTIONS = {
   host: { type: 'string', default: '127.0.0.1' },
   port: { type: 'string', default: '0' },
+  backend: { type: 'string', default: 'epoll' },
   verbose: { type: 'boolean', default: false },
 } as const;
+
+/** What `--backend` may name for a server on a Reactor. */
+export type ServerBackend = NonNullable<ReactorOptions['backend']>;
 
 /** What an example server gets from its command line. */
 export interface ServerCommandLine<O extends Options> extends CommandLine<typeof SERVER_OPTIONS & O> {
   host: string;
   port: number;
+  /** `--backend`: the Reactor's kernel mechanism (`new Reactor({ backend })`). */
+  backend: ServerBackend;
   /** Writes a line to stdout with --verbose (stdout otherwise carries only `listening on`). */
   log(line: string): void;
   /** Listens on --host and --port, or exits (see `CommandLine.listen`). */
@@ -95,19 +101,29 @@ export function serverCommandLine<const O extends Options = {}>(
     ['--host IP', 'IP address to listen on (default 127.0.0.1; ::1 or :: for IPv6)'],
     ['--port N', 'TCP port, 0..65535 (default 0: the kernel picks a free one)'],
     ...(extra.help ?? []),
+    ['--backend NAME', "epoll (default) or io_uring (falls back to epoll where the kernel refuses it); poll has no fd Node's event loop can watch"],
     ['--verbose', 'also log each connection to stdout'],
   ];
   const synopsis = help.map(([flag]) => `[${flag}]`).join(' ');
   const usage = `usage: ${name} ${synopsis}\n` + help.map(([flag, text]) => `  ${flag.padEnd(20)} ${text}\n`).join('');
   const cli = commandLine(name, usage, { ...SERVER_OPTIONS, ...extra.options } as typeof SERVER_OPTIONS & O);
-  const values = cli.values as { host: string; port: string; verbose: boolean };
+  const values = cli.values as { host: string; port: string; backend: string; verbose: boolean };
   const host = values.host;
+  const backend = values.backend;
+  if (backend !== 'epoll' && backend !== 'io_uring') {
+    cli.usageError(
+      backend === 'poll'
+        ? "--backend poll cannot drive a server on Node's event loop (poll(2) has no fd to watch): use epoll or io_uring"
+        : `--backend must be epoll or io_uring, not ${JSON.stringify(backend)}`,
+    );
+  }
   const port = cli.integer('port', values.port, 0, 65535);
   const verbose = values.verbose;
   return {
     ...cli,
     host,
     port,
+    backend: backend as ServerBackend,
     log: (line) => {
       if (verbose) process.stdout.write(line + '\n');
     },
