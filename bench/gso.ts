@@ -37,7 +37,7 @@ export async function runGso(options: { quick: boolean; log: (s: string) => void
   // the sender's context: what remains is the sender's own cost, as towards a real NIC that
   // segments in hardware. Plain datagrams (node:dgram, sendTo, sendBatch) are not affected.
   sink.requestMetadata({ gro: true });
-  const port = sink.localAddress.family === 'unix' ? 0 : sink.localAddress.port;
+  const port = sink.port;
   const samples = new Map<GsoSender, number[]>(GSO_SENDERS.map((s) => [s, []]));
   try {
     for (let r = 0; r < runs; r++) {

@@ -7,6 +7,7 @@
  *   npm run bench -- --json FILE     also write every figure as JSON
  *   npm run bench -- --charts DIR    also write DIR/results.json and an SVG chart per table (bench/charts for RESULTS.md)
  *   npm run bench -- --only copy,throughput,scale,datagram   run some sections
+ *   npm run bench -- --datagram-mode closed|blast|both       the datagram echo loads (default both)
  *   npm run bench -- --profile       CPU-profile the m-socket server under load instead (node --cpu-prof)
  *
  * Progress lines (`[3/46 00:07] throughput ...`, one per measured step) go to stderr, the tables to
@@ -20,6 +21,7 @@ import { copyPlan, runCopyCosts, type TargetCheck } from './copy-costs.ts';
 import { runThroughput, throughputPlan } from './throughput.ts';
 import { runScale, scalePlan } from './scale.ts';
 import { runDatagramSection } from './datagram-section.ts';
+import { DATAGRAM_MODES, parseModes, type DatagramMode } from './datagram.ts';
 import { Progress } from './lib/progress.ts';
 import { writeCharts, type BenchJson } from './lib/charts.ts';
 import { runProfile } from './profile.ts';
@@ -28,7 +30,10 @@ import { installCleanup, machine } from './lib/proc.ts';
 import { render, type Table } from './lib/table.ts';
 
 function parseArgs(argv: string[]) {
-  const opts = { quick: false, json: null as string | null, charts: null as string | null, only: null as Set<string> | null, profile: false, markdown: false };
+  const opts = {
+    quick: false, json: null as string | null, charts: null as string | null, only: null as Set<string> | null, profile: false, markdown: false,
+    datagramModes: [...DATAGRAM_MODES] as DatagramMode[],
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') opts.quick = true;
@@ -37,8 +42,9 @@ function parseArgs(argv: string[]) {
     else if (a === '--only') opts.only = new Set((argv[++i] ?? '').split(','));
     else if (a === '--profile') opts.profile = true;
     else if (a === '--markdown') opts.markdown = true;
+    else if (a === '--datagram-mode') opts.datagramModes = parseModes(argv[++i] ?? '');
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--quick] [--json FILE] [--charts DIR] [--only copy,throughput,scale,datagram] [--profile] [--markdown]');
+      console.log('usage: npm run bench -- [--quick] [--json FILE] [--charts DIR] [--only copy,throughput,scale,datagram] [--datagram-mode closed|blast|both] [--profile] [--markdown]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -103,7 +109,7 @@ async function main(): Promise<void> {
   }
   if (want('datagram')) {
     // Its own progress lines (bench/datagram.ts and bench/gso.ts count their steps).
-    const r = await runDatagramSection({ quick: opts.quick, log });
+    const r = await runDatagramSection({ quick: opts.quick, modes: opts.datagramModes, log });
     tables.push(...r.tables);
     checks.push(...r.checks);
     json.datagram = r.results;

@@ -22,6 +22,8 @@ export { Listener, type ListenOptions, type TcpListener, type UnixListener, type
 export {
   DatagramSocket,
   MAX_UDP_PAYLOAD,
+  type UdpSocket,
+  type UnixDatagramSocket,
   type DatagramSendStatus,
   type DatagramDestination,
   type DatagramBindOptions,

@@ -1,7 +1,8 @@
 /**
  * bench/lib/svg-chart.ts and bench/lib/charts.ts: a chart of given data puts each bar, whisker and
  * label where the data says; the bench JSON turns into run-by-run ratios; progress lines count
- * against the plan. Pure functions, no sockets.
+ * against the plan; the datagram tables (closed loop and blast) have their columns and ratios.
+ * Pure functions, no sockets.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +13,11 @@ import { LAYOUT, renderChart, scaleFor, wrap, type ChartSpec } from '../bench/li
 import { chartsFromResults, pairedRatio, writeCharts, type BenchJson } from '../bench/lib/charts.ts';
 import { summarize } from '../bench/lib/stats.ts';
 import { Progress, clock } from '../bench/lib/progress.ts';
+import { render } from '../bench/lib/table.ts';
+import {
+  blastSample, blastTable, closedTable, DATAGRAM_SERVERS, datagramTables, parseModes, percentCell, type BlastResult, type DatagramResult,
+} from '../bench/datagram.ts';
+import { datagramChecks } from '../bench/datagram-section.ts';
 
 interface Bar {
   row: number;
@@ -221,4 +227,51 @@ test('progress lines: numbered against the plan, with the time since the start; 
     '[4/4 01:05] one more than planned',
   ]);
   assert.equal(clock(3_599_999), '59:59');
+});
+
+test('datagram blast: one run from the load tool\'s line: loss and drops in % of the measured sends, CPU per datagram the server echoed', () => {
+  const kv = { echoes: 750, seconds: 1, sent: 1000, lost: 250, per_s: 740, offered_per_s: 1000, echoes_all: 1150, client_drops: 50, server_drops: 200 };
+  const x = blastSample(kv, 0.0024);
+  assert.deepEqual(x, { perSecond: 740, offered: 1000, lossPct: 25, serverDropPct: 20, clientDropPct: 5, cpuUs: 2 });
+  // /proc/net/udp unreadable (-1): drops unknown, the rest stands.
+  const y = blastSample({ ...kv, client_drops: -1, server_drops: -1 }, 0.0023);
+  assert.ok(Number.isNaN(y.serverDropPct) && Number.isNaN(y.clientDropPct));
+  assert.equal(y.cpuUs, 2);
+  assert.throws(() => blastSample({ echoes: 1, per_s: 1 }, 1), /no sent/);
+});
+
+test('datagram tables: closed loop and blast, a row per server and size, ratios against node:dgram and C recvmmsg of the same size', () => {
+  const s = (...runs: number[]) => summarize(runs);
+  const closed: DatagramResult[] = [64, 1200].flatMap((size) =>
+    DATAGRAM_SERVERS.map((server, i) => ({ server, size, perSecond: s(100 * (i + 1)), cpuUs: s(i + 1), lost: i === 2 ? 16 : 0 })),
+  );
+  const blast: BlastResult[] = [64, 1200].flatMap((size) =>
+    DATAGRAM_SERVERS.map((server, i) => ({
+      server, size, perSecond: s(100 * (i + 1), 100 * (i + 1)), offered: s(1000), lossPct: i === 0 ? s(0, 0) : s(10, 14, 12),
+      serverDropPct: s(9, 12), clientDropPct: s(1), cpuUs: s(2 * (i + 1)),
+    })),
+  );
+  // DATAGRAM_SERVERS: m-socket batch, m-socket single, node:dgram (3rd), C recvmmsg (4th), C recvfrom.
+  const c = closedTable(closed);
+  assert.deepEqual(c.header, ['size', 'server', 'datagrams/s', 'vs node:dgram', 'server CPU µs/datagram', 'vs C recvmmsg', 'lost']);
+  assert.equal(c.rows.length, 10);
+  assert.deepEqual(c.rows[0].filter((x) => typeof x === 'string' || typeof x === 'number'), ['64 B', 'm-socket batch', '0.33x', '0.25x', 0]);
+  assert.deepEqual(c.rows[7].filter((x) => typeof x === 'string' || typeof x === 'number'), ['1200 B', 'node:dgram', '1.00x', '0.75x', 16]);
+
+  const b = blastTable(blast);
+  assert.deepEqual(b.header, ['size', 'server', 'echoed/s', 'vs node:dgram', 'offered/s', 'loss', 'dropped at server / client', 'server CPU µs/datagram', 'vs C recvmmsg']);
+  assert.equal(b.rows.length, 10);
+  const text = render(b);
+  assert.match(text, /^64 B +m-socket batch +100 ±0% +0\.33x +1,000 +0\.00% +10\.5% \(9\.00-12\.0\) \/ 1\.00% +2 +0\.25x$/m);
+  assert.match(text, /^1200 B +C recvfrom +500 ±0% +1\.67x +1,000 +12\.0% \(10\.0-14\.0\) /m);
+  assert.ok(b.notes?.some((n) => n.includes('300 ms drain')));
+  assert.equal(percentCell(summarize([NaN])), '-');
+
+  assert.deepEqual(datagramTables({ closed, blast: null }).map((t) => t.title), [c.title]);
+  assert.deepEqual(datagramTables({ closed: null, blast }).map((t) => t.title), [b.title]);
+  assert.deepEqual(parseModes('both'), ['closed', 'blast']);
+  assert.deepEqual(parseModes('blast'), ['blast']);
+  assert.throws(() => parseModes('open'), /--mode must be closed, blast or both/);
+  // The targets come from the closed loop: m-socket batch against node:dgram (100/300) and C recvmmsg (1/4).
+  assert.deepEqual(datagramChecks(closed).map((x) => [x.value, x.met]), [['0.33x', false], ['0.25x', true], ['0.33x', false], ['0.25x', true]]);
 });

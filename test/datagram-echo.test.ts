@@ -126,8 +126,7 @@ describe('examples/datagram-echo.ts', () => {
       assert.match(run.stderr, /usage: datagram-echo/);
     }
     using taken = DatagramSocket.bind({ host: '127.0.0.1' });
-    const port = (taken.localAddress as { port: number }).port;
-    const run = await runExample(t, SCRIPT, ['--host', '127.0.0.1', '--port', String(port)]);
+    const run = await runExample(t, SCRIPT, ['--host', '127.0.0.1', '--port', String(taken.port)]);
     assert.equal(run.code, 1);
     assert.match(run.stderr, /EADDRINUSE/);
   });

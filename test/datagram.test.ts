@@ -312,6 +312,54 @@ describe('UDP', () => {
   });
 });
 
+describe('DatagramSocket.port', () => {
+  it('UDP: the bound port as a number, the one the kernel picked for port 0, the same as localAddress', () => {
+    using v4 = DatagramSocket.bind({ host: '127.0.0.1' });
+    const port: number = v4.port; // a UdpSocket: typed number, no narrowing
+    assert.ok(Number.isInteger(port) && port > 0 && port < 65536, `port ${port}`);
+    assert.equal(port, portOf(v4));
+    using v6 = DatagramSocket.bind({ host: '::1' });
+    assert.equal(v6.port, portOf(v6));
+    using first = DatagramSocket.bind({ host: '127.0.0.1', reusePort: true });
+    using again = DatagramSocket.bind({ host: '127.0.0.1', port: first.port, reusePort: true });
+    assert.equal(again.port, first.port, 'a port asked for is the port reported');
+  });
+
+  it('create(): 0 until the first send binds the socket, then that port, kept after close()', () => {
+    using server = DatagramSocket.bind({ host: '127.0.0.1' });
+    const client = DatagramSocket.create({ family: 'IPv4' });
+    assert.equal(client.port, 0, 'not bound yet');
+    assert.equal(client.sendTo(text('bind me'), { host: '127.0.0.1', port: server.port }), 'sent');
+    const port = client.port;
+    assert.ok(port > 0);
+    assert.equal((receiveOne(server).address as InetAddress).port, port, 'the port the datagram came from');
+    client.close();
+    assert.equal(client.state, 'closed');
+    assert.equal(client.port, port, 'still answered once closed');
+    const never = DatagramSocket.create({ family: 'IPv6' });
+    never.close();
+    assert.equal(never.port, 0, 'closed before it had a port');
+  });
+
+  it('Unix datagram and seqpacket sockets have no port: undefined, typed so', () => {
+    using bound = DatagramSocket.bind({ path: path.join(dir, 'port.sock') });
+    const none: undefined = bound.port;
+    assert.equal(none, undefined);
+    const [a, b] = DatagramSocket.pair();
+    const [c, d] = DatagramSocket.pair({ type: 'seqpacket' });
+    for (const s of [a, b, c, d]) {
+      assert.equal(s.port, undefined);
+      s.close();
+    }
+    using created = DatagramSocket.create({ family: 'unix' });
+    assert.equal(created.port, undefined);
+    // A socket of unknown family (the wide type) says number | undefined, and answers by its family.
+    const wide: DatagramSocket[] = [DatagramSocket.bind({ host: '127.0.0.1' }), DatagramSocket.bind({ path: '' })];
+    assert.deepEqual(wide.map((s) => typeof s.port), ['number', 'undefined']);
+    for (const s of wide) s.close();
+  });
+});
+
 describe('Unix datagram sockets', () => {
   it('by path, by abstract name and by autobind: boundaries kept, the sender named', () => {
     const p = path.join(dir, 'server.sock');

@@ -39,6 +39,5 @@ reactor.add(
         }
       },
 );
-const local = socket.localAddress;
-process.stdout.write(`PORT ${local.family === 'unix' ? 0 : local.port}\n`);
+process.stdout.write(`PORT ${socket.port}\n`);
 setTimeout(() => process.exit(0), lifetimeS * 1000).unref();

@@ -41,6 +41,12 @@ export interface UnixAddress {
 /** Any address this library can bind, connect to, or report. */
 export type SocketAddress = InetAddress | UnixAddress;
 
+/**
+ * The port of a socket bound to an address of type `A` (a Listener's, a DatagramSocket's): a
+ * number for IPv4/IPv6, undefined for Unix.
+ */
+export type PortOf<A extends SocketAddress> = A extends InetAddress ? number : undefined;
+
 /** sizeof(sun_path): 108 on Linux. A filesystem path needs one of them for its NUL. */
 const SUN_PATH = SIZEOF.sockaddr_un - OFFSETOF.sockaddr_un.path;
 

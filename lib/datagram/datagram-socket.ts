@@ -27,7 +27,7 @@ import { AF_INET6, AF_UNIX, AF_UNSPEC, IP_RECVERR, SO_PASSCRED, IPPROTO_IP, IPPR
 import { ERRNO } from '../../ffi/errno.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
-import { unixAddress, type SocketAddress } from '../core/address.ts';
+import { unixAddress, type InetAddress, type PortOf, type SocketAddress, type UnixAddress } from '../core/address.ts';
 import { checkBytes, checkInteger, FdsTruncatedError, illegalConstructor, invalidType, invalidValue, outOfRange, SocketClosedError } from '../core/errors.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { track, untrack } from '../core/lifetime.ts';
@@ -73,6 +73,11 @@ export const MAX_GSO_SEGMENTS = 64;
 /** The largest UDP payload: 65535 minus the IP and UDP headers (IPv4 20 + 8; IPv6's header is not counted in its length). */
 export const MAX_UDP_PAYLOAD = Object.freeze({ IPv4: 65507, IPv6: 65527 });
 
+/** A UDP socket (IPv4 or IPv6): what `DatagramSocket.bind({ host, port })` and `create({ family: 'IPv4' | 'IPv6' })` return. Its `port` is a number. */
+export type UdpSocket = DatagramSocket<InetAddress>;
+/** A Unix datagram or seqpacket socket: what `bind({ path })`, `create({ family: 'unix' })`, `pair()` and `connectSeqpacket()` return. Its `port` is undefined. */
+export type UnixDatagramSocket = DatagramSocket<UnixAddress>;
+
 /** Errors that concern one datagram's delivery, not the socket: the socket stays usable. */
 const DELIVERY_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ENOBUFS', 'ENOMEM', 'EPERM', 'ENONET', 'EPIPE', 'ECONNRESET']);
 
@@ -84,8 +89,10 @@ function isDeliveryError(err: unknown): err is SocketError {
  * A non-blocking datagram socket. Make one with `DatagramSocket.bind()` (a server, or a client
  * that wants a known port), `DatagramSocket.create()` (UDP picks a port at the first send) or
  * `DatagramSocket.pair()` (two connected Unix datagram sockets).
+ * `A` is the type of its local address, which the factory knows from its options (as for
+ * `Listener`): a {@link UdpSocket} (`DatagramSocket<InetAddress>`) has a numeric `port`.
  */
-export class DatagramSocket extends Watchable {
+export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Watchable {
   #fd: number;
   /** AF_INET, AF_INET6 or AF_UNIX. */
   readonly #family: number;
@@ -120,6 +127,9 @@ export class DatagramSocket extends Watchable {
   /** The error queue's reader, once `reportIcmpErrors(true)` turned IP_RECVERR on. */
   #errorQueue: ErrorQueueReader | null = null;
 
+  /** The local port once known (UDP; see `port`), 0 before. */
+  #port = 0;
+
   /** @internal */
   readonly _kind = 'datagram socket';
 
@@ -138,6 +148,9 @@ export class DatagramSocket extends Watchable {
    * `{ path }` (Unix datagram). Errors name the address (EADDRINUSE...). (`override`: a class
    * inherits Function's own `bind`, which this static method replaces on DatagramSocket.)
    */
+  static override bind(options: DatagramBindOptions & { path: string }): UnixDatagramSocket;
+  static override bind(options?: DatagramBindOptions & { path?: undefined }): UdpSocket;
+  static override bind(options?: DatagramBindOptions): DatagramSocket;
   static override bind(options: DatagramBindOptions = {}): DatagramSocket {
     const opened = openBound(options);
     const socket = new DatagramSocket(INTERNAL, opened.fd, opened.family, opened.sendQueueLimit);
@@ -147,6 +160,9 @@ export class DatagramSocket extends Watchable {
   }
 
   /** An unbound socket of `family`: UDP binds a free port at the first send; Unix stays nameless. */
+  static create(options: DatagramCreateOptions & { family: 'unix' }): UnixDatagramSocket;
+  static create(options: DatagramCreateOptions & { family: 'IPv4' | 'IPv6' }): UdpSocket;
+  static create(options: DatagramCreateOptions): DatagramSocket;
   static create(options: DatagramCreateOptions): DatagramSocket {
     const opened = openUnbound(options);
     const socket = new DatagramSocket(INTERNAL, opened.fd, opened.family, opened.sendQueueLimit);
@@ -159,14 +175,14 @@ export class DatagramSocket extends Watchable {
    * or a worker: `SOCK_DGRAM` by default, `SOCK_SEQPACKET` with `{ type: 'seqpacket' }` (a
    * connection: when one end closes, the other sees `ended`).
    */
-  static pair(options: { sendQueueLimit?: number; type?: 'datagram' | 'seqpacket' } = {}): [DatagramSocket, DatagramSocket] {
+  static pair(options: { sendQueueLimit?: number; type?: 'datagram' | 'seqpacket' } = {}): [UnixDatagramSocket, UnixDatagramSocket] {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const limit = sendQueueLimitOf(options);
     const type = options.type ?? 'datagram';
     if (type !== 'datagram' && type !== 'seqpacket') throw invalidValue('options.type', "must be 'datagram' or 'seqpacket'", type);
     const fds = new Int32Array(2);
     sys.socketpair(AF_UNIX, (type === 'seqpacket' ? SOCK_SEQPACKET : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds);
-    const pair: [DatagramSocket, DatagramSocket] = [new DatagramSocket(INTERNAL, fds[0], AF_UNIX, limit), new DatagramSocket(INTERNAL, fds[1], AF_UNIX, limit)];
+    const pair: [UnixDatagramSocket, UnixDatagramSocket] = [new DatagramSocket<UnixAddress>(INTERNAL, fds[0], AF_UNIX, limit), new DatagramSocket<UnixAddress>(INTERNAL, fds[1], AF_UNIX, limit)];
     for (const end of pair) {
       end.#connected = { family: 'unix', path: '' };
       end.#seqpacket = type === 'seqpacket';
@@ -180,7 +196,7 @@ export class DatagramSocket extends Watchable {
    * the peer's close is seen as `ended`. Connecting never blocks: a listener whose backlog is
    * full answers EAGAIN, thrown like a refusal.
    */
-  static connectSeqpacket(options: { path: string; sendQueueLimit?: number }): DatagramSocket {
+  static connectSeqpacket(options: { path: string; sendQueueLimit?: number }): UnixDatagramSocket {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const address = unixAddress(options.path, 'options.path');
     const limit = sendQueueLimitOf(options);
@@ -197,8 +213,8 @@ export class DatagramSocket extends Watchable {
   }
 
   /** @internal A connected seqpacket fd (connectSeqpacket, or SeqpacketListener.accept). */
-  static _seqpacket(fd: number, sendQueueLimit: number, peer: SocketAddress): DatagramSocket {
-    const socket = new DatagramSocket(INTERNAL, fd, AF_UNIX, sendQueueLimit);
+  static _seqpacket(fd: number, sendQueueLimit: number, peer: SocketAddress): UnixDatagramSocket {
+    const socket = new DatagramSocket<UnixAddress>(INTERNAL, fd, AF_UNIX, sendQueueLimit);
     socket.#connected = peer;
     socket.#seqpacket = true;
     return socket;
@@ -224,9 +240,24 @@ export class DatagramSocket extends Watchable {
     return familyName(this.#family);
   }
 
-  /** The local address (getsockname). */
-  get localAddress(): SocketAddress {
-    return readAddress(sys.getsockname, this.#open('localAddress'));
+  /** The local address (getsockname): of the family the socket was made for. */
+  get localAddress(): A {
+    // The kernel reports the family the socket was made with, the one the factories' overloads promise.
+    return readAddress(sys.getsockname, this.#open('localAddress')) as A;
+  }
+
+  /**
+   * The local port of a UDP socket, as a number (what `localAddress.port` says, without the
+   * narrowing): the one bound, or the one the kernel picked for port 0. A socket made by
+   * `create()` has port 0 until its first send or `connect` binds it. The port is kept once
+   * known, so it still answers after `close()` (0 for a socket closed before it had one).
+   * Undefined for a Unix datagram or seqpacket socket, which has a path (`localAddress.path`),
+   * never a port. A number for a {@link UdpSocket}, as `Listener.port` is for a TCP listener.
+   */
+  get port(): PortOf<A> {
+    if (this.#family === AF_UNIX) return undefined as PortOf<A>;
+    if (this.#port === 0 && this.#fd >= 0) this.#port = (readAddress(sys.getsockname, this.#fd) as InetAddress).port;
+    return this.#port as PortOf<A>;
   }
 
   /** The address `connect` set, or null. */

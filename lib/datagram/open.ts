@@ -15,7 +15,7 @@ import { encodeSockaddr, errorDetails, familyOf } from '../core/sockaddr.ts';
 export interface DatagramBindOptions {
   /** IP literal to bind (default `'::'`: every IPv4 and IPv6 address). */
   host?: string | undefined;
-  /** Port (default 0: the kernel picks one; read it from `localAddress`). */
+  /** Port (default 0: the kernel picks one; read it back from `socket.port`). */
   port?: number | undefined;
   /** Unix datagram socket path, `'\0name'` for an abstract name, or `''` for a name the kernel picks (autobind). */
   path?: string | undefined;

@@ -13,7 +13,7 @@ import { track, untrack } from '../core/lifetime.ts';
 import { encodeSockaddr } from '../core/sockaddr.ts';
 import { boundFile, removeBoundFile, type BoundFile } from '../core/socket-file.ts';
 import { READABLE, Watchable } from '../core/watch.ts';
-import { DatagramSocket } from './datagram-socket.ts';
+import { DatagramSocket, type UnixDatagramSocket } from './datagram-socket.ts';
 import { sendQueueLimitOf } from './open.ts';
 
 /** Options of {@link SeqpacketListener.listen}. */
@@ -88,7 +88,7 @@ export class SeqpacketListener extends Watchable {
   }
 
   /** One pending connection as a DatagramSocket (seqpacket), or `null` when none is waiting. */
-  accept(): DatagramSocket | null {
+  accept(): UnixDatagramSocket | null {
     if (this.#fd < 0) throw new SocketClosedError('seqpacket listener', 'accept');
     for (;;) {
       let fd: number;

@@ -7,7 +7,7 @@ import {
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { errnoCodes } from '../../ffi/errno.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
-import { inetAddress, unixAddress, type InetAddress, type SocketAddress, type UnixAddress } from '../core/address.ts';
+import { inetAddress, unixAddress, type InetAddress, type PortOf, type SocketAddress, type UnixAddress } from '../core/address.ts';
 import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { boundFile, removeBoundFile, type BoundFile } from '../core/socket-file.ts';
@@ -50,8 +50,7 @@ export interface ListenOptions {
 export type TcpListener = Listener<InetAddress>;
 /** A listener on a Unix path or abstract name: what `Listener.listen({ path })` returns. Its `port` is undefined. */
 export type UnixListener = Listener<UnixAddress>;
-/** The port of a listener bound to an address of type `A`: a number for IPv4/IPv6, undefined for Unix. */
-export type PortOf<A extends SocketAddress> = A extends InetAddress ? number : undefined;
+export type { PortOf };
 
 /**
  * accept4 errors that concern one aborted connection, not the listener: try the next one. As
