@@ -16,12 +16,15 @@ import { closeAtTeardown, closesAtTeardown, keepAtTeardown } from '../../ffi/tea
 interface Held {
   fd: number;
   kind: string;
+  /** Releases more than the fd (an io_uring's mappings): called instead of close. Must not hold the owner. */
+  release: (() => void) | undefined;
 }
 
-const registry = new FinalizationRegistry<Held>(({ fd, kind }) => {
+const registry = new FinalizationRegistry<Held>(({ fd, kind, release }) => {
   keepAtTeardown(fd);
   try {
-    closeFd(fd);
+    if (release === undefined) closeFd(fd);
+    else release();
   } catch {
     // Nothing to report to: the owner is gone. The warning below still tells the user.
   }
@@ -35,9 +38,13 @@ const registry = new FinalizationRegistry<Held>(({ fd, kind }) => {
 /** The fd of each live owner, for `untrack` (worker threads only: the main thread needs no teardown). */
 const fds: WeakMap<object, number> | null = closesAtTeardown ? new WeakMap() : null;
 
-/** Starts watching `owner`: if it is collected before `untrack`, or its worker ends, its fd is closed. */
-export function track(owner: object, fd: number, kind: string): void {
-  registry.register(owner, { fd, kind }, owner);
+/**
+ * Starts watching `owner`: if it is collected before `untrack`, or its worker ends, its fd is
+ * closed (by `release` when given, for the collected case: it must not reference `owner`, or the
+ * owner could never be collected).
+ */
+export function track(owner: object, fd: number, kind: string, release?: () => void): void {
+  registry.register(owner, { fd, kind, release }, owner);
   if (fds !== null) {
     fds.set(owner, fd);
     closeAtTeardown(fd);

@@ -192,8 +192,10 @@ export class Multiplexer<D = unknown> {
     this._receives = backend.receives === true;
     this.maxEvents = maxEvents;
     this.receiveBuffer = new Uint8Array(bufferSize);
-    // The epoll fd is ours to close; a poll backend holds no fd.
-    if (this.#backend.fd >= 0) track(this, this.#backend.fd, 'multiplexer');
+    // The epoll fd is ours to close; a poll backend holds no fd. An io_uring's ring fd is closed
+    // with its mappings (a mapping holds the ring, and the ring the files of its requests).
+    if (backend.fd >= 0) track(this, backend.fd, 'multiplexer');
+    else if (backend.ringFd !== undefined) track(this, backend.ringFd, 'multiplexer', () => backend.close());
   }
 
   /** The epoll fd (for watching the multiplexer itself from another loop), or -1 (poll and io_uring backends, or closed). */
@@ -419,7 +421,7 @@ export class Multiplexer<D = unknown> {
     this.#holders.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
-    if (backend.fd >= 0) untrack(this);
+    if (backend.fd >= 0 || backend.ringFd !== undefined) untrack(this);
     try {
       backend.close();
     } catch {

@@ -10,6 +10,8 @@
 export interface Backend {
   /** The backend's own fd when it has one (epoll), else -1. */
   readonly fd: number;
+  /** An fd the backend owns that `fd` does not show (io_uring's ring fd): for the leak finalizer. */
+  readonly ringFd?: number;
   /** Starts watching fd for `bits` (READABLE | WRITABLE; HANGUP and ERROR are always reported). */
   add(fd: number, slot: number, generation: number, bits: number): void;
   /** Changes what fd is watched for. */

@@ -183,6 +183,11 @@ export class IoUringBackend implements Backend {
     this.#buffers = ringReceive && this.#ring.deferTaskrun ? this.#openBuffers() : null;
   }
 
+  /** The ring's fd (for the leak finalizer; nothing may watch it). */
+  get ringFd(): number {
+    return this.#ring.fd;
+  }
+
   /** Whether the ring runs with DEFER_TASKRUN (completions posted only inside our own enter). */
   get deferTaskrun(): boolean {
     return this.#ring.deferTaskrun;
