@@ -524,7 +524,7 @@ export class Multiplexer<D = unknown> {
   _received(target: Watchable, into: Uint8Array | null): number {
     const backend = this.#backend;
     if (backend === null || backend.receive === undefined) return HELD_NONE;
-    return backend.receive(target._slot, into);
+    return backend.receive(target._slot, into, this.receiveBuffer);
   }
 
   /** @internal See Watcher._receivedView. */

@@ -47,10 +47,11 @@ export interface Backend {
   readonly receives?: boolean;
   /**
    * What a socket's receive takes from its slot: bytes (> 0) copied into `into`, or with `into`
-   * null the first chunk in `view`; 0 when nothing is held but a receive is armed; HELD_END,
-   * HELD_ERROR (see `receiveErrno`) or HELD_NONE (read the fd) from ../../core/watch.ts.
+   * null a view of them in `view` (of the backend's buffer, or of `spill` when several chunks were
+   * copied together); 0 when nothing is held but a receive is armed; HELD_END, HELD_ERROR (see
+   * `receiveErrno`) or HELD_NONE (read the fd) from ../../core/watch.ts.
    */
-  receive?(slot: number, into: Uint8Array | null): number;
+  receive?(slot: number, into: Uint8Array | null, spill: Uint8Array): number;
   /** The view `receive(slot, null)` answered with; valid until the next `receive`. */
   readonly view?: Uint8Array;
   /** The errno of a receive that answered HELD_ERROR. */

@@ -126,20 +126,32 @@ export class ReceiveBuffers {
     return this.#first[slot] !== NONE;
   }
 
-  /** Copies `slot`'s first waiting bytes into `into`: the count (0 when none wait). */
+  /**
+   * Copies `slot`'s waiting bytes into `into`, as many chunks as fit (a bulk reader then sends
+   * once per read, not once per 16 KiB buffer): the count (0 when none wait).
+   */
   take(slot: number, into: Uint8Array): number {
     this.#returnLent();
+    let copied = 0;
+    for (let bid = this.#first[slot]; bid !== NONE && copied < into.byteLength; bid = this.#first[slot]) {
+      const n = Math.min(this.#length[bid], into.byteLength - copied);
+      const start = bid * this.size + this.#offset[bid];
+      // One short-lived view per copy: measured (Node 20, 64 B to 16 KiB) faster than a byte loop
+      // (121 against 68 ns for 64 B) and than Buffer#copy over the slab, which make none.
+      into.set(this.slab.subarray(start, start + n), copied);
+      copied += n;
+      this.#length[bid] -= n;
+      this.#offset[bid] += n;
+      if (this.#length[bid] > 0) break;
+      this.recycle(this.#shift(slot));
+    }
+    return copied;
+  }
+
+  /** Whether `slot` has exactly one chunk waiting (a view of it is all there is to read). */
+  single(slot: number): boolean {
     const bid = this.#first[slot];
-    if (bid === NONE) return 0;
-    const n = Math.min(this.#length[bid], into.byteLength);
-    const start = bid * this.size + this.#offset[bid];
-    // One short-lived view per copy: measured (Node 20, 64 B to 16 KiB) faster than a byte loop
-    // (121 against 68 ns for 64 B) and than Buffer#copy over the slab, which make none.
-    into.set(this.slab.subarray(start, start + n));
-    this.#length[bid] -= n;
-    this.#offset[bid] += n;
-    if (this.#length[bid] === 0) this.recycle(this.#shift(slot));
-    return n;
+    return bid !== NONE && this.#next[bid] === NONE;
   }
 
   /** `slot`'s first waiting chunk, whole, as a view (valid until the next take), or null. */

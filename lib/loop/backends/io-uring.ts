@@ -258,16 +258,19 @@ export class IoUringBackend implements Backend {
 
   /**
    * What a socket's receive takes from its slot (Backend.receive): bytes copied into `into`, or
-   * with `into` null the first chunk as `view`; 0 when nothing waits but the armed receive will
+   * with `into` null a view of them (`view`: the one chunk, or several copied into `spill`); 0 when nothing waits but the armed receive will
    * bring it; HELD_END / HELD_ERROR (`-#end[slot]` is the errno) once the queue is empty and the
    * end has come; HELD_NONE when no receive is armed (read the fd).
    */
-  receive(slot: number, into: Uint8Array | null): number {
+  receive(slot: number, into: Uint8Array | null, spill: Uint8Array): number {
     const buffers = this.#buffers;
     if (buffers === null || slot >= this.#live.length) return HELD_NONE;
     if (buffers.holds(slot)) {
       if (into !== null) return buffers.take(slot, into);
-      this.view = buffers.takeView(slot)!;
+      // One chunk: a view of it, no copy. More: copied together into `spill` (the multiplexer's
+      // receive buffer), so that the reader handles them in one go.
+      if (buffers.single(slot)) this.view = buffers.takeView(slot)!;
+      else this.view = spill.subarray(0, buffers.take(slot, spill));
       return this.view.byteLength;
     }
     const end = this.#end[slot];
