@@ -229,6 +229,35 @@ describe('io_uring completion-based receive', () => {
       }
     });
 
+    it('several waiting buffers come in one read: receiveInto fills its buffer, receive() copies them together', () => {
+      const pair = connectedPair();
+      const mux = new Multiplexer({ backend: 'io_uring' });
+      try {
+        mux.add(pair.server);
+        const data = pattern(200_000, 51);
+        assert.equal(pair.client.send(data), 'sent'); // loopback: in the server's queue when send returns
+        let readable = false;
+        pumpUntil(mux, () => readable, (e) => (readable ||= e.readable), 'readable');
+        const big = new Uint8Array(64 * 1024);
+        const first = pair.server.receiveInto(big);
+        assert.ok(first > 16 * 1024, `more than one 16 KiB buffer in one receiveInto: ${first}`);
+        const got = [big.slice(0, first)];
+        const second = pair.server.receive();
+        assert.ok(second.bytes.byteLength > 16 * 1024, `receive() copies waiting buffers together: ${second.bytes.byteLength}`);
+        got.push(second.bytes.slice());
+        let total = first + second.bytes.byteLength;
+        pumpUntil(mux, () => total === data.byteLength, () => {
+          const r = pair.server.receive();
+          got.push(r.bytes.slice());
+          total += r.bytes.byteLength;
+        }, 'the rest');
+        assert.equal(sha(Buffer.concat(got)), sha(data));
+      } finally {
+        mux.close();
+        pair.close();
+      }
+    });
+
     it('a view from receive() stays readable after the multiplexer closed (JavaScript memory, no fault)', () => {
       const pair = connectedPair();
       const mux = new Multiplexer({ backend: 'io_uring' });
