@@ -298,6 +298,37 @@ describe('io_uring completion-based receive', () => {
       }
     });
 
+    it('on a Reactor: bytes the ring holds are reported again when reading resumes from a timer (no kernel event will come)', async () => {
+      const pair = connectedPair();
+      const reactor = new Reactor({ backend: 'io_uring' });
+      try {
+        let calls = 0;
+        let got = '';
+        const resumed = new Promise<void>((resolve) => {
+          const handler = () => {
+            calls++;
+            if (calls === 1) {
+              // Pause without reading; resume later, outside any handler.
+              reactor.modify(pair.server, Interest.NONE, handler);
+              setTimeout(() => reactor.modify(pair.server, Interest.READABLE, handler), 20);
+              return;
+            }
+            got += Buffer.from(pair.server.receive().bytes).toString();
+            if (got === 'hello') resolve();
+          };
+          reactor.add(pair.server, handler);
+        });
+        assert.equal(pair.client.send(Buffer.from('hello')), 'sent'); // and nothing more: no new kernel event
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([resumed, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`not reported after the resume (calls ${calls})`)), 3000)))]);
+        clearTimeout(timer);
+        assert.equal(got, 'hello');
+      } finally {
+        reactor.close();
+        pair.close();
+      }
+    });
+
     it('on a Reactor: an echo of 2 MB through the ring, every byte back in order', async () => {
       const pair = connectedPair();
       const reactor = new Reactor({ backend: 'io_uring' });

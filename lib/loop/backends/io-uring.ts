@@ -234,6 +234,10 @@ export class IoUringBackend implements Backend {
       this.#arm(slot);
     }
     this.#submitIfWatched();
+    // Reading resumed (from outside a drain: a timer, the Reactor's throw backoff) on bytes the
+    // ring holds already: no kernel event will come for them, so wake the watcher ourselves, as
+    // epoll's fd turns readable when a modify finds the socket ready.
+    if (this.#wakeFd >= 0 && (this.#events[slot] & POLLIN) !== 0 && this.#holds(slot)) this.poke();
   }
 
   remove(fd: number, slot: number): void {
@@ -552,7 +556,8 @@ export class IoUringBackend implements Backend {
   }
 
   #holds(slot: number): boolean {
-    return this.#live[slot] === 1 && (this.#end[slot] !== NO_END || this.#buffers!.holds(slot));
+    const buffers = this.#buffers;
+    return buffers !== null && this.#live[slot] === 1 && (this.#end[slot] !== NO_END || buffers.holds(slot));
   }
 
   /** Takes in every completion: polls fired, bytes received, ends; the bits go to the pending list. */
