@@ -115,6 +115,45 @@ describe('io_uring fallback to epoll', () => {
     });
   }
 
+  it('falls back to epoll when io_uring_enter is refused (a seccomp profile that allows io_uring_setup), closing the ring', () => {
+    const before = trackFds();
+    let mux: Multiplexer;
+    {
+      using _ = injectFaults(() => ({ errno: ERRNO.EPERM }), ['io_uring_enter']);
+      mux = new Multiplexer({ backend: 'io_uring' });
+    }
+    try {
+      assert.equal(mux.backend, 'epoll');
+      const payload = pattern(50_000, 5);
+      assert.ok(Buffer.from(echoOnce(mux, payload)).equals(payload), 'the echo came back whole');
+    } finally {
+      mux.close();
+    }
+    before.assertNoLeak();
+  });
+
+  it('refused io_uring_register: a Multiplexer keeps io_uring without ring receive, a Reactor (which needs the eventfd) runs epoll', () => {
+    const before = trackFds();
+    let mux: Multiplexer;
+    let reactor: Reactor;
+    {
+      using _ = injectFaults(() => ({ errno: ERRNO.EPERM }), ['io_uring_register']);
+      mux = new Multiplexer({ backend: 'io_uring' });
+      reactor = new Reactor({ backend: 'io_uring' });
+    }
+    try {
+      if (kernelAllowsIoUring()) assert.equal(mux.backend, 'io_uring');
+      assert.equal(mux.ringReceive, false);
+      assert.equal(reactor.multiplexer.backend, 'epoll');
+      const payload = pattern(50_000, 6);
+      assert.ok(Buffer.from(echoOnce(mux, payload)).equals(payload), 'the echo came back whole');
+    } finally {
+      reactor.close();
+      mux.close();
+    }
+    before.assertNoLeak();
+  });
+
   it('falls back, closing the ring fd, when mapping the rings fails', () => {
     const before = trackFds();
     let mux: Multiplexer;

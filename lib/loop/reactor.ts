@@ -3,7 +3,7 @@
  * watches the epoll fd itself (it becomes readable when any watched socket is ready); when it
  * fires, the reactor drains the multiplexer with `wait(0)` and calls each target's handler.
  */
-import { invalidState, invalidType, invalidValue, SocketClosedError } from '../core/errors.ts';
+import { invalidState, invalidType, invalidValue, SocketClosedError, SocketError } from '../core/errors.ts';
 import { Interest, Multiplexer, type MultiplexerEvent, type MultiplexerOptions, type MultiplexerTarget } from './multiplexer.ts';
 import { raiseUncaught, watchReadable, type FdWatcher } from './uv-poll.ts';
 
@@ -83,8 +83,20 @@ export class Reactor {
     const { maxEvents, receiveBufferSize, ringReceive } = options;
     const backend = options.backend ?? 'epoll';
     if (backend !== 'epoll' && backend !== 'io_uring') throw invalidValue('options.backend', "must be 'epoll' or 'io_uring'", backend);
-    this.multiplexer = new Multiplexer({ maxEvents, receiveBufferSize, backend, ringReceive });
-    this.#watcher = watchReadable(this.multiplexer._wakeFd(), () => this.#drain());
+    let multiplexer: Reactor['multiplexer'] = new Multiplexer({ maxEvents, receiveBufferSize, backend, ringReceive });
+    let wakeFd: number;
+    try {
+      wakeFd = multiplexer._wakeFd();
+    } catch (err) {
+      // io_uring without io_uring_register (a seccomp profile refusing it: EPERM) has no eventfd
+      // for the event loop to watch: run epoll instead, as a refused io_uring_setup does.
+      multiplexer.close();
+      if (multiplexer.backend !== 'io_uring' || !(err instanceof SocketError)) throw err;
+      multiplexer = new Multiplexer({ maxEvents, receiveBufferSize, backend: 'epoll' });
+      wakeFd = multiplexer._wakeFd();
+    }
+    this.multiplexer = multiplexer;
+    this.#watcher = watchReadable(wakeFd, () => this.#drain());
     this.multiplexer._onSizeChange = () => this.#refreshRef();
     this.#refreshRef();
   }

@@ -180,6 +180,14 @@ export class IoUringBackend implements Backend {
     this.#readyGenerations = new Uint32Array(maxEvents);
     this.#readyBits = new Uint8Array(maxEvents);
     this.#ring = new Ring(SQ_ENTRIES, CQ_ENTRIES);
+    try {
+      // A seccomp profile may allow io_uring_setup and refuse io_uring_enter (EPERM): find out
+      // now, so that the multiplexer runs epoll instead of failing at its first add.
+      this.#ring.enter(0, 0);
+    } catch (err) {
+      this.#ring.close();
+      throw err;
+    }
     this.#buffers = ringReceive && this.#ring.deferTaskrun ? this.#openBuffers() : null;
   }
 
