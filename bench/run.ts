@@ -6,7 +6,9 @@
  *   npm run bench -- --quick         about a minute, smaller counts, fewer runs
  *   npm run bench -- --json FILE     also write every figure as JSON
  *   npm run bench -- --charts DIR    also write DIR/results.json and an SVG chart per table (bench/charts for RESULTS.md)
- *   npm run bench -- --only copy,throughput,scale,datagram   run some sections
+ *   npm run bench -- --only copy,throughput,scale,datagram,io_uring   run some sections (io_uring:
+ *                                    bench/io-uring.ts, the io_uring backend against epoll, C epoll
+ *                                    and C io_uring; not in a plain `npm run bench`)
  *   npm run bench -- --datagram-mode closed|blast|both       the datagram echo loads (default both)
  *   npm run bench -- --profile       CPU-profile the m-socket server under load instead (node --cpu-prof)
  *
@@ -19,6 +21,7 @@ import { cpus } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { copyPlan, runCopyCosts, type TargetCheck } from './copy-costs.ts';
 import { runThroughput, throughputPlan } from './throughput.ts';
+import { runIoUring, uringPlan } from './io-uring.ts';
 import { runScale, scalePlan } from './scale.ts';
 import { runDatagramSection } from './datagram-section.ts';
 import { DATAGRAM_MODES, parseModes, type DatagramMode } from './datagram.ts';
@@ -44,7 +47,7 @@ function parseArgs(argv: string[]) {
     else if (a === '--markdown') opts.markdown = true;
     else if (a === '--datagram-mode') opts.datagramModes = parseModes(argv[++i] ?? '');
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--quick] [--json FILE] [--charts DIR] [--only copy,throughput,scale,datagram] [--datagram-mode closed|blast|both] [--profile] [--markdown]');
+      console.log('usage: npm run bench -- [--quick] [--json FILE] [--charts DIR] [--only copy,throughput,scale,datagram,io_uring] [--datagram-mode closed|blast|both] [--profile] [--markdown]');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -79,10 +82,13 @@ async function main(): Promise<void> {
     command: ['npm run bench --', ...process.argv.slice(2)].join(' '),
   };
   const want = (s: string) => opts.only === null || opts.only.has(s);
+  // The io_uring section runs only when asked by name: it is long, and its own issue's.
+  const wantUring = opts.only !== null && opts.only.has('io_uring');
   const progress = new Progress(
     (want('copy') ? copyPlan(opts.quick).steps : 0) +
       (want('throughput') ? throughputPlan(opts.quick).steps : 0) +
-      (want('scale') ? scalePlan(opts.quick).steps : 0),
+      (want('scale') ? scalePlan(opts.quick).steps : 0) +
+      (wantUring ? uringPlan({ quick: opts.quick }).steps : 0),
   );
   const tables: Table[] = [];
   const checks: TargetCheck[] = [];
@@ -107,6 +113,13 @@ async function main(): Promise<void> {
     checks.push(...r.checks);
     json.scale = { memory: r.memory, accept: r.accept };
   }
+  if (wantUring) {
+    const r = await runIoUring({ quick: opts.quick, built, log, progress });
+    if (r.skipped) log(`io_uring skipped: ${r.skipped}`);
+    tables.push(...r.tables);
+    checks.push(...r.checks);
+    json.ioUring = r.results;
+  }
   if (want('datagram')) {
     // Its own progress lines (bench/datagram.ts and bench/gso.ts count their steps).
     const r = await runDatagramSection({ quick: opts.quick, modes: opts.datagramModes, log });
@@ -115,7 +128,7 @@ async function main(): Promise<void> {
     json.datagram = r.results;
   }
   const targetTable: Table = {
-    title: 'Targets (issues 6 and 14)',
+    title: wantUring ? 'Targets (issues 6, 14 and 15)' : 'Targets (issues 6 and 14)',
     header: ['target', 'measured', 'status'],
     rows: checks.map((c) => [c.target, c.value, c.met === null ? 'n/a' : c.met ? 'met' : 'MISSED']),
   };

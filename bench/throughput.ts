@@ -75,12 +75,13 @@ export async function runThroughput(options: { quick: boolean; built: Built; log
   for (let rep = 0; rep < reps; rep++) {
     for (const kind of kinds) {
       if (skipped.has(kind)) continue;
-      const server = await startServer(kind, tools.echo_server, { lifetimeS: 900 });
+      let why = 'no cc';
+      const server = await startServer(kind, tools.echo_server, { lifetimeS: 900, onUnsupported: (w) => (why = w) });
       if (server === null) {
         skipped.add(kind);
         // This repetition and every later one would have measured it.
         progress.skip(shapesOf(kind) * (reps - rep));
-        log(`throughput: ${kind} not available (${kind === 'm-socket lib busy' ? 'this Reactor has no busyPollMs option' : 'no cc'}), skipped`);
+        log(`throughput: ${kind} not available (${kind === 'm-socket lib busy' ? 'this Reactor has no busyPollMs option' : why}), skipped`);
         continue;
       }
       try {

@@ -1,7 +1,8 @@
 /**
  * bench/lib/svg-chart.ts and bench/lib/charts.ts: a chart of given data puts each bar, whisker and
  * label where the data says; the bench JSON turns into run-by-run ratios; progress lines count
- * against the plan; the datagram tables (closed loop and blast) have their columns and ratios.
+ * against the plan; the datagram tables (closed loop and blast) have their columns and ratios; the
+ * io_uring bench parses perf, alternates its servers and checks its targets on paired runs.
  * Pure functions, no sockets.
  */
 import { test } from 'node:test';
@@ -18,6 +19,10 @@ import {
   blastSample, blastTable, closedTable, DATAGRAM_SERVERS, datagramTables, parseModes, percentCell, type BlastResult, type DatagramResult,
 } from '../bench/datagram.ts';
 import { datagramChecks } from '../bench/datagram-section.ts';
+import {
+  checksTable, cpuRatio, parsePerfStat, serverOrder, spreadCell, syscallsPerUnit, uringChecks, uringPlan, uringTables, URING_SERVERS, URING_SHAPES, type UringResult,
+} from '../bench/io-uring.ts';
+import type { ServerKind } from '../bench/lib/servers.ts';
 
 interface Bar {
   row: number;
@@ -274,4 +279,99 @@ test('datagram tables: closed loop and blast, a row per server and size, ratios 
   assert.throws(() => parseModes('open'), /--mode must be closed, blast or both/);
   // The targets come from the closed loop: m-socket batch against node:dgram (100/300) and C recvmmsg (1/4).
   assert.deepEqual(datagramChecks(closed).map((x) => [x.value, x.met]), [['0.33x', false], ['0.25x', true], ['0.33x', false], ['0.25x', true]]);
+});
+
+test('io_uring bench: perf stat -x, output parsed (comments, <not counted> and <not supported> left out), counts per unit', () => {
+  const text = [
+    '# started on Wed Dec  2 02:00:46 2026',
+    '',
+    '155320,,raw_syscalls:sys_enter,581239447,100.00,,',
+    '7394,,syscalls:sys_enter_io_uring_enter,581442236,100.00,,',
+    '<not counted>,,syscalls:sys_enter_epoll_wait,0,100.00,,',
+    '<not supported>,,syscalls:sys_enter_recvfrom,0,100.00,,',
+    '147496,,syscalls:sys_enter_sendto,582234221,100.00,,',
+  ].join('\n');
+  const counts = parsePerfStat(text)!;
+  assert.deepEqual([...counts.entries()], [
+    ['raw_syscalls:sys_enter', 155320],
+    ['syscalls:sys_enter_io_uring_enter', 7394],
+    ['syscalls:sys_enter_sendto', 147496],
+  ]);
+  assert.equal(parsePerfStat('# nothing\n\n'), null);
+  assert.equal(parsePerfStat('<not counted>,,raw_syscalls:sys_enter,0,0,,'), null);
+  const per = syscallsPerUnit(counts, 147446)!;
+  assert.ok(Math.abs(per.total - 155320 / 147446) < 1e-12);
+  assert.deepEqual(Object.keys(per.byName), ['io_uring_enter', 'sendto'], 'only what perf counted');
+  assert.equal(syscallsPerUnit(counts, 0), null, 'no units: nothing per unit');
+  assert.equal(syscallsPerUnit(null, 10), null);
+  assert.equal(syscallsPerUnit(new Map([['syscalls:sys_enter_read', 3]]), 10), null, 'no total: not counted');
+});
+
+test('io_uring bench: servers alternate order by repetition; the plan counts every timed and perf run', () => {
+  assert.deepEqual(serverOrder(['a', 'b', 'c'], 0), ['a', 'b', 'c']);
+  assert.deepEqual(serverOrder(['a', 'b', 'c'], 1), ['c', 'b', 'a']);
+  assert.deepEqual(serverOrder(['a', 'b', 'c'], 2), ['a', 'b', 'c']);
+  const quick = uringPlan({ quick: true });
+  assert.deepEqual(quick.servers, URING_SERVERS);
+  assert.equal(quick.reps, 2);
+  assert.equal(quick.steps, 2 * 7 * 4 + 7 * 4);
+  const full = uringPlan({ quick: false, reps: 3, secs: 2 });
+  assert.equal(full.servers.length, 8, 'full runs add C io_uring multi');
+  assert.equal(full.secs, 2);
+  assert.equal(full.steps, 3 * 8 * 4 + 8 * 4);
+});
+
+/** A result with the given server CPU runs (rate: 1000 / cpu). */
+function uringResult(server: ServerKind, shape: UringResult['shape'], cpu: number[], syscalls: number | null = null): UringResult {
+  return {
+    server, shape, rate: summarize(cpu.map((c) => 1000 / c)), serverCpu: summarize(cpu), serverCpuPct: summarize([50]), clientCpuPct: summarize([60]),
+    syscalls: syscalls === null ? null : { units: 1000, total: syscalls, byName: { sendto: 1 } },
+  };
+}
+
+test('io_uring bench: targets on run-by-run CPU ratios, met or missed by the median, the range in the value; tables', () => {
+  // CPU per request by server, two runs each (the same for every shape).
+  const cpu: Partial<Record<ServerKind, number[]>> = {
+    'm-socket': [10, 10],
+    'm-socket io_uring': [9, 11],
+    'm-socket loop': [10, 10],
+    'm-socket io_uring loop': [9.6, 9.6],
+    'node:net': [20, 20],
+    'C epoll': [10, 10],
+    'C io_uring': [9.5, 9.5],
+  };
+  const results = URING_SHAPES.flatMap((shape) => Object.entries(cpu).map(([server, runs]) => uringResult(server as ServerKind, shape, runs, server.includes('io_uring') ? 1 : 2)));
+  assert.deepEqual(cpuRatio(results, 'm-socket io_uring', 'C epoll', 'ping-pong 50 conns'), { median: 1, min: 0.9, max: 1.1 });
+  assert.equal(cpuRatio(results, 'm-socket io_uring', 'C io_uring multi', 'ping-pong 50 conns'), null, 'a server not run: no ratio');
+  const checks = uringChecks(results);
+  assert.equal(checks.length, 10);
+  const by = (t: string) => checks.find((c) => c.target === t)!;
+  // Reactor: 1.00x C epoll (0.90-1.10): missed at 0.98; 1.05x C io_uring: missed at 1.03.
+  assert.deepEqual(by('io_uring (Reactor) CPU/request at 50 conns <= 0.98x C epoll'), { target: 'io_uring (Reactor) CPU/request at 50 conns <= 0.98x C epoll', value: '1.00x (0.90-1.10), 2 runs', met: false });
+  assert.equal(by('io_uring (Reactor) CPU/request at 50 conns <= 1.03x C io_uring').met, false);
+  // Own loop: 0.96x C epoll (met at 0.98), 1.01x C io_uring (met at 1.03), not at 0.95 paced; 0.96x epoll loop at 1 conn and bulk: met.
+  assert.deepEqual(by('io_uring (own loop) CPU/request at 50 conns <= 0.98x C epoll'), { target: 'io_uring (own loop) CPU/request at 50 conns <= 0.98x C epoll', value: '0.96x, 2 runs', met: true });
+  assert.equal(by('io_uring (own loop) CPU/request at 50 conns <= 1.03x C io_uring').met, true);
+  assert.equal(by('io_uring (own loop) CPU/request paced at 50k req/s <= 0.95x C epoll').met, false);
+  assert.equal(by('io_uring (own loop) CPU/request ping-pong 1 conn <= 1.0x epoll (own loop)').met, true);
+  assert.equal(by('io_uring (own loop) CPU/MB bulk echo <= 1.0x epoll (own loop)').met, true);
+  assert.equal(by('io_uring (Reactor) CPU/MB bulk echo <= 1.0x epoll (Reactor)').value, '1.00x (0.90-1.10), 2 runs');
+  assert.equal(by('io_uring (Reactor) CPU/MB bulk echo <= 1.0x epoll (Reactor)').met, true, 'the median at the limit is met');
+  // Without C io_uring (uring_echo.c not built) those checks are n/a, not failures.
+  const noUring = uringChecks(results.filter((r) => r.server !== 'C io_uring'));
+  assert.deepEqual(noUring.filter((c) => c.met === null).map((c) => c.value), ['not measured', 'not measured']);
+  assert.match(render(checksTable(checks)), /io_uring \(own loop\) CPU\/request at 50 conns <= 0\.98x C epoll +0\.96x, 2 runs +met/);
+  assert.equal(spreadCell(null), '-');
+  assert.equal(spreadCell({ median: 0.5, min: 0.5, max: 0.5 }), '0.50x');
+
+  const [main, sys, ratios] = uringTables(results, { reps: 2, bulkMiB: 128, pinned: true, syscalls: null });
+  assert.equal(main.rows.length, 4 * 7);
+  assert.equal(sys.rows.length, 4 * 7);
+  assert.deepEqual(sys.rows[1].slice(0, 3), ['ping-pong 1 conn', 'm-socket io_uring', '1']);
+  assert.deepEqual(sys.rows[1].slice(3), ['-', '-', '-', '-', '1', '-', '-'], 'by name: only what perf counted');
+  // Per shape: the Reactor and own-loop io_uring servers against their epoll peers, then C io_uring against C epoll.
+  assert.equal(ratios.rows.length, 4 * 3);
+  assert.deepEqual(ratios.rows[0], ['ping-pong 1 conn', 'io_uring, Reactor', '1.00x (0.90-1.10)', '1.00x (0.90-1.10)', '1.05x (0.95-1.16)', '1.01x (0.91-1.11)', '0.50x']);
+  assert.deepEqual(ratios.rows[2], ['ping-pong 1 conn', 'C io_uring', '-', '0.95x', '-', '1.05x', '-']);
+  assert.match(render(main, true), /^\| ping-pong 50 conns +\| +m-socket io_uring loop \| /m);
 });

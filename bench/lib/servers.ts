@@ -3,7 +3,19 @@ import { join } from 'node:path';
 import { BENCH_DIR } from './build.ts';
 import { Child, type SpawnOptions } from './proc.ts';
 
-export type ServerKind = 'm-socket' | 'm-socket io_uring' | 'm-socket rounds=1' | 'm-socket busy' | 'm-socket lib busy' | 'node:net' | 'C epoll' | 'C busy';
+export type ServerKind =
+  | 'm-socket'
+  | 'm-socket io_uring'
+  | 'm-socket loop'
+  | 'm-socket io_uring loop'
+  | 'm-socket rounds=1'
+  | 'm-socket busy'
+  | 'm-socket lib busy'
+  | 'node:net'
+  | 'C epoll'
+  | 'C busy'
+  | 'C io_uring'
+  | 'C io_uring multi';
 
 export interface Server {
   kind: ServerKind;
@@ -14,7 +26,11 @@ export interface Server {
 export const SERVER_CORE = 0;
 export const CLIENT_CORE = 1;
 
-export function serverCommand(kind: ServerKind, cEcho: string | null, lifetimeS: number, nodeFlags: string[] = []): [string, string[]] | null {
+/**
+ * The command line of a server kind. `cUring` is bench/c/uring_echo (the C io_uring server), null
+ * where it did not compile: its kinds are unavailable then, as the C kinds are without `cEcho`.
+ */
+export function serverCommand(kind: ServerKind, cEcho: string | null, lifetimeS: number, nodeFlags: string[] = [], cUring: string | null = null): [string, string[]] | null {
   const ts = (file: string, ...args: string[]): [string, string[]] => [
     process.execPath,
     [...nodeFlags, '--import', 'tsx', join(BENCH_DIR, 'servers', file), ...args],
@@ -24,6 +40,10 @@ export function serverCommand(kind: ServerKind, cEcho: string | null, lifetimeS:
       return ts('msocket-echo.ts', 'reactor', String(lifetimeS));
     case 'm-socket io_uring':
       return ts('msocket-echo.ts', 'reactor', String(lifetimeS), '--backend', 'io_uring');
+    case 'm-socket loop':
+      return ts('msocket-echo.ts', 'loop', String(lifetimeS));
+    case 'm-socket io_uring loop':
+      return ts('msocket-echo.ts', 'loop', String(lifetimeS), '--backend', 'io_uring');
     case 'm-socket rounds=1':
       return ts('msocket-echo.ts', 'rounds1', String(lifetimeS));
     case 'm-socket lib busy':
@@ -36,26 +56,35 @@ export function serverCommand(kind: ServerKind, cEcho: string | null, lifetimeS:
       return cEcho === null ? null : [cEcho, ['0', String(lifetimeS), '1000']];
     case 'C busy':
       return cEcho === null ? null : [cEcho, ['0', String(lifetimeS), '0']];
+    case 'C io_uring':
+      return cUring === null ? null : [cUring, ['0', 'link', String(lifetimeS)]];
+    case 'C io_uring multi':
+      return cUring === null ? null : [cUring, ['0', 'multi', String(lifetimeS)]];
   }
 }
 
 export async function startServer(
   kind: ServerKind,
   cEcho: string | null,
-  options: SpawnOptions & { lifetimeS: number; nodeFlags?: string[] },
+  options: SpawnOptions & { lifetimeS: number; nodeFlags?: string[]; cUring?: string | null; onUnsupported?: (why: string) => void },
 ): Promise<Server | null> {
-  const cmd = serverCommand(kind, cEcho, options.lifetimeS, options.nodeFlags);
+  const cmd = serverCommand(kind, cEcho, options.lifetimeS, options.nodeFlags, options.cUring ?? null);
   if (cmd === null) return null;
   const child = new Child(cmd[0], cmd[1], { core: SERVER_CORE, ...options });
   let m: RegExpExecArray;
   try {
-    m = await child.line(/^(?:PORT (\d+)|UNSUPPORTED)/);
+    m = await child.line(/^(?:PORT (\d+)|UNSUPPORTED ?(.*))/);
   } catch (err) {
-    // lib-busy exits with status 3 when the library has no busy-poll option yet.
-    if (kind === 'm-socket lib busy' && child.process.exitCode === 3) return null;
+    // Status 3: unavailable here (lib-busy without the library's busy-poll option, a backend or
+    // an io_uring ring the kernel refuses), said on stdout just before.
+    if (child.process.exitCode === 3) {
+      options.onUnsupported?.('exited with status 3 (unsupported)');
+      return null;
+    }
     throw err;
   }
   if (m[1] === undefined) {
+    options.onUnsupported?.(m[2] || 'unsupported');
     await child.kill();
     return null;
   }

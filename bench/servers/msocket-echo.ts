@@ -1,10 +1,11 @@
 /**
  * m-socket echo server for the throughput and scale benchmarks, on the public API only.
  *
- * Usage: node --import tsx bench/servers/msocket-echo.ts [reactor|rounds1|busy|lib-busy] [LIFETIME_S=900] [SPIN_US=200]
+ * Usage: node --import tsx bench/servers/msocket-echo.ts [reactor|rounds1|busy|lib-busy|loop] [LIFETIME_S=900] [SPIN_US=200]
  *          [--backend epoll|io_uring]
  * Prints "PORT <n>" once listening on 127.0.0.1 (port picked by the kernel). `--backend` picks the
- * Reactor's backend (default epoll); a backend the kernel refuses is an error, not a silent epoll.
+ * backend (default epoll); a backend the kernel refuses is not measured as a silent epoll: the
+ * server prints "UNSUPPORTED <why>" and exits with status 3 (the bench skips it).
  *
  * - `reactor`: the Reactor drives the multiplexer from Node's event loop (libuv watches the epoll
  *   fd). `rounds1` is the same with `new Reactor({ maxRounds: 1 })`. Each readable event: one
@@ -16,8 +17,12 @@
  *   event before going back to sleep in libuv. It burns a core while traffic flows.
  * - `lib-busy`: the library's own busy-poll option (`new Reactor({ busyPollMs })`), when this
  *   version of the library has it; otherwise prints "UNSUPPORTED" and exits with status 3.
+ * - `loop`: no Reactor: `new Multiplexer({ backend })` and a blocking `wait` on the main thread,
+ *   the same echo handler: what a worker's own loop does (bench/io-uring.ts). It waits with no
+ *   timeout (`wait(-1)`) while a connection is open, and for at most 1 s while none is, to check
+ *   its lifetime (signals do not cut a wait short; the bench kills it with SIGKILL).
  */
-import { END_OF_STREAM, Interest, Listener, Reactor, type MultiplexerEvent, type ReactorOptions, type Socket } from '../../lib/index.ts';
+import { END_OF_STREAM, Interest, Listener, Multiplexer, Reactor, type MultiplexerEvent, type ReactorOptions, type Socket } from '../../lib/index.ts';
 
 const backendAt = process.argv.indexOf('--backend');
 const backend = backendAt < 0 ? 'epoll' : process.argv[backendAt + 1];
@@ -26,7 +31,7 @@ const positional = backendAt < 0 ? process.argv.slice(2) : [...process.argv.slic
 const mode = positional[0] ?? 'reactor';
 const lifetimeS = Number(positional[1] ?? 900);
 const spinUs = Number(positional[2] ?? 200);
-if (!['reactor', 'rounds1', 'busy', 'lib-busy'].includes(mode)) throw new Error(`unknown mode ${mode}`);
+if (!['reactor', 'rounds1', 'busy', 'lib-busy', 'loop'].includes(mode)) throw new Error(`unknown mode ${mode}`);
 
 /** Whether this Reactor knows `busyPollMs`: a version that does rejects a negative value. */
 function hasBusyPollOption(): boolean {
@@ -41,11 +46,22 @@ if (mode === 'lib-busy' && !hasBusyPollOption()) {
   process.stdout.write('UNSUPPORTED\n');
   process.exit(3);
 }
-const reactor = new Reactor({
-  backend,
-  ...(mode === 'rounds1' ? { maxRounds: 1 } : mode === 'lib-busy' ? ({ busyPollMs: spinUs / 1000 } as ReactorOptions) : {}),
-});
-if (reactor.multiplexer.backend !== backend) throw new Error(`${backend} refused here: the reactor runs ${reactor.multiplexer.backend}`);
+/** Loop mode's multiplexer (null on the Reactor). */
+const own = mode === 'loop' ? new Multiplexer<null>({ backend }) : null;
+const reactor =
+  own === null
+    ? new Reactor({
+        backend,
+        ...(mode === 'rounds1' ? { maxRounds: 1 } : mode === 'lib-busy' ? ({ busyPollMs: spinUs / 1000 } as ReactorOptions) : {}),
+      })
+    : null;
+const running = own?.backend ?? reactor!.multiplexer.backend;
+if (running !== backend) {
+  process.stdout.write(`UNSUPPORTED ${backend} refused here: the multiplexer runs ${running}\n`);
+  process.exit(3);
+}
+/** Where the handler changes a socket's interest: the Reactor, or loop mode's multiplexer. */
+const watcher: { modify(target: Socket, interest: number): void } = own ?? reactor!;
 const buffer = new Uint8Array(64 * 1024);
 const listener = Listener.listen({ host: '127.0.0.1', port: 0, noDelay: true, backlog: 511 });
 
@@ -62,7 +78,7 @@ function onSocket(event: MultiplexerEvent<Socket>): void {
   if (paused.size > 0 && paused.has(socket)) {
     if (!event.writable || socket.sendQueueFull) return;
     paused.delete(socket);
-    reactor.modify(socket, Interest.READABLE);
+    watcher.modify(socket, Interest.READABLE);
   }
   if (!event.readable && !event.hangup && event.error === null) return;
   const n = socket.receiveInto(buffer);
@@ -77,15 +93,17 @@ function onSocket(event: MultiplexerEvent<Socket>): void {
   if (status === 'closed') socket.destroy();
   else if (socket.sendQueueFull) {
     paused.add(socket);
-    reactor.modify(socket, Interest.NONE); // until the queue drains
+    watcher.modify(socket, Interest.NONE); // until the queue drains
   }
 }
 
-reactor.add(listener, () => {
-  for (let socket = listener.accept(); socket !== null; socket = listener.accept()) reactor.add(socket, onSocket);
-});
+if (reactor !== null) {
+  reactor.add(listener, () => {
+    for (let socket = listener.accept(); socket !== null; socket = listener.accept()) reactor.add(socket, onSocket);
+  });
+}
 
-if (mode === 'busy') {
+if (mode === 'busy' && reactor !== null) {
   // BENCH-ONLY: bounded spin on wait(0) after each wakeup (see the header).
   let spinning = false;
   const spin = (): void => {
@@ -113,12 +131,37 @@ if (mode === 'busy') {
 }
 
 // SIGUSR2: collect garbage (with --expose-gc) and report memory, for the memory-per-connection bench.
-process.on('SIGUSR2', () => {
+// (Not in loop mode: no JS signal handler can run there, and a handled SIGTERM would not end it.)
+if (own === null) process.on('SIGUSR2', () => {
   (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
   process.stdout.write(`MEM rss=${m.rss} heapUsed=${m.heapUsed} external=${m.external} arrayBuffers=${m.arrayBuffers}\n`);
 });
 // SIGTERM exits normally so that `node --cpu-prof` writes its profile (bench --profile).
-process.on('SIGTERM', () => process.exit(0));
+if (own === null) process.on('SIGTERM', () => process.exit(0));
 setTimeout(() => process.exit(0), lifetimeS * 1000).unref();
 process.stdout.write(`PORT ${listener.port}\n`);
+
+if (own !== null) {
+  // Loop mode: this thread is the loop (Node's event loop never runs again: no timer, no signal
+  // handler; the lifetime is checked here).
+  own.add(listener, Interest.READABLE, null);
+  const end = performance.now() + lifetimeS * 1000;
+  let open = 0;
+  for (;;) {
+    const events = own.wait(open > 0 ? -1 : 1000);
+    for (const event of events) {
+      if (event.target === listener) {
+        for (let socket = listener.accept(); socket !== null; socket = listener.accept()) {
+          own.add(socket, Interest.READABLE, null);
+          open++;
+        }
+      } else {
+        const socket = event.target as Socket;
+        onSocket(event as MultiplexerEvent<Socket>);
+        if (socket.state === 'closed') open--;
+      }
+    }
+    if (open === 0 && performance.now() > end) process.exit(0);
+  }
+}
