@@ -115,6 +115,31 @@ describe('UDP', () => {
     );
   });
 
+  it('sendBatch refuses a slot larger than UDP allows before sending any, naming the slot and the limit (a partial send that threw would be sent twice by a retry)', () => {
+    using server = DatagramSocket.bind({ host: '127.0.0.1', socketOptions: { receiveBufferSize: 1 << 20 } });
+    using client = DatagramSocket.create({ family: 'IPv4', socketOptions: { sendBufferSize: 1 << 20 } });
+    const batch = new DatagramBatch({ capacity: 3, datagramSize: MAX_UDP_PAYLOAD.IPv4 + 1 });
+    for (let i = 0; i < 3; i++) {
+      batch.set(i, new Uint8Array(i === 1 ? MAX_UDP_PAYLOAD.IPv4 + 1 : 10));
+      batch.setAddress(i, server.localAddress);
+    }
+    assert.throws(() => client.sendBatch(batch, 3), (err: unknown) =>
+      err instanceof SocketError && err.code === 'EMSGSIZE' && /slot 1/.test(err.message) && /at most 65507 bytes/.test(err.message) && /nothing was sent/.test(err.message));
+    assert.equal(server.receiveFrom(new Uint8Array(16)), null, 'slot 0 was not sent either');
+    // The slots before it go when asked for alone.
+    assert.equal(client.sendBatch(batch, 1), 1);
+    assert.equal(receiveOne(server).bytes.byteLength, 10);
+  });
+
+  it('an address object without its address (plain JavaScript: { family, host, port }) is refused naming the argument', () => {
+    using client = DatagramSocket.create({ family: 'IPv4' });
+    const wrong = JSON.parse('{"family":"IPv4","host":"127.0.0.1","port":9}') as InetAddress;
+    assert.throws(() => client.sendTo(text('x'), wrong), { code: 'ERR_INVALID_ARG_TYPE', message: /"to\.address"/ });
+    const batch = new DatagramBatch({ capacity: 1, datagramSize: 8 });
+    assert.throws(() => batch.setAddress(0, wrong), { code: 'ERR_INVALID_ARG_TYPE', message: /"address\.address"/ });
+    assert.throws(() => client.sendTo(text('x'), { family: 'IPv4', address: 'nope', port: 9 }), { code: 'ERR_INVALID_ARG_VALUE', message: /"to\.address"/ });
+  });
+
   it('IPv6 on ::1, and a dual-stack socket that talks to IPv4 peers through mapped addresses', () => {
     using v6 = DatagramSocket.bind({ host: '::1' });
     using v6client = DatagramSocket.create({ family: 'IPv6' });

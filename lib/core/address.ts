@@ -25,9 +25,9 @@ export interface InetAddress {
   /** The TCP port, 0 to 65535. */
   port: number;
   /** IPv6 only: sin6_flowinfo (traffic class and flow label) as a number; big-endian in the sockaddr. Absent when 0. */
-  flowinfo?: number;
+  flowinfo?: number | undefined;
   /** IPv6 only: the interface index of a link-local address (`fe80::1%2`). Absent when 0. */
-  scopeId?: number;
+  scopeId?: number | undefined;
 }
 
 /** path '' = unnamed; a path starting with '\0' is a Linux abstract name (as in node:net). */

@@ -7,7 +7,7 @@ import { AF_INET, AF_INET6, AF_UNIX } from '../../ffi/constants.ts';
 import { OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
 import type { ErrorDetails } from '../../ffi/syscall.ts';
 import { formatIPv4, formatIPv6, parse4, parse6, unixPathBytes, utf8, type InetAddress, type SocketAddress } from './address.ts';
-import { checkInteger, invalidValue, outOfRange } from './errors.ts';
+import { checkInteger, invalidType, invalidValue, outOfRange } from './errors.ts';
 
 const IN = OFFSETOF.sockaddr_in;
 const IN6 = OFFSETOF.sockaddr_in6;
@@ -35,8 +35,8 @@ function readBE32(b: Uint8Array, at: number): number {
   return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
 }
 
-function writeInet(addr: InetAddress, into: Uint8Array): number {
-  checkInteger('addr.port', addr.port, 0, 65535);
+function writeInet(addr: InetAddress, into: Uint8Array, name: string): number {
+  checkInteger(`${name}.port`, addr.port, 0, 65535);
   const v6 = addr.family === 'IPv6';
   const off = v6 ? IN6 : IN;
   const size = v6 ? SIZEOF.sockaddr_in6 : SIZEOF.sockaddr_in;
@@ -44,14 +44,16 @@ function writeInet(addr: InetAddress, into: Uint8Array): number {
   writeLE16(into, off.family, v6 ? AF_INET6 : AF_INET);
   into[off.port] = addr.port >> 8; // network order
   into[off.port + 1] = addr.port & 0xff;
-  const text = addr.address;
+  const text: unknown = addr.address;
+  // Plain JavaScript callers can hand anything: `{ family, host, port }` has no address.
+  if (typeof text !== 'string') throw invalidType(`${name}.address`, 'of type string (an IP address literal)', text);
   if (!v6) {
-    if (!parse4(text, 0, text.length, into, off.addr)) throw invalidValue('addr.address', 'is not an IPv4 address', text);
+    if (!parse4(text, 0, text.length, into, off.addr)) throw invalidValue(`${name}.address`, 'is not an IPv4 address', text);
     return size;
   }
   // A zone would need a libc lookup: inetAddress() resolves it into scopeId once.
   if (parse6(text, into, off.addr) !== text.length) {
-    throw invalidValue('addr.address', 'is not an IPv6 address without a zone (inetAddress() turns a zone into scopeId)', text);
+    throw invalidValue(`${name}.address`, 'is not an IPv6 address without a zone (inetAddress() turns a zone into scopeId)', text);
   }
   writeBE32(into, IN6.flowinfo, addr.flowinfo ?? 0); // network order, as sin6_flowinfo is
   writeLE32(into, IN6.scope_id, addr.scopeId ?? 0); // host order
@@ -64,17 +66,18 @@ function writeInet(addr: InetAddress, into: Uint8Array): number {
  * the path's bytes, plus its NUL for a filesystem path (abstract names have none; unnamed: 2).
  * Only the bytes covered by the returned length are written (zeroed first).
  */
-export function encodeSockaddr(addr: SocketAddress, into: Uint8Array): number {
+export function encodeSockaddr(addr: SocketAddress, into: Uint8Array, name = 'addr'): number {
   if (into.length < SIZEOF.sockaddr_storage) {
     throw invalidValue('into', `must hold at least ${SIZEOF.sockaddr_storage} bytes (sizeof sockaddr_storage); it has ${into.length}`);
   }
   switch (addr.family) {
     case 'IPv4':
     case 'IPv6':
-      return writeInet(addr, into);
+      return writeInet(addr, into, name);
     case 'unix': {
       const path = addr.path;
-      const bytes = path === '' ? 0 : unixPathBytes(path, 'addr.path');
+      if (typeof path !== 'string') throw invalidType(`${name}.path`, 'of type string', path);
+      const bytes = path === '' ? 0 : unixPathBytes(path, `${name}.path`);
       const length = UN.path + bytes + (bytes > 0 && path.charCodeAt(0) !== 0 ? 1 : 0);
       into.fill(0, 0, length);
       writeLE16(into, UN.family, AF_UNIX);
@@ -82,7 +85,7 @@ export function encodeSockaddr(addr: SocketAddress, into: Uint8Array): number {
       return length;
     }
     default:
-      throw invalidValue('addr.family', "must be 'IPv4', 'IPv6' or 'unix'", (addr as { family: unknown }).family);
+      throw invalidValue(`${name}.family`, "must be 'IPv4', 'IPv6' or 'unix'", (addr as { family: unknown }).family);
   }
 }
 

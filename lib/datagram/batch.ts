@@ -189,7 +189,7 @@ export class DatagramBatch {
    */
   setAddress(i: number, address: SocketAddress | null): void {
     const slot = this.#index(i);
-    this.#nameLengths[slot] = address === null ? 0 : encodeSockaddr(address, this.#names[slot]);
+    this.#nameLengths[slot] = address === null ? 0 : encodeSockaddr(address, this.#names[slot], 'address');
     this.#addresses[slot] = address;
   }
 

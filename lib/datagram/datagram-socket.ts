@@ -175,7 +175,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
    * or a worker: `SOCK_DGRAM` by default, `SOCK_SEQPACKET` with `{ type: 'seqpacket' }` (a
    * connection: when one end closes, the other sees `ended`).
    */
-  static pair(options: { sendQueueLimit?: number; type?: 'datagram' | 'seqpacket' } = {}): [UnixDatagramSocket, UnixDatagramSocket] {
+  static pair(options: { sendQueueLimit?: number | undefined; type?: 'datagram' | 'seqpacket' | undefined } = {}): [UnixDatagramSocket, UnixDatagramSocket] {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const limit = sendQueueLimitOf(options);
     const type = options.type ?? 'datagram';
@@ -196,7 +196,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
    * the peer's close is seen as `ended`. Connecting never blocks: a listener whose backlog is
    * full answers EAGAIN, thrown like a refusal.
    */
-  static connectSeqpacket(options: { path: string; sendQueueLimit?: number }): UnixDatagramSocket {
+  static connectSeqpacket(options: { path: string; sendQueueLimit?: number | undefined }): UnixDatagramSocket {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const address = unixAddress(options.path, 'options.path');
     const limit = sendQueueLimitOf(options);
@@ -463,7 +463,10 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
    * what `batch.set` put), in as few sendmmsg calls as the kernel allows. Returns how many
    * datagrams were taken: sent, or queued (copies) when the kernel's buffer was full, in order.
    * Fewer than asked means the queue reached its cap, or the kernel refused the next datagram
-   * (`lastError`): the rest are still yours, from slot `start + taken`.
+   * (`lastError`): the rest are still yours, from slot `start + taken`. A datagram larger than
+   * UDP allows is thrown (EMSGSIZE, naming the slot and the limit) before anything is sent; any
+   * other failure is thrown only when nothing was taken (after some were, it is `lastError`, and
+   * the next call, from the slot it stopped at, meets it).
    */
   sendBatch(batch: DatagramBatch, count?: number, start = 0): number {
     const fd = this.#open('sendBatch');
@@ -471,6 +474,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     const total = count ?? batch.received;
     checkInteger('start', start, 0, batch.capacity);
     checkInteger('count', total, 0, batch.capacity - start);
+    this.#checkBatchSizes(batch, start, total);
     let taken = 0;
     if (this.queuedBytes === 0) {
       while (taken < total) {
@@ -478,9 +482,11 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
         try {
           sent = batch._send(fd, start + taken, total - taken);
         } catch (err) {
-          if (!isDeliveryError(err)) throw err;
+          if (!(err instanceof SocketError) || (!isDeliveryError(err) && taken === 0)) throw this.#explained(err);
+          // Refused (delivery), or failed after some went: the count must not be lost (a retry
+          // of the whole batch would send those again). That datagram and the rest stay yours.
           this.#report(err);
-          return taken; // that datagram was refused: it and the rest stay the caller's
+          return taken;
         }
         if (sent === WOULD_BLOCK) break;
         taken += sent;
@@ -527,7 +533,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
    * close-on-exec OwnedFds. More fds than `maxFds` is an FdsTruncatedError (its `bytes` hold the
    * datagram), with every fd that arrived closed. The bytes are copied once (as for streams).
    */
-  receiveWithFds(into: Uint8Array, options: { maxFds?: number } = {}): DatagramWithFds | null {
+  receiveWithFds(into: Uint8Array, options: { maxFds?: number | undefined } = {}): DatagramWithFds | null {
     const fd = this.#open('receiveWithFds');
     if (this.#family !== AF_UNIX) throw invalidValue('this', 'is a UDP socket: fds travel over Unix sockets only');
     checkBytes('into', into);
@@ -790,6 +796,28 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   #open(operation: string): number {
     if (this.#fd < 0 || this.#closing) throw new SocketClosedError('datagram socket', operation);
     return this.#fd;
+  }
+
+  /** sendBatch: no slot may be larger than UDP allows (checked only when the batch's slots could be). */
+  #checkBatchSizes(batch: DatagramBatch, start: number, count: number): void {
+    if (this.#family === AF_UNIX) return;
+    const limit = this.#family === AF_INET6 ? MAX_UDP_PAYLOAD.IPv6 : MAX_UDP_PAYLOAD.IPv4;
+    if (batch.datagramSize <= limit) return;
+    for (let i = start; i < start + count; i++) {
+      const length = batch.length(i);
+      if (length <= limit) continue;
+      const err = new SocketError('sendmmsg', ERRNO.EMSGSIZE, { fd: this.#fd });
+      err.message += `; slot ${i}: a UDP datagram over ${this.family} carries at most ${limit} bytes, this one has ${length} (nothing was sent)`;
+      throw err;
+    }
+  }
+
+  /** A Unix datagram's EMSGSIZE says what the limit is. */
+  #explained(err: unknown): unknown {
+    if (err instanceof SocketError && err.code === 'EMSGSIZE' && this.#family === AF_UNIX) {
+      err.message += '; a Unix datagram must fit the socket send buffer (sendBufferSize)';
+    }
+    return err;
   }
 
   /** A datagram larger than its family allows is a programming error: thrown, naming the limit. */

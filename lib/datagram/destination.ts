@@ -32,24 +32,30 @@ export function encodeDestination(to: DatagramDestination, family: number, ipv6O
   const address = addressOf(to, name);
   if (family === AF_UNIX) {
     if (address.family !== 'unix') throw invalidValue(name, `is an ${address.family} address, but this is a Unix datagram socket`);
-    return encodeSockaddr(address, into);
+    return encodeSockaddr(address, into, name);
   }
   if (address.family === 'unix') throw invalidValue(name, `is a Unix address, but this is a UDP (${familyName(family)}) socket`);
   if (family === AF_INET6 && address.family === 'IPv4') {
     // A dual-stack IPv6 socket reaches IPv4 peers through IPv4-mapped addresses, as the kernel reports them.
     if (ipv6Only === true) throw invalidValue(name, 'is an IPv4 address, but this socket is IPv6-only');
     if (address.port === 0) throw invalidValue(`${name}.port`, 'must be from 1 to 65535: nothing can receive at port 0');
-    return encodeSockaddr({ family: 'IPv6', address: `::ffff:${address.address}`, port: address.port }, into);
+    return encodeSockaddr({ family: 'IPv6', address: `::ffff:${address.address}`, port: address.port }, into, name);
   }
   if (family !== AF_INET6 && address.family === 'IPv6') throw invalidValue(name, 'is an IPv6 address, but this is an IPv4 socket');
   if (address.port === 0) throw invalidValue(`${name}.port`, 'must be from 1 to 65535: nothing can receive at port 0');
-  return encodeSockaddr(address, into);
+  return encodeSockaddr(address, into, name);
 }
 
 /** The address a destination names (`{ host, port }` and `{ path }` checked and parsed). */
 export function addressOf(to: Exclude<DatagramDestination, DatagramReceipt>, name = 'to'): SocketAddress {
   if (to === null || typeof to !== 'object') throw invalidType(name, 'an address ({ host, port }, { path }, or a SocketAddress)', to);
-  if ('family' in to && (to.family === 'IPv4' || to.family === 'IPv6' || to.family === 'unix')) return to as SocketAddress;
+  if ('family' in to && (to.family === 'IPv4' || to.family === 'IPv6' || to.family === 'unix')) {
+    // A SocketAddress; from plain JavaScript, `{ family, host, port }` has no `address`: say so.
+    if (to.family !== 'unix' && typeof (to as { address?: unknown }).address !== 'string') {
+      throw invalidType(`${name}.address`, `of type string (an ${to.family} address; use { host, port } for a host)`, (to as { address?: unknown }).address);
+    }
+    return to as SocketAddress;
+  }
   if ('path' in to && to.path !== undefined) return unixAddress(to.path, `${name}.path`);
   const inet = to as { host?: unknown; port?: unknown };
   return inetAddress(inet.host, inet.port, name) as InetAddress;

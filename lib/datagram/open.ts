@@ -24,7 +24,7 @@ export interface DatagramBindOptions {
   /** SO_REUSEPORT: several sockets (workers) share the port; the kernel spreads datagrams by flow. */
   reusePort?: boolean | undefined;
   /** IPv6 only, or dual-stack (default false). */
-  ipv6Only?: boolean;
+  ipv6Only?: boolean | undefined;
   /** Socket options set before bind (`{ receiveBufferSize: 4 << 20 }`). */
   socketOptions?: Partial<SocketOptionValues> | undefined;
   /** Soft cap of the send queue in bytes (default 64 KiB). */
@@ -36,7 +36,7 @@ export interface DatagramCreateOptions {
   /** The address family: `'IPv4'`, `'IPv6'` (dual-stack unless `ipv6Only`) or `'unix'`. */
   family: 'IPv4' | 'IPv6' | 'unix';
   /** IPv6 only, or dual-stack (default false). */
-  ipv6Only?: boolean;
+  ipv6Only?: boolean | undefined;
   /** Socket options set on the new socket (`{ receiveBufferSize: 4 << 20 }`). */
   socketOptions?: Partial<SocketOptionValues> | undefined;
   /** Soft cap of the send queue in bytes (default 64 KiB). */
@@ -63,7 +63,7 @@ function optionalBoolean(options: object, key: string, fallback: boolean): boole
 }
 
 /** Validates `sendQueueLimit` (default 64 KiB). */
-export function sendQueueLimitOf(options: { sendQueueLimit?: number }): number {
+export function sendQueueLimitOf(options: { sendQueueLimit?: number | undefined }): number {
   return options.sendQueueLimit === undefined ? DEFAULT_SEND_QUEUE_LIMIT : checkInteger('options.sendQueueLimit', options.sendQueueLimit, 1, 2 ** 31 - 1);
 }
 

@@ -468,7 +468,7 @@ export class Socket extends Watchable {
    * room it is given, and under qemu-user it is given more). The bytes are copied once (see
    * fd-passing.ts).
    */
-  receiveWithFds(into: Uint8Array, options: { maxFds?: number } = {}): ReceiveWithFdsResult {
+  receiveWithFds(into: Uint8Array, options: { maxFds?: number | undefined } = {}): ReceiveWithFdsResult {
     const fd = this.#unixOnly('receiveWithFds');
     checkBytes('into', into);
     if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
