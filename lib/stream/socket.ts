@@ -792,7 +792,7 @@ export class Socket extends Watchable {
   /**
    * What was received for this socket before the kernel's bytes (see `#held`, and io_uring's
    * completion-based receive): a count, 0 (none now, a receive is armed), END_OF_STREAM, or
-   * HELD_NONE (read the fd). `into` null: a view, in the watcher's `_receivedView`.
+   * HELD_NONE (read the fd).
    */
   #receiveHeld(into: Uint8Array): number {
     const held = this.#held;

@@ -270,9 +270,10 @@ export class IoUringBackend implements Backend {
 
   /**
    * What a socket's receive takes from its slot (Backend.receive): bytes copied into `into`, or
-   * with `into` null a view of them (`view`: the one chunk, or several copied into `spill`); 0 when nothing waits but the armed receive will
-   * bring it; HELD_END / HELD_ERROR (`-#end[slot]` is the errno) once the queue is empty and the
-   * end has come; HELD_NONE when no receive is armed (read the fd).
+   * with `into` null a view of them (`view`: the one chunk, or several copied into `spill`); 0
+   * when nothing waits but the armed receive will bring it; HELD_END / HELD_ERROR (`-#end[slot]`
+   * is the errno) once the queue is empty and the end has come; HELD_NONE when no receive is
+   * armed (read the fd).
    */
   receive(slot: number, into: Uint8Array | null, spill: Uint8Array): number {
     const buffers = this.#buffers;
