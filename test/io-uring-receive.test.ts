@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { Interest, Multiplexer, Reactor, Socket, type MultiplexerEvent } from '../lib/index.ts';
 import { ERRNO } from '../ffi/errno.ts';
 import { failNth, injectFaults } from '../ffi/faults.ts';
@@ -363,5 +364,122 @@ describe('io_uring completion-based receive', () => {
         pair.close();
       }
     });
+  });
+});
+
+/**
+ * The property behind all of the above, with random interleavings: a TCP stream read through
+ * io_uring multiplexers (and an epoll one, and none), with random reads, views, pauses, moves
+ * between multiplexers and multiplexers closed under the socket, arrives whole, once, in order.
+ */
+describe('io_uring completion-based receive, random interleavings', { skip: ringReceive ? false : 'io_uring is not available here (qemu-user)' }, () => {
+  type Where = 'A' | 'B' | 'epoll' | 'none';
+  type Op =
+    | { t: 'send'; size: number }
+    | { t: 'pump' }
+    | { t: 'into'; size: number }
+    | { t: 'view' }
+    | { t: 'pause' }
+    | { t: 'resume' }
+    | { t: 'move'; to: Where }
+    | { t: 'closeMux'; which: 'A' | 'B' };
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    { weight: 5, arbitrary: fc.record({ t: fc.constant('send' as const), size: fc.oneof(fc.integer({ min: 1, max: 2048 }), fc.integer({ min: 1, max: 70_000 })) }) },
+    { weight: 4, arbitrary: fc.constant({ t: 'pump' as const }) },
+    { weight: 4, arbitrary: fc.record({ t: fc.constant('into' as const), size: fc.oneof(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 65_536 })) }) },
+    { weight: 3, arbitrary: fc.constant({ t: 'view' as const }) },
+    { weight: 1, arbitrary: fc.constant({ t: 'pause' as const }) },
+    { weight: 1, arbitrary: fc.constant({ t: 'resume' as const }) },
+    { weight: 2, arbitrary: fc.record({ t: fc.constant('move' as const), to: fc.constantFrom<Where>('A', 'B', 'epoll', 'none') }) },
+    { weight: 1, arbitrary: fc.record({ t: fc.constant('closeMux' as const), which: fc.constantFrom<'A' | 'B'>('A', 'B') }) },
+  );
+  const runs = Number(process.env.FC_RUNS_URING ?? 60);
+
+  it(`every byte once and in order (${runs} random cases)`, () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 30 }), fc.integer({ min: 1, max: 2 ** 31 - 1 }), (ops, seed) => {
+        const pair = connectedPair();
+        const muxes: Record<'A' | 'B' | 'epoll', Multiplexer> = {
+          A: new Multiplexer({ backend: 'io_uring' }),
+          B: new Multiplexer({ backend: 'io_uring' }),
+          epoll: new Multiplexer(),
+        };
+        const sender = new Multiplexer();
+        const reader = pair.server;
+        let where: Where = 'A';
+        let interest: number = Interest.READABLE;
+        const sent: Uint8Array[] = [];
+        const got: Uint8Array[] = [];
+        let offset = seed;
+        const take = (n: number, bytes: Uint8Array) => {
+          if (n > 0) got.push(bytes.slice(0, n));
+        };
+        try {
+          muxes.A.add(reader, interest);
+          sender.add(pair.client, 0);
+          for (const o of ops) {
+            switch (o.t) {
+              case 'send': {
+                const data = pattern(o.size, offset++);
+                assert.notEqual(pair.client.send(data), 'not-sent');
+                sent.push(data);
+                break;
+              }
+              case 'pump':
+                sender.wait(0);
+                if (where !== 'none') muxes[where].wait(0);
+                break;
+              case 'into': {
+                const buffer = new Uint8Array(o.size);
+                take(reader.receiveInto(buffer), buffer);
+                break;
+              }
+              case 'view': {
+                const r = reader.receive();
+                take(r.bytes.byteLength, r.bytes);
+                break;
+              }
+              case 'pause':
+              case 'resume':
+                interest = o.t === 'pause' ? Interest.NONE : Interest.READABLE;
+                if (where !== 'none') muxes[where].modify(reader, interest);
+                break;
+              case 'move':
+                if (where !== 'none') muxes[where].remove(reader);
+                where = o.to;
+                if (where !== 'none') muxes[where].add(reader, interest);
+                break;
+              case 'closeMux':
+                muxes[o.which].close();
+                muxes[o.which] = new Multiplexer({ backend: 'io_uring' });
+                if (where === o.which) where = 'none';
+                break;
+            }
+          }
+          // Then everything that is left, through an epoll multiplexer, to the end.
+          if (where !== 'none') muxes[where].remove(reader);
+          muxes.epoll.add(reader);
+          pair.client.shutdown('write');
+          const buffer = new Uint8Array(64 * 1024);
+          let ended = false;
+          pumpUntil(muxes.epoll, () => {
+            sender.wait(0);
+            return ended;
+          }, () => {
+            for (let n = reader.receiveInto(buffer); ; n = reader.receiveInto(buffer)) {
+              if (n < 0) ended = true;
+              if (n <= 0) break;
+              take(n, buffer);
+            }
+          }, 'the end', 10_000);
+          assert.equal(sha(Buffer.concat(got)), sha(Buffer.concat(sent)));
+        } finally {
+          for (const m of Object.values(muxes)) m.close();
+          sender.close();
+          pair.close();
+        }
+      }),
+      { numRuns: runs },
+    );
   });
 });
