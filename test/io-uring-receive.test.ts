@@ -166,6 +166,28 @@ describe('io_uring completion-based receive', () => {
       }
     });
 
+    it('pause, remove and add again, then a byte arrives: it is not lost (the pause\'s cancellation still unsubmitted at the remove)', () => {
+      const pair = connectedPair();
+      const mux = new Multiplexer({ backend: 'io_uring' });
+      const epoll = new Multiplexer();
+      try {
+        mux.add(pair.server);
+        mux.modify(pair.server, Interest.NONE); // queues the receive's cancellation (no Reactor: not submitted)
+        mux.remove(pair.server);
+        mux.add(pair.server, Interest.NONE); // the same slot, a new generation
+        assert.equal(pair.client.send(Buffer.from('x')), 'sent');
+        mux.wait(0);
+        mux.remove(pair.server);
+        epoll.add(pair.server);
+        pair.client.shutdown('write');
+        assert.equal(Buffer.from(readToEnd(epoll, pair.server)).toString(), 'x');
+      } finally {
+        epoll.close();
+        mux.close();
+        pair.close();
+      }
+    });
+
     it('pausing (Interest.NONE) stops the ring: the kernel buffer fills, the sender queues; resuming gets every byte', () => {
       const pair = connectedPair();
       const mux = new Multiplexer({ backend: 'io_uring' });

@@ -259,8 +259,11 @@ export class IoUringBackend implements Backend {
     if (receiving) this.#cancelReceive(slot);
     // Now, not at the next wait: a poll or a receive holds the file until its cancellation has
     // run (see "Remove before close"), and a receive's last bytes must be queued before the
-    // multiplexer takes them (`release`).
-    if (armed || receiving) {
+    // multiplexer takes them (`release`). Entries still unsubmitted count too: a pause (modify)
+    // outside a Reactor queues its receive's cancellation for the next wait, and until it has run
+    // that receive may still take bytes, which would then carry a generation the slot no longer
+    // has (found by the random-interleavings property: pause, remove, add, send one byte).
+    if (armed || receiving || this.#ring.pending() > 0) {
       this.#ring.enter(0, IORING_ENTER_GETEVENTS);
       this.#afterOwnEnter();
     }
