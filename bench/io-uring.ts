@@ -323,7 +323,7 @@ export async function runIoUring(options: UringRunOptions): Promise<{ results: U
   const plan = uringPlan(options);
   const tools = built.tools;
   if (tools === null) {
-    progress.skip(plan.steps);
+    progress.passOver(plan.steps);
     return { results: [], tables: [], checks: [], skipped: built.reason };
   }
   const cUring = built.optional.uring_echo ?? null;
@@ -331,9 +331,9 @@ export async function runIoUring(options: UringRunOptions): Promise<{ results: U
   for (const [name, why] of Object.entries(built.optionalReasons)) log(`io_uring bench: ${name} not built (${why.split('\n')[0]})`);
   const probe = probePerf();
   if (probe.note) log(`io_uring bench: ${probe.note}`);
-  if (probe.perf === null) progress.skip(plan.syscallSteps);
+  if (probe.perf === null) progress.passOver(plan.syscallSteps);
   const shapes = plan.shapes.filter((s) => s !== 'paced 50k req/s, 50 conns' || paced !== null);
-  if (shapes.length < plan.shapes.length) progress.skip((plan.reps + (probe.perf === null ? 0 : 1)) * plan.servers.length);
+  if (shapes.length < plan.shapes.length) progress.passOver((plan.reps + (probe.perf === null ? 0 : 1)) * plan.servers.length);
 
   /** One client run against a server: the client's output and the units it made (requests or MB). */
   const load = (server: Server, shape: UringShape, secs: number, warm: number, mib: number): Promise<string> => {
@@ -360,7 +360,7 @@ export async function runIoUring(options: UringRunOptions): Promise<{ results: U
       const server = await startServer(kind, tools.echo_server, { lifetimeS: 900, cUring, onUnsupported: (w) => (why = w) });
       if (server === null) {
         skipped.add(kind);
-        progress.skip(shapes.length * (plan.reps - rep) + (probe.perf !== null && rep === 0 ? shapes.length : 0));
+        progress.passOver(shapes.length * (plan.reps - rep) + (probe.perf !== null && rep === 0 ? shapes.length : 0));
         log(`io_uring bench: ${kind} not available (${why}), skipped`);
         continue;
       }

@@ -95,7 +95,7 @@ export async function runScale(options: { quick: boolean; built: Built; log: (s:
   const { quick, built, progress } = options;
   const { idleN, activeN, reps, secs, steps } = scalePlan(quick);
   if (built.tools === null) {
-    progress.skip(steps);
+    progress.passOver(steps);
     return { memory: [], accept: [], tables: [] as Table[], checks: [] as TargetCheck[], skipped: built.reason };
   }
   const tools = built.tools;
@@ -113,7 +113,7 @@ export async function runScale(options: { quick: boolean; built: Built; log: (s:
     for (const kind of KINDS) {
       const s = await startServer(kind, tools.echo_server, { lifetimeS: 600 });
       if (s !== null) servers.push(s);
-      else progress.skip(reps);
+      else progress.passOver(reps);
     }
     for (let rep = 0; rep < reps; rep++) {
       for (const s of servers) {

@@ -64,7 +64,7 @@ export async function runThroughput(options: { quick: boolean; built: Built; log
   const { reps, secs, warm, bulkMiB, kinds, plan, shapesOf, steps } = throughputPlan(quick);
   const tools = built.tools;
   if (tools === null) {
-    progress.skip(steps);
+    progress.passOver(steps);
     return { results: [] as ShapeResult[], tables: [] as Table[], checks: [] as TargetCheck[], skipped: built.reason };
   }
   const raws = new Map<string, Raw[]>();
@@ -80,7 +80,7 @@ export async function runThroughput(options: { quick: boolean; built: Built; log
       if (server === null) {
         skipped.add(kind);
         // This repetition and every later one would have measured it.
-        progress.skip(shapesOf(kind) * (reps - rep));
+        progress.passOver(shapesOf(kind) * (reps - rep));
         log(`throughput: ${kind} not available (${kind === 'm-socket lib busy' ? 'this Reactor has no busyPollMs option' : why}), skipped`);
         continue;
       }

@@ -32,7 +32,7 @@ export class Progress {
   }
 
   /** A step that was planned and will not run (a server that is not available): the total shrinks. */
-  skip(count = 1): void {
+  passOver(count = 1): void {
     this.#total = Math.max(this.#done, this.#total - count);
   }
 
