@@ -81,6 +81,7 @@ import { closeFd, sys } from '../../../ffi/syscall.ts';
 import { ERROR, HANGUP, HELD_END, HELD_ERROR, HELD_NONE, READABLE, RECEIVES, WRITABLE } from '../../core/watch.ts';
 import type { Backend, Received } from './backend.ts';
 import { ReceiveBuffers } from './io-uring-buffers.ts';
+import { ReadyList } from './ready-list.ts';
 import { Ring } from './io-uring-ring.ts';
 
 /** user_data low word of removals and cancellations: their completions are skipped. */
@@ -130,7 +131,7 @@ function fromPoll(revents: number): number {
   );
 }
 
-export class IoUringBackend implements Backend {
+export class IoUringBackend extends ReadyList implements Backend {
   /** No fd to watch from another loop: the ring fd is never woken under DEFER_TASKRUN (use `wakeFd`). */
   readonly fd = -1;
   readonly #ring: Ring;
@@ -164,9 +165,6 @@ export class IoUringBackend implements Backend {
   readonly #starved: number[] = [];
   /** Slots reported by the last wait (or cancelled by the kernel), FIRED until re-armed. Reused: no allocation once grown. */
   readonly #fired: number[] = [];
-  readonly #readySlots: Uint32Array;
-  readonly #readyGenerations: Uint32Array;
-  readonly #readyBits: Uint8Array;
   /** The registered eventfd, once a Reactor asked for it; -1 before. */
   #wakeFd = -1;
   readonly #counter = new Uint8Array(8);
@@ -175,10 +173,8 @@ export class IoUringBackend implements Backend {
   view: Uint8Array = new Uint8Array(0);
 
   constructor(maxEvents: number, ringReceive = true) {
+    super(maxEvents);
     this.#maxEvents = maxEvents;
-    this.#readySlots = new Uint32Array(maxEvents);
-    this.#readyGenerations = new Uint32Array(maxEvents);
-    this.#readyBits = new Uint8Array(maxEvents);
     this.#ring = new Ring(SQ_ENTRIES, CQ_ENTRIES);
     try {
       // A seccomp profile may allow io_uring_setup and refuse io_uring_enter (EPERM): find out
@@ -350,18 +346,6 @@ export class IoUringBackend implements Backend {
         if (remaining <= 0) return 0;
       }
     }
-  }
-
-  slotAt(index: number): number {
-    return this.#readySlots[index];
-  }
-
-  generationAt(index: number): number {
-    return this.#readyGenerations[index];
-  }
-
-  bitsAt(index: number): number {
-    return this.#readyBits[index];
   }
 
   /**
@@ -700,10 +684,7 @@ export class IoUringBackend implements Backend {
       // EPOLLRDHUP belongs to the reading mask too).
       if ((this.#events[slot] & POLLIN) === 0 && (bits & READABLE) !== 0) bits &= ~(READABLE | HANGUP);
       if (this.#live[slot] === 0 || bits === 0) continue;
-      this.#readySlots[found] = slot;
-      this.#readyGenerations[found] = this.#generations[slot];
-      this.#readyBits[found] = bits;
-      found++;
+      this.setReady(found++, slot, this.#generations[slot], bits);
     }
     // Drop what was taken, keeping the rest in order (no allocation, unlike splice).
     if (taken === pending.length) pending.length = 0;

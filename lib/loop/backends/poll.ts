@@ -23,6 +23,7 @@ import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDHUP } from '../../..
 import { OFFSETOF, SIZEOF } from '../../../ffi/layouts.ts';
 import { sys } from '../../../ffi/syscall.ts';
 import { ERROR, HANGUP, READABLE, WRITABLE } from '../../core/watch.ts';
+import { ReadyList } from './ready-list.ts';
 import type { Backend } from './backend.ts';
 
 const ENTRY_SIZE = SIZEOF.pollfd;
@@ -54,7 +55,7 @@ function misuse(fd: number, what: string): Error {
   return new Error(`poll backend: fd ${fd} ${what} (a Multiplexer bookkeeping bug)`);
 }
 
-export class PollBackend implements Backend {
+export class PollBackend extends ReadyList implements Backend {
   /** poll keeps no kernel object: there is no fd to watch the backend itself. */
   readonly fd = -1;
   readonly #maxEvents: number;
@@ -68,15 +69,10 @@ export class PollBackend implements Backend {
   #count = 0;
   /** Where the next wait starts its scan (see "Fairness" above). */
   #cursor = 0;
-  readonly #readySlots: Uint32Array;
-  readonly #readyGenerations: Uint32Array;
-  readonly #readyBits: Uint8Array;
 
   constructor(maxEvents: number) {
+    super(maxEvents);
     this.#maxEvents = maxEvents;
-    this.#readySlots = new Uint32Array(maxEvents);
-    this.#readyGenerations = new Uint32Array(maxEvents);
-    this.#readyBits = new Uint8Array(maxEvents);
   }
 
   /** How many fds are in the pollfd array (for tests and diagnostics). */
@@ -133,27 +129,12 @@ export class PollBackend implements Backend {
       const revents = view.getUint16(at, true);
       if (revents !== 0) {
         ready--;
-        this.#readySlots[found] = this.#slots[index];
-        this.#readyGenerations[found] = this.#generations[index];
-        this.#readyBits[found] = fromPoll(revents);
-        found++;
+        this.setReady(found++, this.#slots[index], this.#generations[index], fromPoll(revents));
       }
       if (++index === count) index = 0;
     }
     this.#cursor = index;
     return found;
-  }
-
-  slotAt(index: number): number {
-    return this.#readySlots[index];
-  }
-
-  generationAt(index: number): number {
-    return this.#readyGenerations[index];
-  }
-
-  bitsAt(index: number): number {
-    return this.#readyBits[index];
   }
 
   close(): void {
