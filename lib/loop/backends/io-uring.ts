@@ -28,23 +28,10 @@
  *
  * ## Completion-based receive (TCP sockets)
  * A slot whose bits carry RECEIVES (a connected TCP socket read by its user) has no POLLIN poll:
- * a multishot IORING_OP_RECV picks buffers from a provided-buffer ring (io-uring-buffers.ts), and
- * each completion queues its bytes on the slot. The slot is reported readable while bytes (or
- * the end: EOF or an error) wait, level-triggered as before, and the socket's receive takes them
- * from the queue (`receive`): no recv(2) per read. Only on DEFER_TASKRUN rings, where the kernel
- * moves bytes only inside our own io_uring_enter, so a receive that finds the queue empty while
- * the multishot is armed knows that nothing arrived unseen (it answers 0; the bytes come with
- * the next turn), and one that finds the queue empty with no receive armed may read the fd itself
- * without overtaking queued bytes.
- * - Order: a receive's completions carry the slot's generation, not an arm sequence: bytes
- *   received by a receive that was cancelled meanwhile (interest changed) are still the socket's,
- *   queued in order. Only completions of a previous owner are dropped (their buffers recycled).
- * - ENOBUFS (every buffer is queued or lent): the multishot ends, the bytes wait in the kernel;
- *   the slot polls POLLIN and reads by recv(2) until buffers come back, then re-arms. So sockets
- *   that hold buffers unread slow the others down to readiness mode, never stop them.
- * - Leaving (remove): the receive is cancelled and its last completions absorbed before remove
- *   returns; the multiplexer then takes the slot's bytes (`release`) and hands them to the socket,
- *   which returns them before anything it reads from the kernel.
+ * a multishot receive (io-uring-receive.ts) queues its bytes, and the slot is reported readable
+ * while bytes or the end wait, level-triggered as before; the socket's receive takes them with
+ * `receive`. Its completions carry RECV_TAG in the low word of user_data; `#absorb` hands them
+ * over. Only on DEFER_TASKRUN rings (see that file for why).
  *
  * ## Event-loop integration (the Reactor)
  * With DEFER_TASKRUN, completions are posted only inside our own io_uring_enter, and the ring fd
@@ -58,13 +45,7 @@ import {
   EFD_NONBLOCK,
   IORING_ASYNC_CANCEL_ALL,
   IORING_ASYNC_CANCEL_ANY,
-  IORING_CQE_BUFFER_SHIFT,
-  IORING_CQE_F_BUFFER,
-  IORING_CQE_F_MORE,
   IORING_ENTER_GETEVENTS,
-  IORING_OP_RECV,
-  IORING_RECV_MULTISHOT,
-  IOSQE_BUFFER_SELECT,
   IORING_OP_ASYNC_CANCEL,
   IORING_OP_POLL_ADD,
   IORING_OP_POLL_REMOVE,
@@ -78,9 +59,9 @@ import {
 } from '../../../ffi/constants.ts';
 import { ERRNO } from '../../../ffi/errno.ts';
 import { closeFd, sys } from '../../../ffi/syscall.ts';
-import { ERROR, HANGUP, HELD_END, HELD_ERROR, HELD_NONE, READABLE, RECEIVES, WRITABLE } from '../../core/watch.ts';
+import { ERROR, HANGUP, HELD_NONE, READABLE, RECEIVES, WRITABLE } from '../../core/watch.ts';
 import type { Backend, Received } from './backend.ts';
-import { ReceiveBuffers } from './io-uring-buffers.ts';
+import { RECV_TAG, RingReceiver, type ReceiverHost } from './io-uring-receive.ts';
 import { ReadyList } from './ready-list.ts';
 import { Ring } from './io-uring-ring.ts';
 
@@ -90,26 +71,9 @@ const ECANCELED = ERRNO.ECANCELED;
 const SQ_ENTRIES = 256;
 const CQ_ENTRIES = 4096;
 const INITIAL_CAPACITY = 16;
+const EMPTY = new Uint8Array(0);
 /** Most turns of `settle` before it hands back to the event loop (with the eventfd signalled). */
 const SETTLE_ROUNDS = 16;
-/** Receive buffers: how many (a power of two) and how large. 4 MiB in all. */
-const RECEIVE_BUFFERS = 256;
-const RECEIVE_BUFFER_SIZE = 16 * 1024;
-const BUFFER_GROUP = 1;
-/** user_data low word of a receive: the slot with this bit (a poll's has it clear). */
-const RECV_TAG = 0x80000000;
-const ENOBUFS = ERRNO.ENOBUFS;
-
-/** A slot's receive: none in the kernel (armed at the next turn if wanted). */
-const R_OFF = 0;
-/** A multishot receive is queued or in the kernel. */
-const R_ARMED = 1;
-/** The ring ran dry (ENOBUFS): readiness and recv(2) until buffers come back. */
-const R_STARVED = 2;
-/** The end came (EOF or an error): nothing more to receive. */
-const R_DONE = 3;
-/** `#end` of a slot whose end has not come. */
-const NO_END = 1;
 
 /** A slot with no poll in the kernel and none queued. */
 const IDLE = 0;
@@ -136,8 +100,8 @@ export class IoUringBackend extends ReadyList implements Backend {
   readonly fd = -1;
   readonly #ring: Ring;
   readonly #maxEvents: number;
-  /** The provided-buffer ring of completion-based receive; null where it is off or the ring cannot (no DEFER_TASKRUN). */
-  readonly #buffers: ReceiveBuffers | null;
+  /** Completion-based receive; null where it is off or the ring cannot (no DEFER_TASKRUN, no buffer rings). */
+  readonly #receiver: RingReceiver | null;
   #fds = new Int32Array(INITIAL_CAPACITY);
   #generations = new Uint32Array(INITIAL_CAPACITY);
   #seq = new Uint32Array(INITIAL_CAPACITY);
@@ -148,29 +112,15 @@ export class IoUringBackend extends ReadyList implements Backend {
   #armedMask = new Uint32Array(INITIAL_CAPACITY);
   /** Whether the slot is watched (added and not removed): completions for others are dropped. */
   #live = new Uint8Array(INITIAL_CAPACITY);
-  /** Whether the slot's bits carry RECEIVES (and this backend receives). */
-  #wants = new Uint8Array(INITIAL_CAPACITY);
-  /** R_* state of the slot's receive, and the sequence of its current arm. */
-  #recv = new Uint8Array(INITIAL_CAPACITY);
-  #recvSeq = new Uint16Array(INITIAL_CAPACITY);
-  /** NO_END, 0 (EOF received) or -errno (the receive failed): handed out after the queued bytes. */
-  #end = new Int32Array(INITIAL_CAPACITY).fill(NO_END);
   /** Bits found for the slot and not reported yet, and the slots that have some (each once). */
   #pendingBits = new Uint8Array(INITIAL_CAPACITY);
   readonly #pendingList: number[] = [];
-  /** Slots that hold received bytes or an end (each once): reported readable at every wait while they do. */
-  #holding = new Uint8Array(INITIAL_CAPACITY);
-  readonly #holdingList: number[] = [];
-  /** Slots whose receive ran dry: armed again once buffers are back. */
-  readonly #starved: number[] = [];
   /** Slots reported by the last wait (or cancelled by the kernel), FIRED until re-armed. Reused: no allocation once grown. */
   readonly #fired: number[] = [];
   /** The registered eventfd, once a Reactor asked for it; -1 before. */
   #wakeFd = -1;
   readonly #counter = new Uint8Array(8);
   readonly #one = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
-  /** What `receive` answered with a view: the view (see Backend.receive). */
-  view: Uint8Array = new Uint8Array(0);
 
   constructor(maxEvents: number, ringReceive = true) {
     super(maxEvents);
@@ -184,7 +134,7 @@ export class IoUringBackend extends ReadyList implements Backend {
       this.#ring.close();
       throw err;
     }
-    this.#buffers = ringReceive && this.#ring.deferTaskrun ? this.#openBuffers() : null;
+    this.#receiver = ringReceive && this.#ring.deferTaskrun ? RingReceiver.open(this.#ring, this.#host(), INITIAL_CAPACITY) : null;
   }
 
   /** The ring's fd (for the leak finalizer; nothing may watch it). */
@@ -199,7 +149,12 @@ export class IoUringBackend extends ReadyList implements Backend {
 
   /** Whether TCP sockets are read by multishot receives into the buffer ring (see "Completion-based receive"). */
   get receives(): boolean {
-    return this.#buffers !== null;
+    return this.#receiver !== null;
+  }
+
+  /** What `receive` answered with a view (see Backend.receive). */
+  get view(): Uint8Array {
+    return this.#receiver === null ? EMPTY : this.#receiver.view;
   }
 
   add(fd: number, slot: number, generation: number, bits: number): void {
@@ -209,10 +164,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#events[slot] = toPoll(bits);
     this.#live[slot] = 1;
     this.#pendingBits[slot] = 0;
-    this.#end[slot] = NO_END;
-    this.#recv[slot] = R_OFF;
-    this.#wants[slot] = (bits & RECEIVES) !== 0 && this.#buffers !== null ? 1 : 0;
-    if (this.#wants[slot] === 1) this.#armReceive(slot);
+    this.#receiver?.attach(slot, (bits & RECEIVES) !== 0);
     this.#arm(slot);
     this.#submitIfWatched();
   }
@@ -221,13 +173,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#fds[slot] = fd;
     this.#generations[slot] = generation;
     this.#events[slot] = toPoll(bits);
-    const wants = (bits & RECEIVES) !== 0 && this.#buffers !== null ? 1 : 0;
-    if (wants !== this.#wants[slot]) {
-      this.#wants[slot] = wants;
-      if (wants === 1 && this.#recv[slot] === R_OFF) this.#armReceive(slot);
-      else if (wants === 0 && this.#recv[slot] === R_ARMED) this.#cancelReceive(slot);
-      else if (wants === 0 && this.#recv[slot] === R_STARVED) this.#recv[slot] = R_OFF;
-    }
+    this.#receiver?.want(slot, (bits & RECEIVES) !== 0);
     // A FIRED slot is re-armed with the new events anyway. An ARMED one is replaced: cancel the
     // poll in the kernel and arm a new one (new sequence, so whatever the old one posts is stale;
     // and the new one checks readiness as it arms, so nothing that fired meanwhile is lost).
@@ -241,18 +187,17 @@ export class IoUringBackend extends ReadyList implements Backend {
     // Reading resumed (from outside a drain: a timer, the Reactor's throw backoff) on bytes the
     // ring holds already: no kernel event will come for them, so wake the watcher ourselves, as
     // epoll's fd turns readable when a modify finds the socket ready.
-    if (this.#wakeFd >= 0 && (this.#events[slot] & POLLIN) !== 0 && this.#holds(slot)) this.poke();
+    if (this.#wakeFd >= 0 && (this.#events[slot] & POLLIN) !== 0 && this.#receiver?.holds(slot) === true) this.poke();
   }
 
   remove(fd: number, slot: number): void {
     const armed = this.#state[slot] === ARMED;
-    const receiving = this.#recv[slot] === R_ARMED;
     this.#state[slot] = IDLE;
     if (armed) {
       this.#cancel(slot);
       this.#seq[slot] = (this.#seq[slot] + 1) >>> 0;
     }
-    if (receiving) this.#cancelReceive(slot);
+    const receiving = this.#receiver?.detach(slot) === true;
     // Now, not at the next wait: a poll or a receive holds the file until its cancellation has
     // run (see "Remove before close"), and a receive's last bytes must be queued before the
     // multiplexer takes them (`release`). Entries still unsubmitted count too: a pause (modify)
@@ -263,60 +208,30 @@ export class IoUringBackend extends ReadyList implements Backend {
       this.#ring.enter(0, IORING_ENTER_GETEVENTS);
       this.#afterOwnEnter();
     }
-    this.#wants[slot] = 0;
-    this.#recv[slot] = R_OFF;
   }
 
-  /**
-   * What a socket's receive takes from its slot (Backend.receive): bytes copied into `into`, or
-   * with `into` null a view of them (`view`: the one chunk, or several copied into `spill`); 0
-   * when nothing waits but the armed receive will bring it; HELD_END / HELD_ERROR (`-#end[slot]`
-   * is the errno) once the queue is empty and the end has come; HELD_NONE when no receive is
-   * armed (read the fd).
-   */
+  /** See Backend.receive and RingReceiver.take. */
   receive(slot: number, into: Uint8Array | null, spill: Uint8Array): number {
-    const buffers = this.#buffers;
-    if (buffers === null || slot >= this.#live.length) return HELD_NONE;
-    if (buffers.holds(slot)) {
-      if (into !== null) return buffers.take(slot, into);
-      // One chunk: a view of it, no copy. More: copied together into `spill` (the multiplexer's
-      // receive buffer), so that the reader handles them in one go.
-      if (buffers.single(slot)) this.view = buffers.takeView(slot)!;
-      else this.view = spill.subarray(0, buffers.take(slot, spill));
-      return this.view.byteLength;
-    }
-    const end = this.#end[slot];
-    if (end !== NO_END) return end === 0 ? HELD_END : HELD_ERROR;
-    return this.#recv[slot] === R_ARMED ? 0 : HELD_NONE;
+    return this.#receiver === null ? HELD_NONE : this.#receiver.take(slot, into, spill);
   }
 
   /** The errno of a slot whose receive answered HELD_ERROR. */
   receiveErrno(slot: number): number {
-    return -this.#end[slot];
+    return this.#receiver === null ? 0 : this.#receiver.errno(slot);
   }
 
-  /**
-   * After `remove`: gives back the slot's buffers and forgets its end. Returns what the socket must
-   * still read (a copy of the bytes, and the errno of a failed receive, 0 for none), or null.
-   */
+  /** After `remove`: the slot is no longer watched; what it held for its socket (Backend.release). */
   release(slot: number): Received | null {
     if (slot >= this.#live.length) return null;
     this.#live[slot] = 0;
-    const bytes = this.#buffers === null ? null : this.#buffers.release(slot, true);
-    const end = this.#end[slot];
-    this.#end[slot] = NO_END;
-    const errno = end < 0 ? -end : 0;
-    return bytes === null && errno === 0 ? null : { bytes, errno };
+    return this.#receiver === null ? null : this.#receiver.release(slot);
   }
 
   /** Before close: cancels every receive and takes in what they still posted (see Backend.stopReceiving). */
   stopReceiving(): void {
-    if (this.#buffers === null) return;
+    if (this.#receiver === null) return;
     try {
-      for (let slot = 0; slot < this.#recv.length; slot++) {
-        if (this.#recv[slot] === R_ARMED) this.#cancelReceive(slot);
-        this.#wants[slot] = 0;
-      }
+      this.#receiver.detachAll();
       this.#ring.enter(0, IORING_ENTER_GETEVENTS);
       this.#absorb();
     } catch {
@@ -424,14 +339,12 @@ export class IoUringBackend extends ReadyList implements Backend {
     } catch {
       // Closing the ring cancels them all the same, only later.
     }
-    this.#buffers?.close();
+    this.#receiver?.close();
     this.#ring.close();
     this.#state.fill(IDLE);
     this.#live.fill(0);
     this.#fired.length = 0;
     this.#pendingList.length = 0;
-    this.#holdingList.length = 0;
-    this.#starved.length = 0;
     if (this.#wakeFd >= 0) {
       const efd = this.#wakeFd;
       this.#wakeFd = -1;
@@ -439,19 +352,25 @@ export class IoUringBackend extends ReadyList implements Backend {
     }
   }
 
-  #openBuffers(): ReceiveBuffers | null {
-    try {
-      return new ReceiveBuffers(this.#ring, RECEIVE_BUFFERS, RECEIVE_BUFFER_SIZE, BUFFER_GROUP, INITIAL_CAPACITY);
-    } catch {
-      // A kernel without buffer rings (before 5.19) or without memory for them: readiness only.
-      return null;
-    }
+  /** What the receiver reads of the slots, and how it reports (see ReceiverHost). */
+  #host(): ReceiverHost {
+    return {
+      fdOf: (slot) => this.#fds[slot],
+      generationOf: (slot) => this.#generations[slot],
+      isLive: (slot) => this.#live[slot] === 1,
+      reading: (slot) => (this.#events[slot] & POLLIN) !== 0,
+      note: (slot, bits) => this.#note(slot, bits),
+      repoll: (slot) => {
+        if (this.#state[slot] === ARMED) this.#cancel(slot);
+        this.#arm(slot);
+      },
+    };
   }
 
   /** The POLL* bits the slot's poll waits for: the user's, less reading where a receive serves it. */
   #pollMask(slot: number): number {
     const events = this.#events[slot];
-    return this.#wants[slot] === 1 && this.#recv[slot] !== R_STARVED ? events & ~(POLLIN | POLLRDHUP) : events;
+    return this.#receiver === null ? events : this.#receiver.pollMask(slot, events);
   }
 
   /** Queues a one-shot POLL_ADD for `slot` with a new sequence (none when nothing is left to poll for). */
@@ -476,31 +395,6 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#ring.setAddress(w, slot, this.#seq[slot]);
   }
 
-  /** Queues a multishot receive for `slot` (its completions name the slot's generation and the arm). */
-  #armReceive(slot: number): void {
-    const seq = (this.#recvSeq[slot] + 1) & 0xffff;
-    this.#recvSeq[slot] = seq;
-    const w = this.#ring.entry();
-    this.#ring.prepare(w, IORING_OP_RECV, this.#fds[slot], 0, 0, (slot | RECV_TAG) >>> 0, this.#receiveData(slot));
-    this.#ring.setEntryFlags(w, IOSQE_BUFFER_SELECT);
-    this.#ring.setReceive(w, IORING_RECV_MULTISHOT, BUFFER_GROUP);
-    this.#recv[slot] = R_ARMED;
-  }
-
-  /** Queues the cancellation of `slot`'s receive; what it still posts is queued all the same (same generation). */
-  #cancelReceive(slot: number): void {
-    const w = this.#ring.entry();
-    this.#ring.prepare(w, IORING_OP_ASYNC_CANCEL, -1, 0, 0, IGNORE, 0);
-    this.#ring.setAddress(w, (slot | RECV_TAG) >>> 0, this.#receiveData(slot));
-    this.#recvSeq[slot] = (this.#recvSeq[slot] + 1) & 0xffff;
-    this.#recv[slot] = R_OFF;
-  }
-
-  /** The high word of a receive's user_data: the slot's generation (low 16 bits) and the arm's sequence. */
-  #receiveData(slot: number): number {
-    return (((this.#generations[slot] & 0xffff) << 16) | this.#recvSeq[slot]) >>> 0;
-  }
-
   /** Arms again every slot reported by the last wait that is still FIRED, and receives that ran dry once buffers are back. */
   #rearm(): void {
     const fired = this.#fired;
@@ -509,14 +403,7 @@ export class IoUringBackend extends ReadyList implements Backend {
       if (this.#state[slot] === FIRED) this.#arm(slot);
     }
     fired.length = 0;
-    const starved = this.#starved;
-    if (starved.length > 0 && this.#buffers !== null && this.#buffers.free > 0) {
-      for (let i = 0; i < starved.length; i++) {
-        const slot = starved[i];
-        if (this.#live[slot] === 1 && this.#wants[slot] === 1 && this.#recv[slot] === R_STARVED) this.#armReceive(slot);
-      }
-      starved.length = 0;
-    }
+    this.#receiver?.rearmStarved();
   }
 
   #submitIfWatched(): void {
@@ -542,18 +429,7 @@ export class IoUringBackend extends ReadyList implements Backend {
 
   /** Whether a held slot has something its user would read: the next wait reports it without sleeping. */
   #reportable(): boolean {
-    if (this.#pendingList.length > 0) return true;
-    const holding = this.#holdingList;
-    for (let i = 0; i < holding.length; i++) {
-      const slot = holding[i];
-      if ((this.#events[slot] & POLLIN) !== 0 && this.#holds(slot)) return true;
-    }
-    return false;
-  }
-
-  #holds(slot: number): boolean {
-    const buffers = this.#buffers;
-    return buffers !== null && this.#live[slot] === 1 && (this.#end[slot] !== NO_END || buffers.holds(slot));
+    return this.#pendingList.length > 0 || this.#receiver?.reportable() === true;
   }
 
   /** Takes in every completion: polls fired, bytes received, ends; the bits go to the pending list. */
@@ -565,7 +441,7 @@ export class IoUringBackend extends ReadyList implements Backend {
       const low = ring.dataLow(w);
       if (low === IGNORE) continue;
       if ((low & RECV_TAG) !== 0) {
-        this.#received(low & ~RECV_TAG, ring.dataHigh(w), ring.result(w), ring.flags(w));
+        this.#receiver?.completed(low & ~RECV_TAG, ring.dataHigh(w), ring.result(w), ring.flags(w));
         continue;
       }
       const slot = low;
@@ -594,82 +470,17 @@ export class IoUringBackend extends ReadyList implements Backend {
     ring.consume(available);
   }
 
-  /** One receive completion: bytes queued on their slot (or, for a previous owner, their buffer recycled). */
-  #received(slot: number, data: number, res: number, flags: number): void {
-    const buffers = this.#buffers!;
-    const bid = (flags & IORING_CQE_F_BUFFER) !== 0 ? flags >>> IORING_CQE_BUFFER_SHIFT : -1;
-    const mine = slot < this.#live.length && this.#live[slot] === 1 && data >>> 16 === (this.#generations[slot] & 0xffff);
-    if (!mine) {
-      if (bid >= 0) {
-        buffers.free--;
-        buffers.recycle(bid);
-      }
-      return;
-    }
-    // Completions of an arm that was cancelled still carry the socket's bytes: queued in order.
-    const current = (data & 0xffff) === this.#recvSeq[slot] && this.#recv[slot] === R_ARMED;
-    const more = (flags & IORING_CQE_F_MORE) !== 0;
-    if (res > 0 && bid >= 0) {
-      buffers.queue(slot, bid, res);
-      this.#hold(slot);
-      if (current && !more) this.#recv[slot] = R_OFF; // ended for another reason (CQ overflow): arm again
-      if (current && !more && this.#wants[slot] === 1) this.#armReceive(slot);
-      return;
-    }
-    if (bid >= 0) {
-      buffers.free--;
-      buffers.recycle(bid);
-    }
-    if (res === -ENOBUFS) {
-      if (!current) return;
-      // The bytes wait in the kernel: readable now, by recv(2), and polled until buffers are back.
-      this.#recv[slot] = R_STARVED;
-      this.#starved.push(slot);
-      this.#note(slot, READABLE);
-      if (this.#state[slot] === ARMED) this.#cancel(slot);
-      this.#arm(slot);
-      return;
-    }
-    if (res === -ECANCELED) {
-      if (current) this.#recv[slot] = R_OFF; // cancelled by the kernel, not by us: armed again at once
-      if (current && this.#wants[slot] === 1) this.#armReceive(slot);
-      return;
-    }
-    // EOF (0) or a failure: the end, after the bytes queued before it.
-    if (this.#end[slot] === NO_END) this.#end[slot] = res;
-    if (current || this.#recv[slot] !== R_ARMED) this.#recv[slot] = R_DONE;
-    this.#hold(slot);
-  }
-
-  /** Remembers that `slot` holds bytes or an end (reported at every wait until read). */
-  #hold(slot: number): void {
-    if (this.#holding[slot] === 1) return;
-    this.#holding[slot] = 1;
-    this.#holdingList.push(slot);
-  }
-
   #note(slot: number, bits: number): void {
     if (this.#pendingBits[slot] === 0) this.#pendingList.push(slot);
     this.#pendingBits[slot] |= bits;
   }
 
   /**
-   * Fills the ready arrays, up to maxEvents, from the pending list and the held slots (readable,
-   * with a hangup once the end waits, as epoll's EPOLLRDHUP); the rest stays for the next wait.
+   * Fills the ready arrays, up to maxEvents, from the pending list and the held slots (see
+   * RingReceiver.noteHeld); the rest stays for the next wait.
    */
   #report(): number {
-    const holding = this.#holdingList;
-    for (let i = holding.length - 1; i >= 0; i--) {
-      const slot = holding[i];
-      if (!this.#holds(slot)) {
-        this.#holding[slot] = 0;
-        holding[i] = holding[holding.length - 1];
-        holding.pop();
-        continue;
-      }
-      if ((this.#events[slot] & POLLIN) === 0) continue; // not read now (paused): kept, not reported
-      this.#note(slot, this.#end[slot] === NO_END ? READABLE : READABLE | HANGUP);
-    }
+    this.#receiver?.noteHeld();
     const pending = this.#pendingList;
     const max = this.#maxEvents;
     let found = 0;
@@ -711,12 +522,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#state = grow(this.#state, (n) => new Uint8Array(n));
     this.#armedMask = grow(this.#armedMask, (n) => new Uint32Array(n));
     this.#live = grow(this.#live, (n) => new Uint8Array(n));
-    this.#wants = grow(this.#wants, (n) => new Uint8Array(n));
-    this.#recv = grow(this.#recv, (n) => new Uint8Array(n));
-    this.#recvSeq = grow(this.#recvSeq, (n) => new Uint16Array(n));
-    this.#end = grow(this.#end, (n) => new Int32Array(n).fill(NO_END));
     this.#pendingBits = grow(this.#pendingBits, (n) => new Uint8Array(n));
-    this.#holding = grow(this.#holding, (n) => new Uint8Array(n));
-    this.#buffers?.grow(length);
+    this.#receiver?.grow(length);
   }
 }
