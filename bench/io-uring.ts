@@ -46,7 +46,9 @@ import type { TargetCheck } from './copy-costs.ts';
 
 export type UringShape = 'ping-pong 1 conn' | 'ping-pong 50 conns' | 'paced 50k req/s, 50 conns' | 'bulk echo';
 export const URING_SHAPES: UringShape[] = ['ping-pong 1 conn', 'ping-pong 50 conns', 'paced 50k req/s, 50 conns', 'bulk echo'];
-export const URING_SERVERS: ServerKind[] = ['m-socket', 'm-socket io_uring', 'm-socket loop', 'm-socket io_uring loop', 'node:net', 'C epoll', 'C io_uring'];
+export const URING_SERVERS: ServerKind[] = [
+  'm-socket', 'm-socket io_uring', 'm-socket io_uring send', 'm-socket loop', 'm-socket io_uring loop', 'm-socket io_uring send loop', 'node:net', 'C epoll', 'C io_uring',
+];
 /** The paced shape's offered load, req/s over all connections. */
 export const PACED_RATE = 50_000;
 /** The syscalls broken out (tracepoints `syscalls:sys_enter_<name>`); the total is raw_syscalls:sys_enter. */
@@ -56,7 +58,9 @@ export const RAW_EVENT = 'raw_syscalls:sys_enter';
 /** Each io_uring server and the epoll server it is compared with. */
 export const PEERS: [ServerKind, ServerKind, string][] = [
   ['m-socket io_uring', 'm-socket', 'Reactor'],
+  ['m-socket io_uring send', 'm-socket', 'Reactor, ringSend'],
   ['m-socket io_uring loop', 'm-socket loop', 'own loop'],
+  ['m-socket io_uring send loop', 'm-socket loop', 'own loop, ringSend'],
 ];
 
 export interface UringPlanOptions {

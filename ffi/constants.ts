@@ -214,6 +214,7 @@ export const IORING_OP_POLL_ADD = 6;
 export const IORING_OP_POLL_REMOVE = 7;
 export const IORING_OP_ASYNC_CANCEL = 14;
 export const IORING_REGISTER_EVENTFD = 4;
+export const IORING_OP_SEND = 26;
 export const IORING_OP_RECV = 27;
 export const IORING_REGISTER_PBUF_RING = 22;
 export const IORING_UNREGISTER_PBUF_RING = 23;

@@ -3,7 +3,8 @@
  * Scenarios from mio (tests/registering.rs, regression mio#219) and CPython's test_selectors.
  *
  * One suite, every backend (CPython's BaseSelectorTestCase mixin): each test below runs once per
- * name in BACKEND_NAMES, so a new backend gets the whole suite by being listed there.
+ * configuration of MUX_CONFIGS (every name in BACKEND_NAMES, and io_uring with ringSend), so a new
+ * backend gets the whole suite by being listed there.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +14,7 @@ import { fdFlags, trackFds } from './helpers/fd.ts';
 import { sys } from '../ffi/syscall.ts';
 import { SO_LINGER, SOL_SOCKET } from '../ffi/constants.ts';
 import { SIZEOF } from '../ffi/layouts.ts';
-import { BACKEND_NAMES } from '../lib/loop/backends/backend.ts';
+import { MUX_CONFIGS } from './helpers/backends.ts';
 import { PollBackend } from '../lib/loop/backends/poll.ts';
 import { connectedPair, pattern, pumpUntil, readToEnd, type Pair } from './helpers/sockets.ts';
 
@@ -29,9 +30,9 @@ function copy(event: MultiplexerEvent) {
   return { target, readable, writable, hangup, error, data };
 }
 
-for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => {
+for (const { label, backend, ringSend } of MUX_CONFIGS) describe(`Multiplexer (${label})`, () => {
   it('wait(0) with nothing registered returns [] at once', () => {
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     try {
       const start = performance.now();
       assert.deepEqual([...mux.wait(0)], []);
@@ -49,7 +50,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
   });
 
   it('rounds a fractional timeout up to a whole millisecond (never a busy 0)', () => {
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     try {
       const start = performance.now();
       mux.wait(0.01);
@@ -63,7 +64,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('reports a readable socket with its data, and nothing after remove', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     try {
       mux.add(pair.server, Interest.READABLE, 'server-data');
       assert.equal(mux.wait(0).length, 0);
@@ -86,7 +87,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('reports writable only when asked, and modify changes interest and data', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     try {
       mux.add(pair.client, Interest.READABLE);
       assert.equal(mux.wait(0).length, 0, 'an idle writable socket costs nothing');
@@ -104,7 +105,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('a closed socket leaves the multiplexer by itself', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     try {
       mux.add(pair.server);
       mux.add(pair.client);
@@ -124,7 +125,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('close + fd reuse gives no stale event (mio#219, CPython fd reuse)', () => {
     const first = connectedPair();
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     const pairs: Pair[] = [first];
     try {
       mux.add(first.server, Interest.READABLE, 'old owner');
@@ -150,7 +151,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('serves 12 socket pairs in one multiplexer', () => {
     const pairs = Array.from({ length: 12 }, () => connectedPair());
-    const mux = new Multiplexer<number>({ backend });
+    const mux = new Multiplexer<number>({ backend, ringSend });
     try {
       pairs.forEach((p, i) => mux.add(p.server, Interest.READABLE, i));
       pairs.forEach((p, i) => p.client.send(Buffer.from(`message ${i}`)));
@@ -169,7 +170,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('no stall: one 8 KiB receive per read event still gets all of 1 MiB', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     try {
       const data = pattern(1024 * 1024, 21);
       pair.client.send(data);
@@ -194,14 +195,14 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('arms write interest only while a queue is waiting, and reports the drain', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     try {
       mux.add(pair.client, Interest.READABLE);
       const data = pattern(8 * 1024 * 1024, 2);
       const status = pair.client.send(data);
       assert.notEqual(status, 'sent');
       let drained = false;
-      const reader = new Multiplexer({ backend });
+      const reader = new Multiplexer({ backend, ringSend });
       reader.add(pair.server);
       const buffer = new Uint8Array(256 * 1024);
       let received = 0;
@@ -227,7 +228,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('finishes a non-blocking connect: queued sends flushed on success', () => {
     const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     const port = listener.port;
     const client = Socket.connect({ host: '127.0.0.1', port });
     let server: Socket | null = null;
@@ -260,7 +261,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
     const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
     const port = listener.port;
     listener.close();
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     const client = Socket.connect({ host: '127.0.0.1', port });
     try {
       client.send(Buffer.from('lost'));
@@ -286,7 +287,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('a peer reset while flushing is reported as an error event with the stranded bytes', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     try {
       pair.client.send(pattern(16 * 1024 * 1024, 4));
       assert.ok(pair.client.queuedBytes > 0);
@@ -308,9 +309,9 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
   });
 
   it('rejects bad targets and interests, naming the argument', () => {
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     const pair = connectedPair();
-    const other = new Multiplexer({ backend });
+    const other = new Multiplexer({ backend, ringSend });
     try {
       assert.throws(() => mux.add({ fd: 3 } as never), { code: 'ERR_INVALID_ARG_TYPE', message: /"target"/ });
       assert.throws(() => mux.add(pair.client, 4), { name: 'RangeError', message: /"interest"/ });
@@ -331,7 +332,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('closing with sockets inside is safe: they stay usable; closing sockets are finished', () => {
     const pair = connectedPair();
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     mux.add(pair.client);
     mux.add(pair.server);
     pair.client.send(pattern(8 * 1024 * 1024, 8));
@@ -344,14 +345,14 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
     assert.throws(() => mux.add(pair.server), { code: 'ERR_SOCKET_CLOSED' });
     assert.equal(pair.client.state, 'closed', 'a closing socket cannot be driven any more: closed');
     assert.equal(pair.server.state, 'open');
-    const again = new Multiplexer({ backend });
+    const again = new Multiplexer({ backend, ringSend });
     again.add(pair.server);
     again.close();
     pair.close();
   });
   it('maxEvents caps one wait; the rest are reported by the next waits, none starved', () => {
     const pairs = Array.from({ length: 10 }, () => connectedPair());
-    const mux = new Multiplexer<number>({ backend, maxEvents: 4 });
+    const mux = new Multiplexer<number>({ backend, ringSend, maxEvents: 4 });
     try {
       pairs.forEach((p, i) => mux.add(p.server, Interest.READABLE, i));
       for (const p of pairs) p.client.send(Buffer.from('unread'));
@@ -376,11 +377,16 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('200 sockets, half removed in random order: waits report exactly the others, with their data', () => {
     const { sockets, close } = manySockets(100);
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     try {
       sockets.forEach((s, i) => mux.add(s, Interest.READABLE, i));
       // Each end sends one byte to the other: all 200 become readable and stay so (never read).
-      for (const s of sockets) assert.equal(s.send(Buffer.from('x')), 'sent');
+      // With ringSend the bytes go with the next wait's submission (a socket removed before it keeps them queued).
+      for (const s of sockets) assert.equal(s.send(Buffer.from('x')), mux.ringSend ? 'queued' : 'sent');
+      if (mux.ringSend) {
+        mux.wait(0);
+        assert.ok(sockets.every((s) => s.queuedBytes === 0), 'the ring sent every byte');
+      }
       const random = seededRandom(5);
       const order = sockets.map((_, i) => i);
       for (let i = order.length - 1; i > 0; i--) {
@@ -420,7 +426,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('a socket not watched for reading is not told of the peer\'s FIN (io_uring adds POLLRDHUP to every poll)', () => {
     const { client, server, close } = connectedPair();
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     try {
       mux.add(server, Interest.WRITABLE);
       client.shutdown('write');
@@ -447,7 +453,7 @@ for (const backend of BACKEND_NAMES) describe(`Multiplexer (${backend})`, () => 
 
   it('a removed, then closed socket never wakes a wait (no stale kernel-side entry)', () => {
     const pairs = Array.from({ length: 4 }, () => connectedPair());
-    const mux = new Multiplexer({ backend });
+    const mux = new Multiplexer({ backend, ringSend });
     try {
       for (const p of pairs) {
         mux.add(p.server);

@@ -8,6 +8,8 @@ export type ServerKind =
   | 'm-socket io_uring'
   | 'm-socket loop'
   | 'm-socket io_uring loop'
+  | 'm-socket io_uring send'
+  | 'm-socket io_uring send loop'
   | 'm-socket rounds=1'
   | 'm-socket busy'
   | 'm-socket lib busy'
@@ -44,6 +46,10 @@ export function serverCommand(kind: ServerKind, cEcho: string | null, lifetimeS:
       return ts('msocket-echo.ts', 'loop', String(lifetimeS));
     case 'm-socket io_uring loop':
       return ts('msocket-echo.ts', 'loop', String(lifetimeS), '--backend', 'io_uring');
+    case 'm-socket io_uring send':
+      return ts('msocket-echo.ts', 'reactor', String(lifetimeS), '--backend', 'io_uring', '--ring-send');
+    case 'm-socket io_uring send loop':
+      return ts('msocket-echo.ts', 'loop', String(lifetimeS), '--backend', 'io_uring', '--ring-send');
     case 'm-socket rounds=1':
       return ts('msocket-echo.ts', 'rounds1', String(lifetimeS));
     case 'm-socket lib busy':

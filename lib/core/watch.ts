@@ -51,6 +51,20 @@ export interface Watcher {
   readonly _receivedView: Uint8Array;
   /** The errno of a `_received` that answered HELD_ERROR. */
   _receivedErrno(target: Watchable): number;
+  /**
+   * Whether the backend sends for stream sockets (io_uring's `ringSend`): a socket that may use it
+   * (`Watchable._ringSendable`) queues its bytes and calls `_sendSoon`; the backend takes them with
+   * `_ringSendHead` when it submits, and reports with `_ringSent`.
+   */
+  readonly _sends: boolean;
+  /** `target` has queued bytes and no ring send in flight: send them with the next submission. */
+  _sendSoon(target: Watchable): void;
+  /**
+   * `target`'s queue is at its cap: submit its ring send now and take in the completions that
+   * are there (so that the queue holds only what the kernel has not taken, as with send(2)).
+   * Completions of other sockets are handed over too.
+   */
+  _sendNow(target: Watchable): void;
 }
 
 /**
@@ -110,5 +124,23 @@ export abstract class Watchable {
   /** @internal Whether bytes handed over by `_adoptReceived` still wait: readable whatever the kernel says. */
   _heldInput(): boolean {
     return false;
+  }
+  /**
+   * @internal The bytes a backend's ring send is to take now (the head of the send queue): the
+   * array that holds them, their offset in `range[0]` and length in `range[1]` (no view made per
+   * send); or null: nothing, or nothing a plain send can carry. Non-null: a send is in flight
+   * from now until `_ringSent`, and the object sends nothing by itself meanwhile (that would
+   * reorder the stream). The backend keeps the array referenced until `_ringSent`.
+   */
+  _ringSendHead(_range: Int32Array): Uint8Array | null {
+    return null;
+  }
+  /**
+   * @internal The ring send of `_ringSendHead`'s bytes completed: `result` bytes went (>= 0), or
+   * -errno (-ECANCELED: cancelled before it sent anything, as the object leaves). Returns bits to
+   * report (WRITABLE when the drain is awaited), 0 for none.
+   */
+  _ringSent(_result: number): number {
+    return 0;
   }
 }

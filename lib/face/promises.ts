@@ -280,6 +280,7 @@ export async function closeGracefully(socket: Socket, reactor: Reactor, options:
     socket.destroy();
     return;
   }
+  socket._awaitDrain(); // a ring sending the queue reports its drain only when asked
   await new Promise<void>((ok, fail) => {
     const done = (err: unknown): void => {
       signal?.removeEventListener('abort', onAbort);

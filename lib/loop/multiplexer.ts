@@ -96,6 +96,14 @@ export interface MultiplexerOptions {
    * `multiplexer.ringReceive` says whether it runs.
    */
   ringReceive?: boolean | undefined;
+  /**
+   * io_uring only (default `false`): TCP sockets' send queues are handed to the kernel by ring
+   * entries submitted once per loop turn, with the turn's other work, instead of one send(2) per
+   * `send()`. `send()` then answers `'queued'` (never `'sent'` or `'partial'`): the bytes wait
+   * in the socket's queue until the end of the turn. See the README's "io_uring backend" for
+   * when the drain is reported as writable. `multiplexer.ringSend` says whether it runs.
+   */
+  ringSend?: boolean | undefined;
 }
 
 const INT32_MAX = 2 ** 31 - 1;
@@ -157,6 +165,8 @@ export class Multiplexer<D = unknown> {
   readonly backend: BackendName;
   /** @internal Whether the backend receives for TCP sockets (Watcher._receives). */
   readonly _receives: boolean;
+  /** @internal Whether the backend sends for TCP sockets (Watcher._sends). */
+  readonly _sends: boolean;
   /** @internal How many readiness reports the kernel gave in the last `wait` (before filtering). */
   _lastReadyCount = 0;
   /** Whether each event of the last wait had its target still watched when wait returned. */
@@ -186,10 +196,14 @@ export class Multiplexer<D = unknown> {
     if (options.ringReceive !== undefined && typeof options.ringReceive !== 'boolean') {
       throw invalidType('options.ringReceive', 'of type boolean', options.ringReceive);
     }
-    const [backend, name] = createBackend(options.backend ?? 'epoll', maxEvents, options.ringReceive ?? true);
+    if (options.ringSend !== undefined && typeof options.ringSend !== 'boolean') {
+      throw invalidType('options.ringSend', 'of type boolean', options.ringSend);
+    }
+    const [backend, name] = createBackend(options.backend ?? 'epoll', maxEvents, options.ringReceive ?? true, options.ringSend ?? false);
     this.#backend = backend;
     this.backend = name;
     this._receives = backend.receives === true;
+    this._sends = backend.sends === true;
     this.maxEvents = maxEvents;
     this.receiveBuffer = new Uint8Array(bufferSize);
     // The epoll fd is ours to close; a poll backend holds no fd. An io_uring's ring fd is closed
@@ -209,6 +223,14 @@ export class Multiplexer<D = unknown> {
    */
   get ringReceive(): boolean {
     return this._receives && this.#backend !== null;
+  }
+
+  /**
+   * Whether TCP sockets' send queues are sent by the io_uring backend's ring entries (`ringSend`,
+   * on a kernel with DEFER_TASKRUN: Linux 6.1); false on epoll and poll.
+   */
+  get ringSend(): boolean {
+    return this._sends && this.#backend !== null;
   }
 
   /** How many objects are watched. */
@@ -532,6 +554,24 @@ export class Multiplexer<D = unknown> {
     return this.#backend?.view ?? EMPTY;
   }
 
+  /** @internal See Watcher._sendSoon. */
+  _sendSoon(target: Watchable): void {
+    const backend = this.#backend;
+    if (backend === null) return;
+    // Out of the kernel set (a hangup reported, nothing queued then): back in, as the queue's
+    // write interest would bring it back on epoll.
+    if (this.#registered[target._slot] === DORMANT) this._update(target);
+    backend.sendSoon?.(target._slot, target);
+  }
+
+  /** @internal See Watcher._sendNow. */
+  _sendNow(target: Watchable): void {
+    const backend = this.#backend;
+    if (backend === null) return;
+    if (this.#registered[target._slot] === DORMANT) this._update(target);
+    backend.sendNow?.(target._slot, target);
+  }
+
   /** @internal See Watcher._receivedErrno. */
   _receivedErrno(target: Watchable): number {
     return this.#backend?.receiveErrno?.(target._slot) ?? 0;
@@ -571,12 +611,12 @@ function checkInterest(interest: unknown): void {
   checkInteger('interest', interest, 0, READABLE | WRITABLE);
 }
 
-function createBackend(name: unknown, maxEvents: number, ringReceive: boolean): [Backend, BackendName] {
+function createBackend(name: unknown, maxEvents: number, ringReceive: boolean, ringSend: boolean): [Backend, BackendName] {
   if (name === 'epoll') return [new EpollBackend(maxEvents), 'epoll'];
   if (name === 'poll') return [new PollBackend(maxEvents), 'poll'];
   if (name === 'io_uring') {
     try {
-      return [new IoUringBackend(maxEvents, ringReceive), 'io_uring'];
+      return [new IoUringBackend(maxEvents, ringReceive, ringSend), 'io_uring'];
     } catch (err) {
       // Refused or missing (ENOSYS, EPERM from io_uring_disabled or seccomp, EINVAL/ENOSYS from
       // an old kernel, ENOMEM from a memlock limit): epoll does the same job.

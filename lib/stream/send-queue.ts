@@ -4,7 +4,8 @@
  *
  * Small sends are packed into shared blocks of BLOCK_SIZE bytes, so that a burst of small
  * messages is flushed with few system calls; a large send gets a block of its own. No memory is
- * held while the queue is empty.
+ * held while the queue is empty, unless `keepBlock` says so: a socket whose sends an io_uring ring
+ * makes (ringSend) queues every send, and would otherwise allocate a block per send.
  *
  * Fds to pass (SCM_RIGHTS) travel attached to the first byte of the bytes they were sent with:
  * `head()` never reaches across the start of an attachment, so the flush sends each attachment
@@ -96,6 +97,9 @@ export class SendQueue {
   #files: FileRange[] = [];
   /** The part of `#length` that file ranges hold. */
   #fileBytes = 0;
+  /** Keep the last emptied shared block for the next push (see the header). */
+  keepBlock = false;
+  #spare: Block | null = null;
 
   /** Bytes waiting to be sent. */
   get length(): number {
@@ -118,9 +122,18 @@ export class SendQueue {
       tail.bytes.set(data, tail.end);
       tail.end += n;
     } else {
-      const bytes = new Uint8Array(Math.max(BLOCK_SIZE, n));
-      bytes.set(data, 0);
-      this.#blocks.push({ bytes, start: 0, end: n });
+      const spare = n <= BLOCK_SIZE ? this.#spare : null;
+      this.#spare = null;
+      if (spare !== null) {
+        spare.bytes.set(data, 0);
+        spare.start = 0;
+        spare.end = n;
+        this.#blocks.push(spare);
+      } else {
+        const bytes = new Uint8Array(Math.max(BLOCK_SIZE, n));
+        bytes.set(data, 0);
+        this.#blocks.push({ bytes, start: 0, end: n });
+      }
     }
     this.#length += n;
   }
@@ -132,15 +145,35 @@ export class SendQueue {
   head(): Uint8Array | null {
     const block = this.#blocks[0];
     if (block === undefined) return null;
+    const end = this.#headEnd(block);
+    return end < 0 ? null : block.bytes.subarray(block.start, end);
+  }
+
+  /**
+   * What `head()` answers without making a view (a ring's send, once per send): the block that
+   * holds the head, its offset in `range[0]` and its length in `range[1]`; or null.
+   */
+  headBlock(range: Int32Array): Uint8Array | null {
+    const block = this.#blocks[0];
+    if (block === undefined) return null;
+    const end = this.#headEnd(block);
+    if (end < 0) return null;
+    range[0] = block.start;
+    range[1] = end - block.start;
+    return block.bytes;
+  }
+
+  /** Where the head of `block` (the first) ends: before the next attachment or file range; -1 when a file goes first. */
+  #headEnd(block: Block): number {
     let end = block.end;
     const next = this.#attachments[this.#attachments[0]?.at === this.#consumed ? 1 : 0];
     if (next !== undefined) end = Math.min(end, block.start + (next.at - this.#consumed));
     const file = this.#files[0];
     if (file !== undefined) {
-      if (file.at === this.#consumed) return null; // the file goes first: see headFile()
+      if (file.at === this.#consumed) return -1; // the file goes first: see headFile()
       end = Math.min(end, block.start + (file.at - this.#consumed));
     }
-    return block.bytes.subarray(block.start, end);
+    return end;
   }
 
   /** Queues the rest of a file range after everything queued so far; the queue owns `fd` now. */
@@ -189,7 +222,12 @@ export class SendQueue {
       block.start += take;
       left -= take;
       this.#length -= take;
-      if (block.start === block.end) this.#blocks.shift();
+      if (block.start === block.end) {
+        this.#blocks.shift();
+        // Consumed: the kernel has taken these bytes (send(2) returned, or the ring's send
+        // completed), so the block is free to be written again.
+        if (this.keepBlock && block.bytes.byteLength === BLOCK_SIZE) this.#spare = block;
+      }
     }
     let sent: number[] | null = null;
     const end = this.#consumed + n;
@@ -202,6 +240,7 @@ export class SendQueue {
   clear(): { bytes: number; fds: number[] } {
     const dropped = { bytes: this.#length, fds: [...this.#attachments.flatMap((a) => a.fds), ...this.#files.map((f) => f.fd)] };
     this.#blocks = [];
+    this.#spare = null; // a block a ring's send still reads may be among those dropped: never reused
     this.#attachments = [];
     this.#files = [];
     this.#consumed += this.#length - this.#fileBytes;

@@ -111,6 +111,19 @@ export class Socket extends Watchable {
   #mover: FileMover | null = null;
   /** The head of the queue is a pipe with nothing in it: stop asking for writability until a flush. */
   #starved = false;
+  /**
+   * A ring send (io_uring's `ringSend`) has the head of the queue: nothing is sent by this
+   * socket itself until its completion (`_ringSent`), which would reorder the stream.
+   */
+  #ringInFlight = false;
+  /**
+   * Someone waits for the queue to drain, with a ring sending it: a send was refused, the queue
+   * reached its cap, a shutdown waits. The drain is then reported as writable, as epoll's flush
+   * reports it; a queue that merely empties as the ring sends it is not (one event per send).
+   */
+  #drainAwaited = false;
+  /** The ring's send answered EAGAIN: wait for writability before the next (see _ringSent). */
+  #ringBlocked = false;
 
   /** @internal */
   readonly _kind = 'socket';
@@ -529,6 +542,7 @@ export class Socket extends Watchable {
     if (how !== 'read' && !this.#writeShut) {
       this.#writeShut = true;
       this.#shutdownPending = true;
+      if (this.queuedBytes > 0) this.#drainAwaited = true;
       if (!this.#connecting && this.queuedBytes === 0) this.#afterDrain();
     }
   }
@@ -621,7 +635,7 @@ export class Socket extends Watchable {
     else if (this.#closing) bits |= READABLE;
     // Backpressure: unread bytes wait in the kernel until the queue is below its cap again.
     else if (this.#pauseReading && this.queuedBytes >= this.#sendQueueLimit) bits &= ~READABLE;
-    if (this.#connecting || (this.queuedBytes > 0 && !this.#starved)) bits |= WRITABLE;
+    if (this.#connecting || (this.queuedBytes > 0 && !this.#starved && !this.#ringSendsHead())) bits |= WRITABLE;
     // epoll reports EPOLLHUP whatever the mask: once a hangup has been reported and nobody reads
     // and nothing is queued, stop watching until the interest changes (no busy loop).
     if (this.#hungUp && (bits & READABLE) === 0 && !this.#connecting && this.queuedBytes === 0) return DORMANT;
@@ -640,19 +654,83 @@ export class Socket extends Watchable {
     }
     if ((bits & READABLE) !== 0 && this.#closing && !this.#readEnded) this.#discardInput();
     let drained = false;
+    if ((bits & WRITABLE) !== 0) this.#ringBlocked = false; // room again: the ring may send
     if (this.#fd >= 0 && (bits & (WRITABLE | ERROR | HANGUP)) !== 0 && this.queuedBytes > 0) {
       this.#flushQueue();
       drained = this.queuedBytes === 0;
     }
     if (this.#fd < 0 || this.#closing) return this.#unreported !== null ? report | ERROR : 0;
     report |= bits & user & (READABLE | WRITABLE);
-    if (drained) report |= WRITABLE;
+    // A ring's drain, noted by the backend when it was awaited (see #drainAwaited), as `drained`.
+    if (drained || ((bits & WRITABLE) !== 0 && this.#ringSends())) report |= WRITABLE;
     if (this.#unreported !== null) report |= ERROR;
     if ((bits & (HANGUP | READABLE)) === HANGUP && !this.#hungUp) {
       this.#hungUp = true; // a hangup with nothing readable: EPOLLHUP, which will not go away
       this._watcher?._update(this);
     }
     return report;
+  }
+
+  /** Whether a ring sends the head of the queue (bytes; a file range at the head is sent by the socket). */
+  #ringSendsHead(): boolean {
+    return this.#ringInFlight || (!this.#ringBlocked && this.#ringSends() && this.#queue !== null && this.#queue.headFile() === null);
+  }
+
+  /** @internal See Watchable._ringSendHead. */
+  override _ringSendHead(range: Int32Array): Uint8Array | null {
+    const queue = this.#queue;
+    if (this.#fd < 0 || this.#destroying || this.#ringInFlight || queue === null || queue.headFds() !== null) return null;
+    const head = queue.headBlock(range);
+    if (head === null) return null; // a file range (sent by #flushQueue), or nothing
+    this.#ringInFlight = true;
+    return head;
+  }
+
+  /** @internal See Watchable._ringSent. */
+  override _ringSent(result: number): number {
+    this.#ringInFlight = false;
+    const queue = this.#queue;
+    if (this.#fd < 0 || this.#destroying || queue === null) return 0; // destroyed: the queue is gone
+    if (result < 0) {
+      if (result === -ERRNO.ECANCELED) return 0; // leaving the multiplexer: nothing went, the queue is whole
+      if (result === -ERRNO.EAGAIN) {
+        // A kernel that does not wait for room itself (Linux waits, by a poll of its own): wait
+        // for writability, as a send(2) that would block, and hand the bytes to the ring then.
+        this.#ringBlocked = true;
+        this._watcher?._update(this);
+        return 0;
+      }
+      // As a failed flush: the stream ends, reported on this socket with the bytes it strands.
+      this.#lose(new SocketError('send', -result, { fd: this.#fd }));
+      return this.#fd >= 0 ? ERROR : 0;
+    }
+    const wasFull = queue.length >= this.#sendQueueLimit;
+    const sentFds = queue.consume(result);
+    if (sentFds !== null) closeAll(sentFds);
+    if (queue.length === 0) {
+      const awaited = this.#drainAwaited || wasFull;
+      this.#drainAwaited = false;
+      // The interest changes with an empty queue only where it was full (reading resumes) or
+      // the socket may go dormant (the ends): the drain of every send need not ask.
+      this.#afterDrain(wasFull || this.#readEnded || this.#hungUp || this.#writeShut);
+      return awaited && this.#fd >= 0 && !this.#closing ? WRITABLE : 0;
+    }
+    let bits = 0;
+    if (wasFull && queue.length < this.#sendQueueLimit) {
+      // Below the cap again: reading resumes (pauseReadingWhenFull), sends are taken.
+      this._watcher?._update(this);
+      bits = WRITABLE;
+    }
+    if (queue.head() === null) {
+      this.#flushQueue(); // a file range's turn: this socket sends it, then the bytes behind it
+      if (this.#fd >= 0) this._watcher?._update(this);
+    } else if (this.#ringSends()) this._watcher!._sendSoon(this);
+    return bits;
+  }
+
+  /** @internal A drain is awaited (see #drainAwaited): reported as writable when the ring has sent the queue. */
+  _awaitDrain(): void {
+    if (this.queuedBytes > 0) this.#drainAwaited = true;
   }
 
   /** @internal Connected TCP sockets that are read: a backend may receive for them (see RECEIVES). */
@@ -765,7 +843,9 @@ export class Socket extends Watchable {
     if (this.#writeShut) throw new SocketClosedError('socket', `${operation}: shut down for writing, so the`);
     if (this.#error !== null) return 'closed';
     const queued = this.queuedBytes;
-    if (queued === 0 && !this.#connecting) {
+    const ring = this.#ringSends();
+    if (queued === 0 && !this.#connecting && ring && length === 0) return 'sent';
+    if (queued === 0 && !this.#connecting && !ring) {
       if (length === 0) return 'sent';
       let n: number;
       try {
@@ -780,13 +860,34 @@ export class Socket extends Watchable {
         this.#enqueue(data.subarray(n, length)); // any fds went with the first byte
         return 'partial';
       }
-    } else if (queued >= this.#sendQueueLimit) {
+    } else if (queued >= this.#sendQueueLimit && !(ring && this.#sendRingNow())) {
+      if (this.#error !== null) return 'closed'; // the ring's send met a lost connection
+      this.#drainAwaited = true;
       return 'not-sent';
     }
-    // Behind queued bytes, still connecting, or the kernel took nothing: all of it waits, the fds
-    // as duplicates (the caller may close its own at once).
-    this.#enqueue(length === data.byteLength ? data : data.subarray(0, length), fds === null ? undefined : duplicateFds(fds));
+    // Behind queued bytes, still connecting, the kernel took nothing, or a ring sends at the end
+    // of the turn: all of it waits, the fds as duplicates (the caller may close its own at once).
+    this.#enqueue(length === data.byteLength ? data : data.subarray(0, length), fds === null ? undefined : duplicateFds(fds), ring);
+    if (ring && !this.#ringInFlight) this._watcher!._sendSoon(this);
     return 'queued';
+  }
+
+  /**
+   * The queue is at its cap with a ring sending it: the ring sends now (as send(2) would take
+   * the bytes at once on epoll). Whether the queue is below its cap afterwards.
+   */
+  #sendRingNow(): boolean {
+    this._watcher!._sendNow(this);
+    return this.#fd >= 0 && this.#error === null && this.queuedBytes < this.#sendQueueLimit;
+  }
+
+  /**
+   * Whether the multiplexer's backend sends this socket's queue (io_uring's `ringSend`):
+   * connected TCP sockets (Unix ones may carry fds, which a plain ring send cannot).
+   */
+  #ringSends(): boolean {
+    const watcher = this._watcher;
+    return watcher !== null && watcher._sends && !this.#connecting && this.#fd >= 0 && !this.#unix();
   }
 
   /**
@@ -867,18 +968,32 @@ export class Socket extends Watchable {
     return fd;
   }
 
-  #enqueue(data: Uint8Array, fds?: number[]): void {
+  #enqueue(data: Uint8Array, fds?: number[], ring = false): void {
     const before = this.queuedBytes;
     const queue = (this.#queue ??= new SendQueue());
+    queue.keepBlock = ring;
     queue.push(data, fds);
-    // Interest changes when the queue stops being empty (write interest) and when it fills up
-    // (reading pauses, with pauseReadingWhenFull).
-    if (before === 0 || (before < this.#sendQueueLimit && queue.length >= this.#sendQueueLimit)) this._watcher?._update(this);
+    // Interest changes when the queue stops being empty (write interest, unless a ring sends it)
+    // and when it fills up (reading pauses, with pauseReadingWhenFull).
+    const filled = before < this.#sendQueueLimit && queue.length >= this.#sendQueueLimit;
+    if (filled) this.#drainAwaited = true;
+    if ((before === 0 && !ring) || filled) this._watcher?._update(this);
   }
 
   #flushQueue(): void {
     const queue = this.#queue;
     if (queue === null) return;
+    if (this.#ringInFlight) {
+      this._watcher?._update(this); // writability is the ring's business now
+      return;
+    }
+    if (queue.head() !== null && this.#ringSends()) {
+      // The ring sends it, at the end of the turn. (Joined with bytes queued: the interest it
+      // was added with asked for writability, which the ring does not need.)
+      this._watcher!._sendSoon(this);
+      this._watcher!._update(this);
+      return;
+    }
     const wasFull = queue.length >= this.#sendQueueLimit;
     this.#drainQueue(queue);
     // Drained below the cap but not empty: reading resumes (with pauseReadingWhenFull). Empty, or
@@ -888,7 +1003,15 @@ export class Socket extends Watchable {
 
   /** Hands the queue to the kernel as far as it takes it: bytes, fds, file ranges, in order. */
   #drainQueue(queue: SendQueue): void {
+    if (this.#ringInFlight) return; // the ring's send first (see #ringInFlight)
+    const ring = this.#ringSends();
     for (;;) {
+      if (ring && queue.head() !== null) {
+        // Bytes (after a file range sent here): the ring's to send, at the end of the turn.
+        this._watcher!._sendSoon(this);
+        this._watcher!._update(this);
+        return;
+      }
       for (let head = queue.head(); head !== null; head = queue.head()) {
         const fds = queue.headFds();
         let n: number;
@@ -948,8 +1071,8 @@ export class Socket extends Watchable {
     }
   }
 
-  /** The queue is empty: finish what waited for it (a shutdown, a graceful close). */
-  #afterDrain(): void {
+  /** The queue is empty: finish what waited for it (a shutdown, a graceful close); `update`: the interest may have changed. */
+  #afterDrain(update = true): void {
     if (this.#shutdownPending) {
       this.#shutdownPending = false;
       try {
@@ -961,7 +1084,7 @@ export class Socket extends Watchable {
       }
     }
     if (this.#closing) this.destroy();
-    else this._watcher?._update(this);
+    else if (update) this._watcher?._update(this);
   }
 
   #shutdownIgnoringNotConnected(fd: number, how: number): void {

@@ -60,6 +60,21 @@ export interface Backend {
   stopReceiving?(): void;
   /** After `remove` (or `stopReceiving`): what the slot held that its socket must still read (null: nothing). */
   release?(slot: number): Received | null;
+  /**
+   * Backends that send for stream sockets themselves (io_uring's `ringSend`): true. Absent or
+   * false: sockets write their fds.
+   */
+  readonly sends?: boolean;
+  /** `source` (the object in `slot`) has queued bytes: sent with the backend's next submission. */
+  sendSoon?(slot: number, source: SendSource): void;
+  /** `source`'s queue is full: submit its send now, and hand over the completions there are. */
+  sendNow?(slot: number, source: SendSource): void;
+}
+
+/** What a backend's send takes bytes from and reports to: a stream socket (see Watchable._ringSendHead). */
+export interface SendSource {
+  _ringSendHead(range: Int32Array): Uint8Array | null;
+  _ringSent(result: number): number;
 }
 
 /** Bytes (and the failure after them, errno or 0) received for a socket and not read when it left its multiplexer. */

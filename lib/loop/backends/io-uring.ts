@@ -60,8 +60,9 @@ import {
 import { ERRNO } from '../../../ffi/errno.ts';
 import { closeFd, sys } from '../../../ffi/syscall.ts';
 import { ERROR, HANGUP, HELD_NONE, READABLE, RECEIVES, WRITABLE } from '../../core/watch.ts';
-import type { Backend, Received } from './backend.ts';
+import type { Backend, Received, SendSource } from './backend.ts';
 import { RECV_TAG, RingReceiver, type ReceiverHost } from './io-uring-receive.ts';
+import { RingSender, SEND_TAG, type SenderHost } from './io-uring-send.ts';
 import { ReadyList } from './ready-list.ts';
 import { Ring } from './io-uring-ring.ts';
 
@@ -102,6 +103,16 @@ export class IoUringBackend extends ReadyList implements Backend {
   readonly #maxEvents: number;
   /** Completion-based receive; null where it is off or the ring cannot (no DEFER_TASKRUN, no buffer rings). */
   readonly #receiver: RingReceiver | null;
+  /** Completion-based send (`ringSend`); null where it is off or the ring has no DEFER_TASKRUN. */
+  readonly #sender: RingSender | null;
+  /**
+   * Between a wait and the settle that lets the Reactor sleep: sends are submitted by that
+   * settle. Outside it (a timer, a promise's continuation), a send is submitted by a microtask.
+   */
+  #inTurn = false;
+  #flushScheduled = false;
+  #closed = false;
+  readonly #flushSends = (): void => this.#submitSendsNow();
   #fds = new Int32Array(INITIAL_CAPACITY);
   #generations = new Uint32Array(INITIAL_CAPACITY);
   #seq = new Uint32Array(INITIAL_CAPACITY);
@@ -122,7 +133,7 @@ export class IoUringBackend extends ReadyList implements Backend {
   readonly #counter = new Uint8Array(8);
   readonly #one = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
-  constructor(maxEvents: number, ringReceive = true) {
+  constructor(maxEvents: number, ringReceive = true, ringSend = false) {
     super(maxEvents);
     this.#maxEvents = maxEvents;
     this.#ring = new Ring(SQ_ENTRIES, CQ_ENTRIES);
@@ -135,6 +146,27 @@ export class IoUringBackend extends ReadyList implements Backend {
       throw err;
     }
     this.#receiver = ringReceive && this.#ring.deferTaskrun ? RingReceiver.open(this.#ring, this.#host(), INITIAL_CAPACITY) : null;
+    this.#sender = ringSend && this.#ring.deferTaskrun ? new RingSender(this.#ring, this.#senderHost(), INITIAL_CAPACITY) : null;
+  }
+
+  /** Whether stream sockets' queues are sent by IORING_OP_SEND entries (see io-uring-send.ts). */
+  get sends(): boolean {
+    return this.#sender !== null;
+  }
+
+  /**
+   * `source` (in `slot`) has queued bytes: sent with the next submission. Outside a loop turn
+   * of a Reactor, nothing would submit it before the loop sleeps: a microtask does, after the
+   * code that is running now has queued what it sends (one entry per socket, one enter for all).
+   */
+  sendSoon(slot: number, source: SendSource): void {
+    const sender = this.#sender;
+    if (sender === null) return;
+    sender.want(slot, source);
+    if (this.#wakeFd >= 0 && !this.#inTurn && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushSends);
+    }
   }
 
   /** The ring's fd (for the leak finalizer; nothing may watch it). */
@@ -198,16 +230,34 @@ export class IoUringBackend extends ReadyList implements Backend {
       this.#seq[slot] = (this.#seq[slot] + 1) >>> 0;
     }
     const receiving = this.#receiver?.detach(slot) === true;
+    const sending = this.#sender?.leave(slot) === true;
     // Now, not at the next wait: a poll or a receive holds the file until its cancellation has
     // run (see "Remove before close"), and a receive's last bytes must be queued before the
     // multiplexer takes them (`release`). Entries still unsubmitted count too: a pause (modify)
     // outside a Reactor queues its receive's cancellation for the next wait, and until it has run
     // that receive may still take bytes, which would then carry a generation the slot no longer
     // has (found by the random-interleavings property: pause, remove, add, send one byte).
-    if (armed || receiving || this.#ring.pending() > 0) {
+    if (armed || receiving || sending || this.#ring.pending() > 0) {
       this.#ring.enter(0, IORING_ENTER_GETEVENTS);
       this.#afterOwnEnter();
     }
+    // A send in flight must have ended (sent, or cancelled before it sent anything) before its
+    // socket sends by itself: it learns now how many of its queued bytes went.
+    if (sending) this.#awaitSend(slot);
+  }
+
+  /**
+   * `source`'s queue reached its cap within a turn (a handler that reads and sends in a loop):
+   * its send goes now, and the completions there are are taken in, so that the cap counts what
+   * the kernel has not taken, as send(2) makes it on epoll, not what this turn has sent.
+   */
+  sendNow(slot: number, source: SendSource): void {
+    const sender = this.#sender;
+    if (sender === null || this.#closed) return;
+    sender.want(slot, source);
+    if (sender.submit() === 0 && !sender.inFlight(slot)) return;
+    this.#ring.enter(0, IORING_ENTER_GETEVENTS);
+    this.#afterOwnEnter();
   }
 
   /** See Backend.receive and RingReceiver.take. */
@@ -241,14 +291,18 @@ export class IoUringBackend extends ReadyList implements Backend {
 
   wait(timeoutMs: number): number {
     const ring = this.#ring;
+    this.#inTurn = true;
     this.#rearm();
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : 0;
     let remaining = timeoutMs;
     for (;;) {
       // Completions already there (inline ones from an earlier submit), or bytes already held:
       // submit, do not sleep.
-      if (remaining === 0 || ring.ready() > 0 || this.#reportable()) ring.enter(0, IORING_ENTER_GETEVENTS);
-      else if (remaining < 0) ring.enter(1, IORING_ENTER_GETEVENTS);
+      // (When completions are there and nothing is to submit or run, no enter: the Reactor's
+      // settle has just entered, and a wait(0) after it would enter once more for nothing.)
+      if (remaining === 0 || ring.ready() > 0 || this.#reportable()) {
+        if (ring.ready() === 0 || ring.pending() > 0 || ring.taskRunPending()) ring.enter(0, IORING_ENTER_GETEVENTS);
+      } else if (remaining < 0) ring.enter(1, IORING_ENTER_GETEVENTS);
       else ring.enterTimed(remaining);
       // WOULD_BLOCK (no memory for requests now), RING_BUSY (CQ overflowed) and TIMED_OUT all
       // come to the same: take what is in the CQ; the next enter submits or flushes the rest.
@@ -315,11 +369,15 @@ export class IoUringBackend extends ReadyList implements Backend {
       if (ring.ready() > 0 || this.#reportable()) return true;
       if (this.#wakeFd >= 0) sys.read(this.#wakeFd, this.#counter, 8);
       if (ring.ready() > 0) return true;
-      if (!(ring.deferTaskrun && ring.taskRunPending())) return false;
+      if (!(ring.deferTaskrun && ring.taskRunPending())) {
+        this.#inTurn = false;
+        return false;
+      }
     }
     // Task work keeps coming (or an enter keeps being interrupted): never spin here; the eventfd,
     // signalled by hand, brings us back after the loop's other work.
     this.poke();
+    this.#inTurn = false;
     return false;
   }
 
@@ -329,6 +387,7 @@ export class IoUringBackend extends ReadyList implements Backend {
   }
 
   close(): void {
+    this.#closed = true;
     // Cancel every poll and receive and run the cancellations, so that no file stays referenced
     // by a ring that the kernel tears down in the background, and no receive writes into the
     // buffers once they are given up.
@@ -336,6 +395,11 @@ export class IoUringBackend extends ReadyList implements Backend {
       const w = this.#ring.entry();
       this.#ring.prepare(w, IORING_OP_ASYNC_CANCEL, 0, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL, IGNORE, 0);
       this.#ring.enter(0, IORING_ENTER_GETEVENTS);
+      // Sends: their sockets learn how much went before they flush by themselves (_orphaned).
+      if (this.#sender !== null) {
+        this.#absorb();
+        for (const slot of this.#sender.inFlightSlots()) this.#awaitSend(slot);
+      }
     } catch {
       // Closing the ring cancels them all the same, only later.
     }
@@ -365,6 +429,39 @@ export class IoUringBackend extends ReadyList implements Backend {
         this.#arm(slot);
       },
     };
+  }
+
+  /** What the sender reads of the slots, and how it reports (see SenderHost). */
+  #senderHost(): SenderHost {
+    return {
+      fdOf: (slot) => this.#fds[slot],
+      isLive: (slot) => this.#live[slot] === 1,
+      note: (slot, bits) => this.#note(slot, bits),
+    };
+  }
+
+  /** Submits the listed sends now (a microtask outside a Reactor's turn; see sendSoon). */
+  #submitSendsNow(): void {
+    this.#flushScheduled = false;
+    if (this.#inTurn || this.#sender === null || this.#closed) return;
+    // No GETEVENTS: the completions are posted (and the eventfd signalled) by the kernel, and
+    // taken in by the Reactor's next turn, not here, inside some other code's microtask.
+    if (this.#sender.submit() > 0) this.#ring.enter(0, 0);
+  }
+
+  /**
+   * Waits until `slot`'s cancelled send has completed and hands its result over. A cancellation
+   * completes in the enter that submits it (the send waits on a poll, which the cancel removes);
+   * the bounded wait is for a send the kernel was running on another thread at that moment.
+   */
+  #awaitSend(slot: number): void {
+    const sender = this.#sender!;
+    for (let i = 0; i < 100 && sender.inFlight(slot); i++) {
+      this.#ring.enterTimed(10);
+      this.#absorb();
+    }
+    sender.settle(slot);
+    if (sender.inFlight(slot)) sender.abandon(slot, ERRNO.ETIMEDOUT);
   }
 
   /** The POLL* bits the slot's poll waits for: the user's, less reading where a receive serves it. */
@@ -404,6 +501,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     }
     fired.length = 0;
     this.#receiver?.rearmStarved();
+    if (this.#sender?.listed === true) this.#sender.submit();
   }
 
   #submitIfWatched(): void {
@@ -440,6 +538,10 @@ export class IoUringBackend extends ReadyList implements Backend {
       const w = ring.completion(consumed);
       const low = ring.dataLow(w);
       if (low === IGNORE) continue;
+      if ((low & SEND_TAG) !== 0 && (low & RECV_TAG) === 0) {
+        this.#sender?.completed(low & ~SEND_TAG, ring.dataHigh(w), ring.result(w));
+        continue;
+      }
       if ((low & RECV_TAG) !== 0) {
         this.#receiver?.completed(low & ~RECV_TAG, ring.dataHigh(w), ring.result(w), ring.flags(w));
         continue;
@@ -468,6 +570,8 @@ export class IoUringBackend extends ReadyList implements Backend {
       this.#note(slot, fromPoll(res & (this.#armedMask[slot] | POLLHUP | POLLERR | POLLNVAL)));
     }
     ring.consume(available);
+    // After the head moved: a socket told of its send may close, and enter the ring again.
+    this.#sender?.deliver();
   }
 
   #note(slot: number, bits: number): void {
@@ -524,5 +628,6 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#live = grow(this.#live, (n) => new Uint8Array(n));
     this.#pendingBits = grow(this.#pendingBits, (n) => new Uint8Array(n));
     this.#receiver?.grow(length);
+    this.#sender?.grow(length);
   }
 }
