@@ -37,7 +37,7 @@ const CR = 0x0d;
 
 // ---- Command line -------------------------------------------------------------------------------
 
-const { backend, log, listenHere, announce } = serverCommandLine('chat-server');
+const { backend, ringSend, log, listenHere, announce } = serverCommandLine('chat-server');
 
 // ---- The room -----------------------------------------------------------------------------------
 
@@ -222,7 +222,7 @@ const EMPTY = new Uint8Array(0);
 
 const listener = listenHere();
 
-const reactor = new Reactor({ backend });
+const reactor = new Reactor({ backend, ringSend });
 const room = new Room();
 /** Every open connection, in the room or on its way out (for shutdown). */
 const clients = new Set<Client>();

@@ -65,6 +65,7 @@ const SERVER_OPTIONS = {
   host: { type: 'string', default: '127.0.0.1' },
   port: { type: 'string', default: '0' },
   backend: { type: 'string', default: 'epoll' },
+  'ring-send': { type: 'boolean', default: false },
   verbose: { type: 'boolean', default: false },
 } as const;
 
@@ -77,6 +78,8 @@ export interface ServerCommandLine<O extends Options> extends CommandLine<typeof
   port: number;
   /** `--backend`: the Reactor's kernel mechanism (`new Reactor({ backend })`). */
   backend: ServerBackend;
+  /** `--ring-send`: io_uring's completion-based send (`new Reactor({ backend, ringSend })`). */
+  ringSend: boolean;
   /** Writes a line to stdout with --verbose (stdout otherwise carries only `listening on`). */
   log(line: string): void;
   /** Listens on --host and --port, or exits (see `CommandLine.listen`). */
@@ -102,12 +105,13 @@ export function serverCommandLine<const O extends Options = {}>(
     ['--port N', 'TCP port, 0..65535 (default 0: the kernel picks a free one)'],
     ...(extra.help ?? []),
     ['--backend NAME', "epoll (default) or io_uring (falls back to epoll where the kernel refuses it); poll has no fd Node's event loop can watch"],
+    ['--ring-send', 'with --backend io_uring: sends through the ring (ringSend; send() answers queued)'],
     ['--verbose', 'also log each connection to stdout'],
   ];
   const synopsis = help.map(([flag]) => `[${flag}]`).join(' ');
   const usage = `usage: ${name} ${synopsis}\n` + help.map(([flag, text]) => `  ${flag.padEnd(20)} ${text}\n`).join('');
   const cli = commandLine(name, usage, { ...SERVER_OPTIONS, ...extra.options } as typeof SERVER_OPTIONS & O);
-  const values = cli.values as { host: string; port: string; backend: string; verbose: boolean };
+  const values = cli.values as { host: string; port: string; backend: string; 'ring-send': boolean; verbose: boolean };
   const host = values.host;
   const backend = values.backend;
   if (backend !== 'epoll' && backend !== 'io_uring') {
@@ -117,6 +121,7 @@ export function serverCommandLine<const O extends Options = {}>(
         : `--backend must be epoll or io_uring, not ${JSON.stringify(backend)}`,
     );
   }
+  if (values['ring-send'] && backend !== 'io_uring') cli.usageError('--ring-send needs --backend io_uring');
   const port = cli.integer('port', values.port, 0, 65535);
   const verbose = values.verbose;
   return {
@@ -124,6 +129,7 @@ export function serverCommandLine<const O extends Options = {}>(
     host,
     port,
     backend: backend as ServerBackend,
+    ringSend: values['ring-send'],
     log: (line) => {
       if (verbose) process.stdout.write(line + '\n');
     },

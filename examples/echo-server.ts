@@ -22,7 +22,7 @@ const SHUTDOWN_GRACE_MS = 2000;
 
 // ---- Command line -------------------------------------------------------------------------------
 
-const { backend, log, listenHere, announce } = serverCommandLine('echo-server');
+const { backend, ringSend, log, listenHere, announce } = serverCommandLine('echo-server');
 
 // ---- Listen ---------------------------------------------------------------------------------------
 
@@ -30,7 +30,7 @@ const listener = listenHere();
 
 // One reactor runs everything on Node's event loop. It keeps the process alive while it watches
 // something, and lets it exit once it watches nothing: shutdown below relies on that.
-const reactor = new Reactor({ backend });
+const reactor = new Reactor({ backend, ringSend });
 const connections = new Set<Connection>();
 let served = 0;
 

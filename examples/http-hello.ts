@@ -84,7 +84,7 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 // ---- Command line -------------------------------------------------------------------------------
 
-const { values: args, integer, backend, log, listenHere, announce } = serverCommandLine('http-hello', {
+const { values: args, integer, backend, ringSend, log, listenHere, announce } = serverCommandLine('http-hello', {
   options: { 'idle-timeout': { type: 'string', default: '5000' } },
   help: [['--idle-timeout MS', 'close connections idle this long (default 5000; 0: never)']],
 });
@@ -387,7 +387,7 @@ class Connection {
 // reads (pauseReadingWhenFull) cannot do for it. So that one is off here.
 const listener = listenHere({ noDelay: true, socket: { pauseReadingWhenFull: false } });
 
-const server = new Server(new Reactor({ backend }), idleTimeoutMs);
+const server = new Server(new Reactor({ backend, ringSend }), idleTimeoutMs);
 server.reactor.add(listener, onAcceptable);
 announce(listener, stop); // signal handlers first, then the `listening on` line
 

@@ -20,7 +20,7 @@ const cli = serverCommandLine('proxy', {
   options: { target: { type: 'string' } },
   help: [['--target HOST:PORT', 'where to forward each connection (required): 10.0.0.1:80, [::1]:80, name:80']],
 });
-const { backend, log, listenHere, announce } = cli;
+const { backend, ringSend, log, listenHere, announce } = cli;
 if (cli.values.target === undefined) cli.usageError('--target HOST:PORT is required');
 let target: ReturnType<typeof parseHostPort>;
 try {
@@ -34,7 +34,7 @@ const targetHost = target!.family !== 0 ? target!.host : (await resolve(target!.
 const targetPort = target!.port;
 
 const listener = listenHere();
-const reactor = new Reactor({ backend });
+const reactor = new Reactor({ backend, ringSend });
 const pipes = new Set<SocketPipe>();
 let served = 0;
 

@@ -161,14 +161,15 @@ function assertSameBytes(actual: Buffer, expected: Buffer, what: string): void {
 // ---- Tests ------------------------------------------------------------------------------------------------
 
 // The whole echo on each backend the server takes (--backend): io_uring reads by multishot
-// receives into its buffer ring here (Linux 6.18), with slow readers that hold buffers.
-for (const backend of ['epoll', 'io_uring'] as const)
+// receives into its buffer ring here (Linux 6.18), with slow readers that hold buffers, and with
+// --ring-send sends through the ring too.
+for (const backend of ['epoll', 'io_uring', 'io_uring --ring-send'] as const)
 test(`echo-server --backend ${backend}: 200 concurrent clients get every byte back; sockets are non-blocking and close-on-exec; no fd leak; SIGTERM exits 0`, { timeout: 60_000 }, async (t) => {
   const seed = process.env.ECHO_TEST_SEED !== undefined ? Number(process.env.ECHO_TEST_SEED) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
   t.diagnostic(`seed ${seed} (replay with ECHO_TEST_SEED=${seed})`);
   const rand = seededRandom(seed);
 
-  const server = await startServer(t, SERVER, ['--port', '0', '--backend', backend]);
+  const server = await startServer(t, SERVER, ['--port', '0', '--backend', ...backend.split(' ')]);
   assert.equal(server.host, '127.0.0.1');
   const baseline = serverFds(server.pid);
   const baselineSockets = serverSockets(server.pid);
@@ -319,7 +320,7 @@ test('echo-server: --host ::1 prints [::1]:PORT and echoes over IPv6', { timeout
 });
 
 test('echo-server: bad arguments print usage to stderr and exit 2', { timeout: 30_000 }, async () => {
-  const cases = [['--port', 'abc'], ['--port', '70000'], ['--host', 'not-an-ip'], ['--bogus'], ['extra'], ['--backend', 'poll'], ['--backend', 'kqueue']];
+  const cases = [['--port', 'abc'], ['--port', '70000'], ['--host', 'not-an-ip'], ['--bogus'], ['extra'], ['--backend', 'poll'], ['--backend', 'kqueue'], ['--ring-send']];
   await Promise.all(
     cases.map(async (args) => {
       const child = spawn(process.execPath, ['--import', 'tsx', SERVER, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
