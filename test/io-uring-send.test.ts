@@ -554,6 +554,27 @@ describe('io_uring completion-based send (ringSend)', () => {
       }
     });
 
+    it('multiplexer close() right after sends, before any wait: they go (as send(2) would have taken them), the socket keeps nothing queued', () => {
+      const pair = connectedPair();
+      const mux = ringMux();
+      try {
+        mux.add(pair.client);
+        const data = pattern(3000, 11);
+        assert.equal(pair.client.send(data.subarray(0, 1000)), ringSend ? 'queued' : 'sent');
+        assert.equal(pair.client.send(data.subarray(1000)), ringSend ? 'queued' : 'sent');
+        if (ringSend) assert.equal(pair.client.queuedBytes, 3000, 'nothing submitted before the close');
+        mux.close();
+        assert.equal(pair.client.queuedBytes, 0);
+        assert.equal(pair.client.error, null);
+        pair.client.shutdown('write');
+        const got = receiveToEnd(pair.server, () => {}, 'the bytes sent before the close');
+        assert.equal(sha(got), sha(data));
+      } finally {
+        mux.close();
+        pair.close();
+      }
+    });
+
     it('a peer reset fails the ring\'s send: an error event (syscall send, ECONNRESET or EPIPE, unsentBytes); later sends answer \'closed\'', () => {
       for (const when of ['in flight', 'before the send'] as const) {
         const pair = connectedPair({ sendQueueLimit: 64 * MiB });

@@ -425,9 +425,10 @@ export class Multiplexer<D = unknown> {
     if (backend === null) return;
     this.#backend = null;
     const orphans: Watchable[] = [];
-    // Bytes the backend received for sockets that stay open are theirs: handed over first.
+    // Bytes the backend received for sockets that stay open are theirs: handed over first (and
+    // the sends it makes for them settle: see Backend.finish).
     const handOver = backend.release !== undefined;
-    if (handOver) backend.stopReceiving?.();
+    if (handOver) backend.finish?.();
     for (let slot = 0; slot < this.#targets.length; slot++) {
       const target = this.#targets[slot];
       if (target == null) continue;

@@ -56,9 +56,9 @@ export interface Backend {
   readonly view?: Uint8Array;
   /** The errno of a receive that answered HELD_ERROR. */
   receiveErrno?(slot: number): number;
-  /** Before `close`: cancels every receive and takes in their last bytes, for `release`. */
-  stopReceiving?(): void;
-  /** After `remove` (or `stopReceiving`): what the slot held that its socket must still read (null: nothing). */
+  /** Before `close`: submits the sends queued, cancels every receive and send in flight, and takes in what they posted (bytes for `release`; each socket learns what went). */
+  finish?(): void;
+  /** After `remove` (or `finish`): what the slot held that its socket must still read (null: nothing). */
   release?(slot: number): Received | null;
   /**
    * Backends that send for stream sockets themselves (io_uring's `ringSend`): true. Absent or

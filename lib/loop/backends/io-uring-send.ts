@@ -173,7 +173,8 @@ export class RingSender {
       while (i < done.length) this.#handOver(done[i++]);
     } finally {
       // A throw (a bug) keeps the rest for the next deliver rather than losing them.
-      done.splice(0, i);
+      if (i === done.length) done.length = 0;
+      else done.splice(0, i);
       this.#delivering = false;
     }
   }

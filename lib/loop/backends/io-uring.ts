@@ -277,13 +277,26 @@ export class IoUringBackend extends ReadyList implements Backend {
     return this.#receiver === null ? null : this.#receiver.release(slot);
   }
 
-  /** Before close: cancels every receive and takes in what they still posted (see Backend.stopReceiving). */
-  stopReceiving(): void {
-    if (this.#receiver === null) return;
+  /**
+   * Before close (see Backend.finish): the sends queued this turn go (on epoll, send(2) would
+   * have taken them already), then every receive and every send still in flight is cancelled,
+   * and what they posted is taken in: bytes received wait for `release`, and each socket learns
+   * how much of its queue went.
+   */
+  finish(): void {
+    const sender = this.#sender;
     try {
-      this.#receiver.detachAll();
+      if (sender !== null && sender.listed && sender.submit() > 0) {
+        this.#ring.enter(0, IORING_ENTER_GETEVENTS);
+        this.#absorb();
+      }
+      this.#receiver?.detachAll();
+      const sending = sender === null ? [] : sender.inFlightSlots();
+      for (const slot of sending) sender!.leave(slot);
+      if (this.#receiver === null && sending.length === 0) return;
       this.#ring.enter(0, IORING_ENTER_GETEVENTS);
       this.#absorb();
+      for (const slot of sending) this.#awaitSend(slot);
     } catch {
       // The ring is failing: close will cancel what is left.
     }
