@@ -314,11 +314,11 @@ test('io_uring bench: servers alternate order by repetition; the plan counts eve
   const quick = uringPlan({ quick: true });
   assert.deepEqual(quick.servers, URING_SERVERS);
   assert.equal(quick.reps, 2);
-  assert.equal(quick.steps, 2 * 7 * 4 + 7 * 4);
+  assert.equal(quick.steps, 2 * 9 * 4 + 9 * 4);
   const full = uringPlan({ quick: false, reps: 3, secs: 2 });
-  assert.equal(full.servers.length, 8, 'full runs add C io_uring multi');
+  assert.equal(full.servers.length, 10, 'full runs add C io_uring multi');
   assert.equal(full.secs, 2);
-  assert.equal(full.steps, 3 * 8 * 4 + 8 * 4);
+  assert.equal(full.steps, 3 * 10 * 4 + 10 * 4);
 });
 
 /** A result with the given server CPU runs (rate: 1000 / cpu). */
@@ -329,6 +329,8 @@ function uringResult(server: ServerKind, shape: UringResult['shape'], cpu: numbe
   };
 }
 
+const by0 = (checks: readonly { target: string; met: boolean | null }[], t: string) => checks.find((c) => c.target === t)!;
+
 test('io_uring bench: targets on run-by-run CPU ratios, met or missed by the median, the range in the value; tables', () => {
   // CPU per request by server, two runs each (the same for every shape).
   const cpu: Partial<Record<ServerKind, number[]>> = {
@@ -337,6 +339,8 @@ test('io_uring bench: targets on run-by-run CPU ratios, met or missed by the med
     'm-socket loop': [10, 10],
     'm-socket io_uring loop': [9.6, 9.6],
     'node:net': [20, 20],
+    'm-socket io_uring send': [9, 11],
+    'm-socket io_uring send loop': [9.6, 9.6],
     'C epoll': [10, 10],
     'C io_uring': [9.5, 9.5],
   };
@@ -344,7 +348,8 @@ test('io_uring bench: targets on run-by-run CPU ratios, met or missed by the med
   assert.deepEqual(cpuRatio(results, 'm-socket io_uring', 'C epoll', 'ping-pong 50 conns'), { median: 1, min: 0.9, max: 1.1 });
   assert.equal(cpuRatio(results, 'm-socket io_uring', 'C io_uring multi', 'ping-pong 50 conns'), null, 'a server not run: no ratio');
   const checks = uringChecks(results);
-  assert.equal(checks.length, 10);
+  assert.equal(checks.length, 20, 'five targets for each io_uring server (with and without ringSend, Reactor and own loop)');
+  assert.equal(by0(checks, 'io_uring (own loop, ringSend) CPU/request at 50 conns <= 0.98x C epoll').met, true);
   const by = (t: string) => checks.find((c) => c.target === t)!;
   // Reactor: 1.00x C epoll (0.90-1.10): missed at 0.98; 1.05x C io_uring: missed at 1.03.
   assert.deepEqual(by('io_uring (Reactor) CPU/request at 50 conns <= 0.98x C epoll'), { target: 'io_uring (Reactor) CPU/request at 50 conns <= 0.98x C epoll', value: '1.00x (0.90-1.10), 2 runs', met: false });
@@ -359,19 +364,20 @@ test('io_uring bench: targets on run-by-run CPU ratios, met or missed by the med
   assert.equal(by('io_uring (Reactor) CPU/MB bulk echo <= 1.0x epoll (Reactor)').met, true, 'the median at the limit is met');
   // Without C io_uring (uring_echo.c not built) those checks are n/a, not failures.
   const noUring = uringChecks(results.filter((r) => r.server !== 'C io_uring'));
-  assert.deepEqual(noUring.filter((c) => c.met === null).map((c) => c.value), ['not measured', 'not measured']);
+  assert.deepEqual(noUring.filter((c) => c.met === null).map((c) => c.value), ['not measured', 'not measured', 'not measured', 'not measured']);
   assert.match(render(checksTable(checks)), /io_uring \(own loop\) CPU\/request at 50 conns <= 0\.98x C epoll +0\.96x, 2 runs +met/);
   assert.equal(spreadCell(null), '-');
   assert.equal(spreadCell({ median: 0.5, min: 0.5, max: 0.5 }), '0.50x');
 
   const [main, sys, ratios] = uringTables(results, { reps: 2, bulkMiB: 128, pinned: true, syscalls: null });
-  assert.equal(main.rows.length, 4 * 7);
-  assert.equal(sys.rows.length, 4 * 7);
+  assert.equal(main.rows.length, 4 * 9);
+  assert.equal(sys.rows.length, 4 * 9);
   assert.deepEqual(sys.rows[1].slice(0, 3), ['ping-pong 1 conn', 'm-socket io_uring', '1']);
   assert.deepEqual(sys.rows[1].slice(3), ['-', '-', '-', '-', '1', '-', '-'], 'by name: only what perf counted');
-  // Per shape: the Reactor and own-loop io_uring servers against their epoll peers, then C io_uring against C epoll.
-  assert.equal(ratios.rows.length, 4 * 3);
+  // Per shape: the Reactor and own-loop io_uring servers (each with and without ringSend) against their epoll peers, then C io_uring against C epoll.
+  assert.equal(ratios.rows.length, 4 * 5);
   assert.deepEqual(ratios.rows[0], ['ping-pong 1 conn', 'io_uring, Reactor', '1.00x (0.90-1.10)', '1.00x (0.90-1.10)', '1.05x (0.95-1.16)', '1.01x (0.91-1.11)', '0.50x']);
-  assert.deepEqual(ratios.rows[2], ['ping-pong 1 conn', 'C io_uring', '-', '0.95x', '-', '1.05x', '-']);
+  assert.deepEqual(ratios.rows[1].slice(0, 3), ['ping-pong 1 conn', 'io_uring, Reactor, ringSend', '1.00x (0.90-1.10)']);
+  assert.deepEqual(ratios.rows[4], ['ping-pong 1 conn', 'C io_uring', '-', '0.95x', '-', '1.05x', '-']);
   assert.match(render(main, true), /^\| ping-pong 50 conns +\| +m-socket io_uring loop \| /m);
 });

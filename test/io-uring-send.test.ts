@@ -13,6 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -570,6 +571,122 @@ describe('io_uring completion-based send (ringSend)', () => {
         const got = receiveToEnd(pair.server, () => {}, 'the bytes sent before the close');
         assert.equal(sha(got), sha(data));
       } finally {
+        mux.close();
+        pair.close();
+      }
+    });
+
+    it('a blocking wait(-1) whose send completes short submits the rest in that same wait (it slept with it unsent: found by the bulk echo)', { timeout: 30_000 }, async () => {
+      // The sender blocks in wait(-1) in a process of its own while this one reads, 64 KiB per
+      // turn: the kernel takes its 16 MiB send a piece at a time, and each short completion lists
+      // the rest. A wait that went back to sleep with it unsent would never wake (nothing in flight).
+      const size = 16 * MiB;
+      const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/ring-send-child.ts', String(listener.port), String(size)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d));
+      child.stderr.on('data', (d: Buffer) => (out += d));
+      const exited = once(child, 'exit');
+      const mux = new Multiplexer();
+      try {
+        mux.add(listener);
+        let server: Socket | null = null;
+        const chunks: Uint8Array[] = [];
+        const deadline = performance.now() + 20_000;
+        while (performance.now() < deadline) {
+          mux.wait(5);
+          server ??= listener.accept();
+          if (server !== null && drain(server, chunks)) break;
+          await new Promise((r) => setImmediate(r)); // the child's output comes in meanwhile
+        }
+        assert.equal(total(chunks), size, `the peer got every byte (child said: ${out.trim()})`);
+        assert.equal(sha(Buffer.concat(chunks)), sha(pattern(size, 7)));
+        const [code] = await within(exited, 10_000, 'the sender to exit');
+        assert.equal(code, 0, out);
+        assert.match(out, ringSend ? /^done ring=true/ : /^done ring=false/);
+        server?.destroy();
+      } finally {
+        child.kill('SIGKILL');
+        mux.close();
+        listener.close();
+      }
+    });
+
+    it('sends and file ranges mixed, resuming only on writable after each refusal: every refusal ends in a writable event with the queue below its cap, and everything arrives (found from outside: the drain of a range was not reported)', () => {
+      const file = new Uint8Array(300_000).map((_, i) => (i * 31) & 0xff);
+      const fileFd = fileOf(file);
+      const pair = connectedPair();
+      const mux = ringMux();
+      try {
+        mux.add(pair.client);
+        const expected: Uint8Array[] = [];
+        const got: Uint8Array[] = [];
+        const buffer = new Uint8Array(16_000);
+        let op = 0;
+        let waiting = false;
+        let refusals = 0;
+        const deadline = performance.now() + 20_000;
+        while (op < 120 || total(got) < total(expected)) {
+          assert.ok(performance.now() < deadline, `stalled at op ${op}, waiting for writable: ${waiting}, queued ${pair.client.queuedBytes}, got ${total(got)} of ${total(expected)}`);
+          for (const e of mux.wait(0)) {
+            if (!e.writable) continue;
+            assert.ok(!pair.client.sendQueueFull, `writable with the queue at ${pair.client.queuedBytes} bytes (cap ${pair.client.sendQueueLimit})`);
+            waiting = false;
+          }
+          if (!waiting && op < 120) {
+            const isFile = op % 3 === 2;
+            const length = isFile ? 100_000 + ((op * 7919) % 200_000) : 1 + ((op * 104_729) % 40_000);
+            const bytes = isFile ? file.subarray(0, length) : pattern(length, op);
+            const status = isFile ? pair.client.sendFile(fileFd, 0, length) : pair.client.send(bytes);
+            if (status === 'not-sent') {
+              waiting = true;
+              refusals++;
+            } else {
+              assert.notEqual(status, 'closed');
+              expected.push(bytes);
+              op++;
+            }
+          }
+          const n = pair.server.receiveInto(buffer);
+          if (n > 0) got.push(buffer.slice(0, n));
+        }
+        assert.ok(refusals > 0, 'the reader was slow enough for the queue to reach its cap');
+        assert.equal(sha(Buffer.concat(got)), sha(Buffer.concat(expected)));
+      } finally {
+        mux.close();
+        pair.close();
+        closeSync(fileFd);
+      }
+    });
+
+    it('flush() hands a ring\'s queue to the kernel now; sendQueueFull says what the next send answers', () => {
+      const pair = connectedPair();
+      const mux = ringMux();
+      const sleeper = new Multiplexer(); // epoll, watching the peer: never drives the ring
+      try {
+        mux.add(pair.client);
+        sleeper.add(pair.server);
+        assert.equal(pair.client.send(Buffer.from('hello')), ringSend ? 'queued' : 'sent');
+        assert.equal(pair.client.flush(), 0, 'flushed without a wait');
+        const chunks: Uint8Array[] = [];
+        for (let i = 0; i < 100 && total(chunks) < 5; i++) {
+          sleeper.wait(10);
+          drain(pair.server, chunks);
+        }
+        assert.equal(Buffer.concat(chunks).toString(), 'hello', 'the peer had the bytes, with no wait on the ring');
+        // The peer does not read: the queue reaches its cap, and from then on sendQueueFull says
+        // what the next send answers.
+        const chunk = new Uint8Array(64 * 1024);
+        let refused = false;
+        for (let i = 0; i < 400 && !refused; i++) {
+          const full = pair.client.sendQueueFull;
+          const status = pair.client.send(chunk);
+          refused = status === 'not-sent';
+          assert.equal(refused, full, `send ${i}: sendQueueFull was ${full}, the send answered ${status}`);
+        }
+        assert.ok(refused, 'the kernel buffers filled up');
+      } finally {
+        sleeper.close();
         mux.close();
         pair.close();
       }

@@ -335,7 +335,9 @@ for (const { label, backend, ringSend } of MUX_CONFIGS) describe(`Multiplexer ($
     const mux = new Multiplexer({ backend, ringSend });
     mux.add(pair.client);
     mux.add(pair.server);
-    pair.client.send(pattern(8 * 1024 * 1024, 8));
+    // More than the kernel buffers and an io_uring's receive buffers (4 MiB) can hold between
+    // them: ringSend sends a full queue at once, and this multiplexer's ring receives for the server.
+    pair.client.send(pattern(32 * 1024 * 1024, 8));
     pair.client.close();
     assert.equal(pair.client.state, 'closing');
     mux.close();

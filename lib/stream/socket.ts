@@ -122,6 +122,8 @@ export class Socket extends Watchable {
    * reports it; a queue that merely empties as the ring sends it is not (one event per send).
    */
   #drainAwaited = false;
+  /** A ring's drain was noted for the next event (see #ringDrained): reported writable there. */
+  #drainNoted = false;
   /** The ring's send answered EAGAIN: wait for writability before the next (see _ringSent). */
   #ringBlocked = false;
 
@@ -452,6 +454,7 @@ export class Socket extends Watchable {
         if (remaining === 0) return 'sent';
       }
     } else if (queued >= this.#sendQueueLimit) {
+      this.#drainAwaited = true;
       return 'not-sent';
     } else if (remaining === 0) {
       return 'queued';
@@ -459,7 +462,9 @@ export class Socket extends Watchable {
     const before = this.queuedBytes;
     (this.#queue ??= new SendQueue()).pushFile(duplicateFd(request.fd), start, remaining);
     // As #enqueue: write interest when the queue stops being empty, paused reading when it fills.
-    if (before === 0 || (before < this.#sendQueueLimit && this.queuedBytes >= this.#sendQueueLimit)) this._watcher?._update(this);
+    const filled = before < this.#sendQueueLimit && this.queuedBytes >= this.#sendQueueLimit;
+    if (filled) this.#drainAwaited = true;
+    if (before === 0 || filled) this._watcher?._update(this);
     return remaining < request.length ? 'partial' : 'queued';
   }
 
@@ -521,7 +526,9 @@ export class Socket extends Watchable {
    */
   flush(): number {
     if (this.#fd < 0) return 0;
-    if (!this.#connecting) this.#flushQueue();
+    // A ring's queue goes now too (rather than at the multiplexer's next turn).
+    if (!this.#connecting && this.queuedBytes > 0 && this.#ringSends() && this.#queue!.head() !== null) this._watcher!._sendNow(this);
+    else if (!this.#connecting) this.#flushQueue();
     return this.queuedBytes;
   }
 
@@ -661,8 +668,10 @@ export class Socket extends Watchable {
     }
     if (this.#fd < 0 || this.#closing) return this.#unreported !== null ? report | ERROR : 0;
     report |= bits & user & (READABLE | WRITABLE);
-    // A ring's drain, noted by the backend when it was awaited (see #drainAwaited), as `drained`.
-    if (drained || ((bits & WRITABLE) !== 0 && this.#ringSends())) report |= WRITABLE;
+    // A ring's drain, noted by the backend when it was awaited (see #ringDrained), as `drained`.
+    if (drained) this.#drainAwaited = false;
+    if (drained || this.#drainNoted) report |= WRITABLE;
+    this.#drainNoted = false;
     if (this.#unreported !== null) report |= ERROR;
     if ((bits & (HANGUP | READABLE)) === HANGUP && !this.#hungUp) {
       this.#hungUp = true; // a hangup with nothing readable: EPOLLHUP, which will not go away
@@ -705,27 +714,25 @@ export class Socket extends Watchable {
       return this.#fd >= 0 ? ERROR : 0;
     }
     const wasFull = queue.length >= this.#sendQueueLimit;
+    if (wasFull) this.#drainAwaited = true;
     const sentFds = queue.consume(result);
     if (sentFds !== null) closeAll(sentFds);
     if (queue.length === 0) {
-      const awaited = this.#drainAwaited || wasFull;
-      this.#drainAwaited = false;
       // The interest changes with an empty queue only where it was full (reading resumes) or
       // the socket may go dormant (the ends): the drain of every send need not ask.
       this.#afterDrain(wasFull || this.#readEnded || this.#hungUp || this.#writeShut);
-      return awaited && this.#fd >= 0 && !this.#closing ? WRITABLE : 0;
+      return this.#ringDrained();
     }
-    let bits = 0;
-    if (wasFull && queue.length < this.#sendQueueLimit) {
-      // Below the cap again: reading resumes (pauseReadingWhenFull), sends are taken.
-      this._watcher?._update(this);
-      bits = WRITABLE;
-    }
+    // Below the cap again: reading resumes (pauseReadingWhenFull). The drain is reported once
+    // the queue is empty, as epoll's flush reports it.
+    if (wasFull && queue.length < this.#sendQueueLimit) this._watcher?._update(this);
     if (queue.head() === null) {
       this.#flushQueue(); // a file range's turn: this socket sends it, then the bytes behind it
       if (this.#fd >= 0) this._watcher?._update(this);
-    } else if (this.#ringSends()) this._watcher!._sendSoon(this);
-    return bits;
+      return this.#ringDrained(); // that flush may have emptied the queue
+    }
+    if (this.#ringSends()) this._watcher!._sendSoon(this);
+    return 0;
   }
 
   /** @internal A drain is awaited (see #drainAwaited): reported as writable when the ring has sent the queue. */
@@ -860,25 +867,40 @@ export class Socket extends Watchable {
         this.#enqueue(data.subarray(n, length)); // any fds went with the first byte
         return 'partial';
       }
-    } else if (queued >= this.#sendQueueLimit && !(ring && this.#sendRingNow())) {
-      if (this.#error !== null) return 'closed'; // the ring's send met a lost connection
+    } else if (queued >= this.#sendQueueLimit) {
       this.#drainAwaited = true;
       return 'not-sent';
     }
     // Behind queued bytes, still connecting, the kernel took nothing, or a ring sends at the end
     // of the turn: all of it waits, the fds as duplicates (the caller may close its own at once).
     this.#enqueue(length === data.byteLength ? data : data.subarray(0, length), fds === null ? undefined : duplicateFds(fds), ring);
-    if (ring && !this.#ringInFlight) this._watcher!._sendSoon(this);
+    if (ring) this.#ringQueued();
     return 'queued';
   }
 
   /**
-   * The queue is at its cap with a ring sending it: the ring sends now (as send(2) would take
-   * the bytes at once on epoll). Whether the queue is below its cap afterwards.
+   * Bytes were queued for the ring: sent at the end of the turn, or at once when the queue has
+   * reached its cap, so that the cap (and `sendQueueFull`) counts what the kernel has not taken,
+   * as send(2) makes it on epoll; still full after that, reading pauses (pauseReadingWhenFull).
    */
-  #sendRingNow(): boolean {
+  #ringQueued(): void {
+    if (this.queuedBytes < this.#sendQueueLimit) {
+      if (!this.#ringInFlight) this._watcher!._sendSoon(this);
+      return;
+    }
     this._watcher!._sendNow(this);
-    return this.#fd >= 0 && this.#error === null && this.queuedBytes < this.#sendQueueLimit;
+    if (this.#fd >= 0 && this.queuedBytes >= this.#sendQueueLimit) {
+      this.#drainAwaited = true;
+      this._watcher?._update(this);
+    }
+  }
+
+  /** The ring's drain, reported when it is awaited (see #drainAwaited): WRITABLE, or 0. */
+  #ringDrained(): number {
+    if (this.#fd < 0 || this.#closing || this.queuedBytes > 0 || !this.#drainAwaited) return 0;
+    this.#drainAwaited = false;
+    this.#drainNoted = true;
+    return WRITABLE;
   }
 
   /**
@@ -975,9 +997,10 @@ export class Socket extends Watchable {
     queue.push(data, fds);
     // Interest changes when the queue stops being empty (write interest, unless a ring sends it)
     // and when it fills up (reading pauses, with pauseReadingWhenFull).
+    // (A ring's queue: see #ringQueued.)
+    if (ring) return;
     const filled = before < this.#sendQueueLimit && queue.length >= this.#sendQueueLimit;
-    if (filled) this.#drainAwaited = true;
-    if ((before === 0 && !ring) || filled) this._watcher?._update(this);
+    if (before === 0 || filled) this._watcher?._update(this);
   }
 
   #flushQueue(): void {
