@@ -61,6 +61,8 @@ export function pauseReadingOf(options: SocketOptions | undefined, fallback: boo
 }
 
 const BLOCK_SIZE = 16 * 1024;
+/** The largest block `keepBlock` keeps (a bulk sender's block is the size of its sends). */
+const MAX_SPARE = 256 * 1024;
 
 interface Block {
   bytes: Uint8Array;
@@ -122,8 +124,8 @@ export class SendQueue {
       tail.bytes.set(data, tail.end);
       tail.end += n;
     } else {
-      const spare = n <= BLOCK_SIZE ? this.#spare : null;
-      this.#spare = null;
+      const spare = this.#spare !== null && n <= this.#spare.bytes.byteLength ? this.#spare : null;
+      if (spare !== null) this.#spare = null;
       if (spare !== null) {
         spare.bytes.set(data, 0);
         spare.start = 0;
@@ -226,7 +228,7 @@ export class SendQueue {
         this.#blocks.shift();
         // Consumed: the kernel has taken these bytes (send(2) returned, or the ring's send
         // completed), so the block is free to be written again.
-        if (this.keepBlock && block.bytes.byteLength === BLOCK_SIZE) this.#spare = block;
+        if (this.keepBlock && block.bytes.byteLength <= MAX_SPARE) this.#spare = block;
       }
     }
     let sent: number[] | null = null;
