@@ -692,6 +692,54 @@ describe('io_uring completion-based send (ringSend)', () => {
       }
     });
 
+    it('on a Reactor: a connecting socket sends bytes and file ranges, resuming on writable; the peer read by a timer, the interest changed by another: everything arrives (an outside attacker\'s program, which stalled: a modify outside the turn took in a completion and cleared the eventfd)', { timeout: 30_000 }, async () => {
+      const file = new Uint8Array(1 << 20).fill(67);
+      const fileFd = fileOf(file);
+      const reactor = new Reactor({ backend: 'io_uring', ringSend: true });
+      const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+      const client = Socket.connect({ host: '127.0.0.1', port: listener.port });
+      let server: Socket | null = null;
+      let got = 0;
+      let expected = 0;
+      let op = 0;
+      const buffer = new Uint8Array(16_000);
+      // The peer is read by a timer only (no reactor watches it): the reactor wakes for its ring alone.
+      const reader = setInterval(() => {
+        server ??= listener.accept();
+        for (let i = 0; server !== null && i < 8; i++) {
+          const n = server.receiveInto(buffer);
+          if (n <= 0) break;
+          got += n;
+        }
+      }, 1);
+      const pump = (): void => {
+        while (op < 200) {
+          const isFile = op % 3 === 2;
+          const length = isFile ? 100_000 + ((op * 7919) % 200_000) : (op * 104_729) % 40_000;
+          const status = isFile ? client.sendFile(fileFd, 0, length) : client.send(new Uint8Array(length));
+          if (status === 'not-sent') return; // resumed by the writable event
+          assert.notEqual(status, 'closed');
+          expected += length;
+          op++;
+        }
+      };
+      try {
+        reactor.add(client, (e) => e.writable && pump(), Interest.READABLE | Interest.WRITABLE);
+        setTimeout(() => reactor.modify(client, Interest.READABLE), 5); // outside the turn
+        const deadline = performance.now() + 20_000;
+        while (!(op === 200 && got === expected) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        assert.equal(op, 200, `every operation was taken (queued: ${client.queuedBytes})`);
+        assert.equal(got, expected, `every byte arrived (queued: ${client.queuedBytes})`);
+      } finally {
+        clearInterval(reader);
+        reactor.close();
+        client.destroy();
+        (server as Socket | null)?.destroy();
+        listener.close();
+        closeSync(fileFd);
+      }
+    });
+
     it('a peer reset fails the ring\'s send: an error event (syscall send, ECONNRESET or EPIPE, unsentBytes); later sends answer \'closed\'', () => {
       for (const when of ['in flight', 'before the send'] as const) {
         const pair = connectedPair({ sendQueueLimit: 64 * MiB });

@@ -111,6 +111,17 @@ export class IoUringBackend extends ReadyList implements Backend {
    */
   #inTurn = false;
   #flushScheduled = false;
+  /**
+   * A turn of a Reactor ends with the libuv callback that runs it, however it ends (a settle
+   * that lets it sleep, or a yield after maxRounds with the eventfd poked): a microtask, which
+   * runs once that callback has returned, says so. (No Reactor, no wakeFd: a loop that blocks in
+   * wait() runs no microtask, and its sends go with its next wait.)
+   */
+  #turnEndScheduled = false;
+  readonly #endTurn = (): void => {
+    this.#turnEndScheduled = false;
+    this.#inTurn = false;
+  };
   #closed = false;
   readonly #flushSends = (): void => this.#submitSendsNow();
   #fds = new Int32Array(INITIAL_CAPACITY);
@@ -310,6 +321,10 @@ export class IoUringBackend extends ReadyList implements Backend {
   wait(timeoutMs: number): number {
     const ring = this.#ring;
     this.#inTurn = true;
+    if (this.#wakeFd >= 0 && !this.#turnEndScheduled) {
+      this.#turnEndScheduled = true;
+      queueMicrotask(this.#endTurn);
+    }
     this.#rearm();
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : 0;
     let remaining = timeoutMs;
@@ -543,7 +558,13 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#absorb();
     if (this.#wakeFd < 0) return;
     sys.read(this.#wakeFd, this.#counter, 8);
-    if (this.#pendingList.length > 0 || this.#reportable() || this.#ring.ready() > 0 || (this.#ring.deferTaskrun && this.#ring.taskRunPending())) this.poke();
+    // Sends listed by the completions just handed over (the rest of a short send) count too:
+    // nothing else would submit them before the loop sleeps (found from outside: a modify from a
+    // timer took in a send's completion, cleared the eventfd, and the rest of the queue stalled).
+    if (
+      this.#pendingList.length > 0 || this.#reportable() || this.#ring.ready() > 0 ||
+      (this.#ring.deferTaskrun && this.#ring.taskRunPending()) || this.#sender?.listed === true
+    ) this.poke();
   }
 
   /** Whether a held slot has something its user would read: the next wait reports it without sleeping. */
