@@ -29,6 +29,7 @@ import { IORING_REGISTER_PBUF_RING, IORING_UNREGISTER_PBUF_RING, MAP_ANONYMOUS, 
 import { OFFSETOF, SIZEOF } from '../../../ffi/layouts.ts';
 import { sys, type Mapping } from '../../../ffi/syscall.ts';
 import type { Ring } from './io-uring-ring.ts';
+import { grownTo } from './slot-arrays.ts';
 
 const BUF = OFFSETOF.io_uring_buf;
 const ENTRY_WORDS = SIZEOF.io_uring_buf >> 2;
@@ -101,12 +102,8 @@ export class ReceiveBuffers {
   /** Makes room for slots below `slots`. */
   grow(slots: number): void {
     if (slots <= this.#first.length) return;
-    const first = new Int32Array(slots).fill(NONE);
-    const last = new Int32Array(slots).fill(NONE);
-    first.set(this.#first);
-    last.set(this.#last);
-    this.#first = first;
-    this.#last = last;
+    this.#first = grownTo(this.#first, slots, NONE);
+    this.#last = grownTo(this.#last, slots, NONE);
   }
 
   /** A completion put `length` bytes in buffer `bid` for `slot`: queue them behind its others. */

@@ -35,6 +35,7 @@ import { HANGUP, HELD_END, HELD_ERROR, HELD_NONE, READABLE } from '../../core/wa
 import type { Received } from './backend.ts';
 import { ReceiveBuffers } from './io-uring-buffers.ts';
 import type { Ring } from './io-uring-ring.ts';
+import { grownTo } from './slot-arrays.ts';
 
 /** user_data low word of a receive: the slot with this bit (a poll's has it clear). */
 export const RECV_TAG = 0x80000000;
@@ -113,16 +114,11 @@ export class RingReceiver {
 
   /** Makes room for slots below `length`. */
   grow(length: number): void {
-    const grow = <T extends Int32Array | Uint16Array | Uint8Array>(old: T, make: (n: number) => T): T => {
-      const next = make(length);
-      next.set(old);
-      return next;
-    };
-    this.#wants = grow(this.#wants, (n) => new Uint8Array(n));
-    this.#state = grow(this.#state, (n) => new Uint8Array(n));
-    this.#seq = grow(this.#seq, (n) => new Uint16Array(n));
-    this.#end = grow(this.#end, (n) => new Int32Array(n).fill(NO_END));
-    this.#holding = grow(this.#holding, (n) => new Uint8Array(n));
+    this.#wants = grownTo(this.#wants, length);
+    this.#state = grownTo(this.#state, length);
+    this.#seq = grownTo(this.#seq, length);
+    this.#end = grownTo(this.#end, length, NO_END);
+    this.#holding = grownTo(this.#holding, length);
     this.#buffers.grow(length);
   }
 

@@ -23,6 +23,7 @@ import koffi from 'koffi';
 import { IORING_OP_ASYNC_CANCEL, IORING_OP_SEND, MSG_NOSIGNAL } from '../../../ffi/constants.ts';
 import type { SendSource } from './backend.ts';
 import type { Ring } from './io-uring-ring.ts';
+import { grownTo } from './slot-arrays.ts';
 
 /** user_data low word of a send: the slot with this bit (a poll's has it clear, a receive's has RECV_TAG). */
 export const SEND_TAG = 0x40000000;
@@ -79,12 +80,8 @@ export class RingSender {
 
   /** Makes room for slots below `length`. */
   grow(length: number): void {
-    const seq = new Uint32Array(length);
-    seq.set(this.#seq);
-    this.#seq = seq;
-    const result = new Int32Array(length).fill(NONE);
-    result.set(this.#result);
-    this.#result = result;
+    this.#seq = grownTo(this.#seq, length);
+    this.#result = grownTo(this.#result, length, NONE);
     for (const list of [this.#wanting, this.#inFlight, this.#views] as (unknown[])[]) {
       for (let slot = list.length; slot < length; slot++) list.push(null);
     }

@@ -65,6 +65,7 @@ import { RECV_TAG, RingReceiver, type ReceiverHost } from './io-uring-receive.ts
 import { RingSender, SEND_TAG, type SenderHost } from './io-uring-send.ts';
 import { ReadyList } from './ready-list.ts';
 import { Ring } from './io-uring-ring.ts';
+import { grownTo } from './slot-arrays.ts';
 
 /** user_data low word of removals and cancellations: their completions are skipped. */
 const IGNORE = 0xffffffff;
@@ -656,19 +657,14 @@ export class IoUringBackend extends ReadyList implements Backend {
   #grow(slot: number): void {
     let length = this.#state.length;
     while (length <= slot) length *= 2;
-    const grow = <T extends Int32Array | Uint32Array | Uint16Array | Uint8Array>(old: T, make: (n: number) => T): T => {
-      const next = make(length);
-      next.set(old);
-      return next;
-    };
-    this.#fds = grow(this.#fds, (n) => new Int32Array(n));
-    this.#generations = grow(this.#generations, (n) => new Uint32Array(n));
-    this.#seq = grow(this.#seq, (n) => new Uint32Array(n));
-    this.#events = grow(this.#events, (n) => new Uint32Array(n));
-    this.#state = grow(this.#state, (n) => new Uint8Array(n));
-    this.#armedMask = grow(this.#armedMask, (n) => new Uint32Array(n));
-    this.#live = grow(this.#live, (n) => new Uint8Array(n));
-    this.#pendingBits = grow(this.#pendingBits, (n) => new Uint8Array(n));
+    this.#fds = grownTo(this.#fds, length);
+    this.#generations = grownTo(this.#generations, length);
+    this.#seq = grownTo(this.#seq, length);
+    this.#events = grownTo(this.#events, length);
+    this.#state = grownTo(this.#state, length);
+    this.#armedMask = grownTo(this.#armedMask, length);
+    this.#live = grownTo(this.#live, length);
+    this.#pendingBits = grownTo(this.#pendingBits, length);
     this.#receiver?.grow(length);
     this.#sender?.grow(length);
   }
