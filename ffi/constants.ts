@@ -208,10 +208,13 @@ export const IORING_CQE_F_MORE = 1 << 1;
 export const IORING_CQE_F_BUFFER = 1 << 0;
 export const IOSQE_BUFFER_SELECT = 1 << 5;
 export const IORING_RECV_MULTISHOT = 1 << 1;
+// Completion-based accept: multishot IORING_OP_ACCEPT (its flag goes in the SQE's ioprio).
+export const IORING_ACCEPT_MULTISHOT = 1 << 0;
 // Enums in the header (no #define, so test/io-uring.test.ts checks them against C by itself).
 export const IORING_OP_NOP = 0;
 export const IORING_OP_POLL_ADD = 6;
 export const IORING_OP_POLL_REMOVE = 7;
+export const IORING_OP_ACCEPT = 13;
 export const IORING_OP_ASYNC_CANCEL = 14;
 export const IORING_REGISTER_EVENTFD = 4;
 export const IORING_OP_SEND = 26;

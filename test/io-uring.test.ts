@@ -66,7 +66,7 @@ describe('io_uring constants', () => {
   it('opcodes, register codes and syscall numbers match <linux/io_uring.h> and <sys/syscall.h>', (t) => {
     // These are enums in the header, which the #ifdef cross-check of ffi-layouts.test.ts cannot see.
     assert.ok(ccVersion() !== null, 'no C compiler: install one (apt-get install gcc) to check the io_uring numbers');
-    const names = ['IORING_OP_NOP', 'IORING_OP_POLL_ADD', 'IORING_OP_POLL_REMOVE', 'IORING_OP_ASYNC_CANCEL', 'IORING_REGISTER_EVENTFD',
+    const names = ['IORING_OP_NOP', 'IORING_OP_POLL_ADD', 'IORING_OP_POLL_REMOVE', 'IORING_OP_ACCEPT', 'IORING_OP_ASYNC_CANCEL', 'IORING_REGISTER_EVENTFD',
       'IORING_OP_SEND', 'IORING_OP_RECV', 'IORING_REGISTER_PBUF_RING', 'IORING_UNREGISTER_PBUF_RING', 'IORING_CQE_BUFFER_SHIFT',
       'SYS_io_uring_setup', 'SYS_io_uring_enter', 'SYS_io_uring_register'];
     const out = compileC(`#include <stdio.h>

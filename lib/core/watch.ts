@@ -24,12 +24,20 @@ export const DORMANT = -1;
  * the socket's bytes into its own buffers and the socket takes them with `Watcher._received`.
  */
 export const RECEIVES = 16;
+/**
+ * Added by the multiplexer to a listener's bits when its backend accepts for it (io_uring's
+ * multishot accept) and the listener lets it (`Watchable._acceptable`): the backend takes the
+ * connections as fds, and the listener takes those with `Watcher._accepted`.
+ */
+export const ACCEPTS = 32;
 /** `Watcher._received`: nothing held and no receive armed: read the fd as usual. (Apart from END_OF_STREAM, -1.) */
 export const HELD_NONE = -10;
 /** `Watcher._received`: the peer closed the connection (EOF), after the bytes held before it. */
 export const HELD_END = -11;
-/** `Watcher._received`: the receive failed (the errno is `Watcher._receivedErrno`). */
+/** `Watcher._received`: the receive failed (the errno is `Watcher._receivedErrno`). `Watcher._accepted`: the accept did. */
 export const HELD_ERROR = -12;
+/** `Watcher._accepted`: no fd held, and an armed accept brings what comes (as accept4's EAGAIN). */
+export const HELD_WAIT = -13;
 
 /** What a watched object asks of the multiplexer that watches it. */
 export interface Watcher {
@@ -51,6 +59,16 @@ export interface Watcher {
   readonly _receivedView: Uint8Array;
   /** The errno of a `_received` that answered HELD_ERROR. */
   _receivedErrno(target: Watchable): number;
+  /** Whether the backend accepts for listeners (then `_accepted` may hold fds for them). */
+  readonly _accepts: boolean;
+  /**
+   * A connection the backend accepted for `target`: its fd (>= 0, the caller's from now on);
+   * HELD_WAIT (none now, an armed accept brings them), HELD_ERROR (once, see `_acceptedErrno`),
+   * or HELD_NONE (nothing held and none armed: call accept4).
+   */
+  _accepted(target: Watchable): number;
+  /** The errno of the last `_accepted` that answered HELD_ERROR. */
+  _acceptedErrno(): number;
   /**
    * Whether the backend sends for stream sockets (io_uring's `ringSend`): a socket that may use it
    * (`Watchable._ringSendable`) queues its bytes and calls `_sendSoon`; the backend takes them with
@@ -121,6 +139,12 @@ export abstract class Watchable {
    * after them, errno or 0): they come before anything read from the fd from now on.
    */
   _adoptReceived(_bytes: Uint8Array | null, _errno: number): void {}
+  /** @internal Whether a backend may accept this object's connections for it (see ACCEPTS): listeners only. */
+  _acceptable(): boolean {
+    return false;
+  }
+  /** @internal Leaving a multiplexer whose backend had accepted connections for it: their fds, now the object's. */
+  _adoptAccepted(_fds: number[]): void {}
   /** @internal Whether bytes handed over by `_adoptReceived` still wait: readable whatever the kernel says. */
   _heldInput(): boolean {
     return false;

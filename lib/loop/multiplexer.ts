@@ -22,7 +22,7 @@ import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backen
 import { EpollBackend } from './backends/epoll.ts';
 import { PollBackend } from './backends/poll.ts';
 import { IoUringBackend } from './backends/io-uring.ts';
-import { DORMANT, ERROR, HANGUP, HELD_NONE, READABLE, RECEIVES, WRITABLE, Watchable, type Watcher } from '../core/watch.ts';
+import { ACCEPTS, DORMANT, ERROR, HANGUP, HELD_NONE, READABLE, RECEIVES, WRITABLE, Watchable, type Watcher } from '../core/watch.ts';
 // Types only: the multiplexer works on the Watchable contract and never loads a socket family.
 import type { Listener } from '../stream/listener.ts';
 import type { Socket } from '../stream/socket.ts';
@@ -97,6 +97,14 @@ export interface MultiplexerOptions {
    */
   ringReceive?: boolean | undefined;
   /**
+   * io_uring only (default `true`): listeners' connections are taken by multishot accepts as they
+   * come, so that `accept()` makes no system call: it hands out the fds the kernel has accepted
+   * (at most 128 held per listener; beyond that the listener accepts by accept4 from its backlog).
+   * `false`: readiness only, every accept an accept4(2), as on epoll. `multiplexer.ringAccept`
+   * says whether it runs.
+   */
+  ringAccept?: boolean | undefined;
+  /**
    * io_uring only (default `false`): TCP sockets' send queues are handed to the kernel by ring
    * entries submitted once per loop turn, with the turn's other work, instead of one send(2) per
    * `send()`. `send()` then answers `'queued'` (never `'sent'` or `'partial'`): the bytes wait
@@ -167,6 +175,8 @@ export class Multiplexer<D = unknown> {
   readonly _receives: boolean;
   /** @internal Whether the backend sends for TCP sockets (Watcher._sends). */
   readonly _sends: boolean;
+  /** @internal Whether the backend accepts for listeners (Watcher._accepts). */
+  readonly _accepts: boolean;
   /** @internal How many readiness reports the kernel gave in the last `wait` (before filtering). */
   _lastReadyCount = 0;
   /** Whether each event of the last wait had its target still watched when wait returned. */
@@ -199,11 +209,16 @@ export class Multiplexer<D = unknown> {
     if (options.ringSend !== undefined && typeof options.ringSend !== 'boolean') {
       throw invalidType('options.ringSend', 'of type boolean', options.ringSend);
     }
-    const [backend, name] = createBackend(options.backend ?? 'epoll', maxEvents, options.ringReceive ?? true, options.ringSend ?? false);
+    if (options.ringAccept !== undefined && typeof options.ringAccept !== 'boolean') {
+      throw invalidType('options.ringAccept', 'of type boolean', options.ringAccept);
+    }
+    const ring = { receive: options.ringReceive ?? true, send: options.ringSend ?? false, accept: options.ringAccept ?? true };
+    const [backend, name] = createBackend(options.backend ?? 'epoll', maxEvents, ring);
     this.#backend = backend;
     this.backend = name;
     this._receives = backend.receives === true;
     this._sends = backend.sends === true;
+    this._accepts = backend.accepts === true;
     this.maxEvents = maxEvents;
     this.receiveBuffer = new Uint8Array(bufferSize);
     // The epoll fd is ours to close; a poll backend holds no fd. An io_uring's ring fd is closed
@@ -223,6 +238,14 @@ export class Multiplexer<D = unknown> {
    */
   get ringReceive(): boolean {
     return this._receives && this.#backend !== null;
+  }
+
+  /**
+   * Whether listeners' connections are taken by the io_uring backend's multishot accepts
+   * (`ringAccept`, on a kernel with DEFER_TASKRUN: Linux 6.1); false on epoll and poll.
+   */
+  get ringAccept(): boolean {
+    return this._accepts && this.#backend !== null;
   }
 
   /**
@@ -573,20 +596,36 @@ export class Multiplexer<D = unknown> {
     backend.sendNow?.(target._slot, target);
   }
 
+  /** @internal See Watcher._accepted. */
+  _accepted(target: Watchable): number {
+    const backend = this.#backend;
+    if (backend === null || backend.accept === undefined) return HELD_NONE;
+    return backend.accept(target._slot);
+  }
+
+  /** @internal See Watcher._acceptedErrno. */
+  _acceptedErrno(): number {
+    return this.#backend?.acceptErrno?.() ?? 0;
+  }
+
   /** @internal See Watcher._receivedErrno. */
   _receivedErrno(target: Watchable): number {
     return this.#backend?.receiveErrno?.(target._slot) ?? 0;
   }
 
-  /** The target's bits for the backend: its interest, with RECEIVES where the backend may read for it. */
+  /** The target's bits for the backend: its interest, with RECEIVES (ACCEPTS) where the backend may read (accept) for it. */
   #bitsOf(target: Watchable, interest: number): number {
     const bits = target._internalInterest(interest);
-    if (!this._receives || bits === DORMANT || (bits & READABLE) === 0 || !target._receivable()) return bits;
-    return bits | RECEIVES;
+    if (bits === DORMANT || (bits & READABLE) === 0) return bits;
+    if (this._receives && target._receivable()) return bits | RECEIVES;
+    if (this._accepts && target._acceptable()) return bits | ACCEPTS;
+    return bits;
   }
 
-  /** After the backend let go of a slot: what it had received for the target goes to the target. */
+  /** After the backend let go of a slot: what it had received (accepted) for the target goes to the target. */
   #handOver(backend: Backend, target: Watchable, slot: number): void {
+    const fds = backend.releaseAccepted?.(slot) ?? null;
+    if (fds !== null) target._adoptAccepted(fds);
     const held = backend.release?.(slot) ?? null;
     if (held !== null) target._adoptReceived(held.bytes, held.errno);
   }
@@ -612,12 +651,19 @@ function checkInterest(interest: unknown): void {
   checkInteger('interest', interest, 0, READABLE | WRITABLE);
 }
 
-function createBackend(name: unknown, maxEvents: number, ringReceive: boolean, ringSend: boolean): [Backend, BackendName] {
+/** Which io_uring completion paths a multiplexer asked for (MultiplexerOptions ringReceive, ringSend, ringAccept). */
+interface RingPaths {
+  receive: boolean;
+  send: boolean;
+  accept: boolean;
+}
+
+function createBackend(name: unknown, maxEvents: number, ring: RingPaths): [Backend, BackendName] {
   if (name === 'epoll') return [new EpollBackend(maxEvents), 'epoll'];
   if (name === 'poll') return [new PollBackend(maxEvents), 'poll'];
   if (name === 'io_uring') {
     try {
-      return [new IoUringBackend(maxEvents, ringReceive, ringSend), 'io_uring'];
+      return [new IoUringBackend(maxEvents, ring.receive, ring.send, ring.accept), 'io_uring'];
     } catch (err) {
       // Refused or missing (ENOSYS, EPERM from io_uring_disabled or seccomp, EINVAL/ENOSYS from
       // an old kernel, ENOMEM from a memlock limit): epoll does the same job.

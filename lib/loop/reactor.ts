@@ -80,10 +80,10 @@ export class Reactor {
     this.#maxRounds = maxRounds;
     this.#busyPollMs = msOption('options.busyPollMs', options.busyPollMs, 0);
     this.#busyPollBudgetMs = msOption('options.busyPollBudgetMs', options.busyPollBudgetMs, 10);
-    const { maxEvents, receiveBufferSize, ringReceive, ringSend } = options;
+    const { maxEvents, receiveBufferSize, ringReceive, ringSend, ringAccept } = options;
     const backend = options.backend ?? 'epoll';
     if (backend !== 'epoll' && backend !== 'io_uring') throw invalidValue('options.backend', "must be 'epoll' or 'io_uring'", backend);
-    let multiplexer: Reactor['multiplexer'] = new Multiplexer({ maxEvents, receiveBufferSize, backend, ringReceive, ringSend });
+    let multiplexer: Reactor['multiplexer'] = new Multiplexer({ maxEvents, receiveBufferSize, backend, ringReceive, ringSend, ringAccept });
     let wakeFd: number;
     try {
       wakeFd = multiplexer._wakeFd();

@@ -16,7 +16,7 @@ import { Socket } from './socket.ts';
 import { adoptStreamFd } from './adopt-fd.ts';
 import { pauseReadingOf, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
-import { READABLE, Watchable } from '../core/watch.ts';
+import { HELD_ERROR, HELD_WAIT, READABLE, Watchable } from '../core/watch.ts';
 import { applyOptions, getOption, setOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
 
 /**
@@ -85,6 +85,11 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
   /** accept() met EMFILE/ENFILE and has not succeeded since (see `#shortOfFds`). */
   #fdShortage = false;
   #retryMs = 0;
+  /**
+   * Connections an io_uring multiplexer accepted for this listener and handed over as it left
+   * (see `_adoptAccepted`): taken by `accept()` before anything else, closed by `close()`.
+   */
+  readonly #adopted: number[] = [];
 
   /**
    * Use `Listener.listen` or `Listener.fromFd`. Only the library holds the token, so the published
@@ -215,36 +220,58 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     // Out of fds a moment ago: the connection still waits in the backlog, so readiness would
     // call again at once, forever. Until the retry time, answer null (nothing to accept now).
     if (this._deadline > 0 && performance.now() < this._deadline) return null;
-    for (;;) {
-      let client: number;
+    const client = this.#nextClient(fd);
+    if (client === WOULD_BLOCK) {
+      this.#fdsBack(); // the backlog is empty: every waiting client was taken, the shortage is over
+      return null;
+    }
+    this.#resume();
+    // Owned before anything else can fail, so that a refused option cannot leak the fd.
+    const socket = new Socket(INTERNAL, client, false, this.#socketQueueLimit, null, this.#socketPauses);
+    if (this.#noDelay) {
       try {
-        client = sys.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        sys.setsockopt(client, IPPROTO_TCP, TCP_NODELAY, this.#one, 4);
       } catch (err) {
-        if (err instanceof SocketError && RETRY_ACCEPT.has(err.code)) continue;
-        if (err instanceof SocketError && (err.code === 'EMFILE' || err.code === 'ENFILE')) {
-          // Thrown each time it really happens (a program may free fds when it does); then the
-          // listener pauses (see #shortOfFds), so a handler that catches it cannot spin.
-          this.#shortOfFds();
-          throw err;
-        }
+        socket.destroy();
         throw err;
       }
-      if (client === WOULD_BLOCK) {
-        this.#fdsBack(); // the backlog is empty: every waiting client was taken, the shortage is over
-        return null;
+    }
+    return socket;
+  }
+
+  /**
+   * The next connection's fd, or WOULD_BLOCK when none waits: one handed over by a multiplexer
+   * this listener left, one its io_uring multiplexer accepted (with no system call), or accept4's.
+   * Aborted connections are skipped; running out of fds is thrown (see `accept`).
+   */
+  #nextClient(fd: number): number {
+    for (;;) {
+      if (this.#adopted.length > 0) return this.#adopted.shift()!;
+      let failure: SocketError | null = null;
+      const watcher = this._watcher;
+      if (watcher !== null && watcher._accepts) {
+        const held = watcher._accepted(this);
+        if (held >= 0) return held;
+        // Armed and nothing held: what waits in the backlog comes with the next turn (see io-uring-accept.ts).
+        if (held === HELD_WAIT) return WOULD_BLOCK;
+        if (held === HELD_ERROR) failure = new SocketError('accept4', watcher._acceptedErrno(), { fd });
+        // HELD_NONE: no accept armed; the listener calls accept4 itself.
       }
-      this.#resume();
-      // Owned before anything else can fail, so that a refused option cannot leak the fd.
-      const socket = new Socket(INTERNAL, client, false, this.#socketQueueLimit, null, this.#socketPauses);
-      if (this.#noDelay) {
+      if (failure === null) {
         try {
-          sys.setsockopt(client, IPPROTO_TCP, TCP_NODELAY, this.#one, 4);
+          return sys.accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
         } catch (err) {
-          socket.destroy();
-          throw err;
+          if (!(err instanceof SocketError)) throw err;
+          failure = err;
         }
       }
-      return socket;
+      if (RETRY_ACCEPT.has(failure.code)) continue;
+      if (failure.code === 'EMFILE' || failure.code === 'ENFILE') {
+        // Thrown each time it really happens (a program may free fds when it does); then the
+        // listener pauses (see #shortOfFds), so a handler that catches it cannot spin.
+        this.#shortOfFds();
+      }
+      throw failure;
     }
   }
 
@@ -265,6 +292,8 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     untrack(this);
     const file = this.#boundFile;
     this.#boundFile = null;
+    // Connections accepted for it and never taken: closed with it, as those in its backlog are.
+    for (const client of this.#adopted.splice(0)) closeFd(client);
     try {
       closeFd(fd);
     } catch {
@@ -321,6 +350,21 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     this._deadline = 0;
     this._watcher?._update(this);
     return READABLE;
+  }
+
+  /** @internal An io_uring multiplexer may accept for an open listener (see ACCEPTS). */
+  override _acceptable(): boolean {
+    return this.#fd >= 0;
+  }
+
+  /** @internal The fds of connections an io_uring multiplexer accepted for this listener, handed over as it left. */
+  override _adoptAccepted(fds: number[]): void {
+    for (const client of fds) this.#adopted.push(client);
+  }
+
+  /** @internal Connections handed over still wait: readable whatever the kernel says. */
+  override _heldInput(): boolean {
+    return this.#adopted.length > 0 && this.#fd >= 0;
   }
 
   /** @internal */

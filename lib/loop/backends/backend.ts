@@ -56,7 +56,18 @@ export interface Backend {
   readonly view?: Uint8Array;
   /** The errno of a receive that answered HELD_ERROR. */
   receiveErrno?(slot: number): number;
-  /** Before `close`: submits the sends queued, cancels every receive and send in flight, and takes in what they posted (bytes for `release`; each socket learns what went). */
+  /**
+   * Backends that accept for listeners themselves (io_uring's multishot accept), for slots added
+   * with ACCEPTS in their bits: true. Absent or false: listeners call accept4.
+   */
+  readonly accepts?: boolean;
+  /** What a listener's accept takes from its slot: an fd (>= 0), or HELD_WAIT, HELD_ERROR (see `acceptErrno`), HELD_NONE. */
+  accept?(slot: number): number;
+  /** The errno of the last `accept` that answered HELD_ERROR. */
+  acceptErrno?(): number;
+  /** After `remove` (or `finish`): the fds the slot held, now its listener's (null: none). */
+  releaseAccepted?(slot: number): number[] | null;
+  /** Before `close`: submits the sends queued, cancels every receive, accept and send in flight, and takes in what they posted (bytes and fds for `release`; each socket learns what went). */
   finish?(): void;
   /** After `remove` (or `finish`): what the slot held that its socket must still read (null: nothing). */
   release?(slot: number): Received | null;

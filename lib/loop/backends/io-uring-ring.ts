@@ -205,6 +205,11 @@ export class Ring {
     this.#sqe16[(w << 1) + (SQE.buf_group >> 1)] = bufferGroup;
   }
 
+  /** Sets the SQE's `ioprio` field alone (an accept's IORING_ACCEPT_* flags). */
+  setIoprio(w: number, ioprio: number): void {
+    this.#sqe16[(w << 1) + (SQE.ioprio >> 1)] = ioprio;
+  }
+
   /** Sets the SQE's IOSQE_* flags byte. */
   setEntryFlags(w: number, flags: number): void {
     this.#sqe8[(w << 2) + SQE.flags] = flags;

@@ -33,6 +33,11 @@
  * `receive`. Its completions carry RECV_TAG in the low word of user_data; `#absorb` hands them
  * over. Only on DEFER_TASKRUN rings (see that file for why).
  *
+ * ## Completion-based accept (listeners)
+ * Likewise a listener whose bits carry ACCEPTS has a multishot accept (io-uring-accept.ts) in
+ * place of its POLLIN poll: the fds it brings are held for the listener, reported readable while
+ * they wait, and taken by `accept`; its completions carry ACCEPT_TAG.
+ *
  * ## Event-loop integration (the Reactor)
  * With DEFER_TASKRUN, completions are posted only inside our own io_uring_enter, and the ring fd
  * is never woken: the Reactor watches a registered eventfd instead (`wakeFd`), which the kernel
@@ -59,8 +64,9 @@ import {
 } from '../../../ffi/constants.ts';
 import { ERRNO } from '../../../ffi/errno.ts';
 import { closeFd, sys } from '../../../ffi/syscall.ts';
-import { ERROR, HANGUP, HELD_NONE, READABLE, RECEIVES, WRITABLE } from '../../core/watch.ts';
+import { ACCEPTS, ERROR, HANGUP, HELD_NONE, READABLE, RECEIVES, WRITABLE } from '../../core/watch.ts';
 import type { Backend, Received, SendSource } from './backend.ts';
+import { ACCEPT_TAG, RingAcceptor } from './io-uring-accept.ts';
 import { RECV_TAG, RingReceiver, type ReceiverHost } from './io-uring-receive.ts';
 import { RingSender, SEND_TAG, type SenderHost } from './io-uring-send.ts';
 import { ReadyList } from './ready-list.ts';
@@ -104,6 +110,8 @@ export class IoUringBackend extends ReadyList implements Backend {
   readonly #maxEvents: number;
   /** Completion-based receive; null where it is off or the ring cannot (no DEFER_TASKRUN, no buffer rings). */
   readonly #receiver: RingReceiver | null;
+  /** Completion-based accept; null where it is off or the ring has no DEFER_TASKRUN. */
+  readonly #acceptor: RingAcceptor | null;
   /** Completion-based send (`ringSend`); null where it is off or the ring has no DEFER_TASKRUN. */
   readonly #sender: RingSender | null;
   /**
@@ -145,7 +153,7 @@ export class IoUringBackend extends ReadyList implements Backend {
   readonly #counter = new Uint8Array(8);
   readonly #one = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
-  constructor(maxEvents: number, ringReceive = true, ringSend = false) {
+  constructor(maxEvents: number, ringReceive = true, ringSend = false, ringAccept = true) {
     super(maxEvents);
     this.#maxEvents = maxEvents;
     this.#ring = new Ring(SQ_ENTRIES, CQ_ENTRIES);
@@ -157,7 +165,9 @@ export class IoUringBackend extends ReadyList implements Backend {
       this.#ring.close();
       throw err;
     }
-    this.#receiver = ringReceive && this.#ring.deferTaskrun ? RingReceiver.open(this.#ring, this.#host(), INITIAL_CAPACITY) : null;
+    const host = this.#host();
+    this.#receiver = ringReceive && this.#ring.deferTaskrun ? RingReceiver.open(this.#ring, host, INITIAL_CAPACITY) : null;
+    this.#acceptor = ringAccept && this.#ring.deferTaskrun ? new RingAcceptor(this.#ring, host, INITIAL_CAPACITY) : null;
     this.#sender = ringSend && this.#ring.deferTaskrun ? new RingSender(this.#ring, this.#senderHost(), INITIAL_CAPACITY) : null;
   }
 
@@ -196,6 +206,11 @@ export class IoUringBackend extends ReadyList implements Backend {
     return this.#receiver !== null;
   }
 
+  /** Whether listeners' connections are taken by multishot accepts (see "Completion-based accept"). */
+  get accepts(): boolean {
+    return this.#acceptor !== null;
+  }
+
   /** What `receive` answered with a view (see Backend.receive). */
   get view(): Uint8Array {
     return this.#receiver === null ? EMPTY : this.#receiver.view;
@@ -209,6 +224,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#live[slot] = 1;
     this.#pendingBits[slot] = 0;
     this.#receiver?.attach(slot, (bits & RECEIVES) !== 0);
+    this.#acceptor?.attach(slot, (bits & ACCEPTS) !== 0);
     this.#arm(slot);
     this.#submitIfWatched();
   }
@@ -218,6 +234,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#generations[slot] = generation;
     this.#events[slot] = toPoll(bits);
     this.#receiver?.want(slot, (bits & RECEIVES) !== 0);
+    this.#acceptor?.want(slot, (bits & ACCEPTS) !== 0);
     // A FIRED slot is re-armed with the new events anyway. An ARMED one is replaced: cancel the
     // poll in the kernel and arm a new one (new sequence, so whatever the old one posts is stale;
     // and the new one checks readiness as it arms, so nothing that fired meanwhile is lost).
@@ -231,7 +248,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     // Reading resumed (from outside a drain: a timer, the Reactor's throw backoff) on bytes the
     // ring holds already: no kernel event will come for them, so wake the watcher ourselves, as
     // epoll's fd turns readable when a modify finds the socket ready.
-    if (this.#wakeFd >= 0 && (this.#events[slot] & POLLIN) !== 0 && this.#receiver?.holds(slot) === true) this.poke();
+    if (this.#wakeFd >= 0 && (this.#events[slot] & POLLIN) !== 0 && this.#holds(slot)) this.poke();
   }
 
   remove(fd: number, slot: number): void {
@@ -241,7 +258,7 @@ export class IoUringBackend extends ReadyList implements Backend {
       this.#cancel(slot);
       this.#seq[slot] = (this.#seq[slot] + 1) >>> 0;
     }
-    const receiving = this.#receiver?.detach(slot) === true;
+    const receiving = this.#receiver?.detach(slot) === true || this.#acceptor?.detach(slot) === true;
     const sending = this.#sender?.leave(slot) === true;
     // Now, not at the next wait: a poll or a receive holds the file until its cancellation has
     // run (see "Remove before close"), and a receive's last bytes must be queued before the
@@ -287,6 +304,21 @@ export class IoUringBackend extends ReadyList implements Backend {
     return this.#receiver === null ? 0 : this.#receiver.errno(slot);
   }
 
+  /** See Backend.accept and RingAcceptor.take. */
+  accept(slot: number): number {
+    return this.#acceptor === null ? HELD_NONE : this.#acceptor.take(slot);
+  }
+
+  /** The errno of the last `accept` that answered HELD_ERROR. */
+  acceptErrno(): number {
+    return this.#acceptor === null ? 0 : this.#acceptor.errno;
+  }
+
+  /** After `remove` (before `release`): the fds the slot held for its listener (Backend.releaseAccepted). */
+  releaseAccepted(slot: number): number[] | null {
+    return this.#acceptor === null ? null : this.#acceptor.release(slot);
+  }
+
   /** After `remove`: the slot is no longer watched; what it held for its socket (Backend.release). */
   release(slot: number): Received | null {
     if (slot >= this.#live.length) return null;
@@ -296,9 +328,9 @@ export class IoUringBackend extends ReadyList implements Backend {
 
   /**
    * Before close (see Backend.finish): the sends queued this turn go (on epoll, send(2) would
-   * have taken them already), then every receive and every send still in flight is cancelled,
-   * and what they posted is taken in: bytes received wait for `release`, and each socket learns
-   * how much of its queue went.
+   * have taken them already), then every receive, accept and send still in flight is cancelled,
+   * and what they posted is taken in: bytes received and fds accepted wait for `release`, and
+   * each socket learns how much of its queue went.
    */
   finish(): void {
     const sender = this.#sender;
@@ -308,9 +340,10 @@ export class IoUringBackend extends ReadyList implements Backend {
         this.#absorb();
       }
       this.#receiver?.detachAll();
+      const accepting = this.#acceptor?.detachAll() === true;
       const sending = sender === null ? [] : sender.inFlightSlots();
       for (const slot of sending) sender!.leave(slot);
-      if (this.#receiver === null && sending.length === 0) return;
+      if (this.#receiver === null && !accepting && sending.length === 0) return;
       this.#ring.enter(0, IORING_ENTER_GETEVENTS);
       this.#absorb();
       for (const slot of sending) this.#awaitSend(slot);
@@ -433,14 +466,17 @@ export class IoUringBackend extends ReadyList implements Backend {
       this.#ring.prepare(w, IORING_OP_ASYNC_CANCEL, 0, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL, IGNORE, 0);
       this.#ring.enter(0, IORING_ENTER_GETEVENTS);
       // Sends: their sockets learn how much went before they flush by themselves (_orphaned).
+      // Accepts: an fd still in the CQ would be open with nobody to close it (the acceptor closes
+      // what it holds, below).
+      if (this.#sender !== null || this.#acceptor !== null) this.#absorb();
       if (this.#sender !== null) {
-        this.#absorb();
         for (const slot of this.#sender.inFlightSlots()) this.#awaitSend(slot);
       }
     } catch {
       // Closing the ring cancels them all the same, only later.
     }
     this.#receiver?.close();
+    this.#acceptor?.close();
     this.#ring.close();
     this.#state.fill(IDLE);
     this.#live.fill(0);
@@ -501,10 +537,17 @@ export class IoUringBackend extends ReadyList implements Backend {
     if (sender.inFlight(slot)) sender.abandon(slot, ERRNO.ETIMEDOUT);
   }
 
-  /** The POLL* bits the slot's poll waits for: the user's, less reading where a receive serves it. */
+  /** The POLL* bits the slot's poll waits for: the user's, less reading where a receive or an accept serves it. */
   #pollMask(slot: number): number {
-    const events = this.#events[slot];
-    return this.#receiver === null ? events : this.#receiver.pollMask(slot, events);
+    let events = this.#events[slot];
+    if (this.#receiver !== null) events = this.#receiver.pollMask(slot, events);
+    if (this.#acceptor !== null) events = this.#acceptor.pollMask(slot, events);
+    return events;
+  }
+
+  /** Whether the ring holds bytes or fds for `slot` that its user has not taken. */
+  #holds(slot: number): boolean {
+    return this.#receiver?.holds(slot) === true || this.#acceptor?.holds(slot) === true;
   }
 
   /** Queues a one-shot POLL_ADD for `slot` with a new sequence (none when nothing is left to poll for). */
@@ -538,6 +581,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     }
     fired.length = 0;
     this.#receiver?.rearmStarved();
+    this.#acceptor?.rearmPolled();
     if (this.#sender?.listed === true) this.#sender.submit();
   }
 
@@ -570,7 +614,7 @@ export class IoUringBackend extends ReadyList implements Backend {
 
   /** Whether a held slot has something its user would read: the next wait reports it without sleeping. */
   #reportable(): boolean {
-    return this.#pendingList.length > 0 || this.#receiver?.reportable() === true;
+    return this.#pendingList.length > 0 || this.#receiver?.reportable() === true || this.#acceptor?.reportable() === true;
   }
 
   /** Takes in every completion: polls fired, bytes received, ends; the bits go to the pending list. */
@@ -581,6 +625,10 @@ export class IoUringBackend extends ReadyList implements Backend {
       const w = ring.completion(consumed);
       const low = ring.dataLow(w);
       if (low === IGNORE) continue;
+      if ((low & ACCEPT_TAG) !== 0 && (low & (RECV_TAG | SEND_TAG)) === 0) {
+        this.#acceptor?.completed(low & ~ACCEPT_TAG, ring.dataHigh(w), ring.result(w), ring.flags(w));
+        continue;
+      }
       if ((low & SEND_TAG) !== 0 && (low & RECV_TAG) === 0) {
         this.#sender?.completed(low & ~SEND_TAG, ring.dataHigh(w), ring.result(w));
         continue;
@@ -628,6 +676,7 @@ export class IoUringBackend extends ReadyList implements Backend {
    */
   #report(): number {
     this.#receiver?.noteHeld();
+    this.#acceptor?.noteHeld();
     const pending = this.#pendingList;
     const max = this.#maxEvents;
     let found = 0;
@@ -666,6 +715,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#live = grownTo(this.#live, length);
     this.#pendingBits = grownTo(this.#pendingBits, length);
     this.#receiver?.grow(length);
+    this.#acceptor?.grow(length);
     this.#sender?.grow(length);
   }
 }
