@@ -15,7 +15,9 @@
  * Shapes: closed-loop ping-pong of 64 B over 1 and 50 connections (bench/c/pingpong.c); paced
  * ping-pong, 50,000 req/s offered over 50 connections (bench/c/paced.c: the server is not
  * saturated, so what counts is the CPU it spends per request at a given load); bulk echo of 64 KiB
- * writes over one connection (bench/c/bulk.c).
+ * writes over one connection (bench/c/bulk.c); connection churn, 8 connections in flight, each
+ * connecting, echoing 1 byte and closing (bench/c/connect_loop.c: the accept path, where the
+ * io_uring servers' multishot accept takes the accept4 out).
  * Measures per server and shape: req/s (MB/s for bulk), server CPU (utime + stime of the whole
  * process from /proc, around the client run) per request (per MB), and syscalls per request (per
  * MB), counted in a separate short run with `perf stat -e raw_syscalls:sys_enter -p PID` plus the
@@ -27,7 +29,7 @@
  * (repetition i of one server against repetition i of the other), summarised as the median and
  * the range.
  *
- *   node --import tsx bench/io-uring.ts [--quick] [--reps N] [--seconds S] [--json FILE]
+ *   node --import tsx bench/io-uring.ts [--quick] [--reps N] [--seconds S] [--shape NAME]... [--json FILE]
  *   npm run bench -- --only io_uring [--quick]
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,15 +46,15 @@ import { num, ratioCell, render, type Cell, type Table } from './lib/table.ts';
 import { Progress } from './lib/progress.ts';
 import type { TargetCheck } from './copy-costs.ts';
 
-export type UringShape = 'ping-pong 1 conn' | 'ping-pong 50 conns' | 'paced 50k req/s, 50 conns' | 'bulk echo';
-export const URING_SHAPES: UringShape[] = ['ping-pong 1 conn', 'ping-pong 50 conns', 'paced 50k req/s, 50 conns', 'bulk echo'];
+export type UringShape = 'ping-pong 1 conn' | 'ping-pong 50 conns' | 'paced 50k req/s, 50 conns' | 'bulk echo' | 'connection churn';
+export const URING_SHAPES: UringShape[] = ['ping-pong 1 conn', 'ping-pong 50 conns', 'paced 50k req/s, 50 conns', 'bulk echo', 'connection churn'];
 export const URING_SERVERS: ServerKind[] = [
   'm-socket', 'm-socket io_uring', 'm-socket io_uring send', 'm-socket loop', 'm-socket io_uring loop', 'm-socket io_uring send loop', 'node:net', 'C epoll', 'C io_uring',
 ];
 /** The paced shape's offered load, req/s over all connections. */
 export const PACED_RATE = 50_000;
 /** The syscalls broken out (tracepoints `syscalls:sys_enter_<name>`); the total is raw_syscalls:sys_enter. */
-export const SYSCALL_NAMES = ['io_uring_enter', 'epoll_wait', 'epoll_pwait', 'recvfrom', 'sendto', 'read', 'write'] as const;
+export const SYSCALL_NAMES = ['io_uring_enter', 'epoll_wait', 'epoll_pwait', 'recvfrom', 'sendto', 'read', 'write', 'accept4'] as const;
 export const RAW_EVENT = 'raw_syscalls:sys_enter';
 
 /** Each io_uring server and the epoll server it is compared with. */
@@ -67,6 +69,8 @@ export interface UringPlanOptions {
   quick: boolean;
   reps?: number;
   secs?: number;
+  /** Only these shapes (default: every one). */
+  shapes?: readonly UringShape[] | undefined;
 }
 
 /** What a run measures: repetitions, durations, servers and shapes, and the progress step count. */
@@ -80,7 +84,7 @@ export function uringPlan(options: UringPlanOptions) {
   const syscallSecs = quick ? 1 : 2;
   const syscallMiB = quick ? 64 : 256;
   const servers: ServerKind[] = quick ? [...URING_SERVERS] : [...URING_SERVERS, 'C io_uring multi'];
-  const shapes = [...URING_SHAPES];
+  const shapes = options.shapes === undefined || options.shapes.length === 0 ? [...URING_SHAPES] : URING_SHAPES.filter((s) => options.shapes!.includes(s));
   const timedSteps = reps * servers.length * shapes.length;
   const syscallSteps = servers.length * shapes.length;
   return { reps, secs, warm, bulkMiB, syscallSecs, syscallMiB, servers, shapes, timedSteps, syscallSteps, steps: timedSteps + syscallSteps };
@@ -204,8 +208,8 @@ export function uringTables(results: readonly UringResult[], info: { reps: numbe
     header: ['shape', 'server', 'rate', 'p50 µs', 'p99 µs', 'late', 'server CPU', 'server CPU %', 'client CPU %', 'syscalls'],
     rows: results.map((r) => [r.shape, r.server, r.rate, r.p50us, r.p99us, r.late, r.serverCpu, r.serverCpuPct, r.clientCpuPct, r.syscalls === null ? '-' : num(r.syscalls.total, 3)]),
     notes: [
-      `rate = req/s (ping-pong; paced: achieved, of ${PACED_RATE.toLocaleString('en-US')} offered) or MB/s (bulk echo of ${info.bulkMiB} MiB, 64 KiB writes; MB = 1e6 B); p50/p99: latency (paced: from the time a request was due); late (paced): measured requests sent more than 1 ms after they were due.`,
-      'server CPU = µs of server CPU (user+sys, /proc/PID/stat) per request, or per MB echoed; syscalls = per request (per MB for bulk), from a separate run under perf.',
+      `rate = req/s (ping-pong; paced: achieved, of ${PACED_RATE.toLocaleString('en-US')} offered), MB/s (bulk echo of ${info.bulkMiB} MiB, 64 KiB writes; MB = 1e6 B) or connections/s (churn: connect, 1-byte echo, close; 8 in flight); p50/p99: latency (paced: from the time a request was due); late (paced): measured requests sent more than 1 ms after they were due.`,
+      'server CPU = µs of server CPU (user+sys, /proc/PID/stat) per request, per MB echoed, or per connection (churn); syscalls = per request (per MB for bulk, per connection for churn), from a separate run under perf.',
     ],
   };
   const sys: Table = {
@@ -347,13 +351,16 @@ export async function runIoUring(options: UringRunOptions): Promise<{ results: U
     switch (shape) {
       case 'bulk echo':
         return run(tools.bulk, [port, String(mib), '65536', '120'], { core: CLIENT_CORE, timeoutMs: 150_000 });
+      case 'connection churn':
+        return run(tools.connect_loop, [port, String(secs), '8'], { core: CLIENT_CORE, timeoutMs: secs * 1000 + 30_000 });
       case 'paced 50k req/s, 50 conns':
         return run(paced!, [port, '50', String(PACED_RATE), String(secs), String(warm), '64'], { core: CLIENT_CORE, timeoutMs: (secs + warm) * 1000 + 20_000 });
       default:
         return run(tools.pingpong, [port, shape === 'ping-pong 1 conn' ? '1' : '50', String(secs), String(warm), '64'], { core: CLIENT_CORE, timeoutMs: (secs + warm) * 1000 + 20_000 });
     }
   };
-  const unitsOf = (shape: UringShape, kv: Record<string, number>) => (shape === 'bulk echo' ? kv.bytes / 1e6 : kv.total_reqs);
+  const unitsOf = (shape: UringShape, kv: Record<string, number>) =>
+    shape === 'bulk echo' ? kv.bytes / 1e6 : shape === 'connection churn' ? kv.conns : kv.total_reqs;
 
   const raws = new Map<string, Raw[]>();
   const sysc = new Map<string, SyscallCount | null>();
@@ -384,8 +391,8 @@ export async function runIoUring(options: UringRunOptions): Promise<{ results: U
             const cpu = server.child.cpuSeconds() - cpu0;
             const kv = parseKV(out);
             raw =
-              shape === 'bulk echo'
-                ? { rate: kv.MBps, serverCpu: (cpu * 1e6) / unitsOf(shape, kv), serverCpuPct: (100 * cpu) / kv.secs, clientCpuPct: kv.client_cpu_pct }
+              shape === 'bulk echo' || shape === 'connection churn'
+                ? { rate: shape === 'bulk echo' ? kv.MBps : kv.cps, serverCpu: (cpu * 1e6) / unitsOf(shape, kv), serverCpuPct: (100 * cpu) / kv.secs, clientCpuPct: kv.client_cpu_pct }
                 : {
                     rate: kv.rps,
                     p50us: kv.p50_us,
@@ -428,7 +435,7 @@ export async function runIoUring(options: UringRunOptions): Promise<{ results: U
       const r = raws.get(key(kind, shape));
       if (r === undefined) continue;
       const pick = (f: (x: Raw) => number | undefined) => summarize(r.map((x) => f(x) ?? NaN));
-      const pingpong = shape !== 'bulk echo';
+      const pingpong = shape !== 'bulk echo' && shape !== 'connection churn';
       results.push({
         server: kind,
         shape,
@@ -458,7 +465,7 @@ export function checksTable(checks: readonly TargetCheck[]): Table {
 }
 
 function parseArgs(argv: string[]) {
-  const o = { quick: false, reps: undefined as number | undefined, secs: undefined as number | undefined, json: null as string | null };
+  const o = { quick: false, reps: undefined as number | undefined, secs: undefined as number | undefined, json: null as string | null, shapes: [] as UringShape[] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): number => {
@@ -470,8 +477,13 @@ function parseArgs(argv: string[]) {
     else if (a === '--reps') o.reps = Math.round(value());
     else if (a === '--seconds') o.secs = Math.min(60, value());
     else if (a === '--json') o.json = argv[++i] ?? null;
+    else if (a === '--shape') {
+      const shape = argv[++i] as UringShape;
+      if (!URING_SHAPES.includes(shape)) throw new Error(`--shape takes one of ${URING_SHAPES.map((n) => `'${n}'`).join(', ')}`);
+      o.shapes.push(shape);
+    }
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node --import tsx bench/io-uring.ts [--quick] [--reps N] [--seconds S] [--json FILE]');
+      console.log(`usage: node --import tsx bench/io-uring.ts [--quick] [--reps N] [--seconds S] [--shape NAME]... [--json FILE]\n  shapes: ${URING_SHAPES.join(', ')}`);
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }

@@ -2,9 +2,10 @@
  * m-socket echo server for the throughput and scale benchmarks, on the public API only.
  *
  * Usage: node --import tsx bench/servers/msocket-echo.ts [reactor|rounds1|busy|lib-busy|loop] [LIFETIME_S=900] [SPIN_US=200]
- *          [--backend epoll|io_uring] [--ring-send]
+ *          [--backend epoll|io_uring] [--ring-send] [--no-ring-accept]
  * Prints "PORT <n>" once listening on 127.0.0.1 (port picked by the kernel). `--backend` picks the
- * backend (default epoll), `--ring-send` io_uring's `ringSend` (sends through the ring); a backend the kernel refuses is not measured as a silent epoll: the
+ * backend (default epoll), `--ring-send` io_uring's `ringSend` (sends through the ring),
+ * `--no-ring-accept` turns io_uring's multishot accept off (`ringAccept: false`); a backend the kernel refuses is not measured as a silent epoll: the
  * server prints "UNSUPPORTED <why>" and exits with status 3 (the bench skips it).
  *
  * - `reactor`: the Reactor drives the multiplexer from Node's event loop (libuv watches the epoll
@@ -27,6 +28,9 @@ import { END_OF_STREAM, Interest, Listener, Multiplexer, Reactor, type Multiplex
 const ringSendAt = process.argv.indexOf('--ring-send');
 const ringSend = ringSendAt >= 0;
 if (ringSend) process.argv.splice(ringSendAt, 1);
+const noRingAcceptAt = process.argv.indexOf('--no-ring-accept');
+const ringAccept = noRingAcceptAt < 0;
+if (!ringAccept) process.argv.splice(noRingAcceptAt, 1);
 const backendAt = process.argv.indexOf('--backend');
 const backend = backendAt < 0 ? 'epoll' : process.argv[backendAt + 1];
 if (backend !== 'epoll' && backend !== 'io_uring') throw new Error(`--backend epoll|io_uring, not ${backend}`);
@@ -50,12 +54,13 @@ if (mode === 'lib-busy' && !hasBusyPollOption()) {
   process.exit(3);
 }
 /** Loop mode's multiplexer (null on the Reactor). */
-const own = mode === 'loop' ? new Multiplexer<null>({ backend, ringSend }) : null;
+const own = mode === 'loop' ? new Multiplexer<null>({ backend, ringSend, ringAccept }) : null;
 const reactor =
   own === null
     ? new Reactor({
         backend,
         ringSend,
+        ringAccept,
         ...(mode === 'rounds1' ? { maxRounds: 1 } : mode === 'lib-busy' ? ({ busyPollMs: spinUs / 1000 } as ReactorOptions) : {}),
       })
     : null;
