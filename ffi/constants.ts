@@ -189,6 +189,8 @@ export const IORING_SETUP_COOP_TASKRUN = 1 << 8;
 export const IORING_SETUP_TASKRUN_FLAG = 1 << 9;
 export const IORING_SETUP_SINGLE_ISSUER = 1 << 12;
 export const IORING_SETUP_DEFER_TASKRUN = 1 << 13;
+/** The rings in memory the application gives (sq_off/cq_off user_addr): Linux 6.5; several pages of it need a newer kernel. */
+export const IORING_SETUP_NO_MMAP = 1 << 14;
 export const IORING_FEAT_SINGLE_MMAP = 1 << 0;
 export const IORING_FEAT_NODROP = 1 << 1;
 export const IORING_FEAT_EXT_ARG = 1 << 8;

@@ -150,6 +150,13 @@ export const IoCqringOffsets = koffi.struct({
   resv2: 'uint64_t',
 });
 
+/**
+ * Where `user_addr` lies in io_sqring_offsets and io_cqring_offsets (the same place in both):
+ * the application's memory for the rings under IORING_SETUP_NO_MMAP (Linux 6.5). Headers before
+ * 6.5 call the field `resv2`, so it is not in OFFSETOF (whose names the layout test looks up).
+ */
+export const RING_USER_ADDR_AT = koffi.offsetof(IoSqringOffsets, 'resv2');
+
 /** struct io_uring_params: what io_uring_setup takes and fills in. */
 export const IoUringParams = koffi.struct({
   sq_entries: 'uint32_t',

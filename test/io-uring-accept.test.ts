@@ -12,6 +12,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Interest, Listener, Multiplexer, Reactor, Socket, type TcpListener } from '../lib/index.ts';
@@ -20,6 +22,7 @@ import { injectFaults, type FaultInjection } from '../ffi/faults.ts';
 import { HELD_MAX } from '../lib/loop/backends/io-uring-accept.ts';
 import { assertNonBlockingCloexec, openFds, trackFds } from './helpers/fd.ts';
 import { EMULATOR } from './helpers/platform.ts';
+import { startTsWorker } from './helpers/ts-worker.ts';
 
 /** Whether this kernel runs io_uring with DEFER_TASKRUN (qemu-user has no io_uring: epoll runs, without ringAccept). */
 const ringAccept = (() => {
@@ -332,6 +335,56 @@ describe('io_uring accept: leaving the multiplexer', () => {
     } finally {
       closeAll(clients);
       mux.close();
+    }
+  });
+});
+
+describe('io_uring accept: a worker that ends', () => {
+  it('terminated while its ring holds connections it never accepted: they are closed with it (the clients see the end)', async () => {
+    const worker = startTsWorker(new URL('./fixtures/ring-accept-worker.ts', import.meta.url));
+    const clients: net.Socket[] = [];
+    try {
+      const [hello] = (await once(worker, 'message')) as [{ port: number; ringAccept: boolean }];
+      assert.equal(hello.ringAccept, ringAccept);
+      for (let i = 0; i < 5; i++) clients.push(net.connect({ host: '127.0.0.1', port: hello.port }));
+      await Promise.all(clients.map((c) => once(c, 'connect')));
+      worker.postMessage('wait');
+      const [waited] = (await once(worker, 'message')) as [{ reported: number }];
+      assert.ok(waited.reported > 0, 'the ring took the connections (the listener was reported)');
+      const ended = clients.map(
+        (c) =>
+          new Promise<string>((resolve) => {
+            const timer = setTimeout(() => resolve('still open after 5 s'), 5000);
+            c.on('error', () => {}); // ECONNRESET: as well as the end
+            c.on('close', () => {
+              clearTimeout(timer);
+              resolve('closed');
+            });
+            c.resume();
+          }),
+      );
+      await worker.terminate();
+      assert.deepEqual(await Promise.all(ended), clients.map(() => 'closed'), "every connection the worker's ring held was closed with it");
+      // And the listener itself is gone: no accept left in the kernel holds it open, once the
+      // kernel has torn the ring down (in the background, after its fd was closed: up to 1 s here).
+      const probe = () =>
+        new Promise<string>((resolve) => {
+          const client = net.connect({ host: '127.0.0.1', port: hello.port });
+          client.on('connect', () => {
+            client.destroy();
+            resolve('connected');
+          });
+          client.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+        });
+      let refused = await probe();
+      for (let i = 0; i < 20 && refused === 'connected'; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        refused = await probe();
+      }
+      assert.equal(refused, 'ECONNREFUSED', "the worker's listener no longer accepts");
+    } finally {
+      for (const c of clients) c.destroy();
+      await worker.terminate();
     }
   });
 });

@@ -1,7 +1,7 @@
 /**
  * A worker that ends with its sockets, listener, multiplexer or reactor still open: the process
  * survives (no SIGSEGV when the main thread never loaded koffi) and everything the worker owned is
- * closed (its listener refuses connections), however the worker ends. Each shape runs in a child
+ * closed (its listener refuses connections), however the worker ends, on epoll and on io_uring. Each shape runs in a child
  * process whose main thread only orchestrates (test/fixtures/worker-teardown-main.ts).
  */
 import assert from 'node:assert/strict';
@@ -21,6 +21,12 @@ const SHAPES: [shape: string, workerExitCode: number][] = [
   ['multiplexer/natural', 0],
   ['multiplexer/exit', 0],
   ['multiplexer/terminate', 1],
+  // io_uring: the ring holds the files of the requests armed in it (polls, the listener's accept):
+  // they must go with the worker too (see io-uring-ring.ts, "Buffers the kernel holds").
+  ['uring-reactor/exit', 0],
+  ['uring-reactor/terminate', 1],
+  ['uring-multiplexer/natural', 0],
+  ['uring-multiplexer/terminate', 1],
 ];
 
 describe('worker teardown', () => {
@@ -35,7 +41,7 @@ describe('worker teardown', () => {
       const result = JSON.parse(run.stdout.trim());
       // terminate() makes a worker exit with code 1, as Node documents.
       assert.equal(result.exitCode, workerExitCode, 'the worker ended as the shape says');
-      assert.equal(result.fdCount, 4, 'listener, pair, epoll fd');
+      assert.equal(result.fdCount, 4, 'listener, pair, epoll (ring) fd');
       assert.deepEqual(result.stillOpen, [], "the worker's fds were closed when it ended");
       assert.equal(result.accepts, 'ECONNREFUSED', "the worker's listener no longer accepts");
     });

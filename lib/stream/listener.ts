@@ -10,6 +10,7 @@ import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { inetAddress, unixAddress, type InetAddress, type PortOf, type SocketAddress, type UnixAddress } from '../core/address.ts';
 import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
+import { closeAtTeardown, keepAtTeardown } from '../../ffi/teardown.ts';
 import { boundFile, removeBoundFile, type BoundFile } from '../core/socket-file.ts';
 import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
 import { Socket } from './socket.ts';
@@ -246,7 +247,11 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
    */
   #nextClient(fd: number): number {
     for (;;) {
-      if (this.#adopted.length > 0) return this.#adopted.shift()!;
+      if (this.#adopted.length > 0) {
+        const client = this.#adopted.shift()!;
+        keepAtTeardown(client); // the Socket made of it takes care of it from now on
+        return client;
+      }
       let failure: SocketError | null = null;
       const watcher = this._watcher;
       if (watcher !== null && watcher._accepts) {
@@ -293,7 +298,10 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     const file = this.#boundFile;
     this.#boundFile = null;
     // Connections accepted for it and never taken: closed with it, as those in its backlog are.
-    for (const client of this.#adopted.splice(0)) closeFd(client);
+    for (const client of this.#adopted.splice(0)) {
+      keepAtTeardown(client);
+      closeFd(client);
+    }
     try {
       closeFd(fd);
     } catch {
@@ -359,7 +367,10 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
 
   /** @internal The fds of connections an io_uring multiplexer accepted for this listener, handed over as it left. */
   override _adoptAccepted(fds: number[]): void {
-    for (const client of fds) this.#adopted.push(client);
+    for (const client of fds) {
+      closeAtTeardown(client); // a worker that ends before they are taken leaks none
+      this.#adopted.push(client);
+    }
   }
 
   /** @internal Connections handed over still wait: readable whatever the kernel says. */

@@ -22,12 +22,16 @@
  *   before remove returns; the multiplexer then takes the slot's fds (`release`) and hands them
  *   to the listener. An fd that reaches a slot no longer watched (or watched by a new owner) is
  *   closed: nothing else knows of it.
+ * - In a worker thread, an fd held is closed at the worker's teardown (ffi/teardown.ts) until it
+ *   is handed out: a worker terminated in the middle of a burst leaks none of the connections the
+ *   kernel accepted for it.
  */
 import {
   IORING_ACCEPT_MULTISHOT, IORING_CQE_F_MORE, IORING_OP_ACCEPT, IORING_OP_ASYNC_CANCEL, POLLIN, POLLRDHUP, SOCK_CLOEXEC, SOCK_NONBLOCK,
 } from '../../../ffi/constants.ts';
 import { ERRNO } from '../../../ffi/errno.ts';
 import { closeFd } from '../../../ffi/syscall.ts';
+import { closeAtTeardown, keepAtTeardown } from '../../../ffi/teardown.ts';
 import { HELD_ERROR, HELD_NONE, HELD_WAIT, READABLE } from '../../core/watch.ts';
 import type { ReceiverHost } from './io-uring-receive.ts';
 import type { Ring } from './io-uring-ring.ts';
@@ -144,7 +148,11 @@ export class RingAcceptor {
   take(slot: number): number {
     if (slot >= this.#state.length) return HELD_NONE;
     const fds = this.#fds[slot];
-    if (fds !== undefined && fds.length > 0) return fds.shift()!;
+    if (fds !== undefined && fds.length > 0) {
+      const fd = fds.shift()!;
+      keepAtTeardown(fd); // its new owner (a Socket) takes care of it from now on
+      return fd;
+    }
     const errno = this.#errno[slot];
     if (errno !== 0) {
       this.#errno[slot] = 0;
@@ -162,6 +170,7 @@ export class RingAcceptor {
     if (fds === undefined || fds.length === 0) return null;
     const taken = fds.slice();
     fds.length = 0;
+    for (const fd of taken) keepAtTeardown(fd);
     return taken;
   }
 
@@ -228,6 +237,7 @@ export class RingAcceptor {
     const more = (flags & IORING_CQE_F_MORE) !== 0;
     if (res >= 0) {
       const fds = (this.#fds[slot] ??= []);
+      closeAtTeardown(res);
       fds.push(res);
       this.#hold(slot);
       if (!current) return;
@@ -258,7 +268,10 @@ export class RingAcceptor {
   close(): void {
     for (const fds of this.#fds) {
       if (fds === undefined) continue;
-      for (const fd of fds) closeFd(fd);
+      for (const fd of fds) {
+        keepAtTeardown(fd);
+        closeFd(fd);
+      }
       fds.length = 0;
     }
     this.#holdingList.length = 0;

@@ -26,7 +26,18 @@
  *   completions are posted from other contexts.
  *
  * ## Buffers the kernel holds
- * The rings are the kernel's own memory, mapped; they stay mapped until `close`. The timeout
+ * The rings live in anonymous memory of ours, given to the kernel at setup (IORING_SETUP_NO_MMAP),
+ * where the kernel takes it (Linux 6.5, and several pages of it on newer kernels); elsewhere they
+ * are the kernel's own memory, mapped from the ring fd. Either stays mapped until `close`.
+ *
+ * Why our own memory first: a mapping of the ring fd holds the ring, and the ring holds the file
+ * of every request armed in it (a poll, an accept: the listener, the socket). A worker thread
+ * that ends without closing its multiplexer (`terminate()` runs no JavaScript) has its fds
+ * closed by Node at teardown (ffi/teardown.ts), the ring fd among them, but not its mappings: the
+ * ring then lived on, and with it every file its requests held, for the life of the process (a
+ * terminated worker's listener kept taking connections into its backlog). With memory of our
+ * own, closing the ring fd destroys the ring, which cancels its requests and lets go of their
+ * files; the anonymous pages (some 100 KiB) are what such a worker leaves behind. The timeout
  * block of a timed wait (`#waitArg`) is referenced by address from the getevents argument; it is
  * more than 64 bytes, so V8 keeps its bytes off the heap, at one address, for as long as this
  * object holds it.
@@ -47,17 +58,20 @@ import {
   IORING_SETUP_CLAMP,
   IORING_SETUP_CQSIZE,
   IORING_SETUP_DEFER_TASKRUN,
+  IORING_SETUP_NO_MMAP,
   IORING_SETUP_SINGLE_ISSUER,
   IORING_SETUP_SUBMIT_ALL,
   IORING_SETUP_TASKRUN_FLAG,
   IORING_SQ_TASKRUN,
+  MAP_ANONYMOUS,
   MAP_POPULATE,
+  MAP_PRIVATE,
   MAP_SHARED,
   PROT_READ,
   PROT_WRITE,
 } from '../../../ffi/constants.ts';
 import { ERRNO } from '../../../ffi/errno.ts';
-import { OFFSETOF, SIZEOF } from '../../../ffi/layouts.ts';
+import { OFFSETOF, RING_USER_ADDR_AT, SIZEOF } from '../../../ffi/layouts.ts';
 import { closeFd, INTERRUPTED, sys, SocketError, type Mapping } from '../../../ffi/syscall.ts';
 
 const SQE_WORDS = SIZEOF.io_uring_sqe >> 2;
@@ -72,9 +86,15 @@ const ARG = OFFSETOF.io_uring_getevents_arg;
 const TIMESPEC_AT = 32;
 const WAIT_ARG_SIZE = 128;
 
-/** The setups tried in order: the fast one (Linux 6.1+), then a plain ring (Linux 5.11+ for EXT_ARG). */
+/**
+ * The setups tried in order: the fast one in memory of ours (see "Buffers the kernel holds"),
+ * the fast one mapped (Linux 6.1+), then a plain ring (Linux 5.11+ for EXT_ARG).
+ */
 const FAST_SETUP = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL;
 const BASE_SETUP = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+const SETUPS = [FAST_SETUP | BASE_SETUP | IORING_SETUP_NO_MMAP, FAST_SETUP | BASE_SETUP, BASE_SETUP];
+const PAGE = 4096;
+const pageAligned = (n: number) => Math.ceil(n / PAGE) * PAGE;
 
 export class Ring {
   readonly fd: number;
@@ -82,6 +102,8 @@ export class Ring {
   readonly deferTaskrun: boolean;
   /** IORING_FEAT_* bits the kernel reported. */
   readonly features: number;
+  /** Whether the rings are in memory of ours (IORING_SETUP_NO_MMAP), not mapped from the ring fd. */
+  readonly ownMemory: boolean;
   readonly sqEntries: number;
   readonly cqEntries: number;
   #maps: Mapping[] = [];
@@ -111,21 +133,30 @@ export class Ring {
     const params = new Uint8Array(SIZEOF.io_uring_params);
     const view = new DataView(params.buffer);
     let fd = -1;
-    let flags = FAST_SETUP | BASE_SETUP;
-    for (;;) {
+    let flags = 0;
+    for (let attempt = 0; ; attempt++) {
+      flags = SETUPS[attempt];
       params.fill(0);
       view.setUint32(PARAMS.flags, flags, true);
       view.setUint32(PARAMS.cq_entries, cqEntries, true);
+      const own = (flags & IORING_SETUP_NO_MMAP) !== 0;
       try {
+        if (own) this.#giveMemory(view, entries, cqEntries);
         fd = sys.io_uring_setup(entries, params);
         break;
       } catch (err) {
-        // EINVAL: a flag this kernel does not know (before 6.1); try the plain ring once.
+        this.#release();
+        // Memory of ours refused (EINVAL: a kernel before 6.5, or one that wants it in one huge
+        // page; ENOMEM: its pinned pages count against RLIMIT_MEMLOCK, the mapped rings do not):
+        // the mapped rings. io_uring itself refused (EPERM, ENOSYS) would refuse them too.
+        // EINVAL for the fast one: a flag this kernel does not know (before 6.1); try the plain
+        // ring once.
+        if (own && err instanceof SocketError && err.code !== 'EPERM' && err.code !== 'ENOSYS') continue;
         if (flags === BASE_SETUP || !(err instanceof SocketError) || err.code !== 'EINVAL') throw err;
-        flags = BASE_SETUP;
       }
     }
     this.fd = fd;
+    this.ownMemory = (flags & IORING_SETUP_NO_MMAP) !== 0;
     try {
       this.features = view.getUint32(PARAMS.features, true);
       // Timed waits need IORING_ENTER_EXT_ARG (Linux 5.11): without it, the kernel is too old.
@@ -137,10 +168,22 @@ export class Ring {
       const cq = (field: number) => view.getUint32(PARAMS.cq_off + field, true);
       const sqSize = sq(SQ_OFF.array) + this.sqEntries * 4;
       const cqSize = cq(CQ_OFF.cqes) + this.cqEntries * SIZEOF.io_uring_cqe;
-      const single = (this.features & IORING_FEAT_SINGLE_MMAP) !== 0;
-      const sqMap = this.#map(single ? Math.max(sqSize, cqSize) : sqSize, IORING_OFF_SQ_RING);
-      const cqMap = single ? sqMap : this.#map(cqSize, IORING_OFF_CQ_RING);
-      const sqesMap = this.#map(this.sqEntries * SIZEOF.io_uring_sqe, IORING_OFF_SQES);
+      let sqMap: Mapping;
+      let cqMap: Mapping;
+      let sqesMap: Mapping;
+      if (this.ownMemory) {
+        // Ours: the SQEs first, then both rings in one block (as the kernel lays them out).
+        [sqesMap, sqMap] = this.#maps;
+        cqMap = sqMap;
+        if (Math.max(sqSize, cqSize) > sqMap.length || this.sqEntries * SIZEOF.io_uring_sqe > sqesMap.length) {
+          throw new SocketError('io_uring_setup', ERRNO.EOVERFLOW); // never: the block is sized for what was asked
+        }
+      } else {
+        const single = (this.features & IORING_FEAT_SINGLE_MMAP) !== 0;
+        sqMap = this.#map(single ? Math.max(sqSize, cqSize) : sqSize, IORING_OFF_SQ_RING);
+        cqMap = single ? sqMap : this.#map(cqSize, IORING_OFF_CQ_RING);
+        sqesMap = this.#map(this.sqEntries * SIZEOF.io_uring_sqe, IORING_OFF_SQES);
+      }
       this.#sq = new Uint32Array(sqMap.buffer);
       this.#sqHead = sq(SQ_OFF.head) >> 2;
       this.#sqTail = sq(SQ_OFF.tail) >> 2;
@@ -306,6 +349,28 @@ export class Ring {
     v.setUint32(TIMESPEC_AT + 4, 0, true);
     v.setUint32(TIMESPEC_AT + 8, Math.round((ms - whole * 1000) * 1e6), true);
     v.setUint32(TIMESPEC_AT + 12, 0, true);
+  }
+
+  /**
+   * Anonymous memory for IORING_SETUP_NO_MMAP, its addresses written into `params`: the SQEs, and
+   * one block for both rings, sized as the kernel lays them out (its header, the CQEs, the SQ
+   * array), with room to spare.
+   */
+  #giveMemory(params: DataView, entries: number, cqEntries: number): void {
+    const anonymous = (length: number): Mapping => {
+      const mapping = sys.mmap(pageAligned(length), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+      this.#maps.push(mapping);
+      return mapping;
+    };
+    const address = (mapping: Mapping) => Number(koffi.address(new Uint8Array(mapping.buffer)));
+    const sqes = anonymous(entries * SIZEOF.io_uring_sqe);
+    const rings = anonymous(PAGE + cqEntries * SIZEOF.io_uring_cqe + entries * 4);
+    const put = (at: number, value: number) => {
+      params.setUint32(at, value % 2 ** 32, true);
+      params.setUint32(at + 4, Math.floor(value / 2 ** 32), true);
+    };
+    put(PARAMS.sq_off + RING_USER_ADDR_AT, address(sqes));
+    put(PARAMS.cq_off + RING_USER_ADDR_AT, address(rings));
   }
 
   #map(length: number, offset: number): Mapping {

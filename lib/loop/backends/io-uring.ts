@@ -201,6 +201,11 @@ export class IoUringBackend extends ReadyList implements Backend {
     return this.#ring.deferTaskrun;
   }
 
+  /** Whether the rings are in memory of ours (IORING_SETUP_NO_MMAP: see io-uring-ring.ts, "Buffers the kernel holds"). */
+  get ownMemory(): boolean {
+    return this.#ring.ownMemory;
+  }
+
   /** Whether TCP sockets are read by multishot receives into the buffer ring (see "Completion-based receive"). */
   get receives(): boolean {
     return this.#receiver !== null;
