@@ -1,15 +1,15 @@
 /**
- * The write direction of a stream socket (socket.ts): the direct send, the send queue and its
- * flush (bytes, fds, file ranges), the FIN that `shutdown('write')` sends once the queue has
- * drained, and the glue to a backend that sends the queue itself (io_uring's `ringSend`, through
- * `Socket._ringSendHead` / `_ringSent`). Socket keeps the public methods and their argument
- * checks, and hands the work to its `SocketSender`.
+ * The send side of a stream socket (socket.ts): the direct send, the send queue and its flush
+ * (bytes, fds, file ranges), and the glue to a backend that sends the queue itself (io_uring's
+ * `ringSend`, through `Socket._ringSendHead` / `_ringSent`). Socket keeps the public methods
+ * and their argument checks, and what waits for the queue to drain (a shutdown's FIN, a
+ * graceful close): the sender tells it when the queue has drained.
  *
  * The rules it keeps (design §2): the send queue keeps order and never drops bytes silently (a
  * failure that strands queued bytes is reported with them, by the socket's `lose`); nothing is
  * sent by the socket while a ring send has the head of the queue, which would reorder the stream.
  */
-import { MSG_NOSIGNAL, SHUT_WR } from '../../ffi/constants.ts';
+import { MSG_NOSIGNAL } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { closeFd, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { SocketClosedError, SocketError } from '../core/errors.ts';
@@ -29,16 +29,6 @@ export function lostConnection(err: unknown): err is SocketError {
   return err instanceof SocketError && CONNECTION_LOST.has(err.code);
 }
 
-/** shutdown(2), where ENOTCONN means there is nothing left to shut down. */
-export function shutdownIgnoringNotConnected(fd: number, how: number): void {
-  try {
-    sys.shutdown(fd, how);
-  } catch (err) {
-    // The peer may already have reset the connection: there is nothing left to shut down.
-    if (!(err instanceof SocketError && err.code === 'ENOTCONN')) throw err;
-  }
-}
-
 /**
  * What the sender reads of its socket and asks of it. The socket module makes one for all its
  * sockets (the functions take the socket), so that a socket costs no closures of its own.
@@ -46,30 +36,31 @@ export function shutdownIgnoringNotConnected(fd: number, how: number): void {
 export interface SenderHost {
   /** Still connecting: sends wait in the queue, and the connect's end flushes it. */
   connecting(socket: Socket): boolean;
-  /** `close()` was called: the drain finishes it (`destroy()`). */
+  /** `close()` was called: the drain finishes it (a drain is then not reported). */
   closing(socket: Socket): boolean;
   /** `destroy()` is letting go of the multiplexer: a ring send's bytes and answer are not wanted. */
   leaving(socket: Socket): boolean;
   /** The connection is gone (`error` is set): sends answer `'closed'`. */
   failed(socket: Socket): boolean;
+  /** `shutdown('write')` was called: sends are refused. */
+  writeShut(socket: Socket): boolean;
   /** A Unix socket (its sends may carry fds, which a plain ring send cannot). */
   unix(socket: Socket): boolean;
-  /** Reading ended or the peer hung up: a queue that empties may let the socket go dormant. */
-  readDone(socket: Socket): boolean;
-  /** The connection is gone: the socket remembers why, drops the queue (`lost()`) and reports it. */
+  /** Reading ended, the peer hung up or writing was shut down: a queue that empties may let the socket go dormant. */
+  ending(socket: Socket): boolean;
+  /** The connection is gone: the socket remembers why, drops the queue (`drop()`) and reports it. */
   lose(socket: Socket, err: SocketError): void;
+  /** The queue is empty: the socket finishes what waited for it; `update`: the interest may have changed. */
+  drained(socket: Socket, update: boolean): void;
 }
 
-/** A socket's write direction: owns its send queue (see the file's header). */
+/** A socket's send side: owns its send queue (see the file's header). */
 export class SocketSender {
   readonly #socket: Socket;
   readonly #host: SenderHost;
   /** Soft cap of the send queue, in bytes (`Socket.sendQueueLimit`, which checks it). */
   limit: number;
   #queue: SendQueue | null = null;
-  #writeShut = false;
-  /** `shutdown('write')` waits for the queue to drain: the FIN goes then (see afterDrain). */
-  #shutdownPending = false;
   /** sendFile's scratch (made by the first sendFile). */
   #mover: FileMover | null = null;
   /** The head of the queue is a pipe with nothing in it: stop asking for writability until a flush. */
@@ -106,24 +97,14 @@ export class SocketSender {
     return this.queuedBytes >= this.limit;
   }
 
-  /** Whether `shutdown('write')` was called (sending is over). */
-  get writeShut(): boolean {
-    return this.#writeShut;
-  }
-
-  /** Whether the FIN of `shutdown('write')` still waits for the queue to drain. */
-  get shutdownPending(): boolean {
-    return this.#shutdownPending;
-  }
-
   /**
    * Sends the first `length` bytes of `data` (with `fds` attached to the first byte, when given):
    * straight to the kernel when nothing waits, else into the queue, keeping order. What `send`
    * and `sendWithFds` answer.
    */
   transmit(operation: string, fd: number, data: Uint8Array, length: number, fds: number[] | null): SendStatus {
-    if (this.#writeShut) throw new SocketClosedError('socket', `${operation}: shut down for writing, so the`);
     const socket = this.#socket;
+    if (this.#host.writeShut(socket)) throw new SocketClosedError('socket', `${operation}: shut down for writing, so the`);
     if (this.#host.failed(socket)) return 'closed';
     const queued = this.queuedBytes;
     const connecting = this.#host.connecting(socket);
@@ -157,7 +138,7 @@ export class SocketSender {
 
   /** What `sendFile` answers, for a checked request on the socket's `socketFd` (see Socket.sendFile). */
   sendFile(socketFd: number, request: FileRequest): SendStatus {
-    if (this.#writeShut) throw new SocketClosedError('socket', 'sendFile: shut down for writing, so the');
+    if (this.#host.writeShut(this.#socket)) throw new SocketClosedError('socket', 'sendFile: shut down for writing, so the');
     if (this.#host.failed(this.#socket)) return 'closed';
     const queued = this.queuedBytes;
     let start = request.offset;
@@ -206,18 +187,6 @@ export class SocketSender {
   flush(): void {
     if (this.queuedBytes > 0 && this.#ringSends() && this.#queue!.head() !== null) this.#socket._watcher!._sendNow(this.#socket);
     else this.flushQueue();
-  }
-
-  /**
-   * `shutdown('write')`: sending is over; the FIN goes once the queue has drained (at once when
-   * it is empty and the socket connected).
-   */
-  shutdown(): void {
-    if (this.#writeShut) return;
-    this.#writeShut = true;
-    this.#shutdownPending = true;
-    if (this.queuedBytes > 0) this.#drainAwaited = true;
-    if (!this.#host.connecting(this.#socket) && this.queuedBytes === 0) this.afterDrain();
   }
 
   /** Whether the queue wants writability: bytes wait, not for a pipe, and no ring sends them. */
@@ -329,7 +298,7 @@ export class SocketSender {
     if (queue.length === 0) {
       // The interest changes with an empty queue only where it was full (reading resumes) or
       // the socket may go dormant (the ends): the drain of every send need not ask.
-      this.afterDrain(wasFull || this.#host.readDone(socket) || this.#writeShut);
+      this.#host.drained(socket, wasFull || this.#host.ending(socket));
       return this.#ringDrained();
     }
     // Below the cap again: reading resumes (pauseReadingWhenFull). The drain is reported once
@@ -411,7 +380,7 @@ export class SocketSender {
       // head() stops at a file range (sendFile): its turn now, then the bytes behind it.
       if (queue.headFile() === null || !this.#flushFile(queue)) break;
     }
-    if (this.#queue === queue && queue.length === 0) this.afterDrain();
+    if (this.#queue === queue && queue.length === 0) this.#host.drained(socket, true);
   }
 
   /** Sends the head file range as far as the kernel takes it; false when the flush must stop. */
@@ -450,23 +419,6 @@ export class SocketSender {
     }
   }
 
-  /** The queue is empty: finish what waited for it (a shutdown, a graceful close); `update`: the interest may have changed. */
-  afterDrain(update = true): void {
-    const socket = this.#socket;
-    if (this.#shutdownPending) {
-      this.#shutdownPending = false;
-      try {
-        shutdownIgnoringNotConnected(socket.fd, SHUT_WR);
-      } catch (err) {
-        // Runs inside wait() too: the peer will not see the end, so report it on this socket.
-        this.#lose(asSocketError(err, 'shutdown'));
-        return;
-      }
-    }
-    if (this.#host.closing(socket)) socket.destroy();
-    else if (update) this.#update();
-  }
-
   /** Empties the queue, closing the duplicated fds it held; returns the bytes dropped. */
   drop(): number {
     const queue = this.#queue;
@@ -475,12 +427,6 @@ export class SocketSender {
     const { bytes, fds } = queue.clear();
     closeAll(fds);
     return bytes;
-  }
-
-  /** The connection is gone: drops the queue and the FIN that waited for it; returns the bytes dropped. */
-  lost(): number {
-    this.#shutdownPending = false;
-    return this.drop();
   }
 
   #lose(err: SocketError): void {
@@ -494,7 +440,7 @@ export class SocketSender {
 }
 
 /** A SocketError as is; anything else (a bug, koffi refusing a call) wrapped so that it has a code. */
-function asSocketError(err: unknown, syscall: string): SocketError {
+export function asSocketError(err: unknown, syscall: string): SocketError {
   if (err instanceof SocketError) return err;
   return Object.assign(new SocketError(syscall, ERRNO.EIO), { message: `${syscall} failed: ${String(err)}`, cause: err });
 }

@@ -8,7 +8,7 @@
  * never drops bytes silently; `close()` and `shutdown()` wait for the queue to drain.
  */
 import {
-  F_GETFL, F_SETFL, O_NONBLOCK, SHUT_RD,
+  F_GETFL, F_SETFL, O_NONBLOCK, SHUT_RD, SHUT_WR,
   SO_DOMAIN, SO_ERROR, SO_PEERCRED, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
 } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
@@ -28,7 +28,7 @@ import { adoptReceivedFds, type FdAdopters, type ReceiveWithFdsResult } from './
 import type { Listener } from './listener.ts';
 import { OwnedFd } from '../core/owned-fd.ts';
 import { fileRequest } from './file-range.ts';
-import { lostConnection, shutdownIgnoringNotConnected, SocketSender, type SenderHost } from './socket-sender.ts';
+import { asSocketError, lostConnection, SocketSender, type SenderHost } from './socket-sender.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -79,9 +79,11 @@ export class Socket extends Watchable {
     closing: (socket) => socket.#closing,
     leaving: (socket) => socket.#destroying,
     failed: (socket) => socket.#error !== null,
+    writeShut: (socket) => socket.#writeShut,
     unix: (socket) => socket.#unix(),
-    readDone: (socket) => socket.#readEnded || socket.#hungUp,
+    ending: (socket) => socket.#readEnded || socket.#hungUp || socket.#writeShut,
     lose: (socket, err) => socket.#lose(err),
+    drained: (socket, update) => socket.#afterDrain(update),
   };
 
   #fd: number;
@@ -89,7 +91,9 @@ export class Socket extends Watchable {
   #closing = false;
   #readEnded = false;
   #hungUp = false;
-  /** The write direction: direct sends, the send queue, ringSend (see socket-sender.ts). */
+  #writeShut = false;
+  #shutdownPending = false;
+  /** The send side: direct sends, the send queue and its flush, ringSend (see socket-sender.ts). */
   readonly #sender: SocketSender;
   #error: SocketError | null = null;
   #unreported: SocketError | null = null;
@@ -482,10 +486,15 @@ export class Socket extends Watchable {
       throw invalidValue('how', "must be 'read', 'write' or 'both'", how);
     }
     if (how !== 'write' && !this.#readEnded) {
-      if (!this.#connecting) shutdownIgnoringNotConnected(fd, SHUT_RD);
+      if (!this.#connecting) this.#shutdownIgnoringNotConnected(fd, SHUT_RD);
       this.#endReading();
     }
-    if (how !== 'read') this.#sender.shutdown();
+    if (how !== 'read' && !this.#writeShut) {
+      this.#writeShut = true;
+      this.#shutdownPending = true;
+      this.#sender.awaitDrain();
+      if (!this.#connecting && this.queuedBytes === 0) this.#afterDrain();
+    }
   }
 
   /**
@@ -568,7 +577,7 @@ export class Socket extends Watchable {
   _internalInterest(user: number): number {
     // A lost connection stays readable until its last bytes and the end have been read.
     if (this.#error !== null && this.#unreported === null && this.#readEnded) return DORMANT;
-    if (this.#readEnded && this.#sender.writeShut && !this.#sender.shutdownPending && this.queuedBytes === 0) return DORMANT;
+    if (this.#readEnded && this.#writeShut && !this.#shutdownPending && this.queuedBytes === 0) return DORMANT;
     let bits = user;
     if (this.#readEnded) bits &= ~READABLE;
     // Closing: nobody reads any more, but what the peer sends must still be taken (and dropped),
@@ -800,12 +809,38 @@ export class Socket extends Watchable {
     return fd;
   }
 
+  /** The queue is empty: finish what waited for it (a shutdown, a graceful close); `update`: the interest may have changed. */
+  #afterDrain(update = true): void {
+    if (this.#shutdownPending) {
+      this.#shutdownPending = false;
+      try {
+        this.#shutdownIgnoringNotConnected(this.#fd, SHUT_WR);
+      } catch (err) {
+        // Runs inside wait() too: the peer will not see the end, so report it on this socket.
+        this.#lose(asSocketError(err, 'shutdown'));
+        return;
+      }
+    }
+    if (this.#closing) this.destroy();
+    else if (update) this._watcher?._update(this);
+  }
+
+  #shutdownIgnoringNotConnected(fd: number, how: number): void {
+    try {
+      sys.shutdown(fd, how);
+    } catch (err) {
+      // The peer may already have reset the connection: there is nothing left to shut down.
+      if (!(err instanceof SocketError && err.code === 'ENOTCONN')) throw err;
+    }
+  }
+
   /** The connection is gone: remember why, report any bytes it strands, finish a close. */
   #lose(err: SocketError): void {
-    const stranded = this.#sender.lost(); // the queue, and a FIN that waited for it
+    const stranded = this.#sender.drop();
     const reported = stranded > 0 ? withStranded(err, stranded) : err;
     this.#error = reported;
     this.#unreported = reported;
+    this.#shutdownPending = false;
     if (this.#closing) this.destroy();
     else this._watcher?._update(this);
   }
@@ -831,7 +866,7 @@ export class Socket extends Watchable {
       return;
     }
     if (this.queuedBytes > 0) this.#sender.flushQueue();
-    else if (this.#sender.shutdownPending) this.#sender.afterDrain();
+    else if (this.#shutdownPending) this.#afterDrain();
     else this._watcher?._update(this);
   }
 }
