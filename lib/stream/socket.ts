@@ -1,7 +1,9 @@
 /**
  * Socket: owns one connected (or connecting) stream socket fd. Receives straight into the
- * caller's Uint8Array, sends straight from it, and queues what the kernel cannot take yet (the
- * send side, queue and ringSend glue included, is its SocketSender's: socket-sender.ts).
+ * caller's Uint8Array, sends straight from it, and queues what the kernel cannot take yet. The
+ * receive side is its SocketReceiver's (socket-receiver.ts), the send side, queue and ringSend
+ * glue included, its SocketSender's (socket-sender.ts); the socket keeps the public API, the
+ * lifecycle (connect, shutdown, close) and what it tells a multiplexer.
  *
  * The rules it keeps (design §2): the fd is non-blocking and close-on-exec; a closed socket never
  * reaches libc again (its fd becomes -1); would-block is a value; the send queue keeps order and
@@ -12,23 +14,23 @@ import {
   SO_DOMAIN, SO_ERROR, SO_PEERCRED, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
 } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
-import { closeFd, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
-import { FdsTruncatedError, illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from '../core/errors.ts';
+import { closeFd, sys } from '../../ffi/syscall.ts';
+import { illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { pauseReadingOf, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
-import { DORMANT, ERROR, HANGUP, HELD_END, HELD_NONE, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
+import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
 import type { SocketAddress } from '../core/address.ts';
 import { errorDetails, readAddress } from '../core/sockaddr.ts';
 import { startConnect, type ConnectOptions } from './connect.ts';
 import { adoptStreamFd } from './adopt-fd.ts';
-import { fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRights, type FdLike, type PeerCredentials, type RightsReceived } from '../core/fd-passing.ts';
-import { adoptReceivedFds, type FdAdopters, type ReceiveWithFdsResult } from './received-fd.ts';
+import { fdNumbers, MAX_FDS_PER_MESSAGE, type FdLike, type PeerCredentials } from '../core/fd-passing.ts';
+import type { FdAdopters, ReceiveWithFdsResult } from './received-fd.ts';
 import type { Listener } from './listener.ts';
-import { OwnedFd } from '../core/owned-fd.ts';
 import { fileRequest } from './file-range.ts';
-import { asSocketError, lostConnection, SocketSender, type SenderHost } from './socket-sender.ts';
+import { asSocketError, SocketSender, type SenderHost } from './socket-sender.ts';
+import { receiveResult, SocketReceiver, type ReceiverHost } from './socket-receiver.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -45,10 +47,8 @@ export interface ReceiveResult {
 export type SocketState = 'connecting' | 'open' | 'closing' | 'closed';
 /** Which direction `shutdown` ends. */
 export type ShutdownHow = 'read' | 'write' | 'both';
-
-/** `receiveInto` result when the peer has closed the connection (EOF or reset). */
-export const END_OF_STREAM = -1;
-const DEFAULT_RECEIVE_BUFFER = 64 * 1024;
+// What `receiveInto` answers at the end of the stream: defined with the receive side.
+export { END_OF_STREAM } from './socket-receiver.ts';
 
 /**
  * A non-blocking stream socket (TCP or Unix). Get one from `Listener.accept()`,
@@ -73,15 +73,15 @@ export class Socket extends Watchable {
     Socket.#adopters.listener = fromFd;
   }
 
-  /** What a socket's sender reads of it and asks of it (see SenderHost): one for every socket. */
-  static readonly #senderHost: SenderHost = {
+  /** What a socket's sender and receiver read of it and ask of it (see SenderHost, ReceiverHost): one for every socket. */
+  static readonly #host: SenderHost & ReceiverHost = {
     connecting: (socket) => socket.#connecting,
     closing: (socket) => socket.#closing,
     leaving: (socket) => socket.#destroying,
     failed: (socket) => socket.#error !== null,
     writeShut: (socket) => socket.#writeShut,
     unix: (socket) => socket.#unix(),
-    ending: (socket) => socket.#readEnded || socket.#hungUp || socket.#writeShut,
+    ending: (socket) => socket.#receiver.ended || socket.#hungUp || socket.#writeShut,
     lose: (socket, err) => socket.#lose(err),
     drained: (socket, update) => socket.#afterDrain(update),
   };
@@ -89,26 +89,18 @@ export class Socket extends Watchable {
   #fd: number;
   #connecting: boolean;
   #closing = false;
-  #readEnded = false;
   #hungUp = false;
   #writeShut = false;
   #shutdownPending = false;
   /** The send side: direct sends, the send queue and its flush, ringSend (see socket-sender.ts). */
   readonly #sender: SocketSender;
+  /** The receive side: recv, the end of reading, bytes a backend received (see socket-receiver.ts). */
+  readonly #receiver: SocketReceiver;
   #error: SocketError | null = null;
   #unreported: SocketError | null = null;
-  #scratch: Uint8Array | null = null;
   #peer: SocketAddress | null;
   #closeWaiters: (() => void)[] | null = null;
   #isUnix: boolean | null = null;
-  /**
-   * Bytes a multiplexer's backend received for this socket before it left that multiplexer
-   * (io_uring's completion-based receive), from `#heldAt` on, and the failure that came after
-   * them (errno, 0 for none): handed out before anything read from the fd.
-   */
-  #held: Uint8Array | null = null;
-  #heldAt = 0;
-  #heldErrno = 0;
   /** Set while destroy() lets go of the multiplexer: bytes it hands over are not wanted. */
   #destroying = false;
   /** Backpressure: not readable while the send queue is full (see `pauseReadingWhenFull`). */
@@ -127,7 +119,8 @@ export class Socket extends Watchable {
     if (token !== INTERNAL) throw illegalConstructor('Socket', 'Socket.connect(), Socket.fromFd() or Listener.accept()');
     this.#fd = fd;
     this.#connecting = connecting;
-    this.#sender = new SocketSender(this, Socket.#senderHost, sendQueueLimit);
+    this.#sender = new SocketSender(this, Socket.#host, sendQueueLimit);
+    this.#receiver = new SocketReceiver(this, Socket.#host);
     this.#peer = peer;
     this.#pauseReading = pauseReading;
     track(this, fd, 'socket');
@@ -300,15 +293,7 @@ export class Socket extends Watchable {
     const fd = this.#open('receive');
     checkBytes('into', into);
     if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
-    const early = this.#beforeReceive();
-    if (early !== null) return early;
-    const held = this.#receiveHeld(into);
-    if (held !== HELD_NONE) return held;
-    try {
-      return this.#afterReceive(sys.recv(fd, into, into.byteLength, 0));
-    } catch (err) {
-      return this.#receiveFailed(err);
-    }
+    return this.#receiver.receiveInto(fd, into);
   }
 
   /**
@@ -326,15 +311,10 @@ export class Socket extends Watchable {
       // io_uring's completion-based receive: the bytes are in the backend's buffers already;
       // hand out a view of them (valid until the next receive, as the shared buffer's).
       this.#open('receive');
-      const early = this.#beforeReceive();
-      if (early !== null) return receiveResult(watcher.receiveBuffer, early);
-      if (this.#held === null && this.#heldErrno === 0) {
-        const n = this.#fromWatcher(null);
-        if (n > 0) return { bytes: watcher._receivedView, status: 'alive' };
-        if (n !== HELD_NONE) return receiveResult(watcher.receiveBuffer, n);
-      }
+      const shared = this.#receiver.receiveShared(watcher);
+      if (shared !== null) return shared;
     }
-    const buffer = into ?? watcher?.receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
+    const buffer = into ?? watcher?.receiveBuffer ?? this.#receiver.scratch();
     return receiveResult(buffer, this.receiveInto(buffer));
   }
 
@@ -437,23 +417,7 @@ export class Socket extends Watchable {
     if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
-    const early = this.#beforeReceive();
-    if (early !== null) return { ...receiveResult(into, early), fds: [], credentials: null, pidfd: null };
-    let received: RightsReceived;
-    try {
-      received = receiveWithRights(fd, into, maxFds);
-    } catch (err) {
-      return { ...receiveResult(into, this.#receiveFailed(err)), fds: [], credentials: null, pidfd: null };
-    }
-    if (received.truncated) throw new FdsTruncatedError(into.subarray(0, received.count), maxFds, received.credentials);
-    const n = this.#afterReceive(received.count);
-    // Adoption never throws: the bytes are read, and nothing read may be lost.
-    return {
-      ...receiveResult(into, n),
-      fds: adoptReceivedFds(received.fds, Socket.#adopters),
-      credentials: received.credentials,
-      pidfd: received.pidfd >= 0 ? new OwnedFd(INTERNAL, received.pidfd) : null,
-    };
+    return this.#receiver.receiveWithFds(fd, into, maxFds, Socket.#adopters);
   }
 
   /** Unix sockets: the pid, uid and gid of the peer process (SO_PEERCRED). */
@@ -485,9 +449,9 @@ export class Socket extends Watchable {
     if (how !== 'read' && how !== 'write' && how !== 'both') {
       throw invalidValue('how', "must be 'read', 'write' or 'both'", how);
     }
-    if (how !== 'write' && !this.#readEnded) {
+    if (how !== 'write' && !this.#receiver.ended) {
       if (!this.#connecting) this.#shutdownIgnoringNotConnected(fd, SHUT_RD);
-      this.#endReading();
+      this.#receiver.end();
     }
     if (how !== 'read' && !this.#writeShut) {
       this.#writeShut = true;
@@ -529,7 +493,7 @@ export class Socket extends Watchable {
       // the multiplexer's bookkeeping forgot this socket before the call (see _forget).
     }
     this.#fd = -1;
-    this.#held = null;
+    this.#receiver.dropHeld();
     this.#closing = false;
     this.#sender.drop();
     untrack(this);
@@ -576,10 +540,11 @@ export class Socket extends Watchable {
   /** @internal */
   _internalInterest(user: number): number {
     // A lost connection stays readable until its last bytes and the end have been read.
-    if (this.#error !== null && this.#unreported === null && this.#readEnded) return DORMANT;
-    if (this.#readEnded && this.#writeShut && !this.#shutdownPending && this.queuedBytes === 0) return DORMANT;
+    const readEnded = this.#receiver.ended;
+    if (this.#error !== null && this.#unreported === null && readEnded) return DORMANT;
+    if (readEnded && this.#writeShut && !this.#shutdownPending && this.queuedBytes === 0) return DORMANT;
     let bits = user;
-    if (this.#readEnded) bits &= ~READABLE;
+    if (readEnded) bits &= ~READABLE;
     // Closing: nobody reads any more, but what the peer sends must still be taken (and dropped),
     // or a peer that is closing too, with its own queue, would wait for us while we wait for it.
     else if (this.#closing) bits |= READABLE;
@@ -602,7 +567,7 @@ export class Socket extends Watchable {
       this.#finishConnect();
       return this.#fd < 0 ? report : report | WRITABLE;
     }
-    if ((bits & READABLE) !== 0 && this.#closing && !this.#readEnded) this.#discardInput();
+    if ((bits & READABLE) !== 0 && this.#closing && !this.#receiver.ended) this.#receiver.discard();
     const drained = this.#sender.ready(bits); // flushes the queue
     if (this.#fd < 0 || this.#closing) return this.#unreported !== null ? report | ERROR : 0;
     report |= bits & user & (READABLE | WRITABLE);
@@ -632,30 +597,19 @@ export class Socket extends Watchable {
 
   /** @internal Connected TCP sockets that are read: a backend may receive for them (see RECEIVES). */
   override _receivable(): boolean {
-    if (this.#fd < 0 || this.#connecting || this.#closing || this.#readEnded) return false;
+    if (this.#fd < 0 || this.#connecting || this.#closing || this.#receiver.ended) return false;
     return !this.#unix();
   }
 
   /** @internal */
   override _heldInput(): boolean {
-    return this.#fd >= 0 && (this.#held !== null || this.#heldErrno !== 0);
+    return this.#fd >= 0 && this.#receiver.holds();
   }
 
   /** @internal */
   override _adoptReceived(bytes: Uint8Array | null, errno: number): void {
     if (this.#fd < 0 || this.#destroying) return;
-    if (bytes !== null && bytes.byteLength > 0) {
-      const rest = this.#held === null ? null : this.#held.subarray(this.#heldAt);
-      if (rest === null || rest.byteLength === 0) this.#held = bytes;
-      else {
-        const joined = new Uint8Array(rest.byteLength + bytes.byteLength);
-        joined.set(rest);
-        joined.set(bytes, rest.byteLength);
-        this.#held = joined;
-      }
-      this.#heldAt = 0;
-    }
-    if (errno !== 0 && this.#heldErrno === 0) this.#heldErrno = errno;
+    this.#receiver.adopt(bytes, errno);
   }
 
   /** @internal */
@@ -672,46 +626,11 @@ export class Socket extends Watchable {
     this.destroy();
   }
 
-  /**
-   * A closing socket reads and drops what the peer still sends (bounded per event), as a server's
-   * graceful shutdown does: the user has said, by closing, that nothing more will be read; leaving
-   * it in the kernel would stop a peer that is closing too from flushing, and so us.
-   */
-  #discardInput(): void {
-    const buffer = this._watcher?.receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
-    this.#held = null;
-    for (let i = 0; i < 64; i++) {
-      // Bytes a backend received already go first (their buffers go back to it).
-      let held: number;
-      try {
-        held = this.#fromWatcher(buffer);
-      } catch {
-        this.#readEnded = true; // a failure held for us: nothing more to drop
-        return;
-      }
-      if (held > 0) continue;
-      if (held !== HELD_NONE) return; // none now (the next event brings more), or the end (reading ended)
-      let n: number;
-      try {
-        n = sys.recv(this.#fd, buffer, buffer.byteLength, 0);
-      } catch {
-        this.#readEnded = true; // reset: nothing more to drop; the flush will meet it too
-        return;
-      }
-      if (n === WOULD_BLOCK) return;
-      if (n === 0) {
-        this.#readEnded = true;
-        this._watcher?._update(this);
-        return;
-      }
-    }
-  }
-
   /** @internal The connect took too long: fail it with ETIMEDOUT, reported as an ERROR event. */
   override _deadlinePassed(): number {
     if (!this.#connecting || this.#fd < 0) return 0;
     this.#connecting = false;
-    this.#readEnded = true;
+    this.#receiver.ended = true;
     const details = this.#peer === null ? {} : errorDetails(this.#peer);
     this.#lose(new SocketError('connect', ERRNO.ETIMEDOUT, details));
     // Reported as the end of the attempt, like a refusal: writable, with the error.
@@ -731,40 +650,6 @@ export class Socket extends Watchable {
     return this.#fd;
   }
 
-  /**
-   * What was received for this socket before the kernel's bytes (see `#held`, and io_uring's
-   * completion-based receive): a count, 0 (none now, a receive is armed), END_OF_STREAM, or
-   * HELD_NONE (read the fd).
-   */
-  #receiveHeld(into: Uint8Array): number {
-    const held = this.#held;
-    if (held !== null) {
-      const n = Math.min(into.byteLength, held.byteLength - this.#heldAt);
-      into.set(held.subarray(this.#heldAt, this.#heldAt + n));
-      this.#heldAt += n;
-      if (this.#heldAt === held.byteLength) this.#held = null;
-      return n;
-    }
-    if (this.#heldErrno !== 0) {
-      const errno = this.#heldErrno;
-      this.#heldErrno = 0;
-      return this.#receiveFailed(new SocketError('recv', errno, { fd: this.#fd }));
-    }
-    return this.#fromWatcher(into);
-  }
-
-  #fromWatcher(into: Uint8Array | null): number {
-    const watcher = this._watcher;
-    if (watcher === null || !watcher._receives) return HELD_NONE;
-    const n = watcher._received(this, into);
-    if (n >= 0 || n === HELD_NONE) return n;
-    if (n === HELD_END) {
-      this.#endReading();
-      return END_OF_STREAM;
-    }
-    return this.#receiveFailed(new SocketError('recv', watcher._receivedErrno(this), { fd: this.#fd }));
-  }
-
   /** Whether this is a Unix socket (asked of the kernel once). */
   #unix(): boolean {
     if (this.#isUnix === null) {
@@ -773,30 +658,6 @@ export class Socket extends Watchable {
       this.#isUnix = domain[0] === AF_UNIX;
     }
     return this.#isUnix;
-  }
-
-  /** What a receive answers before any system call: END_OF_STREAM, 0 while connecting, or null. */
-  #beforeReceive(): number | null {
-    // An error found by send (EPIPE, ECONNRESET) does not end reading: what the peer sent before
-    // it went away may still wait in the kernel, and recv hands it over first.
-    if (this.#readEnded) return END_OF_STREAM;
-    return this.#connecting ? 0 : null;
-  }
-
-  /** recv's result as `receiveInto` answers it: bytes, 0 for would-block, END_OF_STREAM at EOF. */
-  #afterReceive(n: number): number {
-    if (n > 0) return n;
-    if (n === WOULD_BLOCK) return 0;
-    this.#endReading();
-    return END_OF_STREAM;
-  }
-
-  /** A receive failed: a lost connection ends reading (remembered in `error`); the rest is thrown. */
-  #receiveFailed(err: unknown): number {
-    if (!lostConnection(err)) throw err;
-    if (this.#error === null) this.#lose(err);
-    this.#endReading();
-    return END_OF_STREAM;
   }
 
   /**
@@ -845,11 +706,6 @@ export class Socket extends Watchable {
     else this._watcher?._update(this);
   }
 
-  #endReading(): void {
-    this.#readEnded = true;
-    this._watcher?._update(this);
-  }
-
   #takeSocketError(syscall: string): void {
     const value = new Int32Array(1);
     sys.getsockopt(this.#fd, SOL_SOCKET, SO_ERROR, value, new Uint32Array([4]));
@@ -861,7 +717,7 @@ export class Socket extends Watchable {
     sys.getsockopt(this.#fd, SOL_SOCKET, SO_ERROR, value, new Uint32Array([4]));
     this.#connecting = false;
     if (value[0] !== 0) {
-      this.#readEnded = true; // never connected: nothing will ever be read
+      this.#receiver.ended = true; // never connected: nothing will ever be read
       this.#lose(new SocketError('connect', value[0], this.#peer === null ? {} : errorDetails(this.#peer)));
       return;
     }
@@ -879,7 +735,3 @@ function withStranded(err: SocketError, stranded: number): SocketError {
   return lost;
 }
 
-/** A receive's answer as `receive` returns it: a view of the bytes read, and the status. */
-function receiveResult(buffer: Uint8Array, n: number): ReceiveResult {
-  return n >= 0 ? { bytes: buffer.subarray(0, n), status: 'alive' } : { bytes: buffer.subarray(0, 0), status: 'closed' };
-}
