@@ -1,32 +1,36 @@
 /**
  * Socket: owns one connected (or connecting) stream socket fd. Receives straight into the
- * caller's Uint8Array, sends straight from it, and queues what the kernel cannot take yet.
+ * caller's Uint8Array, sends straight from it, and queues what the kernel cannot take yet. The
+ * receive side is its SocketReceiver's (socket-receiver.ts), the send side, queue and ringSend
+ * glue included, its SocketSender's (socket-sender.ts); the socket keeps the public API, the
+ * lifecycle (connect, shutdown, close) and what it tells a multiplexer.
  *
  * The rules it keeps (design §2): the fd is non-blocking and close-on-exec; a closed socket never
  * reaches libc again (its fd becomes -1); would-block is a value; the send queue keeps order and
  * never drops bytes silently; `close()` and `shutdown()` wait for the queue to drain.
  */
 import {
-  F_GETFL, F_SETFL, MSG_NOSIGNAL, O_NONBLOCK, SHUT_RD, SHUT_WR,
+  F_GETFL, F_SETFL, O_NONBLOCK, SHUT_RD, SHUT_WR,
   SO_DOMAIN, SO_ERROR, SO_PEERCRED, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
 } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
-import { closeFd, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
-import { FdsTruncatedError, illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from '../core/errors.ts';
+import { closeFd, sys } from '../../ffi/syscall.ts';
+import { illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
-import { pauseReadingOf, SendQueue, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
+import { pauseReadingOf, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
-import { DORMANT, ERROR, HANGUP, HELD_END, HELD_NONE, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
+import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
 import type { SocketAddress } from '../core/address.ts';
 import { errorDetails, readAddress } from '../core/sockaddr.ts';
 import { startConnect, type ConnectOptions } from './connect.ts';
 import { adoptStreamFd } from './adopt-fd.ts';
-import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials, type RightsReceived } from '../core/fd-passing.ts';
-import { adoptReceivedFds, type FdAdopters, type ReceiveWithFdsResult } from './received-fd.ts';
+import { fdNumbers, MAX_FDS_PER_MESSAGE, type FdLike, type PeerCredentials } from '../core/fd-passing.ts';
+import type { FdAdopters, ReceiveWithFdsResult } from './received-fd.ts';
 import type { Listener } from './listener.ts';
-import { OwnedFd } from '../core/owned-fd.ts';
-import { duplicateFd, fileEnded, fileRequest, FileMover, PIPE_EMPTY } from './file-range.ts';
+import { fileRequest } from './file-range.ts';
+import { asSocketError, SocketSender, type SenderHost } from './socket-sender.ts';
+import { receiveResult, SocketReceiver, type ReceiverHost } from './socket-receiver.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -43,19 +47,8 @@ export interface ReceiveResult {
 export type SocketState = 'connecting' | 'open' | 'closing' | 'closed';
 /** Which direction `shutdown` ends. */
 export type ShutdownHow = 'read' | 'write' | 'both';
-
-/** `receiveInto` result when the peer has closed the connection (EOF or reset). */
-export const END_OF_STREAM = -1;
-const DEFAULT_RECEIVE_BUFFER = 64 * 1024;
-
-/** Errors that mean the connection is gone: reported as status `'closed'`, never thrown. */
-const CONNECTION_LOST = new Set([
-  'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'ENOTCONN', 'ECONNREFUSED', 'ECONNABORTED',
-]);
-
-function lostConnection(err: unknown): err is SocketError {
-  return err instanceof SocketError && CONNECTION_LOST.has(err.code);
-}
+// What `receiveInto` answers at the end of the stream: defined with the receive side.
+export { END_OF_STREAM } from './socket-receiver.ts';
 
 /**
  * A non-blocking stream socket (TCP or Unix). Get one from `Listener.accept()`,
@@ -80,52 +73,38 @@ export class Socket extends Watchable {
     Socket.#adopters.listener = fromFd;
   }
 
+  /** What a socket's sender and receiver read of it and ask of it (see SenderHost, ReceiverHost): one for every socket. */
+  static readonly #host: SenderHost & ReceiverHost = {
+    connecting: (socket) => socket.#connecting,
+    closing: (socket) => socket.#closing,
+    leaving: (socket) => socket.#destroying,
+    failed: (socket) => socket.#error !== null,
+    writeShut: (socket) => socket.#writeShut,
+    unix: (socket) => socket.#unix(),
+    ending: (socket) => socket.#receiver.ended || socket.#hungUp || socket.#writeShut,
+    lose: (socket, err) => socket.#lose(err),
+    drained: (socket, update) => socket.#afterDrain(update),
+  };
+
   #fd: number;
   #connecting: boolean;
   #closing = false;
-  #readEnded = false;
   #hungUp = false;
   #writeShut = false;
   #shutdownPending = false;
-  #queue: SendQueue | null = null;
-  #sendQueueLimit: number;
+  /** The send side: direct sends, the send queue and its flush, ringSend (see socket-sender.ts). */
+  readonly #sender: SocketSender;
+  /** The receive side: recv, the end of reading, bytes a backend received (see socket-receiver.ts). */
+  readonly #receiver: SocketReceiver;
   #error: SocketError | null = null;
   #unreported: SocketError | null = null;
-  #scratch: Uint8Array | null = null;
   #peer: SocketAddress | null;
   #closeWaiters: (() => void)[] | null = null;
   #isUnix: boolean | null = null;
-  /**
-   * Bytes a multiplexer's backend received for this socket before it left that multiplexer
-   * (io_uring's completion-based receive), from `#heldAt` on, and the failure that came after
-   * them (errno, 0 for none): handed out before anything read from the fd.
-   */
-  #held: Uint8Array | null = null;
-  #heldAt = 0;
-  #heldErrno = 0;
   /** Set while destroy() lets go of the multiplexer: bytes it hands over are not wanted. */
   #destroying = false;
   /** Backpressure: not readable while the send queue is full (see `pauseReadingWhenFull`). */
   #pauseReading: boolean;
-  /** sendFile's scratch (made by the first sendFile). */
-  #mover: FileMover | null = null;
-  /** The head of the queue is a pipe with nothing in it: stop asking for writability until a flush. */
-  #starved = false;
-  /**
-   * A ring send (io_uring's `ringSend`) has the head of the queue: nothing is sent by this
-   * socket itself until its completion (`_ringSent`), which would reorder the stream.
-   */
-  #ringInFlight = false;
-  /**
-   * Someone waits for the queue to drain, with a ring sending it: a send was refused, the queue
-   * reached its cap, a shutdown waits. The drain is then reported as writable, as epoll's flush
-   * reports it; a queue that merely empties as the ring sends it is not (one event per send).
-   */
-  #drainAwaited = false;
-  /** A ring's drain was noted for the next event (see #ringDrained): reported writable there. */
-  #drainNoted = false;
-  /** The ring's send answered EAGAIN: wait for writability before the next (see _ringSent). */
-  #ringBlocked = false;
 
   /** @internal */
   readonly _kind = 'socket';
@@ -140,7 +119,8 @@ export class Socket extends Watchable {
     if (token !== INTERNAL) throw illegalConstructor('Socket', 'Socket.connect(), Socket.fromFd() or Listener.accept()');
     this.#fd = fd;
     this.#connecting = connecting;
-    this.#sendQueueLimit = sendQueueLimit;
+    this.#sender = new SocketSender(this, Socket.#host, sendQueueLimit);
+    this.#receiver = new SocketReceiver(this, Socket.#host);
     this.#peer = peer;
     this.#pauseReading = pauseReading;
     track(this, fd, 'socket');
@@ -201,7 +181,7 @@ export class Socket extends Watchable {
 
   /** Bytes accepted by `send` but not yet handed to the kernel. */
   get queuedBytes(): number {
-    return this.#queue === null ? 0 : this.#queue.length;
+    return this.#sender.queuedBytes;
   }
 
   /**
@@ -210,16 +190,16 @@ export class Socket extends Watchable {
    * keep refused bytes; resume on the next `writable` event.
    */
   get sendQueueFull(): boolean {
-    return this.queuedBytes >= this.#sendQueueLimit;
+    return this.#sender.full;
   }
 
   /** Soft cap of the send queue, in bytes. */
   get sendQueueLimit(): number {
-    return this.#sendQueueLimit;
+    return this.#sender.limit;
   }
   /** An integer from 1 to 2^31 - 1; the next `send` sees the new cap. */
   set sendQueueLimit(limit: number) {
-    this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
+    this.#sender.limit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
     if (this.#fd >= 0) this._watcher?._update(this); // the queue may be full, or no longer
   }
 
@@ -313,15 +293,7 @@ export class Socket extends Watchable {
     const fd = this.#open('receive');
     checkBytes('into', into);
     if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
-    const early = this.#beforeReceive();
-    if (early !== null) return early;
-    const held = this.#receiveHeld(into);
-    if (held !== HELD_NONE) return held;
-    try {
-      return this.#afterReceive(sys.recv(fd, into, into.byteLength, 0));
-    } catch (err) {
-      return this.#receiveFailed(err);
-    }
+    return this.#receiver.receiveInto(fd, into);
   }
 
   /**
@@ -339,15 +311,10 @@ export class Socket extends Watchable {
       // io_uring's completion-based receive: the bytes are in the backend's buffers already;
       // hand out a view of them (valid until the next receive, as the shared buffer's).
       this.#open('receive');
-      const early = this.#beforeReceive();
-      if (early !== null) return receiveResult(watcher.receiveBuffer, early);
-      if (this.#held === null && this.#heldErrno === 0) {
-        const n = this.#fromWatcher(null);
-        if (n > 0) return { bytes: watcher._receivedView, status: 'alive' };
-        if (n !== HELD_NONE) return receiveResult(watcher.receiveBuffer, n);
-      }
+      const shared = this.#receiver.receiveShared(watcher);
+      if (shared !== null) return shared;
     }
-    const buffer = into ?? watcher?.receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
+    const buffer = into ?? watcher?.receiveBuffer ?? this.#receiver.scratch();
     return receiveResult(buffer, this.receiveInto(buffer));
   }
 
@@ -382,7 +349,7 @@ export class Socket extends Watchable {
       if (typeof length !== 'number') throw invalidType('length', 'of type number', length);
       throw outOfRange('length', `an integer from 0 to data.byteLength (${data.byteLength})`, length);
     }
-    return this.#transmit('send', fd, data, length, null);
+    return this.#sender.transmit('send', fd, data, length, null);
   }
 
   /**
@@ -398,7 +365,7 @@ export class Socket extends Watchable {
     const fd = this.#unixOnly('sendWithFds');
     checkBytes('data', data);
     if (data.byteLength === 0) throw outOfRange('data.byteLength', 'at least 1 (fds travel with a byte)', 0);
-    return this.#transmit('sendWithFds', fd, data, data.byteLength, fdNumbers(fds));
+    return this.#sender.transmit('sendWithFds', fd, data, data.byteLength, fdNumbers(fds));
   }
 
   /**
@@ -423,49 +390,7 @@ export class Socket extends Watchable {
   sendFile(fd: number, offset?: number, length?: number): SendStatus {
     const socketFd = this.#open('sendFile');
     const request = fileRequest(fd, offset, length);
-    if (this.#writeShut) throw new SocketClosedError('socket', 'sendFile: shut down for writing, so the');
-    if (this.#error !== null) return 'closed';
-    const queued = this.queuedBytes;
-    let start = request.offset;
-    let remaining = request.length;
-    if (queued === 0 && !this.#connecting) {
-      if (remaining === 0) return 'sent';
-      const mover = (this.#mover ??= new FileMover());
-      for (;;) {
-        let n: number;
-        try {
-          n = mover.move(socketFd, request.fd, start, remaining);
-        } catch (err) {
-          if (!lostConnection(err)) throw err;
-          this.#lose(err);
-          return 'closed';
-        }
-        if (n === WOULD_BLOCK) break;
-        if (n === PIPE_EMPTY) {
-          this.#starved = true; // the range waits for the pipe, not for the socket
-          break;
-        }
-        if (n === 0) {
-          this.#lose(fileEnded(request.fd, start < 0));
-          return 'closed';
-        }
-        remaining -= n;
-        if (start >= 0) start += n;
-        if (remaining === 0) return 'sent';
-      }
-    } else if (queued >= this.#sendQueueLimit) {
-      this.#drainAwaited = true;
-      return 'not-sent';
-    } else if (remaining === 0) {
-      return 'queued';
-    }
-    const before = this.queuedBytes;
-    (this.#queue ??= new SendQueue()).pushFile(duplicateFd(request.fd), start, remaining);
-    // As #enqueue: write interest when the queue stops being empty, paused reading when it fills.
-    const filled = before < this.#sendQueueLimit && this.queuedBytes >= this.#sendQueueLimit;
-    if (filled) this.#drainAwaited = true;
-    if (before === 0 || filled) this._watcher?._update(this);
-    return remaining < request.length ? 'partial' : 'queued';
+    return this.#sender.sendFile(socketFd, request);
   }
 
   /**
@@ -492,23 +417,7 @@ export class Socket extends Watchable {
     if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
-    const early = this.#beforeReceive();
-    if (early !== null) return { ...receiveResult(into, early), fds: [], credentials: null, pidfd: null };
-    let received: RightsReceived;
-    try {
-      received = receiveWithRights(fd, into, maxFds);
-    } catch (err) {
-      return { ...receiveResult(into, this.#receiveFailed(err)), fds: [], credentials: null, pidfd: null };
-    }
-    if (received.truncated) throw new FdsTruncatedError(into.subarray(0, received.count), maxFds, received.credentials);
-    const n = this.#afterReceive(received.count);
-    // Adoption never throws: the bytes are read, and nothing read may be lost.
-    return {
-      ...receiveResult(into, n),
-      fds: adoptReceivedFds(received.fds, Socket.#adopters),
-      credentials: received.credentials,
-      pidfd: received.pidfd >= 0 ? new OwnedFd(INTERNAL, received.pidfd) : null,
-    };
+    return this.#receiver.receiveWithFds(fd, into, maxFds, Socket.#adopters);
   }
 
   /** Unix sockets: the pid, uid and gid of the peer process (SO_PEERCRED). */
@@ -526,9 +435,7 @@ export class Socket extends Watchable {
    */
   flush(): number {
     if (this.#fd < 0) return 0;
-    // A ring's queue goes now too (rather than at the multiplexer's next turn).
-    if (!this.#connecting && this.queuedBytes > 0 && this.#ringSends() && this.#queue!.head() !== null) this._watcher!._sendNow(this);
-    else if (!this.#connecting) this.#flushQueue();
+    if (!this.#connecting) this.#sender.flush();
     return this.queuedBytes;
   }
 
@@ -542,14 +449,14 @@ export class Socket extends Watchable {
     if (how !== 'read' && how !== 'write' && how !== 'both') {
       throw invalidValue('how', "must be 'read', 'write' or 'both'", how);
     }
-    if (how !== 'write' && !this.#readEnded) {
+    if (how !== 'write' && !this.#receiver.ended) {
       if (!this.#connecting) this.#shutdownIgnoringNotConnected(fd, SHUT_RD);
-      this.#endReading();
+      this.#receiver.end();
     }
     if (how !== 'read' && !this.#writeShut) {
       this.#writeShut = true;
       this.#shutdownPending = true;
-      if (this.queuedBytes > 0) this.#drainAwaited = true;
+      this.#sender.awaitDrain();
       if (!this.#connecting && this.queuedBytes === 0) this.#afterDrain();
     }
   }
@@ -566,7 +473,7 @@ export class Socket extends Watchable {
       return;
     }
     this.#closing = true;
-    if (!this.#connecting) this.#flushQueue();
+    if (!this.#connecting) this.#sender.flushQueue();
     if (this.#fd >= 0) this._watcher?._update(this);
   }
 
@@ -586,9 +493,9 @@ export class Socket extends Watchable {
       // the multiplexer's bookkeeping forgot this socket before the call (see _forget).
     }
     this.#fd = -1;
-    this.#held = null;
+    this.#receiver.dropHeld();
     this.#closing = false;
-    this.#dropQueue();
+    this.#sender.drop();
     untrack(this);
     try {
       closeFd(fd);
@@ -633,16 +540,17 @@ export class Socket extends Watchable {
   /** @internal */
   _internalInterest(user: number): number {
     // A lost connection stays readable until its last bytes and the end have been read.
-    if (this.#error !== null && this.#unreported === null && this.#readEnded) return DORMANT;
-    if (this.#readEnded && this.#writeShut && !this.#shutdownPending && this.queuedBytes === 0) return DORMANT;
+    const readEnded = this.#receiver.ended;
+    if (this.#error !== null && this.#unreported === null && readEnded) return DORMANT;
+    if (readEnded && this.#writeShut && !this.#shutdownPending && this.queuedBytes === 0) return DORMANT;
     let bits = user;
-    if (this.#readEnded) bits &= ~READABLE;
+    if (readEnded) bits &= ~READABLE;
     // Closing: nobody reads any more, but what the peer sends must still be taken (and dropped),
     // or a peer that is closing too, with its own queue, would wait for us while we wait for it.
     else if (this.#closing) bits |= READABLE;
     // Backpressure: unread bytes wait in the kernel until the queue is below its cap again.
-    else if (this.#pauseReading && this.queuedBytes >= this.#sendQueueLimit) bits &= ~READABLE;
-    if (this.#connecting || (this.queuedBytes > 0 && !this.#starved && !this.#ringSendsHead())) bits |= WRITABLE;
+    else if (this.#pauseReading && this.#sender.full) bits &= ~READABLE;
+    if (this.#connecting || this.#sender.wantsWritable()) bits |= WRITABLE;
     // epoll reports EPOLLHUP whatever the mask: once a hangup has been reported and nobody reads
     // and nothing is queued, stop watching until the interest changes (no busy loop).
     if (this.#hungUp && (bits & READABLE) === 0 && !this.#connecting && this.queuedBytes === 0) return DORMANT;
@@ -659,19 +567,11 @@ export class Socket extends Watchable {
       this.#finishConnect();
       return this.#fd < 0 ? report : report | WRITABLE;
     }
-    if ((bits & READABLE) !== 0 && this.#closing && !this.#readEnded) this.#discardInput();
-    let drained = false;
-    if ((bits & WRITABLE) !== 0) this.#ringBlocked = false; // room again: the ring may send
-    if (this.#fd >= 0 && (bits & (WRITABLE | ERROR | HANGUP)) !== 0 && this.queuedBytes > 0) {
-      this.#flushQueue();
-      drained = this.queuedBytes === 0;
-    }
+    if ((bits & READABLE) !== 0 && this.#closing && !this.#receiver.ended) this.#receiver.discard();
+    const drained = this.#sender.ready(bits); // flushes the queue
     if (this.#fd < 0 || this.#closing) return this.#unreported !== null ? report | ERROR : 0;
     report |= bits & user & (READABLE | WRITABLE);
-    // A ring's drain, noted by the backend when it was awaited (see #ringDrained), as `drained`.
-    if (drained) this.#drainAwaited = false;
-    if (drained || this.#drainNoted) report |= WRITABLE;
-    this.#drainNoted = false;
+    report |= this.#sender.drainReport(drained);
     if (this.#unreported !== null) report |= ERROR;
     if ((bits & (HANGUP | READABLE)) === HANGUP && !this.#hungUp) {
       this.#hungUp = true; // a hangup with nothing readable: EPOLLHUP, which will not go away
@@ -680,92 +580,36 @@ export class Socket extends Watchable {
     return report;
   }
 
-  /** Whether a ring sends the head of the queue (bytes; a file range at the head is sent by the socket). */
-  #ringSendsHead(): boolean {
-    return this.#ringInFlight || (!this.#ringBlocked && this.#ringSends() && this.#queue !== null && this.#queue.headFile() === null);
-  }
-
   /** @internal See Watchable._ringSendHead. */
   override _ringSendHead(range: Int32Array): Uint8Array | null {
-    const queue = this.#queue;
-    if (this.#fd < 0 || this.#destroying || this.#ringInFlight || queue === null || queue.headFds() !== null) return null;
-    const head = queue.headBlock(range);
-    if (head === null) return null; // a file range (sent by #flushQueue), or nothing
-    this.#ringInFlight = true;
-    return head;
+    return this.#sender.ringSendHead(range);
   }
 
   /** @internal See Watchable._ringSent. */
   override _ringSent(result: number): number {
-    this.#ringInFlight = false;
-    const queue = this.#queue;
-    if (this.#fd < 0 || this.#destroying || queue === null) return 0; // destroyed: the queue is gone
-    if (result < 0) {
-      if (result === -ERRNO.ECANCELED) return 0; // leaving the multiplexer: nothing went, the queue is whole
-      if (result === -ERRNO.EAGAIN) {
-        // A kernel that does not wait for room itself (Linux waits, by a poll of its own): wait
-        // for writability, as a send(2) that would block, and hand the bytes to the ring then.
-        this.#ringBlocked = true;
-        this._watcher?._update(this);
-        return 0;
-      }
-      // As a failed flush: the stream ends, reported on this socket with the bytes it strands.
-      this.#lose(new SocketError('send', -result, { fd: this.#fd }));
-      return this.#fd >= 0 ? ERROR : 0;
-    }
-    const wasFull = queue.length >= this.#sendQueueLimit;
-    if (wasFull) this.#drainAwaited = true;
-    const sentFds = queue.consume(result);
-    if (sentFds !== null) closeAll(sentFds);
-    if (queue.length === 0) {
-      // The interest changes with an empty queue only where it was full (reading resumes) or
-      // the socket may go dormant (the ends): the drain of every send need not ask.
-      this.#afterDrain(wasFull || this.#readEnded || this.#hungUp || this.#writeShut);
-      return this.#ringDrained();
-    }
-    // Below the cap again: reading resumes (pauseReadingWhenFull). The drain is reported once
-    // the queue is empty, as epoll's flush reports it.
-    if (wasFull && queue.length < this.#sendQueueLimit) this._watcher?._update(this);
-    if (queue.head() === null) {
-      this.#flushQueue(); // a file range's turn: this socket sends it, then the bytes behind it
-      if (this.#fd >= 0) this._watcher?._update(this);
-      return this.#ringDrained(); // that flush may have emptied the queue
-    }
-    if (this.#ringSends()) this._watcher!._sendSoon(this);
-    return 0;
+    return this.#sender.ringSent(result);
   }
 
-  /** @internal A drain is awaited (see #drainAwaited): reported as writable when the ring has sent the queue. */
+  /** @internal A drain is awaited: reported as writable when the ring has sent the queue (see SocketSender.awaitDrain). */
   _awaitDrain(): void {
-    if (this.queuedBytes > 0) this.#drainAwaited = true;
+    this.#sender.awaitDrain();
   }
 
   /** @internal Connected TCP sockets that are read: a backend may receive for them (see RECEIVES). */
   override _receivable(): boolean {
-    if (this.#fd < 0 || this.#connecting || this.#closing || this.#readEnded) return false;
+    if (this.#fd < 0 || this.#connecting || this.#closing || this.#receiver.ended) return false;
     return !this.#unix();
   }
 
   /** @internal */
   override _heldInput(): boolean {
-    return this.#fd >= 0 && (this.#held !== null || this.#heldErrno !== 0);
+    return this.#fd >= 0 && this.#receiver.holds();
   }
 
   /** @internal */
   override _adoptReceived(bytes: Uint8Array | null, errno: number): void {
     if (this.#fd < 0 || this.#destroying) return;
-    if (bytes !== null && bytes.byteLength > 0) {
-      const rest = this.#held === null ? null : this.#held.subarray(this.#heldAt);
-      if (rest === null || rest.byteLength === 0) this.#held = bytes;
-      else {
-        const joined = new Uint8Array(rest.byteLength + bytes.byteLength);
-        joined.set(rest);
-        joined.set(bytes, rest.byteLength);
-        this.#held = joined;
-      }
-      this.#heldAt = 0;
-    }
-    if (errno !== 0 && this.#heldErrno === 0) this.#heldErrno = errno;
+    this.#receiver.adopt(bytes, errno);
   }
 
   /** @internal */
@@ -782,46 +626,11 @@ export class Socket extends Watchable {
     this.destroy();
   }
 
-  /**
-   * A closing socket reads and drops what the peer still sends (bounded per event), as a server's
-   * graceful shutdown does: the user has said, by closing, that nothing more will be read; leaving
-   * it in the kernel would stop a peer that is closing too from flushing, and so us.
-   */
-  #discardInput(): void {
-    const buffer = this._watcher?.receiveBuffer ?? (this.#scratch ??= new Uint8Array(DEFAULT_RECEIVE_BUFFER));
-    this.#held = null;
-    for (let i = 0; i < 64; i++) {
-      // Bytes a backend received already go first (their buffers go back to it).
-      let held: number;
-      try {
-        held = this.#fromWatcher(buffer);
-      } catch {
-        this.#readEnded = true; // a failure held for us: nothing more to drop
-        return;
-      }
-      if (held > 0) continue;
-      if (held !== HELD_NONE) return; // none now (the next event brings more), or the end (reading ended)
-      let n: number;
-      try {
-        n = sys.recv(this.#fd, buffer, buffer.byteLength, 0);
-      } catch {
-        this.#readEnded = true; // reset: nothing more to drop; the flush will meet it too
-        return;
-      }
-      if (n === WOULD_BLOCK) return;
-      if (n === 0) {
-        this.#readEnded = true;
-        this._watcher?._update(this);
-        return;
-      }
-    }
-  }
-
   /** @internal The connect took too long: fail it with ETIMEDOUT, reported as an ERROR event. */
   override _deadlinePassed(): number {
     if (!this.#connecting || this.#fd < 0) return 0;
     this.#connecting = false;
-    this.#readEnded = true;
+    this.#receiver.ended = true;
     const details = this.#peer === null ? {} : errorDetails(this.#peer);
     this.#lose(new SocketError('connect', ERRNO.ETIMEDOUT, details));
     // Reported as the end of the attempt, like a refusal: writable, with the error.
@@ -841,111 +650,6 @@ export class Socket extends Watchable {
     return this.#fd;
   }
 
-  /**
-   * Sends the first `length` bytes of `data` (with `fds` attached to the first byte, when given):
-   * straight to the kernel when nothing waits, else into the queue, keeping order. What `send`
-   * and `sendWithFds` answer.
-   */
-  #transmit(operation: string, fd: number, data: Uint8Array, length: number, fds: number[] | null): SendStatus {
-    if (this.#writeShut) throw new SocketClosedError('socket', `${operation}: shut down for writing, so the`);
-    if (this.#error !== null) return 'closed';
-    const queued = this.queuedBytes;
-    const ring = this.#ringSends();
-    if (queued === 0 && !this.#connecting && ring && length === 0) return 'sent';
-    if (queued === 0 && !this.#connecting && !ring) {
-      if (length === 0) return 'sent';
-      let n: number;
-      try {
-        n = fds === null ? sys.send(fd, data, length, MSG_NOSIGNAL) : sendWithRights(fd, data, fds);
-      } catch (err) {
-        if (!lostConnection(err)) throw err;
-        this.#lose(err);
-        return 'closed';
-      }
-      if (n === length) return 'sent';
-      if (n > 0) {
-        this.#enqueue(data.subarray(n, length)); // any fds went with the first byte
-        return 'partial';
-      }
-    } else if (queued >= this.#sendQueueLimit) {
-      this.#drainAwaited = true;
-      return 'not-sent';
-    }
-    // Behind queued bytes, still connecting, the kernel took nothing, or a ring sends at the end
-    // of the turn: all of it waits, the fds as duplicates (the caller may close its own at once).
-    this.#enqueue(length === data.byteLength ? data : data.subarray(0, length), fds === null ? undefined : duplicateFds(fds), ring);
-    if (ring) this.#ringQueued();
-    return 'queued';
-  }
-
-  /**
-   * Bytes were queued for the ring: sent at the end of the turn, or at once when the queue has
-   * reached its cap, so that the cap (and `sendQueueFull`) counts what the kernel has not taken,
-   * as send(2) makes it on epoll; still full after that, reading pauses (pauseReadingWhenFull).
-   */
-  #ringQueued(): void {
-    if (this.queuedBytes < this.#sendQueueLimit) {
-      if (!this.#ringInFlight) this._watcher!._sendSoon(this);
-      return;
-    }
-    this._watcher!._sendNow(this);
-    if (this.#fd >= 0 && this.queuedBytes >= this.#sendQueueLimit) {
-      this.#drainAwaited = true;
-      this._watcher?._update(this);
-    }
-  }
-
-  /** The ring's drain, reported when it is awaited (see #drainAwaited): WRITABLE, or 0. */
-  #ringDrained(): number {
-    if (this.#fd < 0 || this.#closing || this.queuedBytes > 0 || !this.#drainAwaited) return 0;
-    this.#drainAwaited = false;
-    this.#drainNoted = true;
-    return WRITABLE;
-  }
-
-  /**
-   * Whether the multiplexer's backend sends this socket's queue (io_uring's `ringSend`):
-   * connected TCP sockets (Unix ones may carry fds, which a plain ring send cannot).
-   */
-  #ringSends(): boolean {
-    const watcher = this._watcher;
-    return watcher !== null && watcher._sends && !this.#connecting && this.#fd >= 0 && !this.#unix();
-  }
-
-  /**
-   * What was received for this socket before the kernel's bytes (see `#held`, and io_uring's
-   * completion-based receive): a count, 0 (none now, a receive is armed), END_OF_STREAM, or
-   * HELD_NONE (read the fd).
-   */
-  #receiveHeld(into: Uint8Array): number {
-    const held = this.#held;
-    if (held !== null) {
-      const n = Math.min(into.byteLength, held.byteLength - this.#heldAt);
-      into.set(held.subarray(this.#heldAt, this.#heldAt + n));
-      this.#heldAt += n;
-      if (this.#heldAt === held.byteLength) this.#held = null;
-      return n;
-    }
-    if (this.#heldErrno !== 0) {
-      const errno = this.#heldErrno;
-      this.#heldErrno = 0;
-      return this.#receiveFailed(new SocketError('recv', errno, { fd: this.#fd }));
-    }
-    return this.#fromWatcher(into);
-  }
-
-  #fromWatcher(into: Uint8Array | null): number {
-    const watcher = this._watcher;
-    if (watcher === null || !watcher._receives) return HELD_NONE;
-    const n = watcher._received(this, into);
-    if (n >= 0 || n === HELD_NONE) return n;
-    if (n === HELD_END) {
-      this.#endReading();
-      return END_OF_STREAM;
-    }
-    return this.#receiveFailed(new SocketError('recv', watcher._receivedErrno(this), { fd: this.#fd }));
-  }
-
   /** Whether this is a Unix socket (asked of the kernel once). */
   #unix(): boolean {
     if (this.#isUnix === null) {
@@ -956,30 +660,6 @@ export class Socket extends Watchable {
     return this.#isUnix;
   }
 
-  /** What a receive answers before any system call: END_OF_STREAM, 0 while connecting, or null. */
-  #beforeReceive(): number | null {
-    // An error found by send (EPIPE, ECONNRESET) does not end reading: what the peer sent before
-    // it went away may still wait in the kernel, and recv hands it over first.
-    if (this.#readEnded) return END_OF_STREAM;
-    return this.#connecting ? 0 : null;
-  }
-
-  /** recv's result as `receiveInto` answers it: bytes, 0 for would-block, END_OF_STREAM at EOF. */
-  #afterReceive(n: number): number {
-    if (n > 0) return n;
-    if (n === WOULD_BLOCK) return 0;
-    this.#endReading();
-    return END_OF_STREAM;
-  }
-
-  /** A receive failed: a lost connection ends reading (remembered in `error`); the rest is thrown. */
-  #receiveFailed(err: unknown): number {
-    if (!lostConnection(err)) throw err;
-    if (this.#error === null) this.#lose(err);
-    this.#endReading();
-    return END_OF_STREAM;
-  }
-
   /**
    * The fd, for calls that only Unix sockets support. The kernel does not refuse them on TCP: it
    * silently drops SCM_RIGHTS and answers SO_PEERCRED with pid 0 (seen on Linux 6.18), so we must.
@@ -988,110 +668,6 @@ export class Socket extends Watchable {
     const fd = this.#open(operation);
     if (!this.#unix()) throw invalidValue('this', `is not a Unix socket: ${operation} needs one`);
     return fd;
-  }
-
-  #enqueue(data: Uint8Array, fds?: number[], ring = false): void {
-    const before = this.queuedBytes;
-    const queue = (this.#queue ??= new SendQueue());
-    queue.keepBlock = ring;
-    queue.push(data, fds);
-    // Interest changes when the queue stops being empty (write interest, unless a ring sends it)
-    // and when it fills up (reading pauses, with pauseReadingWhenFull).
-    // (A ring's queue: see #ringQueued.)
-    if (ring) return;
-    const filled = before < this.#sendQueueLimit && queue.length >= this.#sendQueueLimit;
-    if (before === 0 || filled) this._watcher?._update(this);
-  }
-
-  #flushQueue(): void {
-    const queue = this.#queue;
-    if (queue === null) return;
-    if (this.#ringInFlight) {
-      this._watcher?._update(this); // writability is the ring's business now
-      return;
-    }
-    if (queue.head() !== null && this.#ringSends()) {
-      // The ring sends it, at the end of the turn. (Joined with bytes queued: the interest it
-      // was added with asked for writability, which the ring does not need.)
-      this._watcher!._sendSoon(this);
-      this._watcher!._update(this);
-      return;
-    }
-    const wasFull = queue.length >= this.#sendQueueLimit;
-    this.#drainQueue(queue);
-    // Drained below the cap but not empty: reading resumes (with pauseReadingWhenFull). Empty, or
-    // dropped by a lost connection, has updated the interest already.
-    if (wasFull && this.#queue === queue && queue.length > 0 && queue.length < this.#sendQueueLimit) this._watcher?._update(this);
-  }
-
-  /** Hands the queue to the kernel as far as it takes it: bytes, fds, file ranges, in order. */
-  #drainQueue(queue: SendQueue): void {
-    if (this.#ringInFlight) return; // the ring's send first (see #ringInFlight)
-    const ring = this.#ringSends();
-    for (;;) {
-      if (ring && queue.head() !== null) {
-        // Bytes (after a file range sent here): the ring's to send, at the end of the turn.
-        this._watcher!._sendSoon(this);
-        this._watcher!._update(this);
-        return;
-      }
-      for (let head = queue.head(); head !== null; head = queue.head()) {
-        const fds = queue.headFds();
-        let n: number;
-        try {
-          n = fds === null ? sys.send(this.#fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(this.#fd, head, fds);
-        } catch (err) {
-          // Any failure here, a lost connection or not (ENOBUFS, ENOMEM, ETOOMANYREFS for the fds,
-          // EMSGSIZE...), ends the stream: the bytes behind the head cannot go without it, so
-          // the queue is dropped and reported on this socket. Thrown instead, it would escape the
-          // multiplexer's wait() and stay at the head of the queue, failing every later wait.
-          this.#lose(asSocketError(err, 'send'));
-          return;
-        }
-        if (n === WOULD_BLOCK) return;
-        const sentFds = queue.consume(n);
-        if (sentFds !== null) closeAll(sentFds); // our duplicates: the peer has its own now
-      }
-      // head() stops at a file range (sendFile): its turn now, then the bytes behind it.
-      if (queue.headFile() === null || !this.#flushFile(queue)) break;
-    }
-    if (this.#queue === queue && queue.length === 0) this.#afterDrain();
-  }
-
-  /** Sends the head file range as far as the kernel takes it; false when the flush must stop. */
-  #flushFile(queue: SendQueue): boolean {
-    const file = queue.headFile()!;
-    const wasStarved = this.#starved;
-    this.#starved = false;
-    for (;;) {
-      let n: number;
-      try {
-        n = (this.#mover ??= new FileMover()).move(this.#fd, file.fd, file.offset, file.remaining);
-      } catch (err) {
-        // As for bytes: any failure ends the stream and is reported here, never thrown from wait().
-        this.#lose(asSocketError(err, 'sendfile'));
-        return false;
-      }
-      if (n === WOULD_BLOCK) {
-        if (wasStarved) this._watcher?._update(this);
-        return false;
-      }
-      if (n === PIPE_EMPTY) {
-        this.#starved = true;
-        this._watcher?._update(this);
-        return false;
-      }
-      if (n === 0) {
-        this.#lose(fileEnded(file.fd, file.offset < 0));
-        return false;
-      }
-      const done = queue.consumeFile(n);
-      if (done >= 0) {
-        closeFd(done); // the queue's duplicate
-        if (wasStarved) this._watcher?._update(this);
-        return true;
-      }
-    }
   }
 
   /** The queue is empty: finish what waited for it (a shutdown, a graceful close); `update`: the interest may have changed. */
@@ -1121,28 +697,13 @@ export class Socket extends Watchable {
 
   /** The connection is gone: remember why, report any bytes it strands, finish a close. */
   #lose(err: SocketError): void {
-    const stranded = this.#dropQueue();
+    const stranded = this.#sender.drop();
     const reported = stranded > 0 ? withStranded(err, stranded) : err;
     this.#error = reported;
     this.#unreported = reported;
     this.#shutdownPending = false;
     if (this.#closing) this.destroy();
     else this._watcher?._update(this);
-  }
-
-  /** Empties the queue, closing the duplicated fds it held; returns the bytes dropped. */
-  #dropQueue(): number {
-    const queue = this.#queue;
-    if (queue === null) return 0;
-    this.#queue = null;
-    const { bytes, fds } = queue.clear();
-    closeAll(fds);
-    return bytes;
-  }
-
-  #endReading(): void {
-    this.#readEnded = true;
-    this._watcher?._update(this);
   }
 
   #takeSocketError(syscall: string): void {
@@ -1156,20 +717,14 @@ export class Socket extends Watchable {
     sys.getsockopt(this.#fd, SOL_SOCKET, SO_ERROR, value, new Uint32Array([4]));
     this.#connecting = false;
     if (value[0] !== 0) {
-      this.#readEnded = true; // never connected: nothing will ever be read
+      this.#receiver.ended = true; // never connected: nothing will ever be read
       this.#lose(new SocketError('connect', value[0], this.#peer === null ? {} : errorDetails(this.#peer)));
       return;
     }
-    if (this.queuedBytes > 0) this.#flushQueue();
+    if (this.queuedBytes > 0) this.#sender.flushQueue();
     else if (this.#shutdownPending) this.#afterDrain();
     else this._watcher?._update(this);
   }
-}
-
-/** A SocketError as is; anything else (a bug, koffi refusing a call) wrapped so that it has a code. */
-function asSocketError(err: unknown, syscall: string): SocketError {
-  if (err instanceof SocketError) return err;
-  return Object.assign(new SocketError(syscall, ERRNO.EIO), { message: `${syscall} failed: ${String(err)}`, cause: err });
 }
 
 /** The same error, saying how many queued bytes it stranded (`err.unsentBytes`). */
@@ -1180,7 +735,3 @@ function withStranded(err: SocketError, stranded: number): SocketError {
   return lost;
 }
 
-/** A receive's answer as `receive` returns it: a view of the bytes read, and the status. */
-function receiveResult(buffer: Uint8Array, n: number): ReceiveResult {
-  return n >= 0 ? { bytes: buffer.subarray(0, n), status: 'alive' } : { bytes: buffer.subarray(0, 0), status: 'closed' };
-}

@@ -80,9 +80,10 @@ export const fatal = (name: string): FaultChoice => ({ label: name, fault: errno
 /**
  * A fault thrown by a call the application retries (accept EMFILE, recv ENOMEM, a send the kernel
  * refused while nothing was queued): the run must complete. Met by a flush (inside wait(), close,
- * or a multiplexer's close), it ends the stream instead (reported, with the unsent bytes).
+ * or a multiplexer's close; known by its frame, SocketSender.flushQueue or DatagramSocket.#flushQueue),
+ * it ends the stream instead (reported, with the unsent bytes).
  */
-export const retryable = (name: string): FaultChoice => ({ label: name, fault: errno(name), transient: (site) => !site.includes('#flushQueue') });
+export const retryable = (name: string): FaultChoice => ({ label: name, fault: errno(name), transient: (site) => !site.includes('flushQueue') });
 export const EINTR = transient('EINTR', errno('EINTR'));
 /**
  * Would-block costs nothing, except in the one last flush that Multiplexer.close() gives a socket
