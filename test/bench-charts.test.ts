@@ -314,11 +314,14 @@ test('io_uring bench: servers alternate order by repetition; the plan counts eve
   const quick = uringPlan({ quick: true });
   assert.deepEqual(quick.servers, URING_SERVERS);
   assert.equal(quick.reps, 2);
-  assert.equal(quick.steps, 2 * 9 * 4 + 9 * 4);
+  assert.equal(quick.steps, 2 * 9 * 5 + 9 * 5, 'five shapes');
   const full = uringPlan({ quick: false, reps: 3, secs: 2 });
   assert.equal(full.servers.length, 10, 'full runs add C io_uring multi');
   assert.equal(full.secs, 2);
-  assert.equal(full.steps, 3 * 10 * 4 + 10 * 4);
+  assert.equal(full.steps, 3 * 10 * 5 + 10 * 5);
+  const churn = uringPlan({ quick: true, shapes: ['connection churn'] });
+  assert.deepEqual(churn.shapes, ['connection churn'], '--shape: only the shapes asked for');
+  assert.equal(churn.steps, 2 * 9 + 9);
 });
 
 /** A result with the given server CPU runs (rate: 1000 / cpu). */
@@ -370,12 +373,12 @@ test('io_uring bench: targets on run-by-run CPU ratios, met or missed by the med
   assert.equal(spreadCell({ median: 0.5, min: 0.5, max: 0.5 }), '0.50x');
 
   const [main, sys, ratios] = uringTables(results, { reps: 2, bulkMiB: 128, pinned: true, syscalls: null });
-  assert.equal(main.rows.length, 4 * 9);
-  assert.equal(sys.rows.length, 4 * 9);
+  assert.equal(main.rows.length, 5 * 9);
+  assert.equal(sys.rows.length, 5 * 9);
   assert.deepEqual(sys.rows[1].slice(0, 3), ['ping-pong 1 conn', 'm-socket io_uring', '1']);
-  assert.deepEqual(sys.rows[1].slice(3), ['-', '-', '-', '-', '1', '-', '-'], 'by name: only what perf counted');
+  assert.deepEqual(sys.rows[1].slice(3), ['-', '-', '-', '-', '1', '-', '-', '-'], 'by name: only what perf counted');
   // Per shape: the Reactor and own-loop io_uring servers (each with and without ringSend) against their epoll peers, then C io_uring against C epoll.
-  assert.equal(ratios.rows.length, 4 * 5);
+  assert.equal(ratios.rows.length, 5 * 5);
   assert.deepEqual(ratios.rows[0], ['ping-pong 1 conn', 'io_uring, Reactor', '1.00x (0.90-1.10)', '1.00x (0.90-1.10)', '1.05x (0.95-1.16)', '1.01x (0.91-1.11)', '0.50x']);
   assert.deepEqual(ratios.rows[1].slice(0, 3), ['ping-pong 1 conn', 'io_uring, Reactor, ringSend', '1.00x (0.90-1.10)']);
   assert.deepEqual(ratios.rows[4], ['ping-pong 1 conn', 'C io_uring', '-', '0.95x', '-', '1.05x', '-']);
