@@ -16,11 +16,16 @@
  *   removes it from the backend, which enters the ring again) without a completion being read
  *   twice.
  * - Leaving: a socket that leaves the backend with a send in flight has it cancelled, and the
- *   backend waits for its completion before `remove` returns (`settle`): from then on the socket
- *   sends by itself, and must know exactly which bytes went.
+ *   backend waits for its completion before `remove` returns (`awaitLeft`): from then on the
+ *   socket sends by itself, and must know exactly which bytes went.
+ * - When sends go: with the turn's one enter (the start of a wait, a Reactor's settle). Between
+ *   a wait and the settle that lets the Reactor sleep, the settle submits them; outside it (a
+ *   timer, a promise's continuation) nothing would before the loop sleeps, so a microtask does
+ *   (`sendSoon`). A queue at its cap goes at once (`sendNow`).
  */
 import koffi from 'koffi';
 import { IORING_OP_ASYNC_CANCEL, IORING_OP_SEND, MSG_NOSIGNAL } from '../../../ffi/constants.ts';
+import { ERRNO } from '../../../ffi/errno.ts';
 import type { SendSource } from './backend.ts';
 import type { Ring } from './io-uring-ring.ts';
 import { grownTo } from './slot-arrays.ts';
@@ -39,6 +44,14 @@ export interface SenderHost {
   isLive(slot: number): boolean;
   /** Notes bits to report for the slot at the next wait. */
   note(slot: number, bits: number): void;
+  /** Whether a Reactor sleeps on the ring's eventfd (then nothing but us submits outside its turns). */
+  watched(): boolean;
+  /** Whether the backend is closed. */
+  closed(): boolean;
+  /** Submits, runs the task work and takes in every completion (an enter outside the Reactor's drain). */
+  enterNow(): void;
+  /** Waits up to `ms` for a completion, then takes in what came. */
+  enterTimed(ms: number): void;
 }
 
 export class RingSender {
@@ -67,6 +80,21 @@ export class RingSender {
   /** Sends abandoned (their completion never came): their bytes stay referenced. */
   readonly #abandoned: Uint8Array[] = [];
   #delivering = false;
+  /** Between a wait and the settle that lets the Reactor sleep: that settle submits the sends. */
+  #inTurn = false;
+  #flushScheduled = false;
+  /**
+   * A turn of a Reactor ends with the libuv callback that runs it, however it ends (a settle
+   * that lets it sleep, or a yield after maxRounds with the eventfd poked): a microtask, which
+   * runs once that callback has returned, says so. (No Reactor: a loop that blocks in wait() runs
+   * no microtask, and its sends go with its next wait.)
+   */
+  #turnEndScheduled = false;
+  readonly #endTurn = (): void => {
+    this.#turnEndScheduled = false;
+    this.#inTurn = false;
+  };
+  readonly #flushSends = (): void => this.#submitSoon();
 
   constructor(ring: Ring, host: SenderHost, slots: number) {
     this.#ring = ring;
@@ -99,9 +127,73 @@ export class RingSender {
     this.#list.push(slot);
   }
 
+  /** A wait began a loop turn: its sends go with the turn's enter (see "When sends go"). */
+  beginTurn(): void {
+    this.#inTurn = true;
+    if (this.#host.watched() && !this.#turnEndScheduled) {
+      this.#turnEndScheduled = true;
+      queueMicrotask(this.#endTurn);
+    }
+  }
+
+  /** The Reactor's settle submitted everything and lets it sleep: the turn is over. */
+  endTurn(): void {
+    this.#inTurn = false;
+  }
+
+  /**
+   * `source` (in `slot`) has queued bytes: sent with the next submission. Outside a loop turn
+   * of a Reactor, nothing would submit it before the loop sleeps: a microtask does, after the
+   * code that is running now has queued what it sends (one entry per socket, one enter for all).
+   */
+  sendSoon(slot: number, source: SendSource): void {
+    this.want(slot, source);
+    if (!this.#inTurn && !this.#flushScheduled && this.#host.watched()) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushSends);
+    }
+  }
+
+  /**
+   * `source`'s queue reached its cap within a turn (a handler that reads and sends in a loop):
+   * its send goes now, and the completions there are are taken in, so that the cap counts what
+   * the kernel has not taken, as send(2) makes it on epoll, not what this turn has sent.
+   */
+  sendNow(slot: number, source: SendSource): void {
+    if (this.#host.closed()) return;
+    // A few rounds: a short send lists the rest, which goes in the next (bounded: the kernel
+    // may keep taking a little at a time; what is left goes with the turn).
+    for (let round = 0; round < 4; round++) {
+      this.want(slot, source);
+      if (this.submit() === 0 && !this.inFlight(slot)) return;
+      this.#host.enterNow();
+      if (this.inFlight(slot)) return; // waiting for room in the kernel: it completes by itself
+    }
+  }
+
+  /**
+   * Waits until `slot`'s cancelled send has completed and hands its result over. A cancellation
+   * completes in the enter that submits it (the send waits on a poll, which the cancel removes);
+   * the bounded wait is for a send the kernel was running on another thread at that moment.
+   */
+  awaitLeft(slot: number): void {
+    for (let i = 0; i < 100 && this.inFlight(slot); i++) this.#host.enterTimed(10);
+    this.settle(slot);
+    if (this.inFlight(slot)) this.abandon(slot, ERRNO.ETIMEDOUT);
+  }
+
   /** Whether `slot` has a send whose completion has not been read. */
   inFlight(slot: number): boolean {
     return this.#inFlight[slot] !== null && this.#result[slot] === NONE;
+  }
+
+  /** Submits the listed sends now (a microtask outside a Reactor's turn; see sendSoon). */
+  #submitSoon(): void {
+    this.#flushScheduled = false;
+    if (this.#inTurn || this.#host.closed()) return;
+    // No GETEVENTS: the completions are posted (and the eventfd signalled) by the kernel, and
+    // taken in by the Reactor's next turn, not here, inside some other code's microtask.
+    if (this.submit() > 0) this.#ring.enter(0, 0);
   }
 
   /** Queues a send entry for every listed slot that has bytes; returns how many. */

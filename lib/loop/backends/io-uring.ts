@@ -114,25 +114,7 @@ export class IoUringBackend extends ReadyList implements Backend {
   readonly #acceptor: RingAcceptor | null;
   /** Completion-based send (`ringSend`); null where it is off or the ring has no DEFER_TASKRUN. */
   readonly #sender: RingSender | null;
-  /**
-   * Between a wait and the settle that lets the Reactor sleep: sends are submitted by that
-   * settle. Outside it (a timer, a promise's continuation), a send is submitted by a microtask.
-   */
-  #inTurn = false;
-  #flushScheduled = false;
-  /**
-   * A turn of a Reactor ends with the libuv callback that runs it, however it ends (a settle
-   * that lets it sleep, or a yield after maxRounds with the eventfd poked): a microtask, which
-   * runs once that callback has returned, says so. (No Reactor, no wakeFd: a loop that blocks in
-   * wait() runs no microtask, and its sends go with its next wait.)
-   */
-  #turnEndScheduled = false;
-  readonly #endTurn = (): void => {
-    this.#turnEndScheduled = false;
-    this.#inTurn = false;
-  };
   #closed = false;
-  readonly #flushSends = (): void => this.#submitSendsNow();
   #fds = new Int32Array(INITIAL_CAPACITY);
   #generations = new Uint32Array(INITIAL_CAPACITY);
   #seq = new Uint32Array(INITIAL_CAPACITY);
@@ -176,19 +158,9 @@ export class IoUringBackend extends ReadyList implements Backend {
     return this.#sender !== null;
   }
 
-  /**
-   * `source` (in `slot`) has queued bytes: sent with the next submission. Outside a loop turn
-   * of a Reactor, nothing would submit it before the loop sleeps: a microtask does, after the
-   * code that is running now has queued what it sends (one entry per socket, one enter for all).
-   */
+  /** `source` (in `slot`) has queued bytes: sent with the next submission (RingSender.sendSoon). */
   sendSoon(slot: number, source: SendSource): void {
-    const sender = this.#sender;
-    if (sender === null) return;
-    sender.want(slot, source);
-    if (this.#wakeFd >= 0 && !this.#inTurn && !this.#flushScheduled) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flushSends);
-    }
+    this.#sender?.sendSoon(slot, source);
   }
 
   /** The ring's fd (for the leak finalizer; nothing may watch it). */
@@ -277,26 +249,12 @@ export class IoUringBackend extends ReadyList implements Backend {
     }
     // A send in flight must have ended (sent, or cancelled before it sent anything) before its
     // socket sends by itself: it learns now how many of its queued bytes went.
-    if (sending) this.#awaitSend(slot);
+    if (sending) this.#sender!.awaitLeft(slot);
   }
 
-  /**
-   * `source`'s queue reached its cap within a turn (a handler that reads and sends in a loop):
-   * its send goes now, and the completions there are are taken in, so that the cap counts what
-   * the kernel has not taken, as send(2) makes it on epoll, not what this turn has sent.
-   */
+  /** `source`'s queue reached its cap within a turn: its send goes now (RingSender.sendNow). */
   sendNow(slot: number, source: SendSource): void {
-    const sender = this.#sender;
-    if (sender === null || this.#closed) return;
-    // A few rounds: a short send lists the rest, which goes in the next (bounded: the kernel
-    // may keep taking a little at a time; what is left goes with the turn).
-    for (let round = 0; round < 4; round++) {
-      sender.want(slot, source);
-      if (sender.submit() === 0 && !sender.inFlight(slot)) return;
-      this.#ring.enter(0, IORING_ENTER_GETEVENTS);
-      this.#afterOwnEnter();
-      if (sender.inFlight(slot)) return; // waiting for room in the kernel: it completes by itself
-    }
+    this.#sender?.sendNow(slot, source);
   }
 
   /** See Backend.receive and RingReceiver.take. */
@@ -351,7 +309,7 @@ export class IoUringBackend extends ReadyList implements Backend {
       if (this.#receiver === null && !accepting && sending.length === 0) return;
       this.#ring.enter(0, IORING_ENTER_GETEVENTS);
       this.#absorb();
-      for (const slot of sending) this.#awaitSend(slot);
+      for (const slot of sending) sender!.awaitLeft(slot);
     } catch {
       // The ring is failing: close will cancel what is left.
     }
@@ -359,11 +317,7 @@ export class IoUringBackend extends ReadyList implements Backend {
 
   wait(timeoutMs: number): number {
     const ring = this.#ring;
-    this.#inTurn = true;
-    if (this.#wakeFd >= 0 && !this.#turnEndScheduled) {
-      this.#turnEndScheduled = true;
-      queueMicrotask(this.#endTurn);
-    }
+    this.#sender?.beginTurn();
     this.#rearm();
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : 0;
     let remaining = timeoutMs;
@@ -445,14 +399,14 @@ export class IoUringBackend extends ReadyList implements Backend {
       if (this.#wakeFd >= 0) sys.read(this.#wakeFd, this.#counter, 8);
       if (ring.ready() > 0) return true;
       if (!(ring.deferTaskrun && ring.taskRunPending())) {
-        this.#inTurn = false;
+        this.#sender?.endTurn();
         return false;
       }
     }
     // Task work keeps coming (or an enter keeps being interrupted): never spin here; the eventfd,
     // signalled by hand, brings us back after the loop's other work.
     this.poke();
-    this.#inTurn = false;
+    this.#sender?.endTurn();
     return false;
   }
 
@@ -475,7 +429,7 @@ export class IoUringBackend extends ReadyList implements Backend {
       // what it holds, below).
       if (this.#sender !== null || this.#acceptor !== null) this.#absorb();
       if (this.#sender !== null) {
-        for (const slot of this.#sender.inFlightSlots()) this.#awaitSend(slot);
+        for (const slot of this.#sender.inFlightSlots()) this.#sender.awaitLeft(slot);
       }
     } catch {
       // Closing the ring cancels them all the same, only later.
@@ -509,37 +463,23 @@ export class IoUringBackend extends ReadyList implements Backend {
     };
   }
 
-  /** What the sender reads of the slots, and how it reports (see SenderHost). */
+  /** What the sender reads of the slots, how it reports, and how it enters the ring (see SenderHost). */
   #senderHost(): SenderHost {
     return {
       fdOf: (slot) => this.#fds[slot],
       isLive: (slot) => this.#live[slot] === 1,
       note: (slot, bits) => this.#note(slot, bits),
+      watched: () => this.#wakeFd >= 0,
+      closed: () => this.#closed,
+      enterNow: () => {
+        this.#ring.enter(0, IORING_ENTER_GETEVENTS);
+        this.#afterOwnEnter();
+      },
+      enterTimed: (ms) => {
+        this.#ring.enterTimed(ms);
+        this.#absorb();
+      },
     };
-  }
-
-  /** Submits the listed sends now (a microtask outside a Reactor's turn; see sendSoon). */
-  #submitSendsNow(): void {
-    this.#flushScheduled = false;
-    if (this.#inTurn || this.#sender === null || this.#closed) return;
-    // No GETEVENTS: the completions are posted (and the eventfd signalled) by the kernel, and
-    // taken in by the Reactor's next turn, not here, inside some other code's microtask.
-    if (this.#sender.submit() > 0) this.#ring.enter(0, 0);
-  }
-
-  /**
-   * Waits until `slot`'s cancelled send has completed and hands its result over. A cancellation
-   * completes in the enter that submits it (the send waits on a poll, which the cancel removes);
-   * the bounded wait is for a send the kernel was running on another thread at that moment.
-   */
-  #awaitSend(slot: number): void {
-    const sender = this.#sender!;
-    for (let i = 0; i < 100 && sender.inFlight(slot); i++) {
-      this.#ring.enterTimed(10);
-      this.#absorb();
-    }
-    sender.settle(slot);
-    if (sender.inFlight(slot)) sender.abandon(slot, ERRNO.ETIMEDOUT);
   }
 
   /** The POLL* bits the slot's poll waits for: the user's, less reading where a receive or an accept serves it. */
