@@ -339,6 +339,32 @@ describe('io_uring accept: leaving the multiplexer', () => {
   });
 });
 
+describe('io_uring accept: closing with connections held', () => {
+  for (const backend of ['epoll', 'io_uring'] as const) {
+    it(`a client that waits for the server to speak sees a reset when the listener closes without accepting it (${backend}, as a backlog's)`, async () => {
+      const mux = new Multiplexer({ backend });
+      const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+      mux.add(listener);
+      const client = net.connect({ host: '127.0.0.1', port: listener.port });
+      try {
+        await once(client, 'connect');
+        for (let i = 0; i < 10; i++) mux.wait(10); // the ring takes it (epoll: it stays in the backlog)
+        const seen = new Promise<string>((resolve) => {
+          client.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+          client.on('end', () => resolve('end of stream (FIN)'));
+          client.resume();
+        });
+        listener.close();
+        assert.equal(await seen, 'ECONNRESET');
+      } finally {
+        client.destroy();
+        listener.close();
+        mux.close();
+      }
+    });
+  }
+});
+
 describe('io_uring accept: a worker that ends', () => {
   it('terminated while its ring holds connections it never accepted: they are closed with it (the clients see the end)', async () => {
     const worker = startTsWorker(new URL('./fixtures/ring-accept-worker.ts', import.meta.url));

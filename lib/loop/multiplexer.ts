@@ -99,7 +99,8 @@ export interface MultiplexerOptions {
   /**
    * io_uring only (default `true`): listeners' connections are taken by multishot accepts as they
    * come, so that `accept()` makes no system call: it hands out the fds the kernel has accepted
-   * (at most 128 held per listener; beyond that the listener accepts by accept4 from its backlog).
+   * (the ring stops taking them once 128 are held for a listener, after the turn that brought
+   * them, which can bring up to a backlog; beyond that the listener accepts by accept4).
    * `false`: readiness only, every accept an accept4(2), as on epoll. `multiplexer.ringAccept`
    * says whether it runs.
    */

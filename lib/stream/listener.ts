@@ -10,6 +10,7 @@ import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { inetAddress, unixAddress, type InetAddress, type PortOf, type SocketAddress, type UnixAddress } from '../core/address.ts';
 import { checkInteger, illegalConstructor, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
+import { refuseConnection } from '../core/refuse-connection.ts';
 import { closeAtTeardown, keepAtTeardown } from '../../ffi/teardown.ts';
 import { boundFile, removeBoundFile, type BoundFile } from '../core/socket-file.ts';
 import { encodeSockaddr, errorDetails, familyOf, readAddress } from '../core/sockaddr.ts';
@@ -300,7 +301,7 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
     // Connections accepted for it and never taken: closed with it, as those in its backlog are.
     for (const client of this.#adopted.splice(0)) {
       keepAtTeardown(client);
-      closeFd(client);
+      refuseConnection(client); // reset, as those in the backlog are
     }
     try {
       closeFd(fd);

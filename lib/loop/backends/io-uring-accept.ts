@@ -21,7 +21,8 @@
  * - Leaving (the backend's remove): the accept is cancelled and its last completions taken in
  *   before remove returns; the multiplexer then takes the slot's fds (`release`) and hands them
  *   to the listener. An fd that reaches a slot no longer watched (or watched by a new owner) is
- *   closed: nothing else knows of it.
+ *   closed: nothing else knows of it. Connections closed unaccepted are reset (refuse-connection.ts),
+ *   as the kernel resets those it drops from a closing listener's backlog.
  * - In a worker thread, an fd held is closed at the worker's teardown (ffi/teardown.ts) until it
  *   is handed out: a worker terminated in the middle of a burst leaks none of the connections the
  *   kernel accepted for it.
@@ -30,8 +31,8 @@ import {
   IORING_ACCEPT_MULTISHOT, IORING_CQE_F_MORE, IORING_OP_ACCEPT, IORING_OP_ASYNC_CANCEL, POLLIN, POLLRDHUP, SOCK_CLOEXEC, SOCK_NONBLOCK,
 } from '../../../ffi/constants.ts';
 import { ERRNO } from '../../../ffi/errno.ts';
-import { closeFd } from '../../../ffi/syscall.ts';
 import { closeAtTeardown, keepAtTeardown } from '../../../ffi/teardown.ts';
+import { refuseConnection } from '../../core/refuse-connection.ts';
 import { HELD_ERROR, HELD_NONE, HELD_WAIT, READABLE } from '../../core/watch.ts';
 import type { ReceiverHost } from './io-uring-receive.ts';
 import type { Ring } from './io-uring-ring.ts';
@@ -228,8 +229,8 @@ export class RingAcceptor {
     const mine = slot < this.#state.length && host.isLive(slot) && data >>> 16 === (host.generationOf(slot) & 0xffff);
     if (!mine) {
       // A connection accepted for a listener that left (or a previous owner of the slot): nobody
-      // else knows of this fd.
-      if (res >= 0) closeFd(res);
+      // else knows of this fd: reset, as a connection dropped from a backlog is.
+      if (res >= 0) refuseConnection(res);
       return;
     }
     // Completions of an arm that was cancelled still carry the listener's connections: kept.
@@ -270,7 +271,7 @@ export class RingAcceptor {
       if (fds === undefined) continue;
       for (const fd of fds) {
         keepAtTeardown(fd);
-        closeFd(fd);
+        refuseConnection(fd);
       }
       fds.length = 0;
     }
