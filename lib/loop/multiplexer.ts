@@ -182,6 +182,8 @@ export class Multiplexer<D = unknown> {
   _lastReadyCount = 0;
   /** Whether each event of the last wait had its target still watched when wait returned. */
   readonly #watchedAtWait: boolean[] = [];
+  /** How many of `#events` this wait has filled (the array is truncated to it as the wait returns). */
+  #eventCount = 0;
 
   /**
    * @internal Set by a Reactor while it hands the events of the last wait to handlers: a wait
@@ -346,7 +348,7 @@ export class Multiplexer<D = unknown> {
     const count = backend.wait(timeout);
     this._lastReadyCount = count;
     const events = this.#events;
-    events.length = 0;
+    this.#eventCount = 0;
     for (let i = 0; i < count; i++) {
       const slot = backend.slotAt(i);
       const target = this.#targets[slot];
@@ -357,6 +359,9 @@ export class Multiplexer<D = unknown> {
     }
     if (this.#timed.length > 0) this.#expireDeadlines();
     if (this.#holders.length > 0) this.#reportHolders();
+    // Truncated only when the count changed: `length = 0` every wait would drop the array's
+    // backing store and make the pushes of the next wait allocate a new one.
+    if (events.length !== this.#eventCount) events.length = this.#eventCount;
     return events;
   }
 
@@ -379,9 +384,11 @@ export class Multiplexer<D = unknown> {
         continue;
       }
       if ((this.#interest[target._slot] & READABLE) === 0) continue;
-      const event = events.find((e) => e.target === target);
-      if (event !== undefined) event.readable = true;
-      else this.#push(target, READABLE, this.#data[target._slot]);
+      let merged = false;
+      for (let e = 0; e < this.#eventCount && !merged; e++) {
+        if (events[e].target === target) events[e].readable = merged = true;
+      }
+      if (!merged) this.#push(target, READABLE, this.#data[target._slot]);
     }
   }
 
@@ -424,8 +431,8 @@ export class Multiplexer<D = unknown> {
   }
 
   #push(target: Watchable, report: number, data: D | undefined): void {
-    const events = this.#events;
-    const event = (this.#eventPool[events.length] ??= newEvent<D>());
+    const at = this.#eventCount++;
+    const event = (this.#eventPool[at] ??= newEvent<D>());
     event.target = target as MultiplexerTarget;
     event.readable = (report & READABLE) !== 0;
     event.writable = (report & WRITABLE) !== 0;
@@ -434,8 +441,8 @@ export class Multiplexer<D = unknown> {
     // undefined only for a target added without data, which MultiplexerAddArguments allows only
     // when D admits undefined.
     event.data = data as D;
-    this.#watchedAtWait[events.length] = target._watcher === this;
-    events.push(event);
+    this.#watchedAtWait[at] = target._watcher === this;
+    this.#events[at] = event;
   }
 
   /**
@@ -468,6 +475,7 @@ export class Multiplexer<D = unknown> {
     this.#holders.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
+    this.#eventCount = 0;
     if (backend.fd >= 0 || backend.ringFd !== undefined) untrack(this);
     try {
       backend.close();

@@ -119,7 +119,10 @@ export class SendQueue {
       this.#attachments.push({ at: this.#consumed + this.#length - this.#fileBytes, fds });
     }
     if (n === 0) return;
-    const tail = this.#blocks[this.#blocks.length - 1];
+    // Not `blocks[blocks.length - 1]`: on an empty queue that reads the key "-1", which V8 looks
+    // up as a named property (number to string, a runtime lookup): 3% of a paced server's CPU.
+    const last = this.#blocks.length - 1;
+    const tail = last >= 0 ? this.#blocks[last] : undefined;
     if (tail !== undefined && tail.bytes.byteLength - tail.end >= n) {
       tail.bytes.set(data, tail.end);
       tail.end += n;

@@ -29,6 +29,7 @@ import { ERRNO } from '../../../ffi/errno.ts';
 import type { SendSource } from './backend.ts';
 import type { Ring } from './io-uring-ring.ts';
 import { grownTo } from './slot-arrays.ts';
+import { SlotList } from './slot-list.ts';
 
 /** user_data low word of a send: the slot with this bit (a poll's has it clear, a receive's has RECV_TAG). */
 export const SEND_TAG = 0x40000000;
@@ -74,9 +75,9 @@ export class RingSender {
   /** Per slot: the result read and not yet handed to its source (NONE: none). */
   #result: Int32Array;
   /** Slots listed for the next submission (each once: `#wanting` non-null). */
-  readonly #list: number[] = [];
+  readonly #list = new SlotList();
   /** Slots whose completion was read and waits for `deliver`, in order. */
-  readonly #done: number[] = [];
+  readonly #done = new SlotList();
   /** Sends abandoned (their completion never came): their bytes stay referenced. */
   readonly #abandoned: Uint8Array[] = [];
   #delivering = false;
@@ -202,7 +203,7 @@ export class RingSender {
     const ring = this.#ring;
     let queued = 0;
     for (let i = 0; i < list.length; i++) {
-      const slot = list[i];
+      const slot = list.at(i);
       const source = this.#wanting[slot];
       this.#wanting[slot] = null;
       if (source == null || !this.#host.isLive(slot) || this.#inFlight[slot] !== null) continue;
@@ -219,7 +220,7 @@ export class RingSender {
       ring.setAddress(w, at % 2 ** 32, Math.floor(at / 2 ** 32));
       queued++;
     }
-    list.length = 0;
+    list.clear();
     return queued;
   }
 
@@ -259,11 +260,10 @@ export class RingSender {
     const done = this.#done;
     let i = 0;
     try {
-      while (i < done.length) this.#handOver(done[i++]);
+      while (i < done.length) this.#handOver(done.at(i++));
     } finally {
       // A throw (a bug) keeps the rest for the next deliver rather than losing them.
-      if (i === done.length) done.length = 0;
-      else done.splice(0, i);
+      done.dropFirst(i);
       this.#delivering = false;
     }
   }
