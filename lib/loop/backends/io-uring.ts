@@ -5,7 +5,8 @@
  * fd, re-armed at each turn, which is how a change-reporting poll gives level-triggered readiness
  * (see "Why one-shot polls, re-armed" there). This file is the coordinator: the Backend over one
  * ring, completions handed by their user_data tag to the poller, the receiver, the acceptor and the
- * sender, the bits they note gathered and reported, and the wake-up protocol with the Reactor.
+ * sender, the bits they note gathered and reported by `wait`. The wake-up protocol with the
+ * Reactor (the eventfd, `settle`) is io-uring-wake.ts (RingWakeup).
  *
  * ## Completion-based receive (TCP sockets)
  * A slot whose bits carry RECEIVES (a connected TCP socket read by its user) has no POLLIN poll:
@@ -18,25 +19,15 @@
  * Likewise a listener whose bits carry ACCEPTS has a multishot accept (io-uring-accept.ts) in
  * place of its POLLIN poll: the fds it brings are held for the listener, reported readable while
  * they wait, and taken by `accept`; its completions carry ACCEPT_TAG.
- *
- * ## Event-loop integration (the Reactor)
- * With DEFER_TASKRUN, completions are posted only inside our own io_uring_enter, and the ring fd
- * is never woken: the Reactor watches a registered eventfd instead (`wakeFd`), which the kernel
- * signals when task work arrives for an empty list. `settle` is the protocol that makes sleeping
- * on it safe; see its comment. Outside the Reactor's drain, add/modify submit at once (a Reactor
- * sleeps in libuv, and nothing else would submit them), like epoll_ctl.
  */
-import {
-  EFD_CLOEXEC, EFD_NONBLOCK, IORING_ASYNC_CANCEL_ALL, IORING_ASYNC_CANCEL_ANY, IORING_ENTER_GETEVENTS, IORING_OP_ASYNC_CANCEL,
-  IORING_REGISTER_EVENTFD,
-} from '../../../ffi/constants.ts';
-import { closeFd, sys } from '../../../ffi/syscall.ts';
+import { IORING_ASYNC_CANCEL_ALL, IORING_ASYNC_CANCEL_ANY, IORING_ENTER_GETEVENTS, IORING_OP_ASYNC_CANCEL } from '../../../ffi/constants.ts';
 import { ACCEPTS, HANGUP, HELD_NONE, READABLE, RECEIVES } from '../../core/watch.ts';
 import type { Backend, Received, SendSource } from './backend.ts';
 import { ACCEPT_TAG, RingAcceptor } from './io-uring-accept.ts';
 import { NO_NOTE, RingPoller } from './io-uring-poll.ts';
 import { RECV_TAG, RingReceiver, type ReceiverHost } from './io-uring-receive.ts';
 import { RingSender, SEND_TAG, type SenderHost } from './io-uring-send.ts';
+import { RingWakeup } from './io-uring-wake.ts';
 import { ReadyList } from './ready-list.ts';
 import { Ring } from './io-uring-ring.ts';
 import { grownTo } from './slot-arrays.ts';
@@ -47,8 +38,6 @@ const SQ_ENTRIES = 256;
 const CQ_ENTRIES = 4096;
 const INITIAL_CAPACITY = 16;
 const EMPTY = new Uint8Array(0);
-/** Most turns of `settle` before it hands back to the event loop (with the eventfd signalled). */
-const SETTLE_ROUNDS = 16;
 
 export class IoUringBackend extends ReadyList implements Backend {
   /** No fd to watch from another loop: the ring fd is never woken under DEFER_TASKRUN (use `wakeFd`). */
@@ -63,14 +52,12 @@ export class IoUringBackend extends ReadyList implements Backend {
   readonly #sender: RingSender | null;
   /** The slots (fd, generation, interest, watched) and their one-shot polls. */
   readonly #poller: RingPoller;
+  /** The eventfd a Reactor sleeps on, and when it may. */
+  readonly #wakeup: RingWakeup;
   #closed = false;
   /** Bits found for the slot (by its poll, receive, accept or send) and not reported yet, and the slots that have some (each once). */
   #pendingBits = new Uint8Array(INITIAL_CAPACITY);
   readonly #pendingList: number[] = [];
-  /** The registered eventfd, once a Reactor asked for it; -1 before. */
-  #wakeFd = -1;
-  readonly #counter = new Uint8Array(8);
-  readonly #one = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
   constructor(maxEvents: number, ringReceive = true, ringSend = false, ringAccept = true) {
     super(maxEvents);
@@ -84,13 +71,20 @@ export class IoUringBackend extends ReadyList implements Backend {
       this.#ring.close();
       throw err;
     }
-    // The hosts ask the poller only once slots are added: it is made after the receiver and the
-    // acceptor, which it asks what they take off its polls.
+    // The hosts ask the poller and the wake-up only once slots are added: the poller is made
+    // after the receiver and the acceptor, which it asks what they take off its polls.
     const host = this.#host();
     this.#receiver = ringReceive && this.#ring.deferTaskrun ? RingReceiver.open(this.#ring, host, INITIAL_CAPACITY) : null;
     this.#acceptor = ringAccept && this.#ring.deferTaskrun ? new RingAcceptor(this.#ring, host, INITIAL_CAPACITY) : null;
     this.#poller = new RingPoller(this.#ring, this.#receiver, this.#acceptor, INITIAL_CAPACITY);
     this.#sender = ringSend && this.#ring.deferTaskrun ? new RingSender(this.#ring, this.#senderHost(), INITIAL_CAPACITY) : null;
+    this.#wakeup = new RingWakeup(this.#ring, {
+      rearm: () => this.#rearm(),
+      absorb: () => this.#absorb(),
+      reportable: () => this.#reportable(),
+      sendsListed: () => this.#sender?.listed === true,
+      endTurn: () => this.#sender?.endTurn(),
+    });
   }
 
   /** Whether stream sockets' queues are sent by IORING_OP_SEND entries (see io-uring-send.ts). */
@@ -140,7 +134,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#receiver?.attach(slot, (bits & RECEIVES) !== 0);
     this.#acceptor?.attach(slot, (bits & ACCEPTS) !== 0);
     this.#poller.arm(slot);
-    this.#submitIfWatched();
+    this.#wakeup.submitIfWatched();
   }
 
   modify(fd: number, slot: number, generation: number, bits: number): void {
@@ -149,11 +143,11 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#receiver?.want(slot, (bits & RECEIVES) !== 0);
     this.#acceptor?.want(slot, (bits & ACCEPTS) !== 0);
     this.#poller.replace(slot);
-    this.#submitIfWatched();
+    this.#wakeup.submitIfWatched();
     // Reading resumed (from outside a drain: a timer, the Reactor's throw backoff) on bytes the
     // ring holds already: no kernel event will come for them, so wake the watcher ourselves, as
     // epoll's fd turns readable when a modify finds the socket ready.
-    if (this.#wakeFd >= 0 && this.#poller.reading(slot) && this.#holds(slot)) this.poke();
+    if (this.#wakeup.watched && this.#poller.reading(slot) && this.#holds(slot)) this.#wakeup.poke();
   }
 
   remove(fd: number, slot: number): void {
@@ -169,7 +163,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     // one byte).
     if (armed || receiving || sending || this.#ring.pending() > 0) {
       this.#ring.enter(0, IORING_ENTER_GETEVENTS);
-      this.#afterOwnEnter();
+      this.#wakeup.afterOwnEnter();
     }
     // A send in flight must have ended (sent, or cancelled before it sent anything) before its
     // socket sends by itself: it learns now how many of its queued bytes went.
@@ -269,73 +263,19 @@ export class IoUringBackend extends ReadyList implements Backend {
     }
   }
 
-  /**
-   * The eventfd the kernel signals when this ring has work (registered on first use). Once it is
-   * asked for, add and modify submit at once: whoever watches it sleeps until it is signalled.
-   */
+  /** The eventfd the kernel signals when this ring has work (RingWakeup.fd). */
   wakeFd(): number {
-    if (this.#wakeFd < 0) {
-      const efd = sys.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-      try {
-        this.#ring.register(IORING_REGISTER_EVENTFD, new Uint8Array(new Int32Array([efd]).buffer), 1);
-      } catch (err) {
-        closeFd(efd);
-        throw err;
-      }
-      this.#wakeFd = efd;
-    }
-    return this.#wakeFd;
+    return this.#wakeup.fd();
   }
 
-  /**
-   * Makes it safe to sleep until `wakeFd` is readable: returns false when it is, true when
-   * events are ready now (handle them with `wait(0)` and settle again). Never return to the
-   * event loop with entries written but not submitted, nor with task work pending: the kernel
-   * signals the eventfd only when its work list goes from empty to non-empty, so either would
-   * stall the ring for good.
-   *
-   * 1. Re-arm the slots reported, submit everything and run the deferred task work.
-   * 2. Completions ready, or bytes held that the user has not read (level-triggered, as epoll's
-   *    fd stays readable): say so (the caller drains, then settles again).
-   * 3. Clear the eventfd, after the last enter: that swallows the signal our own enter raised by
-   *    posting completions.
-   * 4. ...but work queued between that enter and the read would be lost with it, so look at
-   *    IORING_SQ_TASKRUN, which the kernel sets *before* it signals the eventfd (the eventfd's
-   *    lock orders the two on both architectures: release in the kernel's signal, acquire in our
-   *    read). Set: go round again. On a ring without DEFER_TASKRUN, completions are posted by task
-   *    work at any syscall exit, our read included, so look at the CQ once more too.
-   *
-   * One enter runs a bounded batch of task work (IO_LOCAL_TW_DEFAULT_MAX, 20, on newer kernels),
-   * keeps the rest for the next enter and clears IORING_SQ_TASKRUN all the same. The batch posts
-   * completions (a poll's completion is one), so step 2 sends the caller round again and the next
-   * settle's enter runs more; only a batch of 20 items that post nothing (spurious wake-ups) with
-   * more behind them could leave work unseen. Running everything at once (min_complete = the CQ
-   * size with a zero timeout) was measured at 24-38 µs per call (the wait sleeps out the timer
-   * slack) against 0.5-0.9 µs for a plain enter, so it is not used.
-   */
+  /** Makes it safe to sleep until `wakeFd` is readable: false when it is, true when events are ready now (RingWakeup.settle). */
   settle(): boolean {
-    const ring = this.#ring;
-    for (let round = 0; round < SETTLE_ROUNDS; round++) {
-      this.#rearm();
-      if (ring.pending() > 0 || ring.taskRunPending()) ring.enter(0, IORING_ENTER_GETEVENTS);
-      if (ring.ready() > 0 || this.#reportable()) return true;
-      if (this.#wakeFd >= 0) sys.read(this.#wakeFd, this.#counter, 8);
-      if (ring.ready() > 0) return true;
-      if (!(ring.deferTaskrun && ring.taskRunPending())) {
-        this.#sender?.endTurn();
-        return false;
-      }
-    }
-    // Task work keeps coming (or an enter keeps being interrupted): never spin here; the eventfd,
-    // signalled by hand, brings us back after the loop's other work.
-    this.poke();
-    this.#sender?.endTurn();
-    return false;
+    return this.#wakeup.settle();
   }
 
-  /** Signals `wakeFd` ourselves: the watcher runs again after the loop's other work (fairness). */
+  /** Signals `wakeFd` ourselves: the watcher runs again after the loop's other work. */
   poke(): void {
-    if (this.#wakeFd >= 0) sys.write(this.#wakeFd, this.#one, 8);
+    this.#wakeup.poke();
   }
 
   close(): void {
@@ -362,11 +302,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#ring.close();
     this.#poller.close();
     this.#pendingList.length = 0;
-    if (this.#wakeFd >= 0) {
-      const efd = this.#wakeFd;
-      this.#wakeFd = -1;
-      closeFd(efd);
-    }
+    this.#wakeup.close();
   }
 
   /** What the receiver reads of the slots, and how it reports (see ReceiverHost). */
@@ -387,11 +323,11 @@ export class IoUringBackend extends ReadyList implements Backend {
       fdOf: (slot) => this.#poller.fdOf(slot),
       isLive: (slot) => this.#poller.isLive(slot),
       note: (slot, bits) => this.#note(slot, bits),
-      watched: () => this.#wakeFd >= 0,
+      watched: () => this.#wakeup.watched,
       closed: () => this.#closed,
       enterNow: () => {
         this.#ring.enter(0, IORING_ENTER_GETEVENTS);
-        this.#afterOwnEnter();
+        this.#wakeup.afterOwnEnter();
       },
       enterTimed: (ms) => {
         this.#ring.enterTimed(ms);
@@ -411,33 +347,6 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#receiver?.rearmStarved();
     this.#acceptor?.rearmPolled();
     if (this.#sender?.listed === true) this.#sender.submit();
-  }
-
-  #submitIfWatched(): void {
-    if (this.#wakeFd < 0) return;
-    const before = this.#ring.ready();
-    this.#ring.enter(0, IORING_ENTER_GETEVENTS);
-    if (this.#ring.ready() !== before) this.#afterOwnEnter();
-  }
-
-  /**
-   * After an enter outside the Reactor's drain that posted completions (and so signalled the
-   * eventfd): take them in (bytes queued, readiness noted), and if nothing is left to report,
-   * clear the eventfd, so that the loop is not woken for nothing (and a process whose loop is
-   * ending finds no readable fd). Anything to report, or task work queued meanwhile: signal the
-   * eventfd again.
-   */
-  #afterOwnEnter(): void {
-    this.#absorb();
-    if (this.#wakeFd < 0) return;
-    sys.read(this.#wakeFd, this.#counter, 8);
-    // Sends listed by the completions just handed over (the rest of a short send) count too:
-    // nothing else would submit them before the loop sleeps (found from outside: a modify from a
-    // timer took in a send's completion, cleared the eventfd, and the rest of the queue stalled).
-    if (
-      this.#pendingList.length > 0 || this.#reportable() || this.#ring.ready() > 0 ||
-      (this.#ring.deferTaskrun && this.#ring.taskRunPending()) || this.#sender?.listed === true
-    ) this.poke();
   }
 
   /** Whether a held slot has something its user would read: the next wait reports it without sleeping. */
