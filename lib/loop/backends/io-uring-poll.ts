@@ -47,7 +47,11 @@ const ARMED = 1;
 /** A slot whose poll completed and was reported: armed again before the next wait sleeps. */
 const FIRED = 2;
 
-/** What `completed` answers when there is nothing to note (stale, or the poll is armed again). 0 is noted all the same. */
+/**
+ * What `completed` answers when there is nothing to note (a stale completion, or one the kernel
+ * cancelled: armed again). 0 (the poll found only bits it did not ask for) is noted all the same;
+ * the report skips it.
+ */
 export const NO_NOTE = -1;
 
 /** What serves reading in a poll's place (RingReceiver, RingAcceptor). */
@@ -98,11 +102,6 @@ export class RingPoller {
     this.#state = new Uint8Array(slots);
     this.#armedMask = new Uint32Array(slots);
     this.#live = new Uint8Array(slots);
-  }
-
-  /** How many slots the arrays hold. */
-  get capacity(): number {
-    return this.#state.length;
   }
 
   /** Makes room for slots below `length`. */

@@ -143,7 +143,9 @@ export class RingWakeup {
     // nothing else would submit them before the loop sleeps (found from outside: a modify from a
     // timer took in a send's completion, cleared the eventfd, and the rest of the queue stalled).
     const ring = this.#ring;
-    if (this.#host.reportable() || ring.ready() > 0 || (ring.deferTaskrun && ring.taskRunPending()) || this.#host.sendsListed()) this.poke();
+    if (
+      this.#host.reportable() || ring.ready() > 0 || (ring.deferTaskrun && ring.taskRunPending()) || this.#host.sendsListed()
+    ) this.poke();
   }
 
   /** Closes the eventfd (the ring is closed). */
