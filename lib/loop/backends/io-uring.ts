@@ -1,30 +1,12 @@
 /**
  * io_uring(7) backend, readiness through IORING_OP_POLL_ADD, level-triggered like the epoll one.
  *
- * ## Why one-shot polls, re-armed
- * The Multiplexer promises level-triggered readiness: bytes left unread are reported again by the
- * next wait. An io_uring poll, multishot or not, reports a *change*: a multishot poll posts a
- * completion for each wake-up of the socket's wait queue (new data, new room), never again for
- * data that is merely still there (measured: a multishot poll on a socket with unread bytes
- * posts one completion, then none until the peer writes more). So each watched fd has one
- * one-shot POLL_ADD in the kernel; when it completes, its slot is reported, and at the start of
- * the next wait (or the Reactor's settle, below) the poll is armed again. Arming checks the fd
- * at once (the kernel calls the file's poll inside the submission): a socket that is still
- * readable completes in that same io_uring_enter, which is the re-check epoll's level-triggered
- * mode makes for each ready fd in epoll_wait. A socket that is not gets a waiter, as epoll keeps
- * one, and every re-arm of one loop turn goes in one batch: one io_uring_enter per turn.
- *
- * ## Tokens
- * user_data holds the slot (low word) and an arm sequence (high word) that changes with every arm
- * of the slot. A completion counts only if its sequence is the slot's current one, so a poll that
- * was cancelled, replaced by `modify`, or belonged to an fd removed and reused never reaches the
- * slot's new owner (the generation the Multiplexer gives is kept and handed back as is).
- * Removals and cancellations carry the slot IGNORE and their completions are skipped.
- *
- * ## Remove before close
- * A poll in the kernel holds a reference to the file: closing the fd would not close the socket
- * (no FIN) while it is armed. So `remove` submits the POLL_REMOVE at once and runs the task work
- * that completes it: when remove returns, the kernel holds the file no more.
+ * The slots and their polls are io-uring-poll.ts (RingPoller): one one-shot POLL_ADD per watched
+ * fd, re-armed at each turn, which is how a change-reporting poll gives level-triggered readiness
+ * (see "Why one-shot polls, re-armed" there). This file is the coordinator: the Backend over one
+ * ring, completions handed by their user_data tag to the poller, the receiver, the acceptor and the
+ * sender, the bits they note gathered and reported by `wait`. The wake-up protocol with the
+ * Reactor (the eventfd, `settle`) is io-uring-wake.ts (RingWakeup).
  *
  * ## Completion-based receive (TCP sockets)
  * A slot whose bits carry RECEIVES (a connected TCP socket read by its user) has no POLLIN poll:
@@ -37,71 +19,25 @@
  * Likewise a listener whose bits carry ACCEPTS has a multishot accept (io-uring-accept.ts) in
  * place of its POLLIN poll: the fds it brings are held for the listener, reported readable while
  * they wait, and taken by `accept`; its completions carry ACCEPT_TAG.
- *
- * ## Event-loop integration (the Reactor)
- * With DEFER_TASKRUN, completions are posted only inside our own io_uring_enter, and the ring fd
- * is never woken: the Reactor watches a registered eventfd instead (`wakeFd`), which the kernel
- * signals when task work arrives for an empty list. `settle` is the protocol that makes sleeping
- * on it safe; see its comment. Outside the Reactor's drain, add/modify submit at once (a Reactor
- * sleeps in libuv, and nothing else would submit them), like epoll_ctl.
  */
-import {
-  EFD_CLOEXEC,
-  EFD_NONBLOCK,
-  IORING_ASYNC_CANCEL_ALL,
-  IORING_ASYNC_CANCEL_ANY,
-  IORING_ENTER_GETEVENTS,
-  IORING_OP_ASYNC_CANCEL,
-  IORING_OP_POLL_ADD,
-  IORING_OP_POLL_REMOVE,
-  IORING_REGISTER_EVENTFD,
-  POLLERR,
-  POLLHUP,
-  POLLIN,
-  POLLNVAL,
-  POLLOUT,
-  POLLRDHUP,
-} from '../../../ffi/constants.ts';
-import { ERRNO } from '../../../ffi/errno.ts';
-import { closeFd, sys } from '../../../ffi/syscall.ts';
-import { ACCEPTS, ERROR, HANGUP, HELD_NONE, READABLE, RECEIVES, WRITABLE } from '../../core/watch.ts';
+import { IORING_ASYNC_CANCEL_ALL, IORING_ASYNC_CANCEL_ANY, IORING_ENTER_GETEVENTS, IORING_OP_ASYNC_CANCEL } from '../../../ffi/constants.ts';
+import { ACCEPTS, HANGUP, HELD_NONE, READABLE, RECEIVES } from '../../core/watch.ts';
 import type { Backend, Received, SendSource } from './backend.ts';
 import { ACCEPT_TAG, RingAcceptor } from './io-uring-accept.ts';
+import { NO_NOTE, RingPoller } from './io-uring-poll.ts';
 import { RECV_TAG, RingReceiver, type ReceiverHost } from './io-uring-receive.ts';
 import { RingSender, SEND_TAG, type SenderHost } from './io-uring-send.ts';
+import { RingWakeup } from './io-uring-wake.ts';
 import { ReadyList } from './ready-list.ts';
 import { Ring } from './io-uring-ring.ts';
 import { grownTo } from './slot-arrays.ts';
 
 /** user_data low word of removals and cancellations: their completions are skipped. */
 const IGNORE = 0xffffffff;
-const ECANCELED = ERRNO.ECANCELED;
 const SQ_ENTRIES = 256;
 const CQ_ENTRIES = 4096;
 const INITIAL_CAPACITY = 16;
 const EMPTY = new Uint8Array(0);
-/** Most turns of `settle` before it hands back to the event loop (with the eventfd signalled). */
-const SETTLE_ROUNDS = 16;
-
-/** A slot with no poll in the kernel and none queued. */
-const IDLE = 0;
-/** A slot whose poll (of sequence `#seq[slot]`) is queued or in the kernel. */
-const ARMED = 1;
-/** A slot whose poll completed and was reported: armed again before the next wait sleeps. */
-const FIRED = 2;
-
-function toPoll(bits: number): number {
-  return ((bits & READABLE) !== 0 ? POLLIN | POLLRDHUP : 0) | ((bits & WRITABLE) !== 0 ? POLLOUT : 0);
-}
-
-function fromPoll(revents: number): number {
-  return (
-    ((revents & POLLIN) !== 0 ? READABLE : 0) |
-    ((revents & POLLOUT) !== 0 ? WRITABLE : 0) |
-    ((revents & (POLLHUP | POLLRDHUP)) !== 0 ? HANGUP : 0) |
-    ((revents & (POLLERR | POLLNVAL)) !== 0 ? ERROR : 0)
-  );
-}
 
 export class IoUringBackend extends ReadyList implements Backend {
   /** No fd to watch from another loop: the ring fd is never woken under DEFER_TASKRUN (use `wakeFd`). */
@@ -114,26 +50,14 @@ export class IoUringBackend extends ReadyList implements Backend {
   readonly #acceptor: RingAcceptor | null;
   /** Completion-based send (`ringSend`); null where it is off or the ring has no DEFER_TASKRUN. */
   readonly #sender: RingSender | null;
+  /** The slots (fd, generation, interest, watched) and their one-shot polls. */
+  readonly #poller: RingPoller;
+  /** The eventfd a Reactor sleeps on, and when it may. */
+  readonly #wakeup: RingWakeup;
   #closed = false;
-  #fds = new Int32Array(INITIAL_CAPACITY);
-  #generations = new Uint32Array(INITIAL_CAPACITY);
-  #seq = new Uint32Array(INITIAL_CAPACITY);
-  /** POLL* bits the user's interest asks for (READABLE included even where a receive serves it). */
-  #events = new Uint32Array(INITIAL_CAPACITY);
-  #state = new Uint8Array(INITIAL_CAPACITY);
-  /** The POLL* bits the slot's current poll was armed with. */
-  #armedMask = new Uint32Array(INITIAL_CAPACITY);
-  /** Whether the slot is watched (added and not removed): completions for others are dropped. */
-  #live = new Uint8Array(INITIAL_CAPACITY);
-  /** Bits found for the slot and not reported yet, and the slots that have some (each once). */
+  /** Bits found for the slot (by its poll, receive, accept or send) and not reported yet, and the slots that have some (each once). */
   #pendingBits = new Uint8Array(INITIAL_CAPACITY);
   readonly #pendingList: number[] = [];
-  /** Slots reported by the last wait (or cancelled by the kernel), FIRED until re-armed. Reused: no allocation once grown. */
-  readonly #fired: number[] = [];
-  /** The registered eventfd, once a Reactor asked for it; -1 before. */
-  #wakeFd = -1;
-  readonly #counter = new Uint8Array(8);
-  readonly #one = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
   constructor(maxEvents: number, ringReceive = true, ringSend = false, ringAccept = true) {
     super(maxEvents);
@@ -147,10 +71,20 @@ export class IoUringBackend extends ReadyList implements Backend {
       this.#ring.close();
       throw err;
     }
+    // The hosts ask the poller and the wake-up only once slots are added: the poller is made
+    // after the receiver and the acceptor, which it asks what they take off its polls.
     const host = this.#host();
     this.#receiver = ringReceive && this.#ring.deferTaskrun ? RingReceiver.open(this.#ring, host, INITIAL_CAPACITY) : null;
     this.#acceptor = ringAccept && this.#ring.deferTaskrun ? new RingAcceptor(this.#ring, host, INITIAL_CAPACITY) : null;
+    this.#poller = new RingPoller(this.#ring, this.#receiver, this.#acceptor, INITIAL_CAPACITY);
     this.#sender = ringSend && this.#ring.deferTaskrun ? new RingSender(this.#ring, this.#senderHost(), INITIAL_CAPACITY) : null;
+    this.#wakeup = new RingWakeup(this.#ring, {
+      rearm: () => this.#rearm(),
+      absorb: () => this.#absorb(),
+      reportable: () => this.#reportable(),
+      sendsListed: () => this.#sender?.listed === true,
+      endTurn: () => this.#sender?.endTurn(),
+    });
   }
 
   /** Whether stream sockets' queues are sent by IORING_OP_SEND entries (see io-uring-send.ts). */
@@ -194,58 +128,42 @@ export class IoUringBackend extends ReadyList implements Backend {
   }
 
   add(fd: number, slot: number, generation: number, bits: number): void {
-    if (slot >= this.#state.length) this.#grow(slot);
-    this.#fds[slot] = fd;
-    this.#generations[slot] = generation;
-    this.#events[slot] = toPoll(bits);
-    this.#live[slot] = 1;
+    if (slot >= this.#pendingBits.length) this.#grow(slot);
+    this.#poller.watch(slot, fd, generation, bits);
     this.#pendingBits[slot] = 0;
     this.#receiver?.attach(slot, (bits & RECEIVES) !== 0);
     this.#acceptor?.attach(slot, (bits & ACCEPTS) !== 0);
-    this.#arm(slot);
-    this.#submitIfWatched();
+    this.#poller.arm(slot);
+    this.#wakeup.submitIfWatched();
   }
 
   modify(fd: number, slot: number, generation: number, bits: number): void {
-    this.#fds[slot] = fd;
-    this.#generations[slot] = generation;
-    this.#events[slot] = toPoll(bits);
+    this.#poller.update(slot, fd, generation, bits);
+    // Before the poll is replaced: its mask leaves out what an armed receive or accept serves.
     this.#receiver?.want(slot, (bits & RECEIVES) !== 0);
     this.#acceptor?.want(slot, (bits & ACCEPTS) !== 0);
-    // A FIRED slot is re-armed with the new events anyway. An ARMED one is replaced: cancel the
-    // poll in the kernel and arm a new one (new sequence, so whatever the old one posts is stale;
-    // and the new one checks readiness as it arms, so nothing that fired meanwhile is lost).
-    if (this.#state[slot] === ARMED) {
-      this.#cancel(slot);
-      this.#arm(slot);
-    } else if (this.#state[slot] === IDLE) {
-      this.#arm(slot);
-    }
-    this.#submitIfWatched();
+    this.#poller.replace(slot);
+    this.#wakeup.submitIfWatched();
     // Reading resumed (from outside a drain: a timer, the Reactor's throw backoff) on bytes the
     // ring holds already: no kernel event will come for them, so wake the watcher ourselves, as
     // epoll's fd turns readable when a modify finds the socket ready.
-    if (this.#wakeFd >= 0 && (this.#events[slot] & POLLIN) !== 0 && this.#holds(slot)) this.poke();
+    if (this.#wakeup.watched && this.#poller.reading(slot) && this.#holds(slot)) this.#wakeup.poke();
   }
 
   remove(fd: number, slot: number): void {
-    const armed = this.#state[slot] === ARMED;
-    this.#state[slot] = IDLE;
-    if (armed) {
-      this.#cancel(slot);
-      this.#seq[slot] = (this.#seq[slot] + 1) >>> 0;
-    }
+    const armed = this.#poller.remove(slot);
     const receiving = this.#receiver?.detach(slot) === true || this.#acceptor?.detach(slot) === true;
     const sending = this.#sender?.leave(slot) === true;
     // Now, not at the next wait: a poll or a receive holds the file until its cancellation has
-    // run (see "Remove before close"), and a receive's last bytes must be queued before the
-    // multiplexer takes them (`release`). Entries still unsubmitted count too: a pause (modify)
-    // outside a Reactor queues its receive's cancellation for the next wait, and until it has run
-    // that receive may still take bytes, which would then carry a generation the slot no longer
-    // has (found by the random-interleavings property: pause, remove, add, send one byte).
+    // run (see "Remove before close" in io-uring-poll.ts), and a receive's last bytes must be
+    // queued before the multiplexer takes them (`release`). Entries still unsubmitted count too:
+    // a pause (modify) outside a Reactor queues its receive's cancellation for the next wait, and
+    // until it has run that receive may still take bytes, which would then carry a generation the
+    // slot no longer has (found by the random-interleavings property: pause, remove, add, send
+    // one byte).
     if (armed || receiving || sending || this.#ring.pending() > 0) {
       this.#ring.enter(0, IORING_ENTER_GETEVENTS);
-      this.#afterOwnEnter();
+      this.#wakeup.afterOwnEnter();
     }
     // A send in flight must have ended (sent, or cancelled before it sent anything) before its
     // socket sends by itself: it learns now how many of its queued bytes went.
@@ -284,8 +202,7 @@ export class IoUringBackend extends ReadyList implements Backend {
 
   /** After `remove`: the slot is no longer watched; what it held for its socket (Backend.release). */
   release(slot: number): Received | null {
-    if (slot >= this.#live.length) return null;
-    this.#live[slot] = 0;
+    if (!this.#poller.release(slot)) return null;
     return this.#receiver === null ? null : this.#receiver.release(slot);
   }
 
@@ -346,73 +263,19 @@ export class IoUringBackend extends ReadyList implements Backend {
     }
   }
 
-  /**
-   * The eventfd the kernel signals when this ring has work (registered on first use). Once it is
-   * asked for, add and modify submit at once: whoever watches it sleeps until it is signalled.
-   */
+  /** The eventfd the kernel signals when this ring has work (RingWakeup.fd). */
   wakeFd(): number {
-    if (this.#wakeFd < 0) {
-      const efd = sys.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-      try {
-        this.#ring.register(IORING_REGISTER_EVENTFD, new Uint8Array(new Int32Array([efd]).buffer), 1);
-      } catch (err) {
-        closeFd(efd);
-        throw err;
-      }
-      this.#wakeFd = efd;
-    }
-    return this.#wakeFd;
+    return this.#wakeup.fd();
   }
 
-  /**
-   * Makes it safe to sleep until `wakeFd` is readable: returns false when it is, true when
-   * events are ready now (handle them with `wait(0)` and settle again). Never return to the
-   * event loop with entries written but not submitted, nor with task work pending: the kernel
-   * signals the eventfd only when its work list goes from empty to non-empty, so either would
-   * stall the ring for good.
-   *
-   * 1. Re-arm the slots reported, submit everything and run the deferred task work.
-   * 2. Completions ready, or bytes held that the user has not read (level-triggered, as epoll's
-   *    fd stays readable): say so (the caller drains, then settles again).
-   * 3. Clear the eventfd, after the last enter: that swallows the signal our own enter raised by
-   *    posting completions.
-   * 4. ...but work queued between that enter and the read would be lost with it, so look at
-   *    IORING_SQ_TASKRUN, which the kernel sets *before* it signals the eventfd (the eventfd's
-   *    lock orders the two on both architectures: release in the kernel's signal, acquire in our
-   *    read). Set: go round again. On a ring without DEFER_TASKRUN, completions are posted by task
-   *    work at any syscall exit, our read included, so look at the CQ once more too.
-   *
-   * One enter runs a bounded batch of task work (IO_LOCAL_TW_DEFAULT_MAX, 20, on newer kernels),
-   * keeps the rest for the next enter and clears IORING_SQ_TASKRUN all the same. The batch posts
-   * completions (a poll's completion is one), so step 2 sends the caller round again and the next
-   * settle's enter runs more; only a batch of 20 items that post nothing (spurious wake-ups) with
-   * more behind them could leave work unseen. Running everything at once (min_complete = the CQ
-   * size with a zero timeout) was measured at 24-38 µs per call (the wait sleeps out the timer
-   * slack) against 0.5-0.9 µs for a plain enter, so it is not used.
-   */
+  /** Makes it safe to sleep until `wakeFd` is readable: false when it is, true when events are ready now (RingWakeup.settle). */
   settle(): boolean {
-    const ring = this.#ring;
-    for (let round = 0; round < SETTLE_ROUNDS; round++) {
-      this.#rearm();
-      if (ring.pending() > 0 || ring.taskRunPending()) ring.enter(0, IORING_ENTER_GETEVENTS);
-      if (ring.ready() > 0 || this.#reportable()) return true;
-      if (this.#wakeFd >= 0) sys.read(this.#wakeFd, this.#counter, 8);
-      if (ring.ready() > 0) return true;
-      if (!(ring.deferTaskrun && ring.taskRunPending())) {
-        this.#sender?.endTurn();
-        return false;
-      }
-    }
-    // Task work keeps coming (or an enter keeps being interrupted): never spin here; the eventfd,
-    // signalled by hand, brings us back after the loop's other work.
-    this.poke();
-    this.#sender?.endTurn();
-    return false;
+    return this.#wakeup.settle();
   }
 
-  /** Signals `wakeFd` ourselves: the watcher runs again after the loop's other work (fairness). */
+  /** Signals `wakeFd` ourselves: the watcher runs again after the loop's other work. */
   poke(): void {
-    if (this.#wakeFd >= 0) sys.write(this.#wakeFd, this.#one, 8);
+    this.#wakeup.poke();
   }
 
   close(): void {
@@ -437,43 +300,34 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#receiver?.close();
     this.#acceptor?.close();
     this.#ring.close();
-    this.#state.fill(IDLE);
-    this.#live.fill(0);
-    this.#fired.length = 0;
+    this.#poller.close();
     this.#pendingList.length = 0;
-    if (this.#wakeFd >= 0) {
-      const efd = this.#wakeFd;
-      this.#wakeFd = -1;
-      closeFd(efd);
-    }
+    this.#wakeup.close();
   }
 
   /** What the receiver reads of the slots, and how it reports (see ReceiverHost). */
   #host(): ReceiverHost {
     return {
-      fdOf: (slot) => this.#fds[slot],
-      generationOf: (slot) => this.#generations[slot],
-      isLive: (slot) => this.#live[slot] === 1,
-      reading: (slot) => (this.#events[slot] & POLLIN) !== 0,
+      fdOf: (slot) => this.#poller.fdOf(slot),
+      generationOf: (slot) => this.#poller.generationOf(slot),
+      isLive: (slot) => this.#poller.isLive(slot),
+      reading: (slot) => this.#poller.reading(slot),
       note: (slot, bits) => this.#note(slot, bits),
-      repoll: (slot) => {
-        if (this.#state[slot] === ARMED) this.#cancel(slot);
-        this.#arm(slot);
-      },
+      repoll: (slot) => this.#poller.repoll(slot),
     };
   }
 
   /** What the sender reads of the slots, how it reports, and how it enters the ring (see SenderHost). */
   #senderHost(): SenderHost {
     return {
-      fdOf: (slot) => this.#fds[slot],
-      isLive: (slot) => this.#live[slot] === 1,
+      fdOf: (slot) => this.#poller.fdOf(slot),
+      isLive: (slot) => this.#poller.isLive(slot),
       note: (slot, bits) => this.#note(slot, bits),
-      watched: () => this.#wakeFd >= 0,
+      watched: () => this.#wakeup.watched,
       closed: () => this.#closed,
       enterNow: () => {
         this.#ring.enter(0, IORING_ENTER_GETEVENTS);
-        this.#afterOwnEnter();
+        this.#wakeup.afterOwnEnter();
       },
       enterTimed: (ms) => {
         this.#ring.enterTimed(ms);
@@ -482,79 +336,17 @@ export class IoUringBackend extends ReadyList implements Backend {
     };
   }
 
-  /** The POLL* bits the slot's poll waits for: the user's, less reading where a receive or an accept serves it. */
-  #pollMask(slot: number): number {
-    let events = this.#events[slot];
-    if (this.#receiver !== null) events = this.#receiver.pollMask(slot, events);
-    if (this.#acceptor !== null) events = this.#acceptor.pollMask(slot, events);
-    return events;
-  }
-
   /** Whether the ring holds bytes or fds for `slot` that its user has not taken. */
   #holds(slot: number): boolean {
     return this.#receiver?.holds(slot) === true || this.#acceptor?.holds(slot) === true;
   }
 
-  /** Queues a one-shot POLL_ADD for `slot` with a new sequence (none when nothing is left to poll for). */
-  #arm(slot: number): void {
-    const seq = (this.#seq[slot] + 1) >>> 0;
-    this.#seq[slot] = seq;
-    const mask = this.#pollMask(slot);
-    if (mask === 0) {
-      this.#state[slot] = IDLE;
-      return;
-    }
-    const w = this.#ring.entry();
-    this.#ring.prepare(w, IORING_OP_POLL_ADD, this.#fds[slot], 0, mask, slot, seq);
-    this.#armedMask[slot] = mask;
-    this.#state[slot] = ARMED;
-  }
-
-  /** Queues a POLL_REMOVE of `slot`'s current poll. */
-  #cancel(slot: number): void {
-    const w = this.#ring.entry();
-    this.#ring.prepare(w, IORING_OP_POLL_REMOVE, -1, 0, 0, IGNORE, 0);
-    this.#ring.setAddress(w, slot, this.#seq[slot]);
-  }
-
   /** Arms again every slot reported by the last wait that is still FIRED, and receives that ran dry once buffers are back. */
   #rearm(): void {
-    const fired = this.#fired;
-    for (let i = 0; i < fired.length; i++) {
-      const slot = fired[i];
-      if (this.#state[slot] === FIRED) this.#arm(slot);
-    }
-    fired.length = 0;
+    this.#poller.rearm();
     this.#receiver?.rearmStarved();
     this.#acceptor?.rearmPolled();
     if (this.#sender?.listed === true) this.#sender.submit();
-  }
-
-  #submitIfWatched(): void {
-    if (this.#wakeFd < 0) return;
-    const before = this.#ring.ready();
-    this.#ring.enter(0, IORING_ENTER_GETEVENTS);
-    if (this.#ring.ready() !== before) this.#afterOwnEnter();
-  }
-
-  /**
-   * After an enter outside the Reactor's drain that posted completions (and so signalled the
-   * eventfd): take them in (bytes queued, readiness noted), and if nothing is left to report,
-   * clear the eventfd, so that the loop is not woken for nothing (and a process whose loop is
-   * ending finds no readable fd). Anything to report, or task work queued meanwhile: signal the
-   * eventfd again.
-   */
-  #afterOwnEnter(): void {
-    this.#absorb();
-    if (this.#wakeFd < 0) return;
-    sys.read(this.#wakeFd, this.#counter, 8);
-    // Sends listed by the completions just handed over (the rest of a short send) count too:
-    // nothing else would submit them before the loop sleeps (found from outside: a modify from a
-    // timer took in a send's completion, cleared the eventfd, and the rest of the queue stalled).
-    if (
-      this.#pendingList.length > 0 || this.#reportable() || this.#ring.ready() > 0 ||
-      (this.#ring.deferTaskrun && this.#ring.taskRunPending()) || this.#sender?.listed === true
-    ) this.poke();
   }
 
   /** Whether a held slot has something its user would read: the next wait reports it without sleeping. */
@@ -582,28 +374,9 @@ export class IoUringBackend extends ReadyList implements Backend {
         this.#receiver?.completed(low & ~RECV_TAG, ring.dataHigh(w), ring.result(w), ring.flags(w));
         continue;
       }
-      const slot = low;
-      if (slot >= this.#state.length) continue;
-      if (this.#state[slot] !== ARMED || this.#seq[slot] !== ring.dataHigh(w)) continue;
-      const res = ring.result(w);
-      if (res === -ECANCELED) {
-        // Cancelled by the kernel itself (not by us: ours have an old sequence): arm again.
-        this.#state[slot] = FIRED;
-        this.#fired.push(slot);
-        continue;
-      }
-      if (res < 0) {
-        // The poll could not be armed (EBADF: the fd is not open, a bookkeeping bug). Report an
-        // error, as poll(2)'s POLLNVAL, and do not arm it again.
-        this.#state[slot] = IDLE;
-        this.#note(slot, ERROR | HANGUP);
-        continue;
-      }
-      this.#state[slot] = FIRED;
-      this.#fired.push(slot);
-      // io_uring adds EPOLLRDHUP to every poll's mask (IO_POLL_UNMASK): a poll for POLLOUT alone
-      // would report the peer's FIN, on and on while nobody reads, where epoll's mask hides it.
-      this.#note(slot, fromPoll(res & (this.#armedMask[slot] | POLLHUP | POLLERR | POLLNVAL)));
+      // A poll's (no tag).
+      const bits = this.#poller.completed(low, ring.dataHigh(w), ring.result(w));
+      if (bits !== NO_NOTE) this.#note(low, bits);
     }
     ring.consume(available);
     // After the head moved: a socket told of its send may close, and enter the ring again.
@@ -622,6 +395,7 @@ export class IoUringBackend extends ReadyList implements Backend {
   #report(): number {
     this.#receiver?.noteHeld();
     this.#acceptor?.noteHeld();
+    const poller = this.#poller;
     const pending = this.#pendingList;
     const max = this.#maxEvents;
     let found = 0;
@@ -634,9 +408,9 @@ export class IoUringBackend extends ReadyList implements Backend {
       // that paused reading after the bits were noted (send queue full, during the last
       // dispatch) must not be told to read, nor of the peer's FIN that came with them (epoll's
       // EPOLLRDHUP belongs to the reading mask too).
-      if ((this.#events[slot] & POLLIN) === 0 && (bits & READABLE) !== 0) bits &= ~(READABLE | HANGUP);
-      if (this.#live[slot] === 0 || bits === 0) continue;
-      this.setReady(found++, slot, this.#generations[slot], bits);
+      if (!poller.reading(slot) && (bits & READABLE) !== 0) bits &= ~(READABLE | HANGUP);
+      if (!poller.isLive(slot) || bits === 0) continue;
+      this.setReady(found++, slot, poller.generationOf(slot), bits);
     }
     // Drop what was taken, keeping the rest in order (no allocation, unlike splice).
     if (taken === pending.length) pending.length = 0;
@@ -649,16 +423,10 @@ export class IoUringBackend extends ReadyList implements Backend {
 
   /** Grows the per-slot arrays (doubling) until they hold `slot`. */
   #grow(slot: number): void {
-    let length = this.#state.length;
+    let length = this.#pendingBits.length;
     while (length <= slot) length *= 2;
-    this.#fds = grownTo(this.#fds, length);
-    this.#generations = grownTo(this.#generations, length);
-    this.#seq = grownTo(this.#seq, length);
-    this.#events = grownTo(this.#events, length);
-    this.#state = grownTo(this.#state, length);
-    this.#armedMask = grownTo(this.#armedMask, length);
-    this.#live = grownTo(this.#live, length);
     this.#pendingBits = grownTo(this.#pendingBits, length);
+    this.#poller.grow(length);
     this.#receiver?.grow(length);
     this.#acceptor?.grow(length);
     this.#sender?.grow(length);
