@@ -35,6 +35,7 @@ import { ERRNO } from '../../../ffi/errno.ts';
 import { ERROR, HANGUP, READABLE, WRITABLE } from '../../core/watch.ts';
 import type { Ring } from './io-uring-ring.ts';
 import { grownTo } from './slot-arrays.ts';
+import { SlotList } from './slot-list.ts';
 
 /** user_data low word of removals and cancellations: their completions are skipped. */
 const IGNORE = 0xffffffff;
@@ -89,7 +90,7 @@ export class RingPoller {
   /** Whether the slot is watched (added and not released): completions for others are dropped. */
   #live: Uint8Array;
   /** Slots reported by the last wait (or cancelled by the kernel), FIRED until re-armed. Reused: no allocation once grown. */
-  readonly #fired: number[] = [];
+  readonly #fired = new SlotList();
 
   constructor(ring: Ring, receiver: PollServer | null, acceptor: PollServer | null, slots: number) {
     this.#ring = ring;
@@ -191,10 +192,10 @@ export class RingPoller {
   rearm(): void {
     const fired = this.#fired;
     for (let i = 0; i < fired.length; i++) {
-      const slot = fired[i];
+      const slot = fired.at(i);
       if (this.#state[slot] === FIRED) this.arm(slot);
     }
-    fired.length = 0;
+    fired.clear();
   }
 
   /**
@@ -227,7 +228,7 @@ export class RingPoller {
   close(): void {
     this.#state.fill(IDLE);
     this.#live.fill(0);
-    this.#fired.length = 0;
+    this.#fired.clear();
   }
 
   /** Queues a one-shot POLL_ADD for `slot` with a new sequence (none when nothing is left to poll for). */

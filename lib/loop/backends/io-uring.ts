@@ -31,6 +31,7 @@ import { RingWakeup } from './io-uring-wake.ts';
 import { ReadyList } from './ready-list.ts';
 import { Ring } from './io-uring-ring.ts';
 import { grownTo } from './slot-arrays.ts';
+import { SlotList } from './slot-list.ts';
 
 /** user_data low word of removals and cancellations: their completions are skipped. */
 const IGNORE = 0xffffffff;
@@ -57,7 +58,7 @@ export class IoUringBackend extends ReadyList implements Backend {
   #closed = false;
   /** Bits found for the slot (by its poll, receive, accept or send) and not reported yet, and the slots that have some (each once). */
   #pendingBits = new Uint8Array(INITIAL_CAPACITY);
-  readonly #pendingList: number[] = [];
+  readonly #pendingList = new SlotList();
 
   constructor(maxEvents: number, ringReceive = true, ringSend = false, ringAccept = true) {
     super(maxEvents);
@@ -301,7 +302,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#acceptor?.close();
     this.#ring.close();
     this.#poller.close();
-    this.#pendingList.length = 0;
+    this.#pendingList.clear();
     this.#wakeup.close();
   }
 
@@ -401,7 +402,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     let found = 0;
     let taken = 0;
     for (; taken < pending.length && found < max; taken++) {
-      const slot = pending[taken];
+      const slot = pending.at(taken);
       let bits = this.#pendingBits[slot];
       this.#pendingBits[slot] = 0;
       // Readable only while its interest says so (as the kernel's mask does on epoll): a socket
@@ -413,11 +414,7 @@ export class IoUringBackend extends ReadyList implements Backend {
       this.setReady(found++, slot, poller.generationOf(slot), bits);
     }
     // Drop what was taken, keeping the rest in order (no allocation, unlike splice).
-    if (taken === pending.length) pending.length = 0;
-    else {
-      pending.copyWithin(0, taken);
-      pending.length -= taken;
-    }
+    pending.dropFirst(taken);
     return found;
   }
 
