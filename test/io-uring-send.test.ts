@@ -576,6 +576,29 @@ describe('io_uring completion-based send (ringSend)', () => {
       }
     });
 
+    it('multiplexer close() right after sends that fill several blocks of the queue: they all go, in order', () => {
+      const pair = connectedPair();
+      const mux = ringMux();
+      try {
+        mux.add(pair.client);
+        // A small first block, then sends too big for it (each a block of its own): one ring
+        // send per block, so the close must go round until the queue is empty.
+        const data = pattern(1000 + 3 * 20_000, 12);
+        for (const [from, to] of [[0, 1000], [1000, 21_000], [21_000, 41_000], [41_000, 61_000]]) {
+          assert.equal(pair.client.send(data.subarray(from, to)), ringSend ? 'queued' : 'sent');
+        }
+        mux.close();
+        assert.equal(pair.client.queuedBytes, 0);
+        assert.equal(pair.client.error, null);
+        pair.client.shutdown('write');
+        const got = receiveToEnd(pair.server, () => {}, 'the bytes sent before the close');
+        assert.equal(sha(got), sha(data));
+      } finally {
+        mux.close();
+        pair.close();
+      }
+    });
+
     it('a blocking wait(-1) whose send completes short submits the rest in that same wait (it slept with it unsent: found by the bulk echo)', { timeout: 30_000 }, async () => {
       // The sender blocks in wait(-1) in a process of its own while this one reads, 64 KiB per
       // turn: the kernel takes its 16 MiB send a piece at a time, and each short completion lists

@@ -81,6 +81,8 @@ export class RingSender {
   /** Sends abandoned (their completion never came): their bytes stay referenced. */
   readonly #abandoned: Uint8Array[] = [];
   #delivering = false;
+  /** Set by the backend's finish while it sends what is queued before the close (see #handOver). */
+  finishing = false;
   /** Between a wait and the settle that lets the Reactor sleep: that settle submits the sends. */
   #inTurn = false;
   #flushScheduled = false;
@@ -312,5 +314,8 @@ export class RingSender {
     this.#result[slot] = NONE;
     const bits = source._ringSent(res);
     if (bits !== 0 && this.#host.isLive(slot)) this.#host.note(slot, bits);
+    // The multiplexer is closing and no longer lists sources (its backend is gone for them): list
+    // the rest of this queue here, for finish's next round (submit skips a source with nothing left).
+    if (this.finishing && res > 0) this.want(slot, source);
   }
 }

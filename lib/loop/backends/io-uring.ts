@@ -35,6 +35,8 @@ import { SlotList } from './slot-list.ts';
 
 /** user_data low word of removals and cancellations: their completions are skipped. */
 const IGNORE = 0xffffffff;
+/** Most rounds of sends `finish` makes before the close (each round: one block per socket). */
+const FINISH_ROUNDS = 64;
 const SQ_ENTRIES = 256;
 const CQ_ENTRIES = 4096;
 const INITIAL_CAPACITY = 16;
@@ -216,9 +218,19 @@ export class IoUringBackend extends ReadyList implements Backend {
   finish(): void {
     const sender = this.#sender;
     try {
-      if (sender !== null && sender.listed && sender.submit() > 0) {
-        this.#ring.enter(0, IORING_ENTER_GETEVENTS);
-        this.#absorb();
+      // A queue of several blocks goes one block per send: each completion lists the socket again
+      // for the next, so go round while the kernel takes them at once (a send that finds no room
+      // stays in flight, and is cancelled below, as send(2) would have taken no more either).
+      if (sender !== null) {
+        sender.finishing = true;
+        try {
+          for (let round = 0; round < FINISH_ROUNDS && sender.listed && sender.submit() > 0; round++) {
+            this.#ring.enter(0, IORING_ENTER_GETEVENTS);
+            this.#absorb();
+          }
+        } finally {
+          sender.finishing = false;
+        }
       }
       this.#receiver?.detachAll();
       const accepting = this.#acceptor?.detachAll() === true;
