@@ -61,6 +61,13 @@ export function pauseReadingOf(options: SocketOptions | undefined, fallback: boo
 }
 
 const BLOCK_SIZE = 16 * 1024;
+/**
+ * The block a queue that holds nothing starts with, for a send that fits: most queues never hold
+ * more than one small reply (a ringSend socket queues every send, and a connection that sends one
+ * reply and closes would otherwise allocate, and zero, 16 KiB for it). Sends that do not fit go
+ * to BLOCK_SIZE blocks as before.
+ */
+const FIRST_BLOCK = 1024;
 /** The largest block `keepBlock` keeps (a bulk sender's block is the size of its sends). */
 const MAX_SPARE = 256 * 1024;
 
@@ -135,7 +142,8 @@ export class SendQueue {
         spare.end = n;
         this.#blocks.push(spare);
       } else {
-        const bytes = new Uint8Array(Math.max(BLOCK_SIZE, n));
+        const first = this.#length === 0 && this.#spare === null && n <= FIRST_BLOCK;
+        const bytes = new Uint8Array(first ? FIRST_BLOCK : Math.max(BLOCK_SIZE, n));
         bytes.set(data, 0);
         this.#blocks.push({ bytes, start: 0, end: n });
       }
