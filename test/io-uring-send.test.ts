@@ -555,49 +555,37 @@ describe('io_uring completion-based send (ringSend)', () => {
       }
     });
 
-    it('multiplexer close() right after sends, before any wait: they go (as send(2) would have taken them), the socket keeps nothing queued', () => {
-      const pair = connectedPair();
-      const mux = ringMux();
-      try {
-        mux.add(pair.client);
-        const data = pattern(3000, 11);
-        assert.equal(pair.client.send(data.subarray(0, 1000)), ringSend ? 'queued' : 'sent');
-        assert.equal(pair.client.send(data.subarray(1000)), ringSend ? 'queued' : 'sent');
-        if (ringSend) assert.equal(pair.client.queuedBytes, 3000, 'nothing submitted before the close');
-        mux.close();
-        assert.equal(pair.client.queuedBytes, 0);
-        assert.equal(pair.client.error, null);
-        pair.client.shutdown('write');
-        const got = receiveToEnd(pair.server, () => {}, 'the bytes sent before the close');
-        assert.equal(sha(got), sha(data));
-      } finally {
-        mux.close();
-        pair.close();
-      }
-    });
-
-    it('multiplexer close() right after sends that fill several blocks of the queue: they all go, in order', () => {
-      const pair = connectedPair();
-      const mux = ringMux();
-      try {
-        mux.add(pair.client);
-        // A small first block, then sends too big for it (each a block of its own): one ring
-        // send per block, so the close must go round until the queue is empty.
-        const data = pattern(1000 + 3 * 20_000, 12);
-        for (const [from, to] of [[0, 1000], [1000, 21_000], [21_000, 41_000], [41_000, 61_000]]) {
-          assert.equal(pair.client.send(data.subarray(from, to)), ringSend ? 'queued' : 'sent');
+    // [what, the sends]: two that share the queue's first block; then sends that fill several
+    // blocks (one ring send per block, so the close must go round until the queue is empty).
+    for (const [what, sizes] of [
+      ['sends, before any wait: they go (as send(2) would have taken them), the socket keeps nothing queued', [1000, 2000]],
+      ['sends that fill several blocks of the queue: they all go, in order', [1000, 20_000, 20_000, 20_000]],
+    ] as const) {
+      it(`multiplexer close() right after ${what}`, () => {
+        const pair = connectedPair();
+        const mux = ringMux();
+        try {
+          mux.add(pair.client);
+          const total = sizes.reduce((a, b) => a + b, 0);
+          const data = pattern(total, 11 + sizes.length);
+          let at = 0;
+          for (const size of sizes) {
+            assert.equal(pair.client.send(data.subarray(at, at + size)), ringSend ? 'queued' : 'sent');
+            at += size;
+          }
+          if (ringSend) assert.equal(pair.client.queuedBytes, total, 'nothing submitted before the close');
+          mux.close();
+          assert.equal(pair.client.queuedBytes, 0);
+          assert.equal(pair.client.error, null);
+          pair.client.shutdown('write');
+          const got = receiveToEnd(pair.server, () => {}, 'the bytes sent before the close');
+          assert.equal(sha(got), sha(data));
+        } finally {
+          mux.close();
+          pair.close();
         }
-        mux.close();
-        assert.equal(pair.client.queuedBytes, 0);
-        assert.equal(pair.client.error, null);
-        pair.client.shutdown('write');
-        const got = receiveToEnd(pair.server, () => {}, 'the bytes sent before the close');
-        assert.equal(sha(got), sha(data));
-      } finally {
-        mux.close();
-        pair.close();
-      }
-    });
+      });
+    }
 
     it('a blocking wait(-1) whose send completes short submits the rest in that same wait (it slept with it unsent: found by the bulk echo)', { timeout: 30_000 }, async () => {
       // The sender blocks in wait(-1) in a process of its own while this one reads, 64 KiB per

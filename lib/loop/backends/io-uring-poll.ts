@@ -30,12 +30,13 @@
  * (no FIN) while it is armed. So the backend's `remove` submits the POLL_REMOVE at once and runs
  * the task work that completes it: when remove returns, the kernel holds the file no more.
  */
-import { IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDHUP } from '../../../ffi/constants.ts';
+import { IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, POLLERR, POLLHUP, POLLIN, POLLNVAL } from '../../../ffi/constants.ts';
 import { ERRNO } from '../../../ffi/errno.ts';
-import { ERROR, HANGUP, READABLE, WRITABLE } from '../../core/watch.ts';
+import { ERROR, HANGUP } from '../../core/watch.ts';
 import type { Ring } from './io-uring-ring.ts';
 import { grownTo } from './slot-arrays.ts';
 import { SlotList } from './slot-list.ts';
+import { fromPoll, toPoll } from './poll-bits.ts';
 
 /** user_data low word of removals and cancellations: their completions are skipped. */
 const IGNORE = 0xffffffff;
@@ -61,18 +62,6 @@ export interface PollServer {
   pollMask(slot: number, events: number): number;
 }
 
-function toPoll(bits: number): number {
-  return ((bits & READABLE) !== 0 ? POLLIN | POLLRDHUP : 0) | ((bits & WRITABLE) !== 0 ? POLLOUT : 0);
-}
-
-function fromPoll(revents: number): number {
-  return (
-    ((revents & POLLIN) !== 0 ? READABLE : 0) |
-    ((revents & POLLOUT) !== 0 ? WRITABLE : 0) |
-    ((revents & (POLLHUP | POLLRDHUP)) !== 0 ? HANGUP : 0) |
-    ((revents & (POLLERR | POLLNVAL)) !== 0 ? ERROR : 0)
-  );
-}
 
 export class RingPoller {
   readonly #ring: Ring;

@@ -19,12 +19,11 @@
  * this one stopped, so the entries at the end of the array are not starved by busy ones at the
  * front; the rest stay ready (level-triggered) and are simply reported by the next wait.
  */
-import { POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDHUP } from '../../../ffi/constants.ts';
 import { OFFSETOF, SIZEOF } from '../../../ffi/layouts.ts';
 import { sys } from '../../../ffi/syscall.ts';
-import { ERROR, HANGUP, READABLE, WRITABLE } from '../../core/watch.ts';
 import { ReadyList } from './ready-list.ts';
 import type { Backend } from './backend.ts';
+import { fromPoll, toPoll } from './poll-bits.ts';
 
 const ENTRY_SIZE = SIZEOF.pollfd;
 const FD_AT = OFFSETOF.pollfd.fd;
@@ -32,20 +31,6 @@ const EVENTS_AT = OFFSETOF.pollfd.events;
 const REVENTS_AT = OFFSETOF.pollfd.revents;
 const INITIAL_CAPACITY = 16;
 
-function toPoll(bits: number): number {
-  return ((bits & READABLE) !== 0 ? POLLIN | POLLRDHUP : 0) | ((bits & WRITABLE) !== 0 ? POLLOUT : 0);
-}
-
-function fromPoll(revents: number): number {
-  return (
-    ((revents & POLLIN) !== 0 ? READABLE : 0) |
-    ((revents & POLLOUT) !== 0 ? WRITABLE : 0) |
-    ((revents & (POLLHUP | POLLRDHUP)) !== 0 ? HANGUP : 0) |
-    // POLLNVAL (fd not open) should never happen: the Multiplexer removes an fd before it is
-    // closed. Should it happen anyway, an error is the honest report.
-    ((revents & (POLLERR | POLLNVAL)) !== 0 ? ERROR : 0)
-  );
-}
 
 /**
  * epoll_ctl fails with EEXIST / ENOENT for these misuses; poll has no kernel-side set to check,
