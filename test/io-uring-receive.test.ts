@@ -286,6 +286,37 @@ describe('io_uring completion-based receive', () => {
       }
     });
 
+    it('a view from receive() stays as it was while other sockets read into their own buffers and the ring takes in more (found from outside)', () => {
+      const held = connectedPair();
+      const others = Array.from({ length: 8 }, () => connectedPair());
+      const mux = new Multiplexer({ backend: 'io_uring' });
+      try {
+        mux.add(held.server);
+        for (const p of others) mux.add(p.server);
+        assert.equal(held.client.send(new Uint8Array(1000).fill(0xaa)), 'sent');
+        let view: Uint8Array | null = null;
+        pumpUntil(mux, () => view !== null, () => {
+          const r = held.server.receive();
+          if (r.bytes.byteLength > 0) view = r.bytes;
+        }, 'the held bytes');
+        const own = new Uint8Array(1 << 20);
+        // Rounds of: bytes for the others, the ring takes them in (wait), the others read them
+        // into their own buffer. Every buffer of the ring is reused many times over (256 of
+        // 16 KiB against 8 x 16 KiB x 40): the held view's buffer must not be among them.
+        for (let round = 0; round < 40; round++) {
+          others.forEach((p, i) => p.client.send(new Uint8Array(16_384).fill(i + 1)));
+          mux.wait(1);
+          for (const p of others) p.server.receiveInto(own);
+        }
+        assert.equal(view!.byteLength, 1000);
+        assert.ok(view!.every((b) => b === 0xaa), `the view changed: it begins ${Array.from(view!.subarray(0, 4)).join(',')}`);
+      } finally {
+        mux.close();
+        held.close();
+        for (const p of others) p.close();
+      }
+    });
+
     it('a view from receive() stays readable after the multiplexer closed (JavaScript memory, no fault)', () => {
       const pair = connectedPair();
       const mux = new Multiplexer({ backend: 'io_uring' });

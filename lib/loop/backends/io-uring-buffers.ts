@@ -128,7 +128,9 @@ export class ReceiveBuffers {
    * once per read, not once per 16 KiB buffer): the count (0 when none wait).
    */
   take(slot: number, into: Uint8Array): number {
-    this.#returnLent();
+    // The lent buffer is not given back here: `into` may be the caller's own (receiveInto), and
+    // the view lent by the last receive() stays valid until the next receive() without a buffer
+    // (found from outside: another socket's receiveInto let the kernel overwrite a held view).
     let copied = 0;
     for (let bid = this.#first[slot]; bid !== NONE && copied < into.byteLength; bid = this.#first[slot]) {
       const n = Math.min(this.#length[bid], into.byteLength - copied);
@@ -153,7 +155,7 @@ export class ReceiveBuffers {
 
   /** `slot`'s first waiting chunk, whole, as a view (valid until the next take), or null. */
   takeView(slot: number): Uint8Array | null {
-    this.#returnLent();
+    this.returnLent();
     const bid = this.#first[slot];
     if (bid === NONE) return null;
     const start = bid * this.size + this.#offset[bid];
@@ -218,7 +220,8 @@ export class ReceiveBuffers {
     return bid;
   }
 
-  #returnLent(): void {
+  /** Gives back the buffer the last `takeView` lent (a receive() without a buffer ends its view). */
+  returnLent(): void {
     if (this.#lent === NONE) return;
     const bid = this.#lent;
     this.#lent = NONE;

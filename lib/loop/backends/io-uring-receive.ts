@@ -176,7 +176,10 @@ export class RingReceiver {
       // One chunk: a view of it, no copy. More: copied together into `spill` (the multiplexer's
       // receive buffer), so that the reader handles them in one go.
       if (buffers.single(slot)) this.view = buffers.takeView(slot)!;
-      else this.view = spill.subarray(0, buffers.take(slot, spill));
+      else {
+        buffers.returnLent(); // a receive() without a buffer: the last one's view ends here
+        this.view = spill.subarray(0, buffers.take(slot, spill));
+      }
       return this.view.byteLength;
     }
     const end = this.#end[slot];
