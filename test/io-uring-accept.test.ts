@@ -366,6 +366,16 @@ describe('io_uring accept: closing with connections held', () => {
 });
 
 describe('io_uring accept: a worker that ends', () => {
+  it('is off by default in a worker thread (a terminate() would leak what the last wait accepted), on when asked', async () => {
+    const worker = startTsWorker(new URL('./fixtures/ring-accept-default-worker.ts', import.meta.url));
+    const exited = once(worker, 'exit');
+    const [seen] = (await once(worker, 'message')) as [{ byDefault: boolean; asked: boolean; reactor: boolean }];
+    // `asked` is what the main thread's probe found this kernel gives (false on the fallback).
+    assert.deepEqual(seen, { byDefault: false, asked: ringAccept, reactor: false });
+    assert.deepEqual(await exited, [0], 'the worker ended by itself');
+  });
+
+
   it('terminated while its ring holds connections it never accepted: they are closed with it (the clients see the end)', async () => {
     const worker = startTsWorker(new URL('./fixtures/ring-accept-worker.ts', import.meta.url));
     const clients: net.Socket[] = [];

@@ -16,6 +16,7 @@
  * ## Draining readiness
  * Level-triggered: whatever you leave unread is reported again by the next `wait`.
  */
+import { isMainThread } from 'node:worker_threads';
 import { invalidState, invalidType, invalidValue, checkInteger, SocketClosedError, SocketError } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
@@ -97,12 +98,18 @@ export interface MultiplexerOptions {
    */
   ringReceive?: boolean | undefined;
   /**
-   * io_uring only (default `true`): listeners' connections are taken by multishot accepts as they
-   * come, so that `accept()` makes no system call: it hands out the fds the kernel has accepted
-   * (the ring stops taking them once 128 are held for a listener, after the turn that brought
-   * them, which can bring up to a backlog; beyond that the listener accepts by accept4).
-   * `false`: readiness only, every accept an accept4(2), as on epoll. `multiplexer.ringAccept`
-   * says whether it runs.
+   * io_uring only (default `true` on the main thread, `false` in a worker thread): listeners'
+   * connections are taken by multishot accepts as they come, so that `accept()` makes no system
+   * call: it hands out the fds the kernel has accepted (the ring stops taking them once 128 are
+   * held for a listener, after the turn that brought them, which can bring up to a backlog;
+   * beyond that the listener accepts by accept4). `false`: readiness only, every accept an
+   * accept4(2), as on epoll. `multiplexer.ringAccept` says whether it runs.
+   *
+   * Off by default in workers because `worker.terminate()` stops a worker as its blocking wait
+   * returns, before JavaScript has read the completions that wait brought: the connections the
+   * kernel accepted in them are open fds of the process that nothing will close (their clients
+   * hang). A worker that ends by itself loses none. Turn it on in a worker only if the worker is
+   * never terminated while it serves.
    */
   ringAccept?: boolean | undefined;
   /**
@@ -215,7 +222,7 @@ export class Multiplexer<D = unknown> {
     if (options.ringAccept !== undefined && typeof options.ringAccept !== 'boolean') {
       throw invalidType('options.ringAccept', 'of type boolean', options.ringAccept);
     }
-    const ring = { receive: options.ringReceive ?? true, send: options.ringSend ?? false, accept: options.ringAccept ?? true };
+    const ring = { receive: options.ringReceive ?? true, send: options.ringSend ?? false, accept: options.ringAccept ?? isMainThread };
     const [backend, name] = createBackend(options.backend ?? 'epoll', maxEvents, ring);
     this.#backend = backend;
     this.backend = name;
