@@ -11,7 +11,7 @@
  * off: the same programs run there and must hold; the answers that differ say so.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -476,6 +476,49 @@ describe('io_uring accept: limits', () => {
     assert.match(result.message, /accept4 EMFILE.*ulimit -n/);
     assert.equal(result.recovered, true, 'the listener accepted again after fds were freed');
   });
+});
+
+describe('io_uring accept: a shortage of fds backs off on a multiplexer driven by hand', () => {
+  for (const backend of ['io_uring', 'epoll'] as const) {
+    it(`${backend}: EMFILE is thrown at 10 ms doubling to 200 ms while connections wait, not every 10 ms (found from outside)`, async () => {
+      const child = spawn('sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" --import tsx test/fixtures/emfile-backoff-child.ts ${backend}`], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const clients: net.Socket[] = [];
+      const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      try {
+        let out = '';
+        let err = '';
+        child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+        const port = await new Promise<number>((resolve, reject) => {
+          child.stdout.setEncoding('utf8').on('data', (c: string) => {
+            out += c;
+            const m = /PORT (\d+)/.exec(out);
+            if (m) resolve(Number(m[1]));
+          });
+          child.once('exit', () => reject(new Error(`child ended early: ${err}`)));
+        });
+        // More connections than the child has fds left: the rest wait in its backlog throughout.
+        for (let i = 0; i < 120; i++) {
+          const c = net.connect({ host: '127.0.0.1', port });
+          c.on('error', () => {});
+          clients.push(c);
+        }
+        const [code] = (await once(child, 'exit')) as [number | null];
+        assert.equal(code, 0, err);
+        const result = JSON.parse(out.trim().split('\n').at(-1)!) as { ringAccept: boolean; throws: number; gaps: number[]; reported: number };
+        assert.equal(result.ringAccept, backend === 'io_uring' && ringAccept);
+        // 1.5 s of shortage: 10 + 20 + 40 + 80 + 160 + 200 x 6 ms, about 11 throws; every 10 ms would be 150.
+        assert.ok(result.throws >= 3 && result.throws <= 20, `EMFILE thrown ${result.throws} times in 1.5 s (gaps ${result.gaps.join(',')})`);
+        assert.ok(Math.max(...result.gaps) >= 150, `the pause grew to 200 ms (gaps ${result.gaps.join(',')})`);
+        assert.ok(result.reported <= 3 * result.throws + 10, `the listener was reported ${result.reported} times: not while paused`);
+      } finally {
+        clearTimeout(killer);
+        child.kill('SIGKILL');
+        for (const c of clients) c.destroy();
+      }
+    });
+  }
 });
 
 describe('io_uring accept: random interleavings', () => {

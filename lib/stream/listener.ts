@@ -258,8 +258,12 @@ export class Listener<A extends SocketAddress = SocketAddress> extends Watchable
       if (watcher !== null && watcher._accepts) {
         const held = watcher._accepted(this);
         if (held >= 0) return held;
-        // Armed and nothing held: what waits in the backlog comes with the next turn (see io-uring-accept.ts).
-        if (held === HELD_WAIT) return WOULD_BLOCK;
+        // Armed and nothing held: what waits in the backlog comes with the next turn (see
+        // io-uring-accept.ts). Not during a shortage of fds: "nothing held" does not say the
+        // backlog is empty there (the ring, armed again, has not tried yet), and taking it so
+        // would end the shortage and restart its pause at 10 ms, every 10 ms (found from
+        // outside): accept4 says which it is.
+        if (held === HELD_WAIT && !this.#fdShortage) return WOULD_BLOCK;
         if (held === HELD_ERROR) failure = new SocketError('accept4', watcher._acceptedErrno(), { fd });
         // HELD_NONE: no accept armed; the listener calls accept4 itself.
       }
