@@ -481,7 +481,7 @@ describe('io_uring accept: limits', () => {
 describe('io_uring accept: a shortage of fds backs off on a multiplexer driven by hand', () => {
   for (const backend of ['io_uring', 'epoll'] as const) {
     it(`${backend}: EMFILE is thrown at 10 ms doubling to 200 ms while connections wait, not every 10 ms (found from outside)`, async () => {
-      const child = spawn('sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" --import tsx test/fixtures/emfile-backoff-child.ts ${backend}`], {
+      const child = spawn('sh', ['-c', `ulimit -n 128 && exec "${process.execPath}" --import tsx test/fixtures/emfile-backoff-child.ts ${backend}`], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const clients: net.Socket[] = [];
@@ -499,7 +499,7 @@ describe('io_uring accept: a shortage of fds backs off on a multiplexer driven b
           child.once('exit', () => reject(new Error(`child ended early: ${err}`)));
         });
         // More connections than the child has fds left: the rest wait in its backlog throughout.
-        for (let i = 0; i < 120; i++) {
+        for (let i = 0; i < 240; i++) {
           const c = net.connect({ host: '127.0.0.1', port });
           c.on('error', () => {});
           clients.push(c);
