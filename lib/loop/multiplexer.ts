@@ -16,13 +16,10 @@
  * ## Draining readiness
  * Level-triggered: whatever you leave unread is reported again by the next `wait`.
  */
-import { isMainThread } from 'node:worker_threads';
 import { invalidState, invalidType, invalidValue, checkInteger, SocketClosedError, SocketError } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
-import { BACKEND_NAMES, type Backend, type BackendName } from './backends/backend.ts';
-import { EpollBackend } from './backends/epoll.ts';
-import { PollBackend } from './backends/poll.ts';
-import { IoUringBackend } from './backends/io-uring.ts';
+import type { Backend, BackendName } from './backends/backend.ts';
+import { createBackend, ringPathsOf } from './backends/create-backend.ts';
 import { ACCEPTS, DORMANT, ERROR, HANGUP, HELD_NONE, READABLE, RECEIVES, WRITABLE, Watchable, type Watcher } from '../core/watch.ts';
 // Types only: the multiplexer works on the Watchable contract and never loads a socket family.
 import type { Listener } from '../stream/listener.ts';
@@ -213,17 +210,7 @@ export class Multiplexer<D = unknown> {
     const maxEvents = options.maxEvents === undefined ? 256 : checkInteger('options.maxEvents', options.maxEvents, 1, 65536);
     const bufferSize =
       options.receiveBufferSize === undefined ? 64 * 1024 : checkInteger('options.receiveBufferSize', options.receiveBufferSize, 1, 2 ** 30);
-    if (options.ringReceive !== undefined && typeof options.ringReceive !== 'boolean') {
-      throw invalidType('options.ringReceive', 'of type boolean', options.ringReceive);
-    }
-    if (options.ringSend !== undefined && typeof options.ringSend !== 'boolean') {
-      throw invalidType('options.ringSend', 'of type boolean', options.ringSend);
-    }
-    if (options.ringAccept !== undefined && typeof options.ringAccept !== 'boolean') {
-      throw invalidType('options.ringAccept', 'of type boolean', options.ringAccept);
-    }
-    const ring = { receive: options.ringReceive ?? true, send: options.ringSend ?? false, accept: options.ringAccept ?? isMainThread };
-    const [backend, name] = createBackend(options.backend ?? 'epoll', maxEvents, ring);
+    const [backend, name] = createBackend(options.backend ?? 'epoll', maxEvents, ringPathsOf(options));
     this.#backend = backend;
     this.backend = name;
     this._receives = backend.receives === true;
@@ -665,27 +652,4 @@ function checkTarget(target: unknown): asserts target is MultiplexerTarget {
 
 function checkInterest(interest: unknown): void {
   checkInteger('interest', interest, 0, READABLE | WRITABLE);
-}
-
-/** Which io_uring completion paths a multiplexer asked for (MultiplexerOptions ringReceive, ringSend, ringAccept). */
-interface RingPaths {
-  receive: boolean;
-  send: boolean;
-  accept: boolean;
-}
-
-function createBackend(name: unknown, maxEvents: number, ring: RingPaths): [Backend, BackendName] {
-  if (name === 'epoll') return [new EpollBackend(maxEvents), 'epoll'];
-  if (name === 'poll') return [new PollBackend(maxEvents), 'poll'];
-  if (name === 'io_uring') {
-    try {
-      return [new IoUringBackend(maxEvents, ring.receive, ring.send, ring.accept), 'io_uring'];
-    } catch (err) {
-      // Refused or missing (ENOSYS, EPERM from io_uring_disabled or seccomp, EINVAL/ENOSYS from
-      // an old kernel, ENOMEM from a memlock limit): epoll does the same job.
-      if (!(err instanceof SocketError)) throw err;
-      return [new EpollBackend(maxEvents), 'epoll'];
-    }
-  }
-  throw invalidValue('options.backend', `must be one of ${BACKEND_NAMES.map((n) => `'${n}'`).join(', ')}`, name);
 }
