@@ -300,6 +300,18 @@ test('echo-server: SIGTERM with a client that stopped reading exits 0 after the 
   // server's send queue fills and it pauses, which --verbose reports.
   socket.write(Buffer.alloc(16 * MiB, 0x5a));
   await pollUntil('the server to pause the connection', 5000, () => /#1 paused/.test(server.stdout()));
+  // A first pause can come while the kernel buffers are still filling (send(2) said EAGAIN
+  // before the client's receive window was used up): the queue would then drain into them after
+  // SIGTERM and the server would rightly exit at once. Each time the queue drains below its cap
+  // the server reads and pauses again, and prints it; wait until that stops (both kernel buffers
+  // full, the queue at its cap) before signalling.
+  const pauses = () => server.stdout().match(/#1 paused/g)?.length ?? 0;
+  let seen = pauses();
+  for (let quiet = 0, tries = 0; quiet < 2 && tries < 20; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    quiet = pauses() === seen ? quiet + 1 : 0;
+    seen = pauses();
+  }
   const started = performance.now();
   server.child.kill('SIGTERM');
   const { code, signal } = await exitWithin(server, 5000);
