@@ -308,6 +308,37 @@ for (const { label, backend, ringSend } of MUX_CONFIGS) describe(`Multiplexer ($
     }
   });
 
+  it('a graceful close whose last flush meets a peer reset brings one error event, then the socket is closed', async () => {
+    const pair = connectedPair();
+    const mux = new Multiplexer({ backend, ringSend });
+    try {
+      mux.add(pair.client, 0, 'client');
+      pair.client.send(pattern(16 * 1024 * 1024, 5));
+      pumpUntil(mux, () => pair.client.queuedBytes > 0, () => {}, 'bytes the kernel could not take');
+      pair.client.close(); // graceful: 'closing' until the queue drains, which it never will
+      assert.equal(pair.client.state, 'closing');
+      const closed = pair.client.whenClosed();
+      sys.setsockopt(pair.server.fd, SOL_SOCKET, SO_LINGER, new Int32Array([1, 0]), SIZEOF.linger);
+      pair.server.destroy(); // RST
+      const events: ReturnType<typeof copy>[] = [];
+      pumpUntil(mux, () => pair.client.state === 'closed', (e) => events.push(copy(e)), 'the close to end');
+      for (let i = 0; i < 3; i++) for (const e of mux.wait(5)) events.push(copy(e));
+      const errors = events.filter((e) => e.error !== null);
+      assert.equal(errors.length, 1, `one error event: ${JSON.stringify(events.map((e) => ({ ...e, target: e.target === pair.client ? 'client' : '?', error: e.error?.message })))}`);
+      assert.equal(errors[0].target, pair.client);
+      assert.equal(errors[0].data, 'client', 'the event carries the data the socket was added with');
+      const err = errors[0].error as Error & { code: string; unsentBytes?: number };
+      assert.equal(err, pair.client.error);
+      assert.ok(['ECONNRESET', 'EPIPE'].includes(err.code), err.message);
+      assert.ok((err.unsentBytes ?? 0) > 0, 'how much was lost is said');
+      assert.equal(mux.size, 0);
+      await closed;
+    } finally {
+      mux.close();
+      pair.close();
+    }
+  });
+
   it('rejects bad targets and interests, naming the argument', () => {
     const mux = new Multiplexer({ backend, ringSend });
     const pair = connectedPair();

@@ -139,6 +139,32 @@ for (const { label, backend, ringSend } of REACTOR_CONFIGS) describe(`Reactor ($
     }
   });
 
+  it('a graceful close whose last sends meet a peer reset calls the handler once more, with the error', async () => {
+    const reactor = new Reactor({ backend, ringSend });
+    const pair = connectedPair();
+    try {
+      const errors: string[] = [];
+      reactor.add(pair.client, (event) => {
+        if (event.error !== null) errors.push(event.error.code);
+      }, 0);
+      pair.client.send(pattern(16 * 1024 * 1024, 6));
+      const deadline = performance.now() + 5000;
+      while (pair.client.queuedBytes === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.ok(pair.client.queuedBytes > 0, 'bytes the kernel could not take');
+      pair.client.close(); // 'closing' until the queue drains, which it never will
+      pair.server.setOption('linger', 0);
+      pair.server.destroy(); // RST
+      await pair.client.whenClosed();
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(errors.length, 1, `one error event: ${errors.join(', ')}`);
+      assert.ok(['ECONNRESET', 'EPIPE'].includes(errors[0]), errors[0]);
+      assert.equal(reactor.multiplexer.size, 0);
+    } finally {
+      reactor.close();
+      pair.close();
+    }
+  });
+
   it('stops calling handlers after close() from inside a handler', async () => {
     const reactor = new Reactor({ backend, ringSend });
     const pairs = Array.from({ length: 3 }, () => connectedPair());

@@ -117,6 +117,19 @@ export abstract class Watchable {
   abstract _ready(bits: number, userInterest: number): number;
   /** @internal An error that the last `_ready` found (flush or connect failure), handed over once. */
   abstract _takeError(): Error | null;
+  /**
+   * @internal Asked as the object leaves its multiplexer: whether it leaves with an error still
+   * to report that no `_ready` will (a graceful close that the library ended because its last
+   * sends failed, learnt from a ring's completion). The multiplexer then reports it at its next
+   * wait, as epoll's flush reports it from `_ready`.
+   */
+  _leavesReport(): boolean {
+    return false;
+  }
+  /** @internal Whether an error waits for `_takeError`. */
+  _hasUnreported(): boolean {
+    return false;
+  }
   /** @internal Whether `_deadline` is set and still wanted. */
   _deadlinePending(): boolean {
     return false;

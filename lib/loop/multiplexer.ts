@@ -168,6 +168,13 @@ export class Multiplexer<D = unknown> {
    * `Watchable._heldInput`): readable until read, which the kernel cannot know.
    */
   readonly #holders: Watchable[] = [];
+  /**
+   * Targets that left with an error no `_ready` will report (see `Watchable._leavesReport`:
+   * a graceful close ended by a ring send's failure, inside a wait or a handler's flush), and
+   * the data they were added with: reported by the next wait, so that nothing fails silently.
+   */
+  readonly #departed: Watchable[] = [];
+  readonly #departedData: (D | undefined)[] = [];
 
   /** Most events one `wait` returns. */
   readonly maxEvents: number;
@@ -339,6 +346,7 @@ export class Multiplexer<D = unknown> {
       timeout = timeout < 0 ? untilDeadline : Math.min(timeout, untilDeadline);
     }
     if (this.#holders.length > 0 && this.#holdersReadable()) timeout = 0;
+    if (this.#departed.length > 0) timeout = 0;
     const count = backend.wait(timeout);
     this._lastReadyCount = count;
     const events = this.#events;
@@ -353,6 +361,7 @@ export class Multiplexer<D = unknown> {
     }
     if (this.#timed.length > 0) this.#expireDeadlines();
     if (this.#holders.length > 0) this.#reportHolders();
+    if (this.#departed.length > 0) this.#reportDeparted();
     // Truncated only when the count changed: `length = 0` every wait would drop the array's
     // backing store and make the pushes of the next wait allocate a new one.
     if (events.length !== this.#eventCount) events.length = this.#eventCount;
@@ -384,6 +393,16 @@ export class Multiplexer<D = unknown> {
       }
       if (!merged) this.#push(target, READABLE, this.#data[target._slot]);
     }
+  }
+
+  /** Reports the targets that left with an error (unless a `_ready` of this wait reported it already). */
+  #reportDeparted(): void {
+    const departed = this.#departed;
+    for (let i = 0; i < departed.length; i++) {
+      if (departed[i]._hasUnreported()) this.#push(departed[i], ERROR, this.#departedData[i]);
+    }
+    departed.length = 0;
+    this.#departedData.length = 0;
   }
 
   /** Starts reporting `target` as a holder if it has bytes handed over (see `#holders`). */
@@ -467,6 +486,8 @@ export class Multiplexer<D = unknown> {
     for (const target of this.#timed) target._timed = false;
     this.#timed.length = 0;
     this.#holders.length = 0;
+    this.#departed.length = 0;
+    this.#departedData.length = 0;
     this.#eventPool.length = 0;
     this.#events.length = 0;
     this.#eventCount = 0;
@@ -506,7 +527,7 @@ export class Multiplexer<D = unknown> {
     const backend = this.#backend;
     if (backend === null) return false;
     const ready = backend.settle !== undefined && backend.settle();
-    return ready || (this.#holders.length > 0 && this.#holdersReadable());
+    return ready || this.#departed.length > 0 || (this.#holders.length > 0 && this.#holdersReadable());
   }
 
   /** @internal Makes `_wakeFd()` readable again (a Reactor yielding with work left). */
@@ -543,6 +564,10 @@ export class Multiplexer<D = unknown> {
     const slot = target._slot;
     const fd = target.fd;
     const registered = this.#backend !== null && this.#registered[slot] !== DORMANT;
+    if (this.#backend !== null && target._leavesReport()) {
+      this.#departed.push(target);
+      this.#departedData.push(this.#data[slot]);
+    }
     this.#targets[slot] = null;
     this.#data[slot] = undefined;
     this.#registered[slot] = DORMANT;

@@ -637,6 +637,16 @@ export class Socket extends Watchable {
     return ERROR | WRITABLE;
   }
 
+  /** @internal Destroyed by the library in the middle of a graceful close (its last sends failed). */
+  override _leavesReport(): boolean {
+    return this.#closing && this.#unreported !== null;
+  }
+
+  /** @internal */
+  override _hasUnreported(): boolean {
+    return this.#unreported !== null;
+  }
+
   /** @internal */
   _takeError(): SocketError | null {
     const err = this.#unreported;
