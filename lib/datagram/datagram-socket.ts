@@ -22,13 +22,20 @@
  * UDP reports ICMP errors only to connected sockets (Linux, without IP_RECVERR). They never
  * close the socket: a receive that meets one skips it (the next datagram is read), and it is
  * reported once, as the `error` of the socket's next multiplexer event and in `lastError`.
+ *
+ * ## Where the work is
+ * Split by direction, as Socket is (lib/stream/socket.ts): the send side, the queue, its flush,
+ * GSO and the stall's pacing included, is its DatagramSender's (datagram-sender.ts); the receive
+ * side, the error queue and SO_ERROR included, its DatagramReceiver's (datagram-receiver.ts). The
+ * two share nothing but the socket's state, which this class owns with the public API and its
+ * argument checks, the lifecycle (factories, connect, close) and what it tells a multiplexer.
  */
-import { AF_INET6, AF_UNIX, AF_UNSPEC, IP_RECVERR, SO_PASSCRED, IPPROTO_IP, IPPROTO_IPV6, IPV6_RECVERR, MSG_NOSIGNAL, MSG_TRUNC, SO_ERROR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET, SOL_UDP, UDP_SEGMENT } from '../../ffi/constants.ts';
+import { AF_INET6, AF_UNIX, AF_UNSPEC, SO_PASSCRED, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { unixAddress, type InetAddress, type PortOf, type SocketAddress, type UnixAddress } from '../core/address.ts';
-import { checkBytes, checkInteger, FdsTruncatedError, illegalConstructor, invalidType, invalidValue, outOfRange, SocketClosedError } from '../core/errors.ts';
+import { checkBytes, checkInteger, illegalConstructor, invalidType, invalidValue, outOfRange, SocketClosedError } from '../core/errors.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
@@ -36,14 +43,14 @@ import { encodeSockaddr, errorDetails, readAddress } from '../core/sockaddr.ts';
 import { boundFile, removeBoundFile, type BoundFile } from '../core/socket-file.ts';
 import { DORMANT, ERROR, HANGUP, READABLE, WRITABLE, Watchable } from '../core/watch.ts';
 import { DatagramBatch } from './batch.ts';
-import { DatagramQueue } from './datagram-queue.ts';
 import { addressOf, encodeDestination, familyName, type DatagramDestination } from './destination.ts';
 import { membership, requestMetadata, setBroadcast, setMulticastInterface, setMulticastLoopback, setMulticastTtl, setTtl, type DatagramMetadataOptions } from './ip-options.ts';
 import { openBound, openUnbound, sendQueueLimitOf, type DatagramBindOptions, type DatagramCreateOptions } from './open.ts';
 import { DatagramReceipt } from './receipt.ts';
-import { closeAll, duplicateFds, fdNumbers, MAX_FDS_PER_MESSAGE, receiveWithRights, sendWithRights, type FdLike, type PeerCredentials } from '../core/fd-passing.ts';
+import { fdNumbers, MAX_FDS_PER_MESSAGE, type FdLike, type PeerCredentials } from '../core/fd-passing.ts';
 import { OwnedFd } from '../core/owned-fd.ts';
-import { ErrorQueueReader } from './error-queue.ts';
+import { DatagramReceiver, type DatagramReceiverHost } from './datagram-receiver.ts';
+import { DatagramSender, type DatagramSenderHost } from './datagram-sender.ts';
 
 /** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
 export type DatagramSendStatus = 'sent' | 'queued' | 'not-sent' | 'refused';
@@ -78,13 +85,6 @@ export type UdpSocket = DatagramSocket<InetAddress>;
 /** A Unix datagram or seqpacket socket: what `bind({ path })`, `create({ family: 'unix' })`, `pair()` and `connectSeqpacket()` return. Its `port` is undefined. */
 export type UnixDatagramSocket = DatagramSocket<UnixAddress>;
 
-/** Errors that concern one datagram's delivery, not the socket: the socket stays usable. */
-const DELIVERY_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ENOBUFS', 'ENOMEM', 'EPERM', 'ENONET', 'EPIPE', 'ECONNRESET']);
-
-function isDeliveryError(err: unknown): err is SocketError {
-  return err instanceof SocketError && DELIVERY_ERRORS.has(err.code);
-}
-
 /**
  * A non-blocking datagram socket. Make one with `DatagramSocket.bind()` (a server, or a client
  * that wants a known port), `DatagramSocket.create()` (UDP picks a port at the first send) or
@@ -93,39 +93,37 @@ function isDeliveryError(err: unknown): err is SocketError {
  * `Listener`): a {@link UdpSocket} (`DatagramSocket<InetAddress>`) has a numeric `port`.
  */
 export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Watchable {
+  /** What a socket's sender and receiver read of it and ask of it (see DatagramSenderHost, DatagramReceiverHost): one for every socket. */
+  static readonly #host: DatagramSenderHost & DatagramReceiverHost = {
+    closing: (socket) => socket.#closing,
+    seqpacket: (socket) => socket.#seqpacket,
+    refused: (socket, err) => {
+      socket.#lastError = err;
+    },
+    report: (socket, err) => socket.#report(err),
+    unreported: (socket) => socket.#unreported !== null,
+  };
+
   #fd: number;
   /** AF_INET, AF_INET6 or AF_UNIX. */
   readonly #family: number;
   #closing = false;
   #hungUp = false;
   #connected: SocketAddress | null = null;
-  #queue: DatagramQueue | null = null;
-  #sendQueueLimit: number;
+  /** The send side: direct sends, GSO, the queue, its flush and its pacing (see datagram-sender.ts). */
+  readonly #sender: DatagramSender;
+  /** The receive side: recvfrom, batches, fds, a seqpacket's end, the error queue (see datagram-receiver.ts). */
+  readonly #receiver: DatagramReceiver;
   #lastError: SocketError | null = null;
   #unreported: SocketError | null = null;
   #closeWaiters: (() => void)[] | null = null;
-  readonly #receipt = new DatagramReceipt();
   /** Scratch for the destination of one send: the socket's own, so sends allocate nothing. */
   readonly #to = new Uint8Array(SIZEOF.sockaddr_storage);
   #ipv6Only: boolean | null = null;
-  /** The UDP_SEGMENT size set on the socket now (0: none), or -1 once the kernel refused GSO. */
-  #gso = 0;
-  /**
-   * The queue is waiting on a timer, not on readiness: the kernel said writable, yet took
-   * nothing. An unconnected Unix datagram socket is writable while its own buffer has room,
-   * whatever the receiver's queue holds (Linux checks the peer only for connected sockets), so
-   * readiness alone would spin. Tries again after `#retryMs`, doubling up to 64 ms.
-   */
-  #stalled = false;
-  #retryMs = 0;
   /** A Unix SOCK_SEQPACKET connection (connectSeqpacket, a SeqpacketListener's accept, pair): a read of 0 is its end. */
   #seqpacket = false;
   /** The socket file `bind({ path })` made, removed on close if it is still that file. */
   #socketFile: BoundFile | null = null;
-  /** The peer of a seqpacket connection has closed: nothing more will arrive. */
-  #ended = false;
-  /** The error queue's reader, once `reportIcmpErrors(true)` turned IP_RECVERR on. */
-  #errorQueue: ErrorQueueReader | null = null;
 
   /** The local port once known (UDP; see `port`), 0 before. */
   #port = 0;
@@ -139,7 +137,8 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     if (token !== INTERNAL) throw illegalConstructor('DatagramSocket', 'DatagramSocket.bind(), DatagramSocket.create() or DatagramSocket.pair()');
     this.#fd = fd;
     this.#family = family;
-    this.#sendQueueLimit = sendQueueLimit;
+    this.#sender = new DatagramSender(this, DatagramSocket.#host, sendQueueLimit);
+    this.#receiver = new DatagramReceiver(this, DatagramSocket.#host);
     track(this, fd, 'datagram socket');
   }
 
@@ -222,7 +221,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
 
   /** A seqpacket connection whose peer has closed: everything it sent has been read, nothing more will come. */
   get ended(): boolean {
-    return this.#ended;
+    return this.#receiver.ended;
   }
 
   /** The raw fd, or -1 once closed. Do not close it yourself. */
@@ -273,26 +272,26 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
 
   /** Bytes of datagrams waiting in the send queue. */
   get queuedBytes(): number {
-    return this.#queue === null ? 0 : this.#queue.bytes;
+    return this.#sender.queuedBytes;
   }
 
   /** Datagrams waiting in the send queue. */
   get queuedDatagrams(): number {
-    return this.#queue === null ? 0 : this.#queue.count;
+    return this.#sender.queuedDatagrams;
   }
 
   /** Whether the send queue holds `sendQueueLimit` bytes or more: the next send would answer `'not-sent'`. */
   get sendQueueFull(): boolean {
-    return this.queuedBytes >= this.#sendQueueLimit;
+    return this.#sender.full;
   }
 
   /** Soft cap of the send queue, in bytes. */
   get sendQueueLimit(): number {
-    return this.#sendQueueLimit;
+    return this.#sender.limit;
   }
   /** An integer from 1 to 2^31 - 1; the next send sees the new cap. */
   set sendQueueLimit(limit: number) {
-    this.#sendQueueLimit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
+    this.#sender.limit = checkInteger('sendQueueLimit', limit, 1, 2 ** 31 - 1);
   }
 
   /**
@@ -325,15 +324,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     if (this.#connected === null) throw invalidValue('this', 'is not connected: use sendTo(data, address), or connect() first');
     if (n === 0 && this.#seqpacket) throw outOfRange('length', 'at least 1 on a SOCK_SEQPACKET socket (an empty message reads as the end of the connection)', n);
     this.#checkSize(n);
-    if (this.#gso > 0) this.#setGso(fd, 0);
-    if (this.queuedBytes > 0) return this.#enqueue(data, n, null, 0);
-    try {
-      const r = sys.send(fd, data, n, MSG_NOSIGNAL);
-      if (r !== WOULD_BLOCK) return 'sent';
-    } catch (err) {
-      return this.#sendFailed(err, 'send');
-    }
-    return this.#enqueue(data, n, null, 0);
+    return this.#sender.send(fd, data, n);
   }
 
   /** Sends the first `length` bytes of `data` (default all) as one datagram to `to`. */
@@ -342,15 +333,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     const n = lengthOf(data, length);
     const addressLength = encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
     this.#checkSize(n);
-    if (this.#gso > 0) this.#setGso(fd, 0);
-    if (this.queuedBytes > 0) return this.#enqueue(data, n, this.#to, addressLength);
-    try {
-      const r = sys.sendto(fd, data, n, MSG_NOSIGNAL, this.#to, addressLength);
-      if (r !== WOULD_BLOCK) return 'sent';
-    } catch (err) {
-      return this.#sendFailed(err, 'sendto', to);
-    }
-    return this.#enqueue(data, n, this.#to, addressLength);
+    return this.#sender.sendTo(fd, data, n, this.#to, addressLength, to);
   }
 
   /**
@@ -372,25 +355,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     this.#checkSize(n);
     if (to === null && this.#connected === null) throw invalidValue('to', 'is null, but this socket is not connected');
     const addressLength = to === null ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
-    const address = to === null ? null : this.#to;
-    if (this.queuedBytes > 0) return this.#enqueueSegments(data, n, size, address, addressLength);
-    if (n <= size || this.#gso < 0 || !this.#setGso(fd, size)) return this.#sendSegmentsOneByOne(fd, data, n, size, address, addressLength, to);
-    try {
-      const r = address === null ? sys.send(fd, data, n, MSG_NOSIGNAL) : sys.sendto(fd, data, n, MSG_NOSIGNAL, address, addressLength);
-      if (r !== WOULD_BLOCK) {
-        this.segmentation = 'gso';
-        return 'sent';
-      }
-    } catch (err) {
-      // EIO: the route's device cannot checksum GSO packets. Never again on this socket: one by one.
-      if (err instanceof SocketError && err.code === 'EIO') {
-        this.#setGso(fd, 0);
-        this.#gso = -1;
-        return this.#sendSegmentsOneByOne(fd, data, n, size, address, addressLength, to);
-      }
-      return this.#sendFailed(err, 'sendto', to ?? undefined);
-    }
-    return this.#enqueueSegments(data, n, size, address, addressLength);
+    return this.#sender.sendSegments(fd, data, n, size, to === null ? null : this.#to, addressLength, to);
   }
 
   /** How the last `sendSegments` went out: `'gso'` (one call, the kernel segmented) or `'one-by-one'`. */
@@ -404,28 +369,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   receiveFrom(into: Uint8Array): DatagramReceipt | null {
     const fd = this.#open('receiveFrom');
     checkBytes('into', into);
-    const receipt = this.#receipt;
-    // An ICMP error queued on the socket comes out of recvfrom instead of a datagram: note it and
-    // read on (bounded: the kernel keeps at most one such error at a time).
-    for (let attempt = 0; attempt < 4; attempt++) {
-      receipt._nameLength[0] = SIZEOF.sockaddr_storage;
-      let n: number;
-      try {
-        n = sys.recvfrom(fd, into, into.byteLength, MSG_TRUNC, receipt._name, receipt._nameLength);
-      } catch (err) {
-        if (!isDeliveryError(err)) throw err;
-        this.#report(err);
-        continue;
-      }
-      if (n === WOULD_BLOCK) return null;
-      if (n === 0 && this.#seqpacket) {
-        this.#end();
-        return null;
-      }
-      receipt._received(into, n);
-      return receipt;
-    }
-    return null;
+    return this.#receiver.receiveFrom(fd, into);
   }
 
   /**
@@ -436,25 +380,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   receiveBatch(batch: DatagramBatch): number {
     const fd = this.#open('receiveBatch');
     checkBatch(batch);
-    for (let attempt = 0; attempt < 4; attempt++) {
-      try {
-        const n = batch._receive(fd);
-        if (!this.#seqpacket) return n;
-        // A seqpacket connection's end reads as a message of no bytes: the slots before it count.
-        for (let i = 0; i < n; i++) {
-          if (batch.length(i) === 0) {
-            batch.received = i;
-            this.#end();
-            return i;
-          }
-        }
-        return n;
-      } catch (err) {
-        if (!isDeliveryError(err)) throw err;
-        this.#report(err);
-      }
-    }
-    return 0;
+    return this.#receiver.receiveBatch(fd, batch);
   }
 
   /**
@@ -475,29 +401,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     checkInteger('start', start, 0, batch.capacity);
     checkInteger('count', total, 0, batch.capacity - start);
     this.#checkBatchSizes(batch, start, total);
-    let taken = 0;
-    if (this.queuedBytes === 0) {
-      while (taken < total) {
-        let sent: number;
-        try {
-          sent = batch._send(fd, start + taken, total - taken);
-        } catch (err) {
-          if (!(err instanceof SocketError) || (!isDeliveryError(err) && taken === 0)) throw this.#explained(err);
-          // Refused (delivery), or failed after some went: the count must not be lost (a retry
-          // of the whole batch would send those again). That datagram and the rest stay yours.
-          this.#report(err);
-          return taken;
-        }
-        if (sent === WOULD_BLOCK) break;
-        taken += sent;
-      }
-    }
-    for (; taken < total; taken++) {
-      const slot = start + taken;
-      if (this.queuedBytes >= this.#sendQueueLimit) break;
-      this.#enqueue(batch.slot(slot), batch.length(slot), batch._name(slot), batch._nameLength(slot));
-    }
-    return taken;
+    return this.#sender.sendBatch(fd, batch, start, total);
   }
 
   /**
@@ -513,18 +417,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     const numbers = fdNumbers(fds);
     if (to === undefined && this.#connected === null) throw invalidValue('to', 'is missing, and this socket is not connected');
     const addressLength = to === undefined ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
-    const address = to === undefined ? null : this.#to;
-    if (this.queuedBytes === 0) {
-      try {
-        const r = sendWithRights(fd, data, numbers, { name: address, nameLength: addressLength });
-        if (r !== WOULD_BLOCK) return 'sent';
-      } catch (err) {
-        return this.#sendFailed(err, 'sendmsg', to);
-      }
-    }
-    if (this.queuedBytes >= this.#sendQueueLimit) return 'not-sent';
-    this.#enqueueWhole(data, address, addressLength, duplicateFds(numbers));
-    return 'queued';
+    return this.#sender.sendWithFds(fd, data, numbers, to === undefined ? null : this.#to, addressLength, to);
   }
 
   /**
@@ -539,34 +432,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     checkBytes('into', into);
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
-    const from = { name: new Uint8Array(SIZEOF.sockaddr_storage), nameLength: new Uint32Array(1) };
-    let received;
-    try {
-      received = receiveWithRights(fd, into, maxFds, from);
-    } catch (err) {
-      if (!isDeliveryError(err)) throw err;
-      this.#report(err);
-      return null;
-    }
-    if (received.count === WOULD_BLOCK) return null;
-    const length = Math.min(received.count, into.byteLength);
-    if (received.truncated) throw new FdsTruncatedError(into.subarray(0, length), maxFds, received.credentials);
-    if (received.count === 0 && this.#seqpacket && received.fds.length === 0) {
-      this.#end();
-      return null;
-    }
-    const receipt = new DatagramReceipt();
-    receipt._name.set(from.name);
-    receipt._nameLength[0] = from.nameLength[0];
-    return {
-      bytes: into.subarray(0, length),
-      size: received.count,
-      truncated: received.count > into.byteLength,
-      address: receipt.address,
-      fds: received.fds.map((n) => new OwnedFd(INTERNAL, n)),
-      credentials: received.credentials,
-      pidfd: received.pidfd >= 0 ? new OwnedFd(INTERNAL, received.pidfd) : null,
-    };
+    return this.#receiver.receiveWithFds(fd, into, maxFds);
   }
 
   /** Unix datagram sockets: SO_PASSCRED, so that every datagram received carries its sender's credentials (`receiveWithFds`). */
@@ -579,7 +445,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
 
   /** Hands queued datagrams to the kernel now, as far as it takes them; returns how many remain. */
   flush(): number {
-    if (this.#fd >= 0) this.#flushQueue();
+    if (this.#fd >= 0) this.#sender.flushQueue();
     return this.queuedDatagrams;
   }
 
@@ -625,14 +491,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     const fd = this.#open('reportIcmpErrors');
     if (typeof on !== 'boolean') throw invalidType('on', 'of type boolean', on);
     if (this.#family === AF_UNIX) throw invalidValue('this', 'is a Unix datagram socket: ICMP errors are UDP only');
-    const value = new Int32Array([on ? 1 : 0]);
-    if (this.#family === AF_INET6) {
-      sys.setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, value, 4);
-      if (this.#ipv6Only !== true) sys.setsockopt(fd, IPPROTO_IP, IP_RECVERR, value, 4); // its IPv4 peers
-    } else {
-      sys.setsockopt(fd, IPPROTO_IP, IP_RECVERR, value, 4);
-    }
-    this.#errorQueue = on ? (this.#errorQueue ?? new ErrorQueueReader()) : null;
+    this.#receiver.reportIcmpErrors(fd, this.#family === AF_INET6, this.#ipv6Only, on);
   }
 
   /** SO_BROADCAST: allow `sendTo` a broadcast address (off by default: EACCES). */
@@ -678,7 +537,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
       return;
     }
     this.#closing = true;
-    this.#flushQueue();
+    this.#sender.flushQueue();
     if (this.#fd >= 0) this._watcher?._update(this);
   }
 
@@ -693,8 +552,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     }
     this.#fd = -1;
     this.#closing = false;
-    if (this.#queue !== null) closeAll(this.#queue.clear().fds);
-    this.#queue = null;
+    this.#sender.drop();
     untrack(this);
     try {
       closeFd(fd);
@@ -723,22 +581,18 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   _internalInterest(user: number): number {
     let bits = user;
     if (this.#closing) bits &= ~READABLE;
-    if (this.queuedBytes > 0 && !this.#stalled) bits |= WRITABLE;
+    if (this.#sender.wantsWritable()) bits |= WRITABLE;
     // A connected Unix datagram socket whose peer closed reports EPOLLHUP for good: once that has
     // been reported and nobody reads, stop watching (no busy loop) until the interest changes.
     if (this.#hungUp && (bits & READABLE) === 0 && this.queuedBytes === 0) return DORMANT;
-    if (this.#ended && this.queuedBytes === 0) return DORMANT; // its end was read: nothing more can happen
+    if (this.#receiver.ended && this.queuedBytes === 0) return DORMANT; // its end was read: nothing more can happen
     return bits;
   }
 
   /** @internal */
   _ready(bits: number, user: number): number {
-    if ((bits & ERROR) !== 0) this.#takeSocketError();
-    let drained = false;
-    if ((bits & WRITABLE) !== 0 && this.queuedBytes > 0 && !this.#stalled) {
-      if (this.#flushQueue() === 0 && this.#fd >= 0 && this.queuedBytes > 0) this.#stall();
-      drained = this.queuedBytes === 0;
-    }
+    if ((bits & ERROR) !== 0) this.#receiver.takeSocketError(this.#fd);
+    const drained = this.#sender.ready(bits); // flushes the queue
     if (this.#fd < 0) return 0;
     let report = (bits & HANGUP) | (bits & user & (READABLE | WRITABLE));
     if (drained) report |= WRITABLE;
@@ -759,31 +613,12 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
 
   /** @internal */
   override _deadlinePending(): boolean {
-    return this.#stalled && this.#fd >= 0;
+    return this.#sender.stalled && this.#fd >= 0;
   }
 
   /** @internal The stalled queue's time to try again. */
   override _deadlinePassed(): number {
-    this.#stalled = false;
-    this._deadline = 0;
-    if (this.#fd < 0) return 0;
-    const sent = this.#flushQueue();
-    if (this.#fd < 0) return this.#unreported !== null ? ERROR : 0;
-    if (this.queuedBytes > 0 && sent === 0) this.#stall();
-    else {
-      this.#retryMs = 0;
-      this._watcher?._update(this);
-    }
-    const report = (this.queuedBytes === 0 ? WRITABLE : 0) | (this.#unreported !== null ? ERROR : 0);
-    return report;
-  }
-
-  /** Readiness cannot tell when the queue may move on: wait on a timer, doubling, instead of spinning. */
-  #stall(): void {
-    this.#retryMs = Math.min(64, Math.max(1, this.#retryMs * 2));
-    this.#stalled = true;
-    this._deadline = performance.now() + this.#retryMs;
-    this._watcher?._update(this);
+    return this.#sender.retry();
   }
 
   /** @internal */
@@ -812,14 +647,6 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     }
   }
 
-  /** A Unix datagram's EMSGSIZE says what the limit is. */
-  #explained(err: unknown): unknown {
-    if (err instanceof SocketError && err.code === 'EMSGSIZE' && this.#family === AF_UNIX) {
-      err.message += '; a Unix datagram must fit the socket send buffer (sendBufferSize)';
-    }
-    return err;
-  }
-
   /** A datagram larger than its family allows is a programming error: thrown, naming the limit. */
   #checkSize(length: number): void {
     if (this.#family === AF_UNIX) return; // the limit is the send buffer: the kernel says EMSGSIZE
@@ -831,156 +658,10 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     }
   }
 
-  #sendFailed(err: unknown, syscall: string, to?: DatagramDestination): DatagramSendStatus {
-    if (isDeliveryError(err)) {
-      this.#lastError = err;
-      return 'refused';
-    }
-    if (err instanceof SocketError && err.code === 'EMSGSIZE') {
-      err.message += '; a Unix datagram must fit the socket send buffer (sendBufferSize)';
-    } else if (err instanceof SocketError && to !== undefined && !(to instanceof DatagramReceipt) && syscall === 'sendto') {
-      throw err.withDetails(errorDetails(addressOf(to)));
-    }
-    throw err;
-  }
-
-  #enqueue(data: Uint8Array, length: number, address: Uint8Array | null, addressLength: number): DatagramSendStatus {
-    if (this.queuedBytes >= this.#sendQueueLimit) return 'not-sent';
-    const queue = (this.#queue ??= new DatagramQueue());
-    const wasEmpty = queue.count === 0;
-    queue.push(data, length, address, addressLength);
-    if (wasEmpty) this._watcher?._update(this);
-    return 'queued';
-  }
-
-  /**
-   * Sets UDP_SEGMENT to `size` (0: off) unless it is set already; false when the kernel refuses
-   * GSO (ENOPROTOOPT before Linux 4.18, EINVAL...), which is then remembered.
-   */
-  #setGso(fd: number, size: number): boolean {
-    if (this.#gso === size) return true;
-    try {
-      sys.setsockopt(fd, SOL_UDP, UDP_SEGMENT, new Int32Array([size]), 4);
-    } catch (err) {
-      if (!(err instanceof SocketError)) throw err;
-      this.#gso = -1;
-      return false;
-    }
-    this.#gso = size;
-    return true;
-  }
-
-  /** GSO refused or pointless: each segment its own sendto, queued from the first that does not fit. */
-  #sendSegmentsOneByOne(fd: number, data: Uint8Array, n: number, size: number, address: Uint8Array | null, addressLength: number, to: DatagramDestination | null): DatagramSendStatus {
-    this.segmentation = 'one-by-one';
-    // At least one datagram, even for no bytes (an empty datagram is a datagram).
-    for (let at = 0; at === 0 || at < n; at += size) {
-      const part = data.subarray(at, Math.min(n, at + size));
-      let r: number;
-      try {
-        r = address === null ? sys.send(fd, part, part.byteLength, MSG_NOSIGNAL) : sys.sendto(fd, part, part.byteLength, MSG_NOSIGNAL, address, addressLength);
-      } catch (err) {
-        if (at > 0 && isDeliveryError(err)) {
-          this.#report(err); // some went: report the refusal of the rest like a queue drop
-          return 'sent';
-        }
-        return this.#sendFailed(err, 'sendto', to ?? undefined);
-      }
-      if (r === WOULD_BLOCK) {
-        if (at === 0) return this.#enqueueSegments(data, n, size, address, addressLength);
-        // Some went: the rest must follow them, cap or not, or the message would be cut.
-        for (let rest = at; rest < n; rest += size) this.#enqueueWhole(data.subarray(rest, Math.min(n, rest + size)), address, addressLength);
-        return 'queued';
-      }
-    }
-    return 'sent';
-  }
-
-  /** Queues each segment as its own datagram (whole, in order), or none when the queue is at its cap. */
-  #enqueueSegments(data: Uint8Array, n: number, size: number, address: Uint8Array | null, addressLength: number): DatagramSendStatus {
-    if (this.queuedBytes >= this.#sendQueueLimit) return 'not-sent';
-    for (let at = 0; at < n; at += size) this.#enqueueWhole(data.subarray(at, Math.min(n, at + size)), address, addressLength);
-    return 'queued';
-  }
-
-  #enqueueWhole(part: Uint8Array, address: Uint8Array | null, addressLength: number, fds: number[] | null = null): void {
-    const queue = (this.#queue ??= new DatagramQueue());
-    const wasEmpty = queue.count === 0;
-    queue.push(part, part.byteLength, address, addressLength, fds);
-    if (wasEmpty) this._watcher?._update(this);
-  }
-
-  /**
-   * Sends queued datagrams in order until the kernel's buffer is full; drops and reports the
-   * ones it refuses. Returns how many left the queue (sent or dropped).
-   */
-  #flushQueue(): number {
-    const queue = this.#queue;
-    if (queue === null) return 0;
-    let moved = 0;
-    if (this.#gso > 0) this.#setGso(this.#fd, 0); // queued entries are single datagrams
-    let dropped: SocketError | null = null;
-    let droppedCount = 0;
-    for (let head = queue.head(); head !== null; head = queue.head()) {
-      let r: number;
-      try {
-        r =
-          head.fds !== null
-            ? sendWithRights(this.#fd, head.bytes, head.fds, { name: head.address, nameLength: head.addressLength })
-            : head.address === null
-              ? sys.send(this.#fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL)
-              : sys.sendto(this.#fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL, head.address, head.addressLength);
-      } catch (err) {
-        if (head.fds !== null) closeAll(head.fds);
-        // Nothing the kernel says about one queued datagram may stop the others or escape wait().
-        dropped = err instanceof SocketError ? err : new SocketError('sendto', ERRNO.EIO);
-        droppedCount++;
-        queue.shift();
-        moved++;
-        continue;
-      }
-      if (r === WOULD_BLOCK) break;
-      if (head.fds !== null) closeAll(head.fds); // our duplicates: the receiver has its own now
-      queue.shift();
-      moved++;
-    }
-    if (dropped !== null) this.#report(Object.assign(dropped, { unsentDatagrams: droppedCount }));
-    if (queue.count === 0) {
-      this.#queue = null;
-      this.#stalled = false;
-      this._deadline = 0;
-      this.#retryMs = 0;
-      if (this.#closing) this.destroy();
-      else this._watcher?._update(this);
-    }
-    return moved;
-  }
-
-  /** The seqpacket peer closed: reading is over; the socket goes quiet in its multiplexer. */
-  #end(): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    this._watcher?._update(this);
-  }
-
   /** Remembers an error of the network, to be reported once by the next event. */
   #report(err: SocketError): void {
     this.#lastError = err;
     this.#unreported = err;
-  }
-
-  #takeSocketError(): void {
-    if (this.#errorQueue !== null) {
-      // Drain the queue (else EPOLLERR stays up); SO_ERROR below clears the errno it also left.
-      const errors = this.#errorQueue.drain(this.#fd);
-      if (errors.length > 0) {
-        const last = errors[errors.length - 1];
-        this.#report(errors.length === 1 ? last : Object.assign(last, { count: errors.length }));
-      }
-    }
-    const value = new Int32Array(1);
-    sys.getsockopt(this.#fd, SOL_SOCKET, SO_ERROR, value, new Uint32Array([4]));
-    if (value[0] !== 0) this.#report(new SocketError('recvfrom', value[0], { fd: this.#fd }));
   }
 }
 
