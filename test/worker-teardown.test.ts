@@ -43,6 +43,7 @@ describe('worker teardown', () => {
       assert.equal(result.exitCode, workerExitCode, 'the worker ended as the shape says');
       assert.equal(result.fdCount, 4, 'listener, pair, epoll (ring) fd');
       assert.deepEqual(result.stillOpen, [], "the worker's fds were closed when it ended");
+      assert.deepEqual(result.anonymousLeft, [], "the worker's unreported fds (an io_uring Reactor's eventfd) were closed too");
       assert.equal(result.accepts, 'ECONNREFUSED', "the worker's listener no longer accepts");
     });
   }

@@ -13,6 +13,7 @@
  */
 import { EFD_CLOEXEC, EFD_NONBLOCK, IORING_ENTER_GETEVENTS, IORING_REGISTER_EVENTFD } from '../../../ffi/constants.ts';
 import { closeFd, sys } from '../../../ffi/syscall.ts';
+import { closeAtTeardown, keepAtTeardown } from '../../../ffi/teardown.ts';
 import type { Ring } from './io-uring-ring.ts';
 
 /** Most turns of `settle` before it hands back to the event loop (with the eventfd signalled). */
@@ -64,6 +65,7 @@ export class RingWakeup {
         throw err;
       }
       this.#fd = efd;
+      closeAtTeardown(efd); // a worker that ends with its ring open (see ffi/teardown.ts)
     }
     return this.#fd;
   }
@@ -153,6 +155,7 @@ export class RingWakeup {
     if (this.#fd >= 0) {
       const efd = this.#fd;
       this.#fd = -1;
+      keepAtTeardown(efd);
       closeFd(efd);
     }
   }
