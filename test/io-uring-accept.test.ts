@@ -423,6 +423,40 @@ describe('io_uring accept: a worker that ends', () => {
       await worker.terminate();
     }
   });
+
+  // A blocking wait slept in io_uring_enter, which accepts as connections come: terminate() then
+  // stopped JavaScript as the wait returned, before its completions (the fds) were read, and
+  // nothing closed them (the clients stayed connected). A worker's ring that accepts now sleeps in
+  // poll(2), which accepts nothing: the connections are still in the backlog when the worker stops.
+  it('terminated while asleep in a wait, with connections coming: none of them is left open (the clients see the end)', async () => {
+    const worker = startTsWorker(new URL('./fixtures/ring-accept-asleep-worker.ts', import.meta.url));
+    const clients: net.Socket[] = [];
+    try {
+      const [hello] = (await once(worker, 'message')) as [{ port: number; ringAccept: boolean }];
+      assert.equal(hello.ringAccept, ringAccept);
+      await new Promise((resolve) => setTimeout(resolve, 50)); // asleep in its wait by now
+      const exited = worker.terminate(); // ends only once the wait returns: with the connections below
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      for (let i = 0; i < 5; i++) clients.push(net.connect({ host: '127.0.0.1', port: hello.port }));
+      const ended = clients.map(
+        (c) =>
+          new Promise<string>((resolve) => {
+            const timer = setTimeout(() => resolve('still open after 5 s'), 5000);
+            c.on('error', () => {}); // ECONNRESET or ECONNREFUSED: as well as the end
+            c.on('close', () => {
+              clearTimeout(timer);
+              resolve('closed');
+            });
+            c.resume();
+          }),
+      );
+      assert.equal(await exited, 1, 'terminated');
+      assert.deepEqual(await Promise.all(ended), clients.map(() => 'closed'), 'no connection stayed open in the ended worker');
+    } finally {
+      for (const c of clients) c.destroy();
+      await worker.terminate();
+    }
+  });
 });
 
 describe('io_uring accept: limits', () => {
