@@ -12,8 +12,14 @@
  * libuv keeps calling a poll whose fd is still readable (100% CPU, no JS runs), and the exception
  * finally comes out of the next, unrelated koffi call. So nothing may escape the callback: see
  * `raiseUncaught`.
+ *
+ * Nor may koffi's own callback run, nor the handle's methods be called, once a worker is being
+ * torn down: either aborts the process (`FATAL ERROR: Error::ThrowAsJavaScriptException
+ * napi_throw`). So the callback is replaced by one that returns quietly then, and the handle is
+ * driven by libuv's functions (ffi/libuv.ts, `redirectPoll`).
  */
 import koffi from 'koffi';
+import { redirectPoll } from '../../ffi/libuv.ts';
 // In a worker thread, keeps koffi's code mapped until libuv has run a poll handle's close
 // callback at teardown (Node unloads the addon first: SIGSEGV). See ffi/teardown.ts.
 import '../../ffi/teardown.ts';
@@ -63,12 +69,18 @@ export function watchReadable(fd: number, onReadable: (status: number) => void):
     }
   };
   const handle = koffi.node.poll(fd, { readable: true }, callback as never);
+  // libuv's functions where the process exports them; koffi's methods otherwise (see the header).
+  const redirected = redirectPoll(fd, callback);
+  const control = redirected ?? handle;
   let closed = false;
+  /** Whether the handle keeps the loop alive (a new handle does): ref and unref are called on every add and close. */
+  let referenced = true;
   const close = (): void => {
     if (closed) return;
     closed = true;
-    handle.stop();
+    control.stop();
     handle.close();
+    redirected?.release(); // libuv calls nothing after the close
     openWatchers.delete(close);
     if (openWatchers.size === 0) process.off('exit', closeOpenWatchers);
   };
@@ -76,10 +88,14 @@ export function watchReadable(fd: number, onReadable: (status: number) => void):
   openWatchers.add(close);
   return {
     ref: () => {
-      if (!closed) handle.ref();
+      if (closed || referenced) return;
+      referenced = true;
+      control.ref();
     },
     unref: () => {
-      if (!closed) handle.unref();
+      if (closed || !referenced) return;
+      referenced = false;
+      control.unref();
     },
     close,
   };
