@@ -327,6 +327,8 @@ for (const { label, backend, ringSend } of MUX_CONFIGS) describe(`Multiplexer ($
       assert.equal(errors.length, 1, `one error event: ${JSON.stringify(events.map((e) => ({ ...e, target: e.target === pair.client ? 'client' : '?', error: e.error?.message })))}`);
       assert.equal(errors[0].target, pair.client);
       assert.equal(errors[0].data, 'client', 'the event carries the data the socket was added with');
+      // The same on every backend (epoll has EPOLLHUP with it; the ring's failed send, nothing).
+      assert.equal(errors[0].hangup, true, 'the connection is gone: hangup');
       const err = errors[0].error as Error & { code: string; unsentBytes?: number };
       assert.equal(err, pair.client.error);
       assert.ok(['ECONNRESET', 'EPIPE'].includes(err.code), err.message);

@@ -397,11 +397,15 @@ export class Multiplexer<D = unknown> {
     }
   }
 
-  /** Reports the targets that left with an error (unless a `_ready` of this wait reported it already). */
+  /**
+   * Reports the targets that left with an error (unless a `_ready` of this wait reported it
+   * already): a graceful close whose last sends failed, its connection gone, so with a hangup,
+   * as epoll reports it (EPOLLHUP comes with the error there; a ring's failed send says nothing).
+   */
   #reportDeparted(): void {
     const departed = this.#departed;
     for (let i = 0; i < departed.length; i++) {
-      if (departed[i]._hasUnreported()) this.#push(departed[i], ERROR, this.#departedData[i]);
+      if (departed[i]._hasUnreported()) this.#push(departed[i], ERROR | HANGUP, this.#departedData[i]);
     }
     departed.length = 0;
     this.#departedData.length = 0;
