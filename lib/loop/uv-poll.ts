@@ -13,16 +13,29 @@
  * finally comes out of the next, unrelated koffi call. So nothing may escape the callback: see
  * `raiseUncaught`.
  *
- * Nor may koffi's own callback run, nor the handle's methods be called, once a worker is being
- * torn down: either aborts the process (`FATAL ERROR: Error::ThrowAsJavaScriptException
- * napi_throw`). So the callback is replaced by one that returns quietly then, and the handle is
- * driven by libuv's functions (ffi/libuv.ts, `redirectPoll`).
+ * ## One handle per thread (the hub)
+ * Nor may koffi's own callback run, nor any of its handle's functions be called (making one,
+ * `ref()`, `close()`), once Node has begun to stop a worker: each aborts the whole process
+ * (`FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw`; found from outside: every busy
+ * reactor terminated, and 2 of 3 runs of 20 workers that make and close reactors). So a thread
+ * has one koffi handle, made with its first watcher and never closed by us (koffi closes it at
+ * the thread's teardown): it watches a thread-wide epoll fd, the hub, to which each watcher adds
+ * its fd, and its callback and ref counting go through libuv's own functions (ffi/libuv.ts,
+ * `redirectPoll`). Watching and forgetting an fd are then epoll_ctl calls, which are safe at any
+ * moment. With one watcher (the common case) its callback runs at once; with more, one
+ * epoll_wait(0) on the hub says whose fds are ready. The hub is this thread's (each worker
+ * evaluates this module for itself), as the libuv loop it mirrors.
  */
 import koffi from 'koffi';
+
+type PollHandle = ReturnType<typeof koffi.node.poll>;
+import { EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN } from '../../ffi/constants.ts';
+import { OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
 import { redirectPoll } from '../../ffi/libuv.ts';
+import { sys } from '../../ffi/syscall.ts';
 // In a worker thread, keeps koffi's code mapped until libuv has run a poll handle's close
 // callback at teardown (Node unloads the addon first: SIGSEGV). See ffi/teardown.ts.
-import '../../ffi/teardown.ts';
+import { closeAtTeardown } from '../../ffi/teardown.ts';
 
 /** A libuv poll watcher on one fd, calling back on readability. */
 export interface FdWatcher {
@@ -46,57 +59,133 @@ export function raiseUncaught(error: unknown): void {
   setImmediate(rethrow, error);
 }
 
-/**
- * The close functions of this thread's open watchers. When the process (or this worker) ends by
- * itself or by `process.exit()`, Node tears the environment down and runs libuv once more, JS no
- * longer allowed: an open poll handle whose fd is readable then (an unref'd reactor with events
- * pending) makes koffi call into JS, and Node aborts (FATAL ERROR ... napi_throw). So every open
- * watcher is closed on 'exit', the last moment JS runs.
- */
-const openWatchers = new Set<() => void>();
+const EVENT_SIZE = SIZEOF.epoll_event;
+const EVENTS_AT = OFFSETOF.epoll_event.events;
+const DATA_AT = OFFSETOF.epoll_event.data;
+/** Ready watchers taken per epoll_wait on the hub (more wait for the next loop turn: level-triggered). */
+const HUB_EVENTS = 64;
 
-function closeOpenWatchers(): void {
-  for (const close of [...openWatchers]) close();
+interface Watched {
+  fd: number;
+  onReadable: (status: number) => void;
+  referenced: boolean;
+}
+
+/** The thread's hub: its epoll fd, the koffi handle on it, its watchers by id. */
+interface Hub {
+  fd: number;
+  /** The koffi handle (kept referenced: its finalizer would close it). */
+  handle: PollHandle;
+  /** ref/unref by libuv's functions where the process exports them, else koffi's (see the header). */
+  control: { ref(): void; unref(): void };
+  watchers: Map<number, Watched>;
+  /** The only watcher, when there is one (its callback runs without an epoll_wait). */
+  only: Watched | null;
+  /** Watchers that keep the loop alive; the handle is ref'd while there is one. */
+  referenced: number;
+  nextId: number;
+  events: Uint8Array;
+  eventsView: DataView;
+  control_: Uint8Array;
+  controlView: DataView;
+}
+
+let hub: Hub | null = null;
+
+/** The hub's fd, or -1 before this thread's first watcher: it stays open for good (tests' fd checks leave it out). */
+export function hubFd(): number {
+  return hub === null ? -1 : hub.fd;
+}
+
+function dispatch(h: Hub, status: number): void {
+  if (h.only !== null) {
+    call(h.only, status);
+    return;
+  }
+  const n = sys.epoll_wait(h.fd, h.events, HUB_EVENTS, 0);
+  for (let i = 0; i < n; i++) {
+    const at = i * EVENT_SIZE;
+    if ((h.eventsView.getUint32(at + EVENTS_AT, true) & EPOLLIN) === 0) continue;
+    const watched = h.watchers.get(h.eventsView.getUint32(at + DATA_AT, true));
+    if (watched !== undefined) call(watched, status); // undefined: forgotten by an earlier callback of this turn
+  }
+}
+
+function call(watched: Watched, status: number): void {
+  try {
+    watched.onReadable(status);
+  } catch (error) {
+    raiseUncaught(error);
+  }
+}
+
+function theHub(): Hub {
+  if (hub !== null) return hub;
+  const fd = sys.epoll_create1(EPOLL_CLOEXEC);
+  closeAtTeardown(fd); // the thread's for good: Node closes it when a worker ends
+  const events = new Uint8Array(EVENT_SIZE * HUB_EVENTS);
+  const control_ = new Uint8Array(EVENT_SIZE);
+  const h: Hub = {
+    fd,
+    handle: null as unknown as PollHandle,
+    control: null as unknown as Hub['control'],
+    watchers: new Map(),
+    only: null,
+    referenced: 0,
+    nextId: 1,
+    events,
+    eventsView: new DataView(events.buffer),
+    control_,
+    controlView: new DataView(control_.buffer),
+  };
+  const callback = (status: number): void => dispatch(h, status);
+  h.handle = koffi.node.poll(fd, { readable: true }, callback as never);
+  h.control = redirectPoll(fd, callback) ?? h.handle;
+  h.control.unref(); // nothing watched yet
+  // Where koffi's callback stays (no libuv API exported): it must not run once JS is gone, when
+  // Node runs libuv a last time at the end of the process or worker, so it stops on 'exit'.
+  if (h.control === h.handle) process.once('exit', () => h.handle.stop());
+  hub = h;
+  return h;
 }
 
 /** Watches `fd` for readability on Node's event loop; `onReadable` runs on the loop thread. */
 export function watchReadable(fd: number, onReadable: (status: number) => void): FdWatcher {
-  const callback = (status: number): void => {
-    try {
-      onReadable(status);
-    } catch (error) {
-      raiseUncaught(error);
-    }
-  };
-  const handle = koffi.node.poll(fd, { readable: true }, callback as never);
-  // libuv's functions where the process exports them; koffi's methods otherwise (see the header).
-  const redirected = redirectPoll(fd, callback);
-  const control = redirected ?? handle;
+  const h = theHub();
+  const id = h.nextId++;
+  h.controlView.setUint32(EVENTS_AT, EPOLLIN, true);
+  h.controlView.setUint32(DATA_AT, id, true);
+  h.controlView.setUint32(DATA_AT + 4, 0, true);
+  sys.epoll_ctl(h.fd, EPOLL_CTL_ADD, fd, h.control_);
+  const watched: Watched = { fd, onReadable, referenced: false };
+  h.watchers.set(id, watched);
+  h.only = h.watchers.size === 1 ? watched : null;
   let closed = false;
-  /** Whether the handle keeps the loop alive (a new handle does): ref and unref are called on every add and close. */
-  let referenced = true;
-  const close = (): void => {
-    if (closed) return;
-    closed = true;
-    control.stop();
-    handle.close();
-    redirected?.release(); // libuv calls nothing after the close
-    openWatchers.delete(close);
-    if (openWatchers.size === 0) process.off('exit', closeOpenWatchers);
+  const ref = (): void => {
+    if (closed || watched.referenced) return;
+    watched.referenced = true;
+    if (h.referenced++ === 0) h.control.ref();
   };
-  if (openWatchers.size === 0) process.on('exit', closeOpenWatchers);
-  openWatchers.add(close);
+  const unref = (): void => {
+    if (closed || !watched.referenced) return;
+    watched.referenced = false;
+    if (--h.referenced === 0) h.control.unref();
+  };
+  ref(); // as a libuv handle starts: keeping the loop alive
   return {
-    ref: () => {
-      if (closed || referenced) return;
-      referenced = true;
-      control.ref();
+    ref,
+    unref,
+    close: () => {
+      if (closed) return;
+      unref();
+      closed = true;
+      h.watchers.delete(id);
+      h.only = h.watchers.size === 1 ? h.watchers.values().next().value! : null;
+      try {
+        sys.epoll_ctl(h.fd, EPOLL_CTL_DEL, fd, h.control_);
+      } catch {
+        // The fd was closed already (its file gone: out of the hub by itself).
+      }
     },
-    unref: () => {
-      if (closed || !referenced) return;
-      referenced = false;
-      control.unref();
-    },
-    close,
   };
 }

@@ -7,6 +7,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { FD_CLOEXEC, F_GETFD, F_GETFL, O_NONBLOCK, sys } from '../../ffi/index.ts';
+import { hubFd } from '../../lib/loop/uv-poll.ts';
 
 /** What an fd refers to (`socket:[123]`, `pipe:[45]`, `/dev/null`), or null once it is closed. */
 export function fdTarget(fd: number): string | null {
@@ -26,14 +27,17 @@ export function fdTarget(fd: number): string | null {
 const TSX_CACHE = join(tmpdir(), `tsx-${process.geteuid?.() ?? userInfo().username}`);
 
 /**
- * The fds open in this process, ascending, less tsx's own. Reading the directory opens one fd
- * of its own, which is closed again by the time we look at the list: it is the entry whose link
- * no longer resolves.
+ * The fds open in this process, ascending, less tsx's own and the thread's reactor hub (one epoll
+ * fd a thread keeps from its first Reactor on, by design: see lib/loop/uv-poll.ts). Reading the
+ * directory opens one fd of its own, which is closed again by the time we look at the list: it is
+ * the entry whose link no longer resolves.
  */
 export function openFds(): number[] {
+  const hub = hubFd();
   return readdirSync('/proc/self/fd')
     .map(Number)
     .filter((fd) => {
+      if (fd === hub) return false;
       const target = fdTarget(fd);
       return target !== null && target !== TSX_CACHE && !target.startsWith(`${TSX_CACHE}/`);
     })
