@@ -11,6 +11,7 @@ import {
 } from '../../../ffi/constants.ts';
 import { OFFSETOF, SIZEOF } from '../../../ffi/layouts.ts';
 import { closeFd, sys } from '../../../ffi/syscall.ts';
+import { closeAtTeardown, keepAtTeardown } from '../../../ffi/teardown.ts';
 import { ERROR, HANGUP, READABLE, WRITABLE } from '../../core/watch.ts';
 import type { Backend } from './backend.ts';
 
@@ -44,6 +45,8 @@ export class EpollBackend implements Backend {
     this.#events = new Uint8Array(EVENT_SIZE * maxEvents);
     this.#eventsView = new DataView(this.#events.buffer);
     this.fd = sys.epoll_create1(EPOLL_CLOEXEC);
+    // At once, not when the multiplexer tracks it: a worker stopped in between leaks none.
+    closeAtTeardown(this.fd);
   }
 
   add(fd: number, slot: number, generation: number, bits: number): void {
@@ -76,6 +79,7 @@ export class EpollBackend implements Backend {
   }
 
   close(): void {
+    keepAtTeardown(this.fd);
     closeFd(this.fd);
   }
 

@@ -73,6 +73,7 @@ import {
 import { ERRNO } from '../../../ffi/errno.ts';
 import { OFFSETOF, RING_USER_ADDR_AT, SIZEOF } from '../../../ffi/layouts.ts';
 import { closeFd, INTERRUPTED, sys, SocketError, type Mapping } from '../../../ffi/syscall.ts';
+import { closeAtTeardown, keepAtTeardown } from '../../../ffi/teardown.ts';
 
 const SQE_WORDS = SIZEOF.io_uring_sqe >> 2;
 const CQE_WORDS = SIZEOF.io_uring_cqe >> 2;
@@ -143,6 +144,10 @@ export class Ring {
       try {
         if (own) this.#giveMemory(view, entries, cqEntries);
         fd = sys.io_uring_setup(entries, params);
+        // At once: the mapping and probing below, then the multiplexer's tracking, are many
+        // calls away, and a worker stopped in between left the ring open (found by the
+        // teardown test's reactor-remake shape).
+        closeAtTeardown(fd);
         break;
       } catch (err) {
         this.#release();
@@ -396,6 +401,7 @@ export class Ring {
     }
     this.#maps = [];
     if (this.fd >= 0) {
+      keepAtTeardown(this.fd);
       try {
         closeFd(this.fd);
       } catch {
