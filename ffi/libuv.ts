@@ -24,7 +24,8 @@
  * (`uv_poll_start` on the same handle sets the callback libuv calls), and drives it with libuv's
  * functions (`uv_ref`, `uv_unref`, `uv_poll_stop`) instead of the handle's methods. The handle is
  * found with `uv_walk` on this thread's loop, by type and fd (libuv allows one poll handle per
- * fd and loop). Only the close stays koffi's (once per watcher: it frees koffi's memory).
+ * fd and loop). Closing stays koffi's (it frees koffi's memory): lib/loop/uv-poll.ts never
+ * closes its handle, one per thread, and leaves that to koffi at the thread's teardown.
  *
  * Declarations and this one piece of glue only, as ffi/teardown.ts: lib/ never sees a pointer.
  * Each worker evaluates this module for itself (its own loop, its own koffi instance).
