@@ -10,19 +10,8 @@
  * signals when task work arrives for an empty list. `settle` is the protocol that makes sleeping
  * on it safe; see its comment. Outside the Reactor's drain, add/modify submit at once (a Reactor
  * sleeps in libuv, and nothing else would submit them), like epoll_ctl (`submitIfWatched`).
- *
- * ## Sleeping outside the ring (`sleep`)
- * A blocking wait normally sleeps in io_uring_enter, which runs the deferred task work as it
- * comes: a multishot accept's connections become fds of the process inside that call. In a worker
- * thread, `terminate()` stops JavaScript as the call returns, before the completions that carry
- * those fds are read, and nothing would ever close them (measured: 30 fds left in 5 of 40 workers
- * terminated under a connection flood). So where fds are accepted by the ring in a worker, the
- * backend sleeps in poll(2) on this eventfd instead, which runs no task work: a worker stopped
- * then has its connections still in the listener's backlog, which the kernel resets when Node
- * closes the listener at teardown. The accepts run in the short enter that follows the wake-up,
- * the same window as an accept4 whose fd is not yet handed to its owner.
  */
-import { EFD_CLOEXEC, EFD_NONBLOCK, IORING_ENTER_GETEVENTS, IORING_REGISTER_EVENTFD, POLLIN } from '../../../ffi/constants.ts';
+import { EFD_CLOEXEC, EFD_NONBLOCK, IORING_ENTER_GETEVENTS, IORING_REGISTER_EVENTFD } from '../../../ffi/constants.ts';
 import { closeFd, sys } from '../../../ffi/syscall.ts';
 import { closeAtTeardown, keepAtTeardown } from '../../../ffi/teardown.ts';
 import type { Ring } from './io-uring-ring.ts';
@@ -47,12 +36,10 @@ export interface WakeHost {
 export class RingWakeup {
   readonly #ring: Ring;
   readonly #host: WakeHost;
-  /** The registered eventfd, once a Reactor asked for it or `sleep` needed it; -1 before. */
+  /** The registered eventfd, once a Reactor asked for it; -1 before. */
   #fd = -1;
   /** Whether a Reactor watches the eventfd (asked for `fd`). */
   #watched = false;
-  /** The pollfd `sleep` waits on: { int fd; short events; short revents }. */
-  readonly #pollfd = new Uint8Array(8);
   readonly #counter = new Uint8Array(8);
   readonly #one = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
@@ -75,7 +62,7 @@ export class RingWakeup {
     return this.#registered();
   }
 
-  /** The eventfd, registered with the ring on first use (by a Reactor, or by `sleep`). */
+  /** The eventfd, registered with the ring on first use. */
   #registered(): number {
     if (this.#fd < 0) {
       const efd = sys.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -87,29 +74,8 @@ export class RingWakeup {
       }
       this.#fd = efd;
       closeAtTeardown(efd); // a worker that ends with its ring open (see ffi/teardown.ts)
-      const view = new DataView(this.#pollfd.buffer);
-      view.setInt32(0, efd, true);
-      view.setInt16(4, POLLIN, true);
     }
     return this.#fd;
-  }
-
-  /**
-   * Sleeps until the ring has task work, or for `timeoutMs` (> 0; < 0: no limit), in poll(2) on
-   * the eventfd (see "Sleeping outside the ring"): the caller has just entered the ring, found
-   * nothing, and enters again (without waiting) when this returns true. Returns false when the
-   * time ran out with nothing come.
-   *
-   * The read clears the signals our own enters raised by posting completions; work queued
-   * between the last enter and the read would be cleared with them, so IORING_SQ_TASKRUN (set by
-   * the kernel before it signals) is looked at after it, as in `settle`: set, no sleep.
-   * DEFER_TASKRUN rings only (the only ones that accept by the ring).
-   */
-  sleep(timeoutMs: number): boolean {
-    const efd = this.#registered();
-    sys.read(efd, this.#counter, 8);
-    if (this.#ring.taskRunPending()) return true;
-    return sys.poll(this.#pollfd, 1, timeoutMs) > 0;
   }
 
   /**
