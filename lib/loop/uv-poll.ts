@@ -27,8 +27,6 @@
  * evaluates this module for itself), as the libuv loop it mirrors.
  */
 import koffi from 'koffi';
-
-type PollHandle = ReturnType<typeof koffi.node.poll>;
 import { EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN } from '../../ffi/constants.ts';
 import { OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
 import { redirectPoll } from '../../ffi/libuv.ts';
@@ -36,6 +34,8 @@ import { sys } from '../../ffi/syscall.ts';
 // In a worker thread, keeps koffi's code mapped until libuv has run a poll handle's close
 // callback at teardown (Node unloads the addon first: SIGSEGV). See ffi/teardown.ts.
 import { closeAtTeardown } from '../../ffi/teardown.ts';
+
+type PollHandle = ReturnType<typeof koffi.node.poll>;
 
 /** A libuv poll watcher on one fd, calling back on readability. */
 export interface FdWatcher {
