@@ -11,13 +11,13 @@ import koffi from 'koffi';
 import { redirectPoll } from '../ffi/libuv.ts';
 import { closeFd, sys } from '../ffi/syscall.ts';
 import { EFD_CLOEXEC, EFD_NONBLOCK } from '../ffi/constants.ts';
-import { openFds } from './helpers/fd.ts';
+import { trackFds } from './helpers/fd.ts';
 
 const turn = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 20));
 
 describe('ffi/libuv.ts: redirectPoll', () => {
   it("replaces the callback of koffi's poll handle: the new one runs, koffi's does not, until stopped", async () => {
-    const before = openFds();
+    const fds = trackFds();
     const efd = sys.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     const counter = new Uint8Array(8);
     let koffiCalls = 0;
@@ -43,7 +43,7 @@ describe('ffi/libuv.ts: redirectPoll', () => {
       closeFd(efd);
     }
     await turn();
-    assert.deepEqual(openFds(), before, 'no fd left');
+    fds.assertNoLeak('no fd left');
   });
 
   it('finds nothing for an fd no poll handle watches (the caller then keeps koffi’s callback)', () => {
