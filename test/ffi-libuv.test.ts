@@ -30,12 +30,13 @@ describe('ffi/libuv.ts: redirectPoll', () => {
     try {
       assert.notEqual(control, null, 'found the handle on this thread’s loop (this Node exports libuv’s API)');
       sys.write(efd, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]), 8);
-      await turn();
+      // Until it is called, within 5 s (qemu-user, in CI, takes far longer than a loop turn).
+      for (let i = 0; i < 250 && statuses.length === 0; i++) await turn();
       assert.deepEqual(statuses, [0], 'called once, with libuv status 0');
       assert.equal(koffiCalls, 0, "koffi's own callback is no longer called");
       control!.stop();
       sys.write(efd, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]), 8);
-      await turn();
+      for (let i = 0; i < 10; i++) await turn();
       assert.deepEqual(statuses, [0], 'stopped: no more calls');
     } finally {
       handle.close();
