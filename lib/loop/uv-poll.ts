@@ -66,7 +66,6 @@ const DATA_AT = OFFSETOF.epoll_event.data;
 const HUB_EVENTS = 64;
 
 interface Watched {
-  fd: number;
   onReadable: (status: number) => void;
   referenced: boolean;
 }
@@ -157,7 +156,7 @@ export function watchReadable(fd: number, onReadable: (status: number) => void):
   h.controlView.setUint32(DATA_AT, id, true);
   h.controlView.setUint32(DATA_AT + 4, 0, true);
   sys.epoll_ctl(h.fd, EPOLL_CTL_ADD, fd, h.control_);
-  const watched: Watched = { fd, onReadable, referenced: false };
+  const watched: Watched = { onReadable, referenced: false };
   h.watchers.set(id, watched);
   h.only = h.watchers.size === 1 ? watched : null;
   let closed = false;
