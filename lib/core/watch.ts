@@ -30,6 +30,11 @@ export const RECEIVES = 16;
  * connections as fds, and the listener takes those with `Watcher._accepted`.
  */
 export const ACCEPTS = 32;
+/**
+ * Added by the multiplexer to a Waker's bits (`Watchable._eventfd`) when its backend watches
+ * eventfds apart from its other fds (io_uring: see its io-uring-eventfds.ts for why).
+ */
+export const EVENTFD = 64;
 /** `Watcher._received`: nothing held and no receive armed: read the fd as usual. (Apart from END_OF_STREAM, -1.) */
 export const HELD_NONE = -10;
 /** `Watcher._received`: the peer closed the connection (EOF), after the bytes held before it. */
@@ -154,6 +159,10 @@ export abstract class Watchable {
   _adoptReceived(_bytes: Uint8Array | null, _errno: number): void {}
   /** @internal Whether a backend may accept this object's connections for it (see ACCEPTS): listeners only. */
   _acceptable(): boolean {
+    return false;
+  }
+  /** @internal Whether this object's fd is an eventfd (a Waker): see EVENTFD. */
+  _eventfd(): boolean {
     return false;
   }
   /** @internal Leaving a multiplexer whose backend had accepted connections for it: their fds, now the object's. */

@@ -20,7 +20,7 @@ import { invalidState, invalidType, invalidValue, checkInteger, SocketClosedErro
 import { track, untrack } from '../core/lifetime.ts';
 import type { Backend, BackendName } from './backends/backend.ts';
 import { createBackend, ringPathsOf } from './backends/create-backend.ts';
-import { ACCEPTS, DORMANT, ERROR, HANGUP, HELD_NONE, READABLE, RECEIVES, WRITABLE, Watchable, type Watcher } from '../core/watch.ts';
+import { ACCEPTS, DORMANT, ERROR, EVENTFD, HANGUP, HELD_NONE, READABLE, RECEIVES, WRITABLE, Watchable, type Watcher } from '../core/watch.ts';
 // Types only: the multiplexer works on the Watchable contract and never loads a socket family.
 import type { Listener } from '../stream/listener.ts';
 import type { Socket } from '../stream/socket.ts';
@@ -189,6 +189,8 @@ export class Multiplexer<D = unknown> {
   readonly _sends: boolean;
   /** @internal Whether the backend accepts for listeners (Watcher._accepts). */
   readonly _accepts: boolean;
+  /** Whether the backend watches eventfds (Wakers) apart: their bits carry EVENTFD. */
+  readonly #eventfds: boolean;
   /** @internal How many readiness reports the kernel gave in the last `wait` (before filtering). */
   _lastReadyCount = 0;
   /** Whether each event of the last wait had its target still watched when wait returned. */
@@ -223,6 +225,7 @@ export class Multiplexer<D = unknown> {
     this._receives = backend.receives === true;
     this._sends = backend.sends === true;
     this._accepts = backend.accepts === true;
+    this.#eventfds = backend.eventfds === true;
     this.maxEvents = maxEvents;
     this.receiveBuffer = new Uint8Array(bufferSize);
     // The epoll fd is ours to close; a poll backend holds no fd. An io_uring's ring fd is closed
@@ -278,10 +281,16 @@ export class Multiplexer<D = unknown> {
     checkInterest(interest);
     if (target._watcher === this) throw invalidValue('target', 'is already in this multiplexer; use modify() to change its interest');
     if (target._watcher !== null) throw invalidValue('target', 'is already in another multiplexer; remove it there first');
-    const slot = this.#freeSlots.pop() ?? this.#targets.length;
+    const reused = this.#freeSlots.pop();
+    const slot = reused ?? this.#targets.length;
     const generation = (this.#generations[slot] ?? 0) >>> 0;
     const bits = this.#bitsOf(target, interest);
-    if (bits !== DORMANT) backend.add(target.fd, slot, generation, bits);
+    try {
+      if (bits !== DORMANT) backend.add(target.fd, slot, generation, bits);
+    } catch (err) {
+      if (reused !== undefined) this.#freeSlots.push(reused); // the kernel refused it (EPERM, ENOMEM): the slot is still free
+      throw err;
+    }
     this.#targets[slot] = target;
     this.#generations[slot] = generation;
     this.#interest[slot] = interest;
@@ -529,6 +538,15 @@ export class Multiplexer<D = unknown> {
     return backend.wakeFd === undefined ? backend.fd : backend.wakeFd();
   }
 
+  /**
+   * @internal An fd a Reactor watches beside `_wakeFd()`, readable while a watched Waker is
+   * (see Backend.eventfdsFd), or -1 where `_wakeFd()` says it all.
+   */
+  _eventfdsFd(): number {
+    const backend = this.#open('watch');
+    return backend.eventfdsFd === undefined ? -1 : backend.eventfdsFd();
+  }
+
   /** @internal Before sleeping on `_wakeFd()`: true if events are ready now (see Backend.settle). */
   _settle(): boolean {
     const backend = this.#backend;
@@ -651,7 +669,9 @@ export class Multiplexer<D = unknown> {
   /** The target's bits for the backend: its interest, with RECEIVES (ACCEPTS) where the backend may read (accept) for it. */
   #bitsOf(target: Watchable, interest: number): number {
     const bits = target._internalInterest(interest);
-    if (bits === DORMANT || (bits & READABLE) === 0) return bits;
+    if (bits === DORMANT) return bits;
+    if (this.#eventfds && target._eventfd()) return bits | EVENTFD;
+    if ((bits & READABLE) === 0) return bits;
     if (this._receives && target._receivable()) return bits | RECEIVES;
     if (this._accepts && target._acceptable()) return bits | ACCEPTS;
     return bits;

@@ -57,6 +57,13 @@ export class Reactor {
   readonly multiplexer: Multiplexer<ReactorHandler<never>>;
   // Kept in a field on purpose: a collected poll handle closes itself and the loop forgets us.
   #watcher: FdWatcher | null;
+  /**
+   * io_uring: the Wakers' epoll set, watched beside the ring's eventfd, which the kernel may not
+   * signal for a wake (see lib/loop/backends/io-uring-eventfds.ts). Made with the first Waker
+   * added (a second watcher costs every wakeup an epoll_wait on the thread's hub), and never
+   * referenced: `#watcher` keeps the process alive, this one only calls us.
+   */
+  #eventfdsWatcher: FdWatcher | null = null;
   #referenced = true;
   #maxRounds: number;
   #busyPollMs: number;
@@ -106,6 +113,7 @@ export class Reactor {
     if (typeof handler !== 'function') throw invalidType('handler', 'a function', handler);
     this.#live('add');
     this.multiplexer.add(target, interest, handler);
+    if (target._eventfd() && this.#eventfdsWatcher === null) this.#watchEventfds(target);
     // Bytes received for it by another multiplexer's io_uring backend: readable now, which no
     // kernel fd will say.
     if (target._heldInput()) setImmediate(() => this.#watcher !== null && this.#drain());
@@ -151,6 +159,8 @@ export class Reactor {
     if (watcher === null) return;
     this.#watcher = null;
     watcher.close();
+    this.#eventfdsWatcher?.close();
+    this.#eventfdsWatcher = null;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     this.multiplexer._onSizeChange = null;
@@ -267,6 +277,21 @@ export class Reactor {
       if (mux._lastReadyCount < mux.maxEvents) break;
     }
     return handled;
+  }
+
+  /** The first Waker came: watch the multiplexer's set of them, where it has one. */
+  #watchEventfds(waker: MultiplexerTarget): void {
+    try {
+      const fd = this.multiplexer._eventfdsFd();
+      if (fd < 0) return;
+      const watcher = watchReadable(fd, () => this.#watcher !== null && this.#drain());
+      watcher.unref();
+      this.#eventfdsWatcher = watcher;
+    } catch (err) {
+      // Watched by the multiplexer with nothing to wake us for it: not added after all.
+      this.multiplexer.remove(waker);
+      throw err;
+    }
   }
 
   /** Mutes a target whose handler threw, for its next pause (see `#backoff`). */

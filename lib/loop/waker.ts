@@ -140,6 +140,11 @@ export class Waker extends Watchable {
     return user & READABLE;
   }
 
+  /** @internal An eventfd: some backends watch it apart (see EVENTFD in ../core/watch.ts). */
+  override _eventfd(): boolean {
+    return true;
+  }
+
   /** @internal Reads the counter back to 0, so that the next wait blocks again (no busy loop). */
   _ready(bits: number): number {
     if ((bits & READABLE) === 0 || this.#fd < 0) return 0;

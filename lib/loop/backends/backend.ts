@@ -41,6 +41,17 @@ export interface Backend {
   /** Makes `wakeFd` readable, so that its watcher runs again soon. */
   poke?(): void;
   /**
+   * Backends that watch eventfds (Wakers, added with EVENTFD in their bits) apart from their
+   * other fds (io_uring): true. Absent or false: an eventfd is an fd like any other.
+   */
+  readonly eventfds?: boolean;
+  /**
+   * Where `eventfds` is true: an fd that is readable while a watched eventfd is, which a Reactor
+   * watches beside `wakeFd` (io_uring: the kernel may not signal `wakeFd` for it; see
+   * io-uring-eventfds.ts).
+   */
+  eventfdsFd?(): number;
+  /**
    * Backends that receive for stream sockets themselves (io_uring's multishot receive), for slots
    * added with RECEIVES in their bits: true. Absent or false: sockets read their fds.
    */

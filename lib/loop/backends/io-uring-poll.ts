@@ -56,7 +56,7 @@ const FIRED = 2;
  */
 export const NO_NOTE = -1;
 
-/** What serves reading in a poll's place (RingReceiver, RingAcceptor). */
+/** What serves reading in a poll's place (RingReceiver, RingAcceptor, RingEventfds). */
 export interface PollServer {
   /** The POLL* bits the slot's poll waits for: `events`, less those it serves. */
   pollMask(slot: number, events: number): number;
@@ -65,9 +65,8 @@ export interface PollServer {
 
 export class RingPoller {
   readonly #ring: Ring;
-  /** The receiver and the acceptor, where they are on: they take reading off some slots' polls. */
-  readonly #receiver: PollServer | null;
-  readonly #acceptor: PollServer | null;
+  /** The receiver, the acceptor (where they are on) and the eventfd set: they take reading off some slots' polls. */
+  readonly #servers: PollServer[];
   #fds: Int32Array;
   #generations: Uint32Array;
   #seq: Uint32Array;
@@ -81,10 +80,9 @@ export class RingPoller {
   /** Slots reported by the last wait (or cancelled by the kernel), FIRED until re-armed. Reused: no allocation once grown. */
   readonly #fired = new SlotList();
 
-  constructor(ring: Ring, receiver: PollServer | null, acceptor: PollServer | null, slots: number) {
+  constructor(ring: Ring, servers: (PollServer | null)[], slots: number) {
     this.#ring = ring;
-    this.#receiver = receiver;
-    this.#acceptor = acceptor;
+    this.#servers = servers.filter((server): server is PollServer => server !== null);
     this.#fds = new Int32Array(slots);
     this.#generations = new Uint32Array(slots);
     this.#seq = new Uint32Array(slots);
@@ -242,11 +240,11 @@ export class RingPoller {
     this.#ring.setAddress(w, slot, this.#seq[slot]);
   }
 
-  /** The POLL* bits the slot's poll waits for: the user's, less reading where a receive or an accept serves it. */
+  /** The POLL* bits the slot's poll waits for: the user's, less reading where a receive, an accept or the eventfd set serves it. */
   #pollMask(slot: number): number {
     let events = this.#events[slot];
-    if (this.#receiver !== null) events = this.#receiver.pollMask(slot, events);
-    if (this.#acceptor !== null) events = this.#acceptor.pollMask(slot, events);
+    const servers = this.#servers;
+    for (let i = 0; i < servers.length; i++) events = servers[i].pollMask(slot, events);
     return events;
   }
 }

@@ -19,11 +19,16 @@
  * Likewise a listener whose bits carry ACCEPTS has a multishot accept (io-uring-accept.ts) in
  * place of its POLLIN poll: the fds it brings are held for the listener, reported readable while
  * they wait, and taken by `accept`; its completions carry ACCEPT_TAG.
+ *
+ * ## Eventfds (Wakers)
+ * A slot whose bits carry EVENTFD is watched by an epoll set (io-uring-eventfds.ts), not by a
+ * poll of its own reading: a ring poll on an eventfd would leave a Reactor unwoken (see there).
  */
 import { IORING_ASYNC_CANCEL_ALL, IORING_ASYNC_CANCEL_ANY, IORING_ENTER_GETEVENTS, IORING_OP_ASYNC_CANCEL } from '../../../ffi/constants.ts';
-import { ACCEPTS, HANGUP, HELD_NONE, READABLE, RECEIVES } from '../../core/watch.ts';
+import { ACCEPTS, EVENTFD, HANGUP, HELD_NONE, READABLE, RECEIVES } from '../../core/watch.ts';
 import type { Backend, Received, SendSource } from './backend.ts';
 import { ACCEPT_TAG, RingAcceptor } from './io-uring-accept.ts';
+import { EVENTFDS, RingEventfds } from './io-uring-eventfds.ts';
 import { NO_NOTE, RingPoller } from './io-uring-poll.ts';
 import { RECV_TAG, RingReceiver, type ReceiverHost } from './io-uring-receive.ts';
 import { RingSender, SEND_TAG, type SenderHost } from './io-uring-send.ts';
@@ -53,6 +58,8 @@ export class IoUringBackend extends ReadyList implements Backend {
   readonly #acceptor: RingAcceptor | null;
   /** Completion-based send (`ringSend`); null where it is off or the ring has no DEFER_TASKRUN. */
   readonly #sender: RingSender | null;
+  /** Wakers' eventfds, watched by an epoll set (see "Eventfds"). */
+  readonly #eventfds: RingEventfds;
   /** The slots (fd, generation, interest, watched) and their one-shot polls. */
   readonly #poller: RingPoller;
   /** The eventfd a Reactor sleeps on, and when it may. */
@@ -79,7 +86,8 @@ export class IoUringBackend extends ReadyList implements Backend {
     const host = this.#host();
     this.#receiver = ringReceive && this.#ring.deferTaskrun ? RingReceiver.open(this.#ring, host, INITIAL_CAPACITY) : null;
     this.#acceptor = ringAccept && this.#ring.deferTaskrun ? new RingAcceptor(this.#ring, host, INITIAL_CAPACITY) : null;
-    this.#poller = new RingPoller(this.#ring, this.#receiver, this.#acceptor, INITIAL_CAPACITY);
+    this.#eventfds = new RingEventfds(this.#ring, (slot, bits) => this.#note(slot, bits), INITIAL_CAPACITY);
+    this.#poller = new RingPoller(this.#ring, [this.#receiver, this.#acceptor, this.#eventfds], INITIAL_CAPACITY);
     this.#sender = ringSend && this.#ring.deferTaskrun ? new RingSender(this.#ring, this.#senderHost(), INITIAL_CAPACITY) : null;
     this.#wakeup = new RingWakeup(this.#ring, {
       rearm: () => this.#rearm(),
@@ -89,6 +97,9 @@ export class IoUringBackend extends ReadyList implements Backend {
       endTurn: () => this.#sender?.endTurn(),
     });
   }
+
+  /** Wakers' eventfds are watched apart (see "Eventfds"). */
+  readonly eventfds = true;
 
   /** Whether stream sockets' queues are sent by IORING_OP_SEND entries (see io-uring-send.ts). */
   get sends(): boolean {
@@ -132,6 +143,7 @@ export class IoUringBackend extends ReadyList implements Backend {
 
   add(fd: number, slot: number, generation: number, bits: number): void {
     if (slot >= this.#pendingBits.length) this.#grow(slot);
+    this.#eventfds.attach(slot, fd, (bits & EVENTFD) !== 0, (bits & READABLE) !== 0);
     this.#poller.watch(slot, fd, generation, bits);
     this.#pendingBits[slot] = 0;
     this.#receiver?.attach(slot, (bits & RECEIVES) !== 0);
@@ -145,6 +157,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     // Before the poll is replaced: its mask leaves out what an armed receive or accept serves.
     this.#receiver?.want(slot, (bits & RECEIVES) !== 0);
     this.#acceptor?.want(slot, (bits & ACCEPTS) !== 0);
+    this.#eventfds.want(slot, fd, (bits & READABLE) !== 0);
     this.#poller.replace(slot);
     this.#wakeup.submitIfWatched();
     // Reading resumed (from outside a drain: a timer, the Reactor's throw backoff) on bytes the
@@ -154,6 +167,7 @@ export class IoUringBackend extends ReadyList implements Backend {
   }
 
   remove(fd: number, slot: number): void {
+    this.#eventfds.detach(slot, fd);
     const armed = this.#poller.remove(slot);
     const receiving = this.#receiver?.detach(slot) === true || this.#acceptor?.detach(slot) === true;
     const sending = this.#sender?.leave(slot) === true;
@@ -281,6 +295,11 @@ export class IoUringBackend extends ReadyList implements Backend {
     return this.#wakeup.fd();
   }
 
+  /** The Wakers' epoll set, which a Reactor watches beside `wakeFd` (see "Eventfds"). */
+  eventfdsFd(): number {
+    return this.#eventfds.fd;
+  }
+
   /** Makes it safe to sleep until `wakeFd` is readable: false when it is, true when events are ready now (RingWakeup.settle). */
   settle(): boolean {
     return this.#wakeup.settle();
@@ -314,6 +333,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#acceptor?.close();
     this.#ring.close();
     this.#poller.close();
+    this.#eventfds.close();
     this.#pendingList.clear();
     this.#wakeup.close();
   }
@@ -357,6 +377,7 @@ export class IoUringBackend extends ReadyList implements Backend {
   /** Arms again every slot reported by the last wait that is still FIRED, and receives that ran dry once buffers are back. */
   #rearm(): void {
     this.#poller.rearm();
+    this.#eventfds.rearm();
     this.#receiver?.rearmStarved();
     this.#acceptor?.rearmPolled();
     if (this.#sender?.listed === true) this.#sender.submit();
@@ -375,6 +396,10 @@ export class IoUringBackend extends ReadyList implements Backend {
       const w = ring.completion(consumed);
       const low = ring.dataLow(w);
       if (low === IGNORE) continue;
+      if (low === EVENTFDS) {
+        this.#eventfds.completed(ring.dataHigh(w));
+        continue;
+      }
       if ((low & ACCEPT_TAG) !== 0 && (low & (RECV_TAG | SEND_TAG)) === 0) {
         this.#acceptor?.completed(low & ~ACCEPT_TAG, ring.dataHigh(w), ring.result(w), ring.flags(w));
         continue;
@@ -438,6 +463,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#poller.grow(length);
     this.#receiver?.grow(length);
     this.#acceptor?.grow(length);
+    this.#eventfds.grow(length);
     this.#sender?.grow(length);
   }
 }
