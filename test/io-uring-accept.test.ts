@@ -426,10 +426,11 @@ describe('io_uring accept: a worker that ends', () => {
     }
   });
 
-  // A blocking wait of a worker with ringAccept once slept in poll(2) on the ring's eventfd (so as
-  // to accept nothing while asleep): a wake from another thread, whose task work is queued from
-  // the Waker's own eventfd write, left that eventfd unsignalled, and every wake after the first
-  // was lost (found from outside: 5 of 5 runs). It sleeps in the ring again.
+  // A blocking wait of a worker with ringAccept sleeps in poll(2) (so as to accept nothing while
+  // asleep). Its first version slept on the ring's eventfd alone: a wake from another thread,
+  // whose task work is queued from the Waker's own eventfd write, left that eventfd unsignalled,
+  // and every wake after the first was lost (found from outside: 5 of 5 runs). poll(2) now
+  // watches the Wakers' epoll set too.
   it('a blocking wait is woken by every wake from another thread', async () => {
     const worker = startTsWorker(new URL('./fixtures/ring-accept-asleep-worker.ts', import.meta.url));
     let waker: Waker | null = null;
@@ -449,6 +450,40 @@ describe('io_uring accept: a worker that ends', () => {
       assert.equal((await once(worker, 'exit'))[0], 0, 'the worker stopped by itself');
     } finally {
       waker?.close();
+      await worker.terminate();
+    }
+  });
+
+  // A blocking wait slept in io_uring_enter, which accepts as connections come: terminate() then
+  // stopped JavaScript as the wait returned, before its completions (the fds) were read, and
+  // nothing closed them (the clients stayed connected). A worker's ring that accepts sleeps in
+  // poll(2), which accepts nothing: the connections are still in the backlog when the worker stops.
+  it('terminated while asleep in a wait, with connections coming: none of them is left open (the clients see the end)', async () => {
+    const worker = startTsWorker(new URL('./fixtures/ring-accept-terminated-worker.ts', import.meta.url));
+    const clients: net.Socket[] = [];
+    try {
+      const [hello] = (await once(worker, 'message')) as [{ port: number; ringAccept: boolean }];
+      assert.equal(hello.ringAccept, ringAccept);
+      await new Promise((resolve) => setTimeout(resolve, 50)); // asleep in its wait by now
+      const exited = worker.terminate(); // ends only once the wait returns: with the connections below
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      for (let i = 0; i < 5; i++) clients.push(net.connect({ host: '127.0.0.1', port: hello.port }));
+      const ended = clients.map(
+        (c) =>
+          new Promise<string>((resolve) => {
+            const timer = setTimeout(() => resolve('still open after 5 s'), 5000);
+            c.on('error', () => {}); // ECONNRESET or ECONNREFUSED: as well as the end
+            c.on('close', () => {
+              clearTimeout(timer);
+              resolve('closed');
+            });
+            c.resume();
+          }),
+      );
+      assert.equal(await exited, 1, 'terminated');
+      assert.deepEqual(await Promise.all(ended), clients.map(() => 'closed'), 'no connection stayed open in the ended worker');
+    } finally {
+      for (const c of clients) c.destroy();
       await worker.terminate();
     }
   });

@@ -102,11 +102,13 @@ export interface MultiplexerOptions {
    * beyond that the listener accepts by accept4). `false`: readiness only, every accept an
    * accept4(2), as on epoll. `multiplexer.ringAccept` says whether it runs.
    *
-   * Off by default in workers because `worker.terminate()` stops a worker as its blocking wait
-   * returns, before JavaScript has read the completions that wait brought: the connections the
-   * kernel accepted in them are open fds of the process that nothing will close (their clients
-   * hang). A worker that ends by itself loses none. Turn it on in a worker only if the worker is
-   * never terminated while it serves.
+   * Off by default in workers because `worker.terminate()` stops a worker wherever its
+   * JavaScript is: connections the kernel has accepted in the ring and JavaScript has not read
+   * yet are open fds of the process that nothing will close (their clients hang). With it on in
+   * a worker, blocking waits sleep in poll(2), not in the ring (which accepts as connections
+   * come), so only the short enter after each wake-up accepts: a worker stopped just then can
+   * still leave that batch. A worker that ends by itself loses none. Turn it on in a worker only
+   * if the worker is never terminated while it serves.
    */
   ringAccept?: boolean | undefined;
   /**

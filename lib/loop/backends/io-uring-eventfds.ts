@@ -17,6 +17,8 @@
  * - In a blocking `wait`, one one-shot ring poll on the set (user_data EVENTFDS) completes when
  *   a member is readable: its task work wakes the waiting io_uring_enter directly, no eventfd
  *   involved. It is armed again at each turn while the set has members, as the slots' polls are.
+ *   A worker's ring that accepts sleeps in poll(2) instead (io-uring-wake.ts), which watches the
+ *   set itself (`membersFd`); the ring poll completes in the enter that follows.
  * Either way its completion (or the Reactor's own turn) makes `collect` read the set with
  * epoll_wait(0): level-triggered, so a Waker whose counter is still unread is found again.
  */
@@ -71,6 +73,11 @@ export class RingEventfds {
       closeAtTeardown(this.#fd); // a worker that ends with its ring open (see ffi/teardown.ts)
     }
     return this.#fd;
+  }
+
+  /** The set's fd if it has members, else -1 (what a sleep in poll(2) watches beside the ring's eventfd). */
+  get membersFd(): number {
+    return this.#count > 0 ? this.#fd : -1;
   }
 
   /** Whether `slot` is a member (its fd watched here, its poll never reading). */

@@ -10,8 +10,25 @@
  * signals when task work arrives for an empty list. `settle` is the protocol that makes sleeping
  * on it safe; see its comment. Outside the Reactor's drain, add/modify submit at once (a Reactor
  * sleeps in libuv, and nothing else would submit them), like epoll_ctl (`submitIfWatched`).
+ *
+ * ## Sleeping outside the ring (`sleep`)
+ * A blocking wait normally sleeps in io_uring_enter, which runs the deferred task work as it
+ * comes: a multishot accept's connections become fds of the process inside that call. In a worker
+ * thread, `terminate()` stops JavaScript as the call returns, before the completions that carry
+ * those fds are read, and nothing would ever close them (58 sockets left by 5 of 60 workers
+ * terminated under a connection flood, bench/worker-terminate.ts). So where fds are accepted by
+ * the ring in a worker, the backend sleeps in poll(2) instead, which runs no task work: a worker
+ * stopped then has its connections still in the listener's backlog, which the kernel resets when
+ * Node closes the listener at teardown. The accepts run in the short enter that follows the
+ * wake-up, the same window as an accept4 whose fd is not yet handed to its owner.
+ *
+ * poll(2) watches this eventfd and the Wakers' epoll set (io-uring-eventfds.ts). The set is
+ * watched directly, not through this eventfd: a wake reaches the ring from inside the Waker's
+ * eventfd write, where the kernel defers this eventfd's signal once and then never again (see
+ * "Why not a ring poll" there). A first attempt that slept on this eventfd alone lost every wake
+ * after the first (commit 3e8f8be).
  */
-import { EFD_CLOEXEC, EFD_NONBLOCK, IORING_ENTER_GETEVENTS, IORING_REGISTER_EVENTFD } from '../../../ffi/constants.ts';
+import { EFD_CLOEXEC, EFD_NONBLOCK, IORING_ENTER_GETEVENTS, IORING_REGISTER_EVENTFD, POLLIN } from '../../../ffi/constants.ts';
 import { closeFd, sys } from '../../../ffi/syscall.ts';
 import { closeAtTeardown, keepAtTeardown } from '../../../ffi/teardown.ts';
 import type { Ring } from './io-uring-ring.ts';
@@ -36,10 +53,13 @@ export interface WakeHost {
 export class RingWakeup {
   readonly #ring: Ring;
   readonly #host: WakeHost;
-  /** The registered eventfd, once a Reactor asked for it; -1 before. */
+  /** The registered eventfd, once a Reactor asked for it or `sleep` needed it; -1 before. */
   #fd = -1;
   /** Whether a Reactor watches the eventfd (asked for `fd`). */
   #watched = false;
+  /** The pollfds `sleep` waits on, { int fd; short events; short revents } each: the eventfd, the Wakers' set. */
+  readonly #pollfds = new Uint8Array(16);
+  readonly #pollView = new DataView(this.#pollfds.buffer);
   readonly #counter = new Uint8Array(8);
   readonly #one = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
@@ -62,7 +82,32 @@ export class RingWakeup {
     return this.#registered();
   }
 
-  /** The eventfd, registered with the ring on first use. */
+  /**
+   * Sleeps until the ring has task work, a Waker in the set `setFd` (-1: none) is readable, or
+   * for `timeoutMs` (> 0; < 0: no limit), in poll(2) (see "Sleeping outside the ring"): the
+   * caller has just entered the ring, found nothing, and enters again (without waiting) when this
+   * returns true. Returns false when the time ran out with nothing come.
+   *
+   * The read clears the signals our own enters raised by posting completions; work queued
+   * between the last enter and the read would be cleared with them, so IORING_SQ_TASKRUN (set by
+   * the kernel before it signals) is looked at after it, as in `settle`: set, no sleep.
+   * DEFER_TASKRUN rings only (the only ones that accept by the ring).
+   */
+  sleep(timeoutMs: number, setFd: number): boolean {
+    const efd = this.#registered();
+    sys.read(efd, this.#counter, 8);
+    if (this.#ring.taskRunPending()) return true;
+    const view = this.#pollView;
+    view.setInt32(0, efd, true);
+    view.setInt16(4, POLLIN, true);
+    view.setInt16(6, 0, true);
+    view.setInt32(8, setFd, true);
+    view.setInt16(12, POLLIN, true);
+    view.setInt16(14, 0, true);
+    return sys.poll(this.#pollfds, setFd >= 0 ? 2 : 1, timeoutMs < 0 ? -1 : Math.ceil(timeoutMs)) > 0;
+  }
+
+  /** The eventfd, registered with the ring on first use (by a Reactor, or by `sleep`). */
   #registered(): number {
     if (this.#fd < 0) {
       const efd = sys.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

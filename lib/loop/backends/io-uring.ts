@@ -25,6 +25,7 @@
  * poll of its own reading: a ring poll on an eventfd would leave a Reactor unwoken (see there).
  */
 import { IORING_ASYNC_CANCEL_ALL, IORING_ASYNC_CANCEL_ANY, IORING_ENTER_GETEVENTS, IORING_OP_ASYNC_CANCEL } from '../../../ffi/constants.ts';
+import { closesAtTeardown } from '../../../ffi/teardown.ts';
 import { ACCEPTS, EVENTFD, HANGUP, HELD_NONE, READABLE, RECEIVES } from '../../core/watch.ts';
 import type { Backend, Received, SendSource } from './backend.ts';
 import { ACCEPT_TAG, RingAcceptor } from './io-uring-accept.ts';
@@ -64,6 +65,8 @@ export class IoUringBackend extends ReadyList implements Backend {
   readonly #poller: RingPoller;
   /** The eventfd a Reactor sleeps on, and when it may. */
   readonly #wakeup: RingWakeup;
+  /** Blocking waits sleep in poll(2), not in the ring: a worker thread's ring that accepts (see io-uring-wake.ts). */
+  readonly #sleepsOutside: boolean;
   #closed = false;
   /** Bits found for the slot (by its poll, receive, accept or send) and not reported yet, and the slots that have some (each once). */
   #pendingBits = new Uint8Array(INITIAL_CAPACITY);
@@ -89,6 +92,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#eventfds = new RingEventfds(this.#ring, (slot, bits) => this.#note(slot, bits), INITIAL_CAPACITY);
     this.#poller = new RingPoller(this.#ring, [this.#receiver, this.#acceptor, this.#eventfds], INITIAL_CAPACITY);
     this.#sender = ringSend && this.#ring.deferTaskrun ? new RingSender(this.#ring, this.#senderHost(), INITIAL_CAPACITY) : null;
+    this.#sleepsOutside = this.#acceptor !== null && closesAtTeardown;
     this.#wakeup = new RingWakeup(this.#ring, {
       rearm: () => this.#rearm(),
       absorb: () => this.#absorb(),
@@ -275,6 +279,13 @@ export class IoUringBackend extends ReadyList implements Backend {
       // settle has just entered, and a wait(0) after it would enter once more for nothing.)
       if (remaining === 0 || ring.ready() > 0 || this.#reportable()) {
         if (ring.ready() === 0 || ring.pending() > 0 || ring.taskRunPending()) ring.enter(0, IORING_ENTER_GETEVENTS);
+      } else if (this.#sleepsOutside) {
+        // A worker's ring that accepts: no task work may run in a call that sleeps (see
+        // "Sleeping outside the ring" in io-uring-wake.ts).
+        ring.enter(0, IORING_ENTER_GETEVENTS);
+        if (ring.ready() === 0 && !this.#reportable() && this.#wakeup.sleep(remaining, this.#eventfds.membersFd)) {
+          ring.enter(0, IORING_ENTER_GETEVENTS);
+        }
       } else if (remaining < 0) ring.enter(1, IORING_ENTER_GETEVENTS);
       else ring.enterTimed(remaining);
       // WOULD_BLOCK (no memory for requests now), RING_BUSY (CQ overflowed) and TIMED_OUT all
