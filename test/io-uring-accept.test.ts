@@ -365,6 +365,19 @@ describe('io_uring accept: closing with connections held', () => {
   }
 });
 
+/** 'closed' once `client` closes (a reset or a refusal counts: the end is what is asked), else 'still open after 5 s'. */
+function closedWithin5s(client: net.Socket): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const timer = setTimeout(() => resolve('still open after 5 s'), 5000);
+    client.on('error', () => {}); // ECONNRESET or ECONNREFUSED: as well as the end
+    client.on('close', () => {
+      clearTimeout(timer);
+      resolve('closed');
+    });
+    client.resume();
+  });
+}
+
 describe('io_uring accept: a worker that ends', () => {
   it('is off by default in a worker thread (a terminate() would leak what the last wait accepted), on when asked', async () => {
     const worker = startTsWorker(new URL('./fixtures/ring-accept-default-worker.ts', import.meta.url));
@@ -374,7 +387,6 @@ describe('io_uring accept: a worker that ends', () => {
     assert.deepEqual(seen, { byDefault: false, asked: ringAccept, reactor: false });
     assert.deepEqual(await exited, [0], 'the worker ended by itself');
   });
-
 
   it('terminated while its ring holds connections it never accepted: they are closed with it (the clients see the end)', async () => {
     const worker = startTsWorker(new URL('./fixtures/ring-accept-worker.ts', import.meta.url));
@@ -387,18 +399,7 @@ describe('io_uring accept: a worker that ends', () => {
       worker.postMessage('wait');
       const [waited] = (await once(worker, 'message')) as [{ reported: number }];
       assert.ok(waited.reported > 0, 'the ring took the connections (the listener was reported)');
-      const ended = clients.map(
-        (c) =>
-          new Promise<string>((resolve) => {
-            const timer = setTimeout(() => resolve('still open after 5 s'), 5000);
-            c.on('error', () => {}); // ECONNRESET: as well as the end
-            c.on('close', () => {
-              clearTimeout(timer);
-              resolve('closed');
-            });
-            c.resume();
-          }),
-      );
+      const ended = clients.map(closedWithin5s);
       await worker.terminate();
       assert.deepEqual(await Promise.all(ended), clients.map(() => 'closed'), "every connection the worker's ring held was closed with it");
       // And the listener itself is gone: no accept left in the kernel holds it open, once the
@@ -468,18 +469,7 @@ describe('io_uring accept: a worker that ends', () => {
       const exited = worker.terminate(); // ends only once the wait returns: with the connections below
       await new Promise((resolve) => setTimeout(resolve, 50));
       for (let i = 0; i < 5; i++) clients.push(net.connect({ host: '127.0.0.1', port: hello.port }));
-      const ended = clients.map(
-        (c) =>
-          new Promise<string>((resolve) => {
-            const timer = setTimeout(() => resolve('still open after 5 s'), 5000);
-            c.on('error', () => {}); // ECONNRESET or ECONNREFUSED: as well as the end
-            c.on('close', () => {
-              clearTimeout(timer);
-              resolve('closed');
-            });
-            c.resume();
-          }),
-      );
+      const ended = clients.map(closedWithin5s);
       assert.equal(await exited, 1, 'terminated');
       assert.deepEqual(await Promise.all(ended), clients.map(() => 'closed'), 'no connection stayed open in the ended worker');
     } finally {

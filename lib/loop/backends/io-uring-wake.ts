@@ -97,13 +97,7 @@ export class RingWakeup {
     const efd = this.#registered();
     sys.read(efd, this.#counter, 8);
     if (this.#ring.taskRunPending()) return true;
-    const view = this.#pollView;
-    view.setInt32(0, efd, true);
-    view.setInt16(4, POLLIN, true);
-    view.setInt16(6, 0, true);
-    view.setInt32(8, setFd, true);
-    view.setInt16(12, POLLIN, true);
-    view.setInt16(14, 0, true);
+    this.#pollView.setInt32(8, setFd, true); // the eventfd's entry is written once, at registration
     return sys.poll(this.#pollfds, setFd >= 0 ? 2 : 1, timeoutMs < 0 ? -1 : Math.ceil(timeoutMs)) > 0;
   }
 
@@ -119,6 +113,10 @@ export class RingWakeup {
       }
       this.#fd = efd;
       closeAtTeardown(efd); // a worker that ends with its ring open (see ffi/teardown.ts)
+      const view = this.#pollView;
+      view.setInt32(0, efd, true);
+      view.setInt16(4, POLLIN, true);
+      view.setInt16(12, POLLIN, true); // the set's entry: its fd is written by each sleep
     }
     return this.#fd;
   }
