@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { hangGuardMs } from './helpers/platform.ts';
 
 const SHAPES: [shape: string, workerExitCode: number][] = [
   ['reactor-idle/natural', 0],
@@ -55,7 +56,7 @@ describe('worker teardown: reactors made and closed as the worker is stopped', (
     it(`${backend}: 20 workers terminated while they make and close reactors; the process survives`, () => {
       const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/reactor-remake-main.ts', backend, '20'], {
         encoding: 'utf8',
-        timeout: 60_000,
+        timeout: hangGuardMs(60_000),
       });
       assert.equal(run.signal, null, `the child died of ${run.signal}; stderr: ${run.stderr}`);
       assert.equal(run.status, 0, `child exit status; stderr: ${run.stderr}`);
@@ -67,7 +68,7 @@ describe('worker teardown: reactors made and closed as the worker is stopped', (
 function check(shape: string, workerExitCode: number): void {
   const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/fixtures/worker-teardown-main.ts', shape], {
     encoding: 'utf8',
-    timeout: 30_000,
+    timeout: hangGuardMs(30_000),
   });
   assert.equal(run.signal, null, `the child died of ${run.signal}; stderr: ${run.stderr}`);
   assert.equal(run.status, 0, `child exit status; stderr: ${run.stderr}`);

@@ -41,3 +41,13 @@ export function refusedUnderEmulation(code: string, call: () => unknown): boolea
   call();
   return false;
 }
+
+/**
+ * A child process's hang guard: `nativeMs` natively, five times that under an emulator. The
+ * guard is there to end a hung child, not to time one: qemu-user runs a worker's start (tsx,
+ * koffi, the library) some ten times slower than the host, so a run of 20 workers that takes
+ * 7 s natively took over 60 s under it on the CI machine (stop 25, .ci/arm64).
+ */
+export function hangGuardMs(nativeMs: number): number {
+  return EMULATOR === null ? nativeMs : 5 * nativeMs;
+}
