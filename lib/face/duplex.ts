@@ -27,7 +27,7 @@
  */
 import { Duplex } from 'node:stream';
 import { checkInteger, invalidType, invalidValue, SocketClosedError, type SocketError } from '../core/errors.ts';
-import { Interest, type MultiplexerEvent } from '../loop/multiplexer.ts';
+import { Interest, type MultiplexerEvent } from '../loop/multiplexer-types.ts';
 import { Reactor } from '../loop/reactor.ts';
 import { END_OF_STREAM, Socket } from '../stream/socket.ts';
 

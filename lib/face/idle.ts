@@ -10,7 +10,7 @@
  * re-arms.
  */
 import { checkInteger, invalidType, invalidValue, SocketClosedError } from '../core/errors.ts';
-import { Interest, type MultiplexerEvent } from '../loop/multiplexer.ts';
+import { Interest, type MultiplexerEvent } from '../loop/multiplexer-types.ts';
 import { Reactor, type ReactorHandler } from '../loop/reactor.ts';
 import { Socket } from '../stream/socket.ts';
 

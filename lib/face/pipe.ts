@@ -14,7 +14,7 @@
  * only copy is what the destination's kernel cannot take yet (the send queue's own).
  */
 import { invalidType, invalidValue, type SocketError } from '../core/errors.ts';
-import { Interest, type MultiplexerEvent } from '../loop/multiplexer.ts';
+import { Interest, type MultiplexerEvent } from '../loop/multiplexer-types.ts';
 import { Reactor } from '../loop/reactor.ts';
 import { END_OF_STREAM, Socket } from '../stream/socket.ts';
 

@@ -10,7 +10,7 @@ import { ERRNO } from '../../ffi/errno.ts';
 import { isIP, type InetAddress, type SocketAddress } from '../core/address.ts';
 import { abortError, invalidType, invalidValue, SocketError } from '../core/errors.ts';
 import { Listener, type ListenOptions, type TcpListener, type UnixListener } from '../stream/listener.ts';
-import type { MultiplexerEvent } from '../loop/multiplexer.ts';
+import type { MultiplexerEvent } from '../loop/multiplexer-types.ts';
 import { Reactor } from '../loop/reactor.ts';
 import { ReadyIterator } from './ready-iterator.ts';
 import { resolve } from '../core/resolve.ts';

@@ -4,7 +4,7 @@
  * waits: between `next()` calls, what arrives stays in the kernel (the backlog, the receive
  * buffer), which is the backpressure. `accepts` and `receiveDatagrams` are this with a `take`.
  */
-import { Interest, type MultiplexerTarget } from '../loop/multiplexer.ts';
+import { Interest, type MultiplexerTarget } from '../loop/multiplexer-types.ts';
 import type { Reactor } from '../loop/reactor.ts';
 
 interface Waiter<T> {

@@ -9,7 +9,7 @@
  * FIN, input is read and dropped until the peer's EOF.
  */
 import { checkInteger, invalidType, invalidValue } from '../core/errors.ts';
-import { Interest, type MultiplexerEvent } from '../loop/multiplexer.ts';
+import { Interest, type MultiplexerEvent } from '../loop/multiplexer-types.ts';
 import { Reactor } from '../loop/reactor.ts';
 import { Listener } from '../stream/listener.ts';
 import { END_OF_STREAM, Socket } from '../stream/socket.ts';
