@@ -427,6 +427,25 @@ describe('io_uring accept: a worker that ends', () => {
     }
   });
 
+  // A worker's ring that accepts sleeps in poll(2) on an eventfd registered with the ring. Where
+  // io_uring_register is refused, every blocking wait threw EPERM from that registration (found
+  // from outside, under a seccomp filter); now such a ring does not accept, and waits work.
+  it('refused io_uring_register (a seccomp profile): the ring does not accept, blocking waits sleep and the listener accepts by accept4', async () => {
+    const worker = startTsWorker(new URL('./fixtures/ring-accept-register-refused-worker.ts', import.meta.url));
+    const exited = once(worker, 'exit');
+    const [seen] = (await once(worker, 'message')) as [Record<string, unknown>];
+    // `ringAccept` (the main thread's probe) says whether this kernel runs io_uring here at all.
+    assert.deepEqual(seen, {
+      backend: ringAccept ? 'io_uring' : 'epoll',
+      ringAccept: false,
+      registerRefused: ringAccept,
+      idle: 0,
+      slept: true,
+      echoed: 'x',
+    });
+    assert.deepEqual(await exited, [0], 'the worker ended by itself');
+  });
+
   // A blocking wait of a worker with ringAccept sleeps in poll(2) (so as to accept nothing while
   // asleep). Its first version slept on the ring's eventfd alone: a wake from another thread,
   // whose task work is queued from the Waker's own eventfd write, left that eventfd unsignalled,

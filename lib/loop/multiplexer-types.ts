@@ -93,7 +93,8 @@ export interface MultiplexerOptions {
    * a worker, blocking waits sleep in poll(2), not in the ring (which accepts as connections
    * come), so only the short enter after each wake-up accepts: a worker stopped just then can
    * still leave that batch. A worker that ends by itself loses none. Turn it on in a worker only
-   * if the worker is never terminated while it serves.
+   * if the worker is never terminated while it serves. That sleep needs an eventfd registered
+   * with the ring: where io_uring_register is refused, a worker's ring does not accept.
    */
   ringAccept?: boolean | undefined;
   /**

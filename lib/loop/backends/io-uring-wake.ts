@@ -27,6 +27,10 @@
  * eventfd write, where the kernel defers this eventfd's signal once and then never again (see
  * "Why not a ring poll" there). A first attempt that slept on this eventfd alone lost every wake
  * after the first (commit 3e8f8be).
+ *
+ * The sleep needs the eventfd registered: where io_uring_register is refused, the ring does not
+ * accept (the backend asks `canSleep` at its making), and listeners accept by accept4 (found
+ * from outside: every blocking wait threw EPERM from the registration).
  */
 import { EFD_CLOEXEC, EFD_NONBLOCK, IORING_ENTER_GETEVENTS, IORING_REGISTER_EVENTFD, POLLIN } from '../../../ffi/constants.ts';
 import { closeFd, sys } from '../../../ffi/syscall.ts';
@@ -99,6 +103,21 @@ export class RingWakeup {
     if (this.#ring.taskRunPending()) return true;
     this.#pollView.setInt32(8, setFd, true); // the eventfd's entry is written once, at registration
     return sys.poll(this.#pollfds, setFd >= 0 ? 2 : 1, timeoutMs < 0 ? -1 : Math.ceil(timeoutMs)) > 0;
+  }
+
+  /**
+   * Registers the eventfd now, for `sleep`: false where the ring refuses it (a seccomp profile
+   * that refuses io_uring_register, no memory, no fd left), and then nothing is left open. A
+   * backend whose blocking waits must sleep here asks at its making, not at its first sleep,
+   * so that a refusal turns the feature that needs the sleep off instead of failing every wait.
+   */
+  canSleep(): boolean {
+    try {
+      this.#registered();
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The eventfd, registered with the ring on first use (by a Reactor, or by `sleep`). */

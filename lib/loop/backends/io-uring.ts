@@ -87,12 +87,6 @@ export class IoUringBackend extends ReadyList implements Backend {
     // The hosts ask the poller and the wake-up only once slots are added: the poller is made
     // after the receiver and the acceptor, which it asks what they take off its polls.
     const host = this.#host();
-    this.#receiver = ringReceive && this.#ring.deferTaskrun ? RingReceiver.open(this.#ring, host, INITIAL_CAPACITY) : null;
-    this.#acceptor = ringAccept && this.#ring.deferTaskrun ? new RingAcceptor(this.#ring, host, INITIAL_CAPACITY) : null;
-    this.#eventfds = new RingEventfds(this.#ring, (slot, bits) => this.#note(slot, bits), INITIAL_CAPACITY);
-    this.#poller = new RingPoller(this.#ring, [this.#receiver, this.#acceptor, this.#eventfds], INITIAL_CAPACITY);
-    this.#sender = ringSend && this.#ring.deferTaskrun ? new RingSender(this.#ring, this.#senderHost(), INITIAL_CAPACITY) : null;
-    this.#sleepsOutside = this.#acceptor !== null && closesAtTeardown;
     this.#wakeup = new RingWakeup(this.#ring, {
       rearm: () => this.#rearm(),
       absorb: () => this.#absorb(),
@@ -100,6 +94,15 @@ export class IoUringBackend extends ReadyList implements Backend {
       sendsListed: () => this.#sender?.listed === true,
       endTurn: () => this.#sender?.endTurn(),
     });
+    this.#receiver = ringReceive && this.#ring.deferTaskrun ? RingReceiver.open(this.#ring, host, INITIAL_CAPACITY) : null;
+    // A worker's ring that accepts sleeps in poll(2) on the registered eventfd (`#sleepsOutside`):
+    // where the ring refuses that eventfd, it does not accept (listeners use accept4).
+    const accepts = ringAccept && this.#ring.deferTaskrun && (!closesAtTeardown || this.#wakeup.canSleep());
+    this.#acceptor = accepts ? new RingAcceptor(this.#ring, host, INITIAL_CAPACITY) : null;
+    this.#eventfds = new RingEventfds(this.#ring, (slot, bits) => this.#note(slot, bits), INITIAL_CAPACITY);
+    this.#poller = new RingPoller(this.#ring, [this.#receiver, this.#acceptor, this.#eventfds], INITIAL_CAPACITY);
+    this.#sender = ringSend && this.#ring.deferTaskrun ? new RingSender(this.#ring, this.#senderHost(), INITIAL_CAPACITY) : null;
+    this.#sleepsOutside = this.#acceptor !== null && closesAtTeardown;
   }
 
   /** Wakers' eventfds are watched apart (see "Eventfds"). */
