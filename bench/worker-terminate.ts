@@ -1,12 +1,12 @@
 /**
  * What `worker.terminate()` leaves open (README, "Worker threads" and "Completion-based accept"):
  * a worker serving TCP echo (bench/servers/terminated-echo.ts) is terminated 100-300 ms into a
- * flood of 16 client loops (each connects, sends a byte, waits for the echo and closes), then the
- * process's sockets are counted against the count before the worker: any left is an fd of the
- * worker's that nothing will close (its client sees CLOSE-WAIT forever). Each configuration runs
- * `--rounds` workers, one after another.
+ * flood of `--clients` client loops (default 16; each connects, sends a byte, waits for the echo
+ * and closes), then the process's sockets are counted against the count before the worker: any
+ * left is an fd of the worker's that nothing will close (its client sees CLOSE-WAIT forever).
+ * Each configuration runs `--rounds` workers, one after another.
  *
- *   node --import tsx bench/worker-terminate.ts [--rounds N] [--only epoll-loop,io_uring-accept-loop,...]
+ *   node --import tsx bench/worker-terminate.ts [--rounds N] [--clients N] [--only epoll-loop,io_uring-accept-loop,...]
  *
  * Prints one line per configuration: workers, sockets left, workers that left some, echoes.
  * Not a timed test: where the windows are, and how often a flood hits them, depends on the machine.
@@ -30,9 +30,11 @@ const CONFIGS: Config[] = [
   { name: 'io_uring-accept-reactor', backend: 'io_uring', ringAccept: true, owner: 'reactor' },
 ];
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '60' }, only: { type: 'string' } } });
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '60' }, clients: { type: 'string', default: '16' }, only: { type: 'string' } } });
 const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000) throw new RangeError(`--rounds: an integer from 1 to 1000, not ${values.rounds}`);
+const clients = Number(values.clients);
+if (!Number.isInteger(clients) || clients < 1 || clients > 256) throw new RangeError(`--clients: an integer from 1 to 256, not ${values.clients}`);
 const only = values.only?.split(',');
 const unknown = only?.filter((name) => !CONFIGS.some((c) => c.name === name)) ?? [];
 if (unknown.length > 0) throw new RangeError(`--only: unknown configuration ${unknown.join(', ')} (known: ${CONFIGS.map((c) => c.name).join(', ')})`);
@@ -66,17 +68,17 @@ async function round(config: Config): Promise<{ left: number; echoes: number; ri
   });
   let stopping = false;
   let echoes = 0;
-  const clients = new Set<net.Socket>();
+  const open = new Set<net.Socket>();
   const clientLoop = async (): Promise<void> => {
     while (!stopping) {
       await new Promise<void>((resolve) => {
         const c = net.connect({ host: '127.0.0.1', port: hello.port });
-        clients.add(c);
+        open.add(c);
         const timer = setTimeout(() => c.destroy(), 300); // bounded: a connection the ended worker never answers
         c.on('error', () => {});
         c.on('close', () => {
           clearTimeout(timer);
-          clients.delete(c);
+          open.delete(c);
           resolve();
         });
         c.on('connect', () => c.write('x'));
@@ -87,11 +89,11 @@ async function round(config: Config): Promise<{ left: number; echoes: number; ri
       });
     }
   };
-  const loops = Array.from({ length: 16 }, clientLoop);
+  const loops = Array.from({ length: clients }, clientLoop);
   await sleep(100 + Math.random() * 200);
   await worker.terminate();
   stopping = true;
-  for (const c of clients) c.destroy();
+  for (const c of open) c.destroy();
   await Promise.all(loops);
   await sleep(300); // the ring's background teardown, closes of destroyed clients
   return { left: openSockets() - before, echoes, ringAccept: hello.ringAccept };
@@ -112,5 +114,5 @@ for (const config of CONFIGS.filter((c) => only === undefined || only.includes(c
     ringAccept = r.ringAccept;
   }
   const note = config.ringAccept && !ringAccept ? ' (ringAccept refused here: accept4)' : '';
-  console.log(`${config.name.padEnd(24)} workers ${rounds}, sockets left ${left} (by ${leaky} workers), echoes ${echoes}${note}`);
+  console.log(`${config.name.padEnd(24)} workers ${rounds}, clients ${clients}, sockets left ${left} (by ${leaky} workers), echoes ${echoes}${note}`);
 }
