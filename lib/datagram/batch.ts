@@ -178,9 +178,9 @@ export class DatagramBatch {
   set(i: number, data: Uint8Array): void {
     const slot = this.#index(i);
     checkBytes('data', data);
-    if (data.byteLength > this.datagramSize) throw outOfRange('data.byteLength', `at most the batch's datagramSize (${this.datagramSize})`, data.byteLength);
+    if (data.length > this.datagramSize) throw outOfRange('data.byteLength', `at most the batch's datagramSize (${this.datagramSize})`, data.length);
     this.#slots[slot].set(data);
-    this.#lengths[slot] = data.byteLength;
+    this.#lengths[slot] = data.length;
   }
 
   /**

@@ -76,6 +76,8 @@ import { closeFd, INTERRUPTED, sys, SocketError, type Mapping } from '../../../f
 import { closeAtTeardown, keepAtTeardown } from '../../../ffi/teardown.ts';
 
 const SQE_WORDS = SIZEOF.io_uring_sqe >> 2;
+// entry() zeroes an SQE word by word, sixteen of them.
+if (SQE_WORDS !== 16) throw new Error(`io_uring_sqe is ${SIZEOF.io_uring_sqe} bytes in ffi/layouts.ts, not 64`);
 const CQE_WORDS = SIZEOF.io_uring_cqe >> 2;
 const SQE = OFFSETOF.io_uring_sqe;
 const CQE = OFFSETOF.io_uring_cqe;
@@ -226,7 +228,11 @@ export class Ring {
     if (((this.#tail - Atomics.load(this.#sq, this.#sqHead)) >>> 0) >= this.sqEntries) this.enter(0, 0);
     const w = (this.#tail & this.#sqMask) * SQE_WORDS;
     this.#tail = (this.#tail + 1) >>> 0;
-    this.#sqe32.fill(0, w, w + SQE_WORDS);
+    // Sixteen stores, not fill(0, w, w + 16): V8 runs a typed array's fill in C++, four times
+    // as long for one entry. (An SQE is 64 bytes: SETUP_SQE128 is never asked for.)
+    const s = this.#sqe32;
+    s[w] = 0; s[w + 1] = 0; s[w + 2] = 0; s[w + 3] = 0; s[w + 4] = 0; s[w + 5] = 0; s[w + 6] = 0; s[w + 7] = 0;
+    s[w + 8] = 0; s[w + 9] = 0; s[w + 10] = 0; s[w + 11] = 0; s[w + 12] = 0; s[w + 13] = 0; s[w + 14] = 0; s[w + 15] = 0;
     return w;
   }
 

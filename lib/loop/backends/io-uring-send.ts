@@ -68,6 +68,9 @@ export class RingSender {
   readonly #range = new Int32Array(2);
   /** The address of each array sent from (a queue reuses its blocks: looked up once per block). */
   readonly #addresses = new WeakMap<Uint8Array, number>();
+  /** Per slot: the block its last send was from, and that block's address (see #addressOf). */
+  #lastBlock: (Uint8Array | null)[];
+  #lastAddress: Float64Array;
   /** Per slot: the array the kernel reads from, referenced until the completion is read. */
   #views: (Uint8Array | null)[];
   /** Per slot: the sequence of its current send (a completion of an older one is stale). */
@@ -107,13 +110,16 @@ export class RingSender {
     this.#wanting = new Array<SendSource | null>(slots).fill(null);
     this.#inFlight = new Array<SendSource | null>(slots).fill(null);
     this.#views = new Array<Uint8Array | null>(slots).fill(null);
+    this.#lastBlock = new Array<Uint8Array | null>(slots).fill(null);
+    this.#lastAddress = new Float64Array(slots);
   }
 
   /** Makes room for slots below `length`. */
   grow(length: number): void {
     this.#seq = grownTo(this.#seq, length);
     this.#result = grownTo(this.#result, length, NONE);
-    for (const list of [this.#wanting, this.#inFlight, this.#views] as (unknown[])[]) {
+    this.#lastAddress = grownTo(this.#lastAddress, length);
+    for (const list of [this.#wanting, this.#inFlight, this.#views, this.#lastBlock] as (unknown[])[]) {
       for (let slot = list.length; slot < length; slot++) list.push(null);
     }
   }
@@ -216,7 +222,7 @@ export class RingSender {
       this.#seq[slot] = seq;
       this.#inFlight[slot] = source;
       this.#views[slot] = view;
-      const at = this.#addressOf(view) + range[0];
+      const at = this.#addressOf(slot, view) + range[0];
       const w = ring.entry();
       ring.prepare(w, IORING_OP_SEND, this.#host.fdOf(slot), range[1], MSG_NOSIGNAL, (slot | SEND_TAG) >>> 0, seq);
       ring.setAddress(w, at % 2 ** 32, Math.floor(at / 2 ** 32));
@@ -232,6 +238,7 @@ export class RingSender {
    */
   leave(slot: number): boolean {
     if (this.#wanting[slot] !== null) this.#wanting[slot] = null; // its list entry is skipped
+    this.#lastBlock[slot] = null; // the queue's block goes with the socket
     if (!this.inFlight(slot)) return this.#inFlight[slot] !== null;
     const w = this.#ring.entry();
     this.#ring.prepare(w, IORING_OP_ASYNC_CANCEL, -1, 0, 0, IGNORE, 0);
@@ -297,12 +304,17 @@ export class RingSender {
     return slots;
   }
 
-  #addressOf(bytes: Uint8Array): number {
+  #addressOf(slot: number, bytes: Uint8Array): number {
+    // A socket sends from the same block send after send: the slot remembers the last one (a
+    // WeakMap lookup was a twentieth of this backend's JavaScript per request).
+    if (this.#lastBlock[slot] === bytes) return this.#lastAddress[slot];
     let at = this.#addresses.get(bytes);
     if (at === undefined) {
       at = Number(koffi.address(bytes));
       this.#addresses.set(bytes, at);
     }
+    this.#lastBlock[slot] = bytes;
+    this.#lastAddress[slot] = at;
     return at;
   }
 
