@@ -233,8 +233,9 @@ export class ReceiveBuffers {
   #add(bid: number): void {
     const w = (this.#tail & (this.count - 1)) * ENTRY_WORDS;
     const address = this.#base + bid * this.size;
-    this.#ring32[w + (BUF.addr >> 2)] = address % 2 ** 32;
-    this.#ring32[w + (BUF.addr >> 2) + 1] = Math.floor(address / 2 ** 32);
+    const low = address >>> 0; // the low word (a double's % is a C call in V8)
+    this.#ring32[w + (BUF.addr >> 2)] = low;
+    this.#ring32[w + (BUF.addr >> 2) + 1] = (address - low) / 2 ** 32;
     this.#ring32[w + (BUF.len >> 2)] = this.size;
     this.#ring16[(w << 1) + (BUF.bid >> 1)] = bid;
     this.#tail = (this.#tail + 1) & 0xffff;

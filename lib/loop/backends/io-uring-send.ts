@@ -225,7 +225,8 @@ export class RingSender {
       const at = this.#addressOf(slot, view) + range[0];
       const w = ring.entry();
       ring.prepare(w, IORING_OP_SEND, this.#host.fdOf(slot), range[1], MSG_NOSIGNAL, (slot | SEND_TAG) >>> 0, seq);
-      ring.setAddress(w, at % 2 ** 32, Math.floor(at / 2 ** 32));
+      const low = at >>> 0; // the low word (a double's % is a C call in V8)
+      ring.setAddress(w, low, (at - low) / 2 ** 32);
       queued++;
     }
     list.clear();
