@@ -15,6 +15,8 @@ export {
   ifNameToIndex,
   getaddrinfoAsync,
   freeAddrInfo,
+  takeAddrInfo,
+  type AddrInfoEntry,
   SocketError,
   WOULD_BLOCK,
   IN_PROGRESS,

@@ -59,6 +59,9 @@ export const libc = Object.freeze({
   munmap: lib.func('int munmap(void *addr, size_t length)'),
   getaddrinfo: lib.func('int getaddrinfo(void *node, void *service, void *hints, void *res)'),
   freeaddrinfo: lib.func('void freeaddrinfo(void *res)'),
+  // Copies native memory into bytes of ours (an addrinfo list): its return value (dst) is not
+  // read, so it is declared void, and no pointer object is made for it.
+  memcpy: lib.func('void memcpy(void *dst, void *src, size_t n)'),
   gai_strerror: lib.func('const char *gai_strerror(int code)'),
   if_nametoindex: lib.func('unsigned int if_nametoindex(const char *name)'),
   // Zero-copy file sending (Socket#sendFile): offsets are off_t* / loff_t*, 64-bit on both ABIs.

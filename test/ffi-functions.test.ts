@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import koffi from 'koffi';
 import {
   AF_INET,
+  AF_INET6,
   AF_UNIX,
   AI_NUMERICHOST,
   AddrInfo,
@@ -342,12 +343,18 @@ test('epoll_create1, eventfd, epoll_ctl and epoll_wait deliver the registered to
   });
 });
 
-test('getaddrinfo resolves a numeric host into an addrinfo list; freeaddrinfo; gai_strerror', () => {
+/** getaddrinfo hints: a numeric host of `family`, stream sockets. */
+function numericHints(family: number): Uint8Array {
   const hints = new Uint8Array(SIZEOF.addrinfo);
   const hv = new DataView(hints.buffer);
   hv.setInt32(OFFSETOF.addrinfo.flags, AI_NUMERICHOST, HOST_LE);
-  hv.setInt32(OFFSETOF.addrinfo.family, AF_INET, HOST_LE);
+  hv.setInt32(OFFSETOF.addrinfo.family, family, HOST_LE);
   hv.setInt32(OFFSETOF.addrinfo.socktype, SOCK_STREAM, HOST_LE);
+  return hints;
+}
+
+test('getaddrinfo resolves a numeric host into an addrinfo list; freeaddrinfo; gai_strerror', () => {
+  const hints = numericHints(AF_INET);
   // C strings must carry their NUL; the result pointer comes back in an 8-byte out-buffer.
   const result = new BigUint64Array(1);
   assert.equal(libc.getaddrinfo(Buffer.from('127.0.0.1\0'), Buffer.from('8080\0'), hints, result), 0);
@@ -465,6 +472,31 @@ test('sendfile moves file bytes to a socket from an explicit offset; splice move
   });
 });
 
+test('memcpy copies native memory into our bytes; takeAddrInfo copies a getaddrinfo list out, in order, and frees it', () => {
+  const result = new BigUint64Array(1);
+  assert.equal(libc.getaddrinfo(Buffer.from('::1\0'), Buffer.from('8081\0'), numericHints(AF_INET6), result), 0);
+  const head = result[0]!;
+  // memcpy: the same bytes as koffi reads at that address.
+  const node = new Uint8Array(128);
+  libc.memcpy(node, head, SIZEOF.addrinfo);
+  const ai = koffi.decode(head, AddrInfo) as { ai_family: number; ai_addrlen: number; ai_addr: bigint; ai_next: bigint | null };
+  const nv = new DataView(node.buffer);
+  assert.equal(nv.getInt32(OFFSETOF.addrinfo.family, HOST_LE), ai.ai_family);
+  assert.equal(nv.getUint32(OFFSETOF.addrinfo.addrlen, HOST_LE), ai.ai_addrlen);
+  assert.equal(nv.getBigUint64(OFFSETOF.addrinfo.addr, HOST_LE), ai.ai_addr);
+  // takeAddrInfo: every entry of the list (one here), the sockaddr copied, the list freed.
+  const entries = sys.takeAddrInfo(new Uint8Array(result.buffer));
+  assert.equal(entries.length, 1);
+  assert.equal(entries[0]!.family, AF_INET6);
+  assert.equal(entries[0]!.length, SIZEOF.sockaddr_in6);
+  const sa = new DataView(entries[0]!.sockaddr.buffer);
+  assert.equal(sa.getUint16(OFFSETOF.sockaddr_in6.family, HOST_LE), AF_INET6);
+  assert.equal(sa.getUint16(OFFSETOF.sockaddr_in6.port, false), 8081);
+  assert.deepEqual([...entries[0]!.sockaddr.subarray(OFFSETOF.sockaddr_in6.addr, OFFSETOF.sockaddr_in6.addr + 16)], [...Array(15).fill(0), 1]);
+  // A null list: nothing, and nothing freed.
+  assert.deepEqual(sys.takeAddrInfo(new Uint8Array(8)), []);
+});
+
 test('the tests above call every function libc declares', () => {
   // Update this list together with a new test when ffi/libc.ts gains a function.
   const exercised = [
@@ -473,6 +505,7 @@ test('the tests above call every function libc declares', () => {
     'recvmsg', 'fcntl', 'open', 'pipe2', 'epoll_create1', 'epoll_ctl', 'epoll_wait', 'eventfd', 'poll',
     'getaddrinfo', 'freeaddrinfo', 'gai_strerror', 'if_nametoindex', 'socketpair', 'recvfrom', 'sendto',
     'recvmmsg', 'sendmmsg', 'sendfile', 'splice', 'io_uring_setup', 'io_uring_enter', 'io_uring_register', 'mmap', 'munmap',
+    'memcpy',
   ];
   assert.deepEqual(Object.keys(libc).sort(), exercised.sort());
 });

@@ -31,10 +31,9 @@
  * them in order (as `echo-client` does) learns of an unusable family at once (ENETUNREACH /
  * EADDRNOTAVAIL from connect, no timeout).
  */
-import koffi from 'koffi';
 import { AF_INET, AF_INET6, AF_UNSPEC, EAI_AGAIN, EAI_NAMES, EAI_NODATA, EAI_NONAME, EAI_SYSTEM, SOCK_STREAM } from '../../ffi/constants.ts';
-import { AddrInfo, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
-import { sys } from '../../ffi/syscall.ts';
+import { OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
+import { sys, type AddrInfoEntry } from '../../ffi/syscall.ts';
 import { inetAddress, isIP, type InetAddress } from './address.ts';
 import { decodeSockaddr } from './sockaddr.ts';
 import { abortError, checkInteger, invalidType, invalidValue } from './errors.ts';
@@ -235,20 +234,19 @@ function lookup(host: string, family: 0 | 4 | 6, port: number, signal: AbortSign
       const done = (err: unknown, eai: number): void => {
         // `block` is referenced here, so it lives until getaddrinfo has returned.
         lookups.finished();
-        const head = err == null && eai === 0 ? (block.readBigUInt64LE(RESULT_AT) as bigint) : 0n;
         let result: InetAddress[] | null = null;
         let failure: unknown = err == null ? null : new ResolveError(EAI_SYSTEM, host, err);
         try {
+          // Copied out and freed whether or not the lookup is still wanted.
+          const entries = err == null && eai === 0 ? sys.takeAddrInfo(block.subarray(RESULT_AT, RESULT_AT + 8)) : [];
           if (failure === null && eai !== 0) failure = new ResolveError(eai, host);
           else if (failure === null && !settled) {
-            result = decodeList(head, port);
+            result = decodeList(entries, port);
             // Only non-IP families came back (none should with these hints): the name has no address.
             if (result.length === 0) [result, failure] = [null, new ResolveError(EAI_NODATA, host)];
           }
         } catch (decodeErr) {
           failure = new ResolveError(EAI_SYSTEM, host, decodeErr);
-        } finally {
-          if (head !== 0n) sys.freeaddrinfo(head);
         }
         signal?.removeEventListener('abort', onAbort);
         if (settled) return; // aborted meanwhile: the result is dropped
@@ -280,26 +278,19 @@ function getaddrinfoAsync(block: Buffer, callback: (err: unknown, eai: number) =
   );
 }
 
-/** Copies the addresses of an addrinfo list (before it is freed), in order, without duplicates. */
-function decodeList(head: bigint, port: number): InetAddress[] {
+/** The IP addresses of a getaddrinfo answer, in order, without duplicates. */
+function decodeList(entries: readonly AddrInfoEntry[], port: number): InetAddress[] {
   const seen = new Set<string>();
   const out: InetAddress[] = [];
-  for (let p: bigint | null = head; p !== null && p !== 0n; ) {
-    const ai = koffi.decode(p, AddrInfo) as { ai_family: number; ai_addrlen: number; ai_addr: bigint | null; ai_next: bigint | null };
-    if ((ai.ai_family === AF_INET || ai.ai_family === AF_INET6) && ai.ai_addr !== null) {
-      // Copy into our own bytes: the view dies with freeaddrinfo.
-      const bytes = new Uint8Array(SIZEOF.sockaddr_storage);
-      const length = Math.min(ai.ai_addrlen, bytes.byteLength);
-      bytes.set(new Uint8Array(koffi.view(ai.ai_addr, length)));
-      const addr = decodeSockaddr(bytes, length) as InetAddress;
-      addr.port = port;
-      const key = `${addr.address}%${addr.scopeId ?? 0}`;
-      if (!seen.has(key)) {
-        seen.add(key);
-        out.push(addr);
-      }
+  for (const entry of entries) {
+    if (entry.family !== AF_INET && entry.family !== AF_INET6) continue;
+    const addr = decodeSockaddr(entry.sockaddr, entry.length) as InetAddress;
+    addr.port = port;
+    const key = `${addr.address}%${addr.scopeId ?? 0}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(addr);
     }
-    p = ai.ai_next;
   }
   return out;
 }
