@@ -328,6 +328,17 @@ export interface UringRunOptions {
   secs?: number;
 }
 
+/**
+ * What bench/c/eventfd_wake.c prints: how late the kernel signals a ring's registered eventfd
+ * (the fd an io_uring Reactor sleeps on), with DEFER_TASKRUN and on a plain ring; null without it.
+ */
+export function eventfdWake(built: Built): string | null {
+  const tool = built.optional.eventfd_wake;
+  if (tool === undefined) return null;
+  const r = spawnSync(tool, ['40'], { encoding: 'utf8', timeout: 30_000 });
+  return r.status === 0 || r.status === 3 ? r.stdout.trim() : `eventfd_wake failed: ${(r.stderr || r.error?.message || '').trim()}`;
+}
+
 export async function runIoUring(options: UringRunOptions): Promise<{ results: UringResult[]; tables: Table[]; checks: TargetCheck[]; skipped: string | null }> {
   const { built, log, progress } = options;
   const plan = uringPlan(options);
@@ -503,6 +514,9 @@ async function main(): Promise<void> {
   const r = await runIoUring({ ...opts, built, log, progress });
   if (r.skipped) log(`io_uring bench skipped: ${r.skipped}`);
   console.log(`m-socket io_uring bench (${opts.quick ? 'quick' : 'full'}) ${new Date().toISOString()}  node ${process.version}, ${machine.cores} cores, load at start ${loadavg}\n`);
+  // A Reactor sleeps on the ring's eventfd: a kernel that signals it late makes every wake-up late.
+  const wake = eventfdWake(built);
+  if (wake !== null) console.log(`eventfd wake-up after work arrives (bench/c/eventfd_wake.c):\n\n${wake.split('\n').map((l) => `    ${l}`).join('\n')}\n`);
   for (const t of [...r.tables, checksTable(r.checks)]) console.log(render(t, true) + '\n');
   console.log(`elapsed ${(Date.now() - started) / 1000} s`);
   if (opts.json !== null) {

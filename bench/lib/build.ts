@@ -17,7 +17,7 @@ export type CTool = (typeof C_TOOLS)[number];
  * <linux/io_uring.h> with provided buffer rings, Linux 5.19 headers) is left out with its reason,
  * and the other benches run as before.
  */
-export const OPTIONAL_C_TOOLS = ['uring_echo', 'paced'] as const;
+export const OPTIONAL_C_TOOLS = ['uring_echo', 'paced', 'eventfd_wake'] as const;
 export type OptionalCTool = (typeof OPTIONAL_C_TOOLS)[number];
 
 export interface Built {
