@@ -148,7 +148,7 @@ describe('io_uring completion-based receive', () => {
     // reading once the receive was back: both made readable events with nothing to read (found
     // from outside: 6-63 per run of this test, in 5 of 5 runs).
     it('a ring that runs dry reports no readable event with nothing to read (20 echo connections whose clients pause reading)', async () => {
-      const reactor = new Reactor({ backend: 'io_uring' });
+      const reactor = new Reactor({ backend: 'io_uring', _promptWake: false });
       const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
       let readable = 0;
       let empty = 0;
@@ -398,7 +398,7 @@ describe('io_uring completion-based receive', () => {
 
     it('on a Reactor: bytes the ring holds are reported again when reading resumes from a timer (no kernel event will come)', async () => {
       const pair = connectedPair();
-      const reactor = new Reactor({ backend: 'io_uring' });
+      const reactor = new Reactor({ backend: 'io_uring', _promptWake: false });
       try {
         let calls = 0;
         let got = '';
@@ -429,7 +429,7 @@ describe('io_uring completion-based receive', () => {
 
     it('on a Reactor: an echo of 2 MB through the ring, every byte back in order', async () => {
       const pair = connectedPair();
-      const reactor = new Reactor({ backend: 'io_uring' });
+      const reactor = new Reactor({ backend: 'io_uring', _promptWake: false });
       try {
         assert.equal(reactor.multiplexer.ringReceive, ringReceive);
         const data = pattern(2 * 1024 * 1024, 41);

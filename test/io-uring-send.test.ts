@@ -153,9 +153,9 @@ describe('io_uring completion-based send (ringSend)', () => {
     // This machine's kernel (Linux 6.18) has it; under qemu-user io_uring falls back to epoll.
     assert.equal(on.ringSend, EMULATOR === null && on.backend === 'io_uring');
     assert.equal(ringSend, on.ringSend);
-    using reactor = new Reactor({ backend: 'io_uring', ringSend: true });
+    using reactor = new Reactor({ backend: 'io_uring', _promptWake: false, ringSend: true });
     assert.equal(reactor.multiplexer.ringSend, ringSend);
-    using plainReactor = new Reactor({ backend: 'io_uring' });
+    using plainReactor = new Reactor({ backend: 'io_uring', _promptWake: false });
     assert.equal(plainReactor.multiplexer.ringSend, false);
     const closed = ringMux();
     closed.close();
@@ -163,7 +163,7 @@ describe('io_uring completion-based send (ringSend)', () => {
     for (const make of [
       () => new Multiplexer({ backend: 'io_uring', ringSend: 1 as unknown as boolean }),
       () => new Multiplexer({ ringSend: 'yes' as unknown as boolean }),
-      () => new Reactor({ backend: 'io_uring', ringSend: null as unknown as boolean }),
+      () => new Reactor({ backend: 'io_uring', _promptWake: false, ringSend: null as unknown as boolean }),
     ]) {
       assert.throws(make, (err: Error & { code?: string }) => {
         assert.equal(err.code, 'ERR_INVALID_ARG_TYPE');
@@ -706,7 +706,7 @@ describe('io_uring completion-based send (ringSend)', () => {
     it('on a Reactor: a connecting socket sends bytes and file ranges, resuming on writable; the peer read by a timer, the interest changed by another: everything arrives (an outside attacker\'s program, which stalled: a modify outside the turn took in a completion and cleared the eventfd)', { timeout: 30_000 }, async () => {
       const file = new Uint8Array(1 << 20).fill(67);
       const fileFd = fileOf(file);
-      const reactor = new Reactor({ backend: 'io_uring', ringSend: true });
+      const reactor = new Reactor({ backend: 'io_uring', _promptWake: false, ringSend: true });
       const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
       const client = Socket.connect({ host: '127.0.0.1', port: listener.port });
       let server: Socket | null = null;
@@ -962,7 +962,7 @@ describe('io_uring completion-based send (ringSend)', () => {
 
     it('on a Reactor: an echo server (accepted sockets pause reading while their queue is full) sends 4 MiB back through the ring', { timeout: 30_000 }, async () => {
       const pair = connectedPair();
-      const reactor = new Reactor({ backend: 'io_uring', ringSend: true });
+      const reactor = new Reactor({ backend: 'io_uring', _promptWake: false, ringSend: true });
       try {
         assert.equal(pair.server.pauseReadingWhenFull, true);
         const data = pattern(4 * MiB, 30);
@@ -1009,7 +1009,7 @@ describe('io_uring completion-based send (ringSend)', () => {
 
     it('on a Reactor: 6 MiB sent from the handlers as the drains are reported arrive intact, in order, then the end (no send(2))', { timeout: 30_000 }, async () => {
       const pair = connectedPair();
-      const reactor = new Reactor({ backend: 'io_uring', ringSend: true });
+      const reactor = new Reactor({ backend: 'io_uring', _promptWake: false, ringSend: true });
       try {
         assert.equal(reactor.multiplexer.ringSend, ringSend);
         const data = pattern(6 * MiB, 26);
@@ -1058,7 +1058,7 @@ describe('io_uring completion-based send (ringSend)', () => {
 
     it('on a Reactor: sends from a timer and from an async function are submitted by themselves, with nothing else waking the loop', { timeout: 15_000 }, async () => {
       const pair = connectedPair();
-      const reactor = new Reactor({ backend: 'io_uring', ringSend: true });
+      const reactor = new Reactor({ backend: 'io_uring', _promptWake: false, ringSend: true });
       const expected: Uint8Array[] = [];
       const got: Uint8Array[] = [];
       // The peer is read by a timer, outside any multiplexer: the reactor watches the client alone,
@@ -1114,7 +1114,7 @@ describe('io_uring completion-based send (ringSend)', () => {
     it('on a Reactor: a send submitted by the microtask is at the peer before any turn; the reactor closed before it took the completion in: the sockets learn it (a closing one finishes its close)', { timeout: 10_000 }, async () => {
       for (const closing of [false, true]) {
         const pair = connectedPair();
-        const reactor = new Reactor({ backend: 'io_uring', ringSend: true });
+        const reactor = new Reactor({ backend: 'io_uring', _promptWake: false, ringSend: true });
         const reader = new Multiplexer();
         try {
           reactor.add(pair.client, () => {});
@@ -1147,7 +1147,7 @@ describe('io_uring completion-based send (ringSend)', () => {
     it('pipeSockets over a ringSend Reactor: a proxy carries 4 MiB one way and 2 MiB the other, with backpressure, then both ends close', { timeout: 30_000 }, async () => {
       const front = connectedPair();
       const back = connectedPair();
-      const reactor = new Reactor({ backend: 'io_uring', ringSend: true });
+      const reactor = new Reactor({ backend: 'io_uring', _promptWake: false, ringSend: true });
       try {
         const pipe = pipeSockets(front.server, back.client, reactor);
         const up = pattern(4 * MiB, 33);
@@ -1193,7 +1193,7 @@ describe('io_uring completion-based send (ringSend)', () => {
 
     it('a Duplex (toStream) over a ringSend Reactor pipes 4 MiB and ends: the peer gets every byte, then the end', { timeout: 30_000 }, async () => {
       const pair = connectedPair();
-      const reactor = new Reactor({ backend: 'io_uring', ringSend: true });
+      const reactor = new Reactor({ backend: 'io_uring', _promptWake: false, ringSend: true });
       const client = toStream(pair.client, reactor);
       const server = toStream(pair.server, reactor);
       try {
@@ -1221,7 +1221,7 @@ describe('io_uring completion-based send (ringSend)', () => {
 
     it('closeGracefully on a ringSend Reactor resolves once the ring has sent the queue; the peer gets every byte, then the end', { timeout: 20_000 }, async () => {
       const pair = connectedPair({ sendQueueLimit: 16 * MiB });
-      const reactor = new Reactor({ backend: 'io_uring', ringSend: true });
+      const reactor = new Reactor({ backend: 'io_uring', _promptWake: false, ringSend: true });
       try {
         reactor.add(pair.client, () => {});
         const data = pattern(5 * MiB, 28);

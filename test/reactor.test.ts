@@ -89,7 +89,7 @@ for (const { label, backend, ringSend } of REACTOR_CONFIGS) describe(`Reactor ($
   /** The child fixture's backend argument: the name, `+send` for ringSend. */
   const childBackend = ringSend ? `${backend}+send` : backend;
   it('runs handlers from the event loop: 20 clients echo 256 KiB each', async () => {
-    const reactor = new Reactor({ backend, ringSend });
+    const reactor = new Reactor({ backend, ringSend, _promptWake: ringSend ? false : undefined });
     try {
       const payloads = Array.from({ length: 20 }, (_, i) => pattern(256 * 1024, i + 1));
       const got = await echoThrough(reactor, payloads);
@@ -101,7 +101,7 @@ for (const { label, backend, ringSend } of REACTOR_CONFIGS) describe(`Reactor ($
   });
 
   it('works with busy-poll on, and validates its options', async () => {
-    const reactor = new Reactor({ backend, ringSend, busyPollMs: 0.2, busyPollBudgetMs: 2 });
+    const reactor = new Reactor({ backend, ringSend, _promptWake: ringSend ? false : undefined, busyPollMs: 0.2, busyPollBudgetMs: 2 });
     try {
       const payloads = Array.from({ length: 4 }, (_, i) => pattern(64 * 1024, i + 7));
       const got = await echoThrough(reactor, payloads);
@@ -117,7 +117,7 @@ for (const { label, backend, ringSend } of REACTOR_CONFIGS) describe(`Reactor ($
   });
 
   it('checks handlers and refuses work once closed', () => {
-    const reactor = new Reactor({ backend, ringSend });
+    const reactor = new Reactor({ backend, ringSend, _promptWake: ringSend ? false : undefined });
     const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
     try {
       assert.throws(() => reactor.add(listener, 'not a function' as never), { code: 'ERR_INVALID_ARG_TYPE', message: /"handler"/ });
@@ -140,7 +140,7 @@ for (const { label, backend, ringSend } of REACTOR_CONFIGS) describe(`Reactor ($
   });
 
   it('a graceful close whose last sends meet a peer reset calls the handler once more, with the error', async () => {
-    const reactor = new Reactor({ backend, ringSend });
+    const reactor = new Reactor({ backend, ringSend, _promptWake: ringSend ? false : undefined });
     const pair = connectedPair();
     try {
       const errors: string[] = [];
@@ -166,7 +166,7 @@ for (const { label, backend, ringSend } of REACTOR_CONFIGS) describe(`Reactor ($
   });
 
   it('stops calling handlers after close() from inside a handler', async () => {
-    const reactor = new Reactor({ backend, ringSend });
+    const reactor = new Reactor({ backend, ringSend, _promptWake: ringSend ? false : undefined });
     const pairs = Array.from({ length: 3 }, () => connectedPair());
     try {
       for (const p of pairs) p.client.send(Buffer.from('data for everyone'));

@@ -105,4 +105,11 @@ export interface MultiplexerOptions {
    * when the drain is reported as writable. `multiplexer.ringSend` says whether it runs.
    */
   ringSend?: boolean | undefined;
+  /**
+   * @internal An io_uring ring whose eventfd the kernel signals at once: where it signals a
+   * DEFER_TASKRUN ring's late, the ring is a plain one (see IoUringBackend). A Reactor, which sleeps
+   * in libuv on that eventfd, asks for it unless told `false` (tests of the ring's paths on a
+   * Reactor, which wake late on such a kernel but run the same code).
+   */
+  _promptWake?: boolean | undefined;
 }

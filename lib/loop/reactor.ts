@@ -21,7 +21,9 @@ export interface ReactorOptions extends Omit<MultiplexerOptions, 'backend'> {
   /**
    * Kernel mechanism (default `'epoll'`): `'io_uring'` falls back to `'epoll'` where the kernel
    * refuses it (`reactor.multiplexer.backend` says which runs). `'poll'` has no fd for the event
-   * loop to watch.
+   * loop to watch. Where the kernel signals a DEFER_TASKRUN ring's eventfd late (Linux 6.18.44:
+   * about 16 ms per wake-up), an io_uring Reactor's ring is a plain one, without ring receive,
+   * send or accept (`reactor.multiplexer.ringReceive` and the others say false).
    */
   backend?: 'epoll' | 'io_uring' | undefined;
   /** Most `wait(0)` rounds per wakeup before yielding to other work on the loop (default 16). */
@@ -90,7 +92,7 @@ export class Reactor {
     const { maxEvents, receiveBufferSize, ringReceive, ringSend, ringAccept } = options;
     const backend = options.backend ?? 'epoll';
     if (backend !== 'epoll' && backend !== 'io_uring') throw invalidValue('options.backend', "must be 'epoll' or 'io_uring'", backend);
-    let multiplexer: Reactor['multiplexer'] = new Multiplexer({ maxEvents, receiveBufferSize, backend, ringReceive, ringSend, ringAccept });
+    let multiplexer: Reactor['multiplexer'] = new Multiplexer({ maxEvents, receiveBufferSize, backend, ringReceive, ringSend, ringAccept, _promptWake: options._promptWake !== false });
     let wakeFd: number;
     try {
       wakeFd = multiplexer._wakeFd();

@@ -15,6 +15,8 @@ export interface RingPaths {
   receive: boolean;
   send: boolean;
   accept: boolean;
+  /** An eventfd the kernel signals at once: true for a Reactor, false never to ask (IoUringBackend's `promptWake`). */
+  promptWake: boolean | undefined;
 }
 
 /**
@@ -22,7 +24,7 @@ export interface RingPaths {
  * the main thread only (a worker's terminate() would leak the connections its last wait
  * accepted: see MultiplexerOptions.ringAccept).
  */
-export function ringPathsOf(options: { ringReceive?: unknown; ringSend?: unknown; ringAccept?: unknown }): RingPaths {
+export function ringPathsOf(options: { ringReceive?: unknown; ringSend?: unknown; ringAccept?: unknown; _promptWake?: unknown }): RingPaths {
   for (const name of ['ringReceive', 'ringSend', 'ringAccept'] as const) {
     const value = options[name];
     if (value !== undefined && typeof value !== 'boolean') throw invalidType(`options.${name}`, 'of type boolean', value);
@@ -31,6 +33,7 @@ export function ringPathsOf(options: { ringReceive?: unknown; ringSend?: unknown
     receive: (options.ringReceive as boolean | undefined) ?? true,
     send: (options.ringSend as boolean | undefined) ?? false,
     accept: (options.ringAccept as boolean | undefined) ?? isMainThread,
+    promptWake: typeof options._promptWake === 'boolean' ? options._promptWake : undefined,
   };
 }
 
@@ -39,7 +42,7 @@ export function createBackend(name: unknown, maxEvents: number, ring: RingPaths)
   if (name === 'poll') return [new PollBackend(maxEvents), 'poll'];
   if (name === 'io_uring') {
     try {
-      return [new IoUringBackend(maxEvents, ring.receive, ring.send, ring.accept), 'io_uring'];
+      return [new IoUringBackend(maxEvents, ring.receive, ring.send, ring.accept, ring.promptWake), 'io_uring'];
     } catch (err) {
       // Refused or missing (ENOSYS, EPERM from io_uring_disabled or seccomp, EINVAL/ENOSYS from
       // an old kernel, ENOMEM from a memlock limit): epoll does the same job.

@@ -96,6 +96,8 @@ const WAIT_ARG_SIZE = 128;
 const FAST_SETUP = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL;
 const BASE_SETUP = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
 const SETUPS = [FAST_SETUP | BASE_SETUP | IORING_SETUP_NO_MMAP, FAST_SETUP | BASE_SETUP, BASE_SETUP];
+/** Without DEFER_TASKRUN (`deferred` false: a Reactor's ring where the kernel signals a deferred ring's eventfd late). */
+const PLAIN_SETUPS = [BASE_SETUP | IORING_SETUP_NO_MMAP, BASE_SETUP];
 const PAGE = 4096;
 const pageAligned = (n: number) => Math.ceil(n / PAGE) * PAGE;
 
@@ -132,13 +134,15 @@ export class Ring {
   readonly #waitArg = new Uint8Array(WAIT_ARG_SIZE);
   readonly #waitView = new DataView(this.#waitArg.buffer);
 
-  constructor(entries: number, cqEntries: number) {
+  /** `deferred` false: a plain ring, never DEFER_TASKRUN (see PLAIN_SETUPS). */
+  constructor(entries: number, cqEntries: number, deferred = true) {
     const params = new Uint8Array(SIZEOF.io_uring_params);
     const view = new DataView(params.buffer);
+    const setups = deferred ? SETUPS : PLAIN_SETUPS;
     let fd = -1;
     let flags = 0;
     for (let attempt = 0; ; attempt++) {
-      flags = SETUPS[attempt];
+      flags = setups[attempt];
       params.fill(0);
       view.setUint32(PARAMS.flags, flags, true);
       view.setUint32(PARAMS.cq_entries, cqEntries, true);

@@ -32,11 +32,22 @@
  * accept (the backend asks `canSleep` at its making), and listeners accept by accept4 (found
  * from outside: every blocking wait threw EPERM from the registration).
  */
-import { EFD_CLOEXEC, EFD_NONBLOCK, IORING_ENTER_GETEVENTS, IORING_REGISTER_EVENTFD, POLLIN } from '../../../ffi/constants.ts';
+import {
+  EFD_CLOEXEC,
+  EFD_NONBLOCK,
+  IORING_ENTER_GETEVENTS,
+  IORING_OP_POLL_ADD,
+  IORING_REGISTER_EVENTFD,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  POLLIN,
+} from '../../../ffi/constants.ts';
 import { closeFd, sys } from '../../../ffi/syscall.ts';
 import { closeAtTeardown, keepAtTeardown } from '../../../ffi/teardown.ts';
 import type { Ring } from './io-uring-ring.ts';
 
+/** user_data of the probe's poll (`signalsAtOnce`): the backend's absorb skips it. */
+const IGNORED = 0xffffffff;
 /** Most turns of `settle` before it hands back to the event loop (with the eventfd signalled). */
 const SETTLE_ROUNDS = 16;
 
@@ -117,6 +128,56 @@ export class RingWakeup {
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * Whether the kernel signals the registered eventfd at once when task work arrives, as the
+   * wake-up protocol assumes; false where it signals late, or where the eventfd cannot be
+   * registered. Linux 6.18.44 signals it about 16 ms late on a DEFER_TASKRUN ring (a plain ring's,
+   * when completions are posted, at once): every wake-up of a Reactor asleep on it came that
+   * late (62 requests/s at one connection; bench/c/eventfd_wake.c, bench/RESULTS.md).
+   *
+   * The probe: a one-shot poll on a pipe of ours, submitted, then a byte written to the pipe. The
+   * poll's wake-up queues task work inside that write(2), and a kernel that signals at once has
+   * done so before write(2) returns: poll(2) with no timeout sees the eventfd readable. Then the
+   * poll's completion is posted (an ignored user_data) and the eventfd read empty.
+   */
+  signalsAtOnce(): boolean {
+    let efd: number;
+    try {
+      efd = this.#registered();
+    } catch {
+      return false;
+    }
+    const ends = new Int32Array(2);
+    try {
+      sys.pipe2(ends, O_NONBLOCK | O_CLOEXEC);
+    } catch {
+      return false; // no fd left: the Reactor's ring stays as it is
+    }
+    closeAtTeardown(ends[0]);
+    closeAtTeardown(ends[1]);
+    try {
+      const ring = this.#ring;
+      const w = ring.entry();
+      ring.prepare(w, IORING_OP_POLL_ADD, ends[0], 0, POLLIN, IGNORED, 0);
+      ring.enter(0, 0);
+      sys.read(efd, this.#counter, 8);
+      sys.write(ends[1], this.#one, 1);
+      const probe = new Uint8Array(8);
+      const view = new DataView(probe.buffer);
+      view.setInt32(0, efd, true);
+      view.setInt16(4, POLLIN, true);
+      const atOnce = sys.poll(probe, 1, 0) > 0;
+      ring.enter(0, IORING_ENTER_GETEVENTS); // posts the poll's completion (absorb skips it)
+      sys.read(efd, this.#counter, 8);
+      return atOnce;
+    } finally {
+      for (const fd of ends) {
+        keepAtTeardown(fd);
+        closeFd(fd);
+      }
     }
   }
 

@@ -33,7 +33,7 @@ import { EVENTFDS, RingEventfds } from './io-uring-eventfds.ts';
 import { NO_NOTE, RingPoller } from './io-uring-poll.ts';
 import { RECV_TAG, RingReceiver, type ReceiverHost } from './io-uring-receive.ts';
 import { RingSender, SEND_TAG, type SenderHost } from './io-uring-send.ts';
-import { RingWakeup } from './io-uring-wake.ts';
+import { RingWakeup, type WakeHost } from './io-uring-wake.ts';
 import { ReadyList } from './ready-list.ts';
 import { Ring } from './io-uring-ring.ts';
 import { grownTo } from './slot-arrays.ts';
@@ -47,6 +47,20 @@ const SQ_ENTRIES = 256;
 const CQ_ENTRIES = 4096;
 const INITIAL_CAPACITY = 16;
 const EMPTY = new Uint8Array(0);
+
+/** A ring (`deferred`: DEFER_TASKRUN where the kernel has it), checked to take io_uring_enter. */
+function openRing(deferred: boolean): Ring {
+  const ring = new Ring(SQ_ENTRIES, CQ_ENTRIES, deferred);
+  try {
+    // A seccomp profile may allow io_uring_setup and refuse io_uring_enter (EPERM): find out
+    // now, so that the multiplexer runs epoll instead of failing at its first add.
+    ring.enter(0, 0);
+  } catch (err) {
+    ring.close();
+    throw err;
+  }
+  return ring;
+}
 
 export class IoUringBackend extends ReadyList implements Backend {
   /** No fd to watch from another loop: the ring fd is never woken under DEFER_TASKRUN (use `wakeFd`). */
@@ -72,32 +86,56 @@ export class IoUringBackend extends ReadyList implements Backend {
   #pendingBits = new Uint8Array(INITIAL_CAPACITY);
   readonly #pendingList = new SlotList();
 
-  constructor(maxEvents: number, ringReceive = true, ringSend = false, ringAccept = true) {
+  /**
+   * `promptWake`: a Reactor's multiplexer, which sleeps in libuv on the ring's eventfd.
+   * Where the kernel signals a DEFER_TASKRUN ring's eventfd late (RingWakeup.signalsAtOnce:
+   * Linux 6.18.44, about 16 ms per wake-up), its ring is a plain one instead, whose eventfd the
+   * kernel signals as it posts completions: readiness by polls only, since receiving, sending
+   * and accepting by the ring need DEFER_TASKRUN (`receives`, `sends`, `accepts` say false).
+   * In a worker, a ring that would accept sleeps in poll(2) on that eventfd: there too, a late
+   * signal turns the ring's accept off. `promptWake` false: neither is asked (tests of those
+   * paths, which then wake late on such a kernel).
+   */
+  constructor(maxEvents: number, ringReceive = true, ringSend = false, ringAccept = true, promptWake?: boolean) {
     super(maxEvents);
     this.#maxEvents = maxEvents;
-    this.#ring = new Ring(SQ_ENTRIES, CQ_ENTRIES);
-    try {
-      // A seccomp profile may allow io_uring_setup and refuse io_uring_enter (EPERM): find out
-      // now, so that the multiplexer runs epoll instead of failing at its first add.
-      this.#ring.enter(0, 0);
-    } catch (err) {
-      this.#ring.close();
-      throw err;
-    }
-    // The hosts ask the poller and the wake-up only once slots are added: the poller is made
-    // after the receiver and the acceptor, which it asks what they take off its polls.
-    const host = this.#host();
-    this.#wakeup = new RingWakeup(this.#ring, {
+    const wakeHost: WakeHost = {
       rearm: () => this.#rearm(),
       absorb: () => this.#absorb(),
       reportable: () => this.#reportable(),
       sendsListed: () => this.#sender?.listed === true,
       endTurn: () => this.#sender?.endTurn(),
-    });
+    };
+    let ring = openRing(true);
+    let wakeup = new RingWakeup(ring, wakeHost);
+    if (promptWake === true && ring.deferTaskrun) {
+      let atOnce: boolean;
+      try {
+        atOnce = wakeup.signalsAtOnce();
+      } catch (err) {
+        wakeup.close();
+        ring.close();
+        throw err;
+      }
+      if (!atOnce) {
+        wakeup.close();
+        ring.close();
+        ring = openRing(false);
+        wakeup = new RingWakeup(ring, wakeHost);
+      }
+    }
+    this.#ring = ring;
+    this.#wakeup = wakeup;
+    // The hosts ask the poller and the wake-up only once slots are added: the poller is made
+    // after the receiver and the acceptor, which it asks what they take off its polls.
+    const host = this.#host();
     this.#receiver = ringReceive && this.#ring.deferTaskrun ? RingReceiver.open(this.#ring, host, INITIAL_CAPACITY) : null;
     // A worker's ring that accepts sleeps in poll(2) on the registered eventfd (`#sleepsOutside`):
     // where the ring refuses that eventfd, it does not accept (listeners use accept4).
-    const accepts = ringAccept && this.#ring.deferTaskrun && (!closesAtTeardown || this.#wakeup.canSleep());
+    // A poll(2) sleep on an eventfd the kernel signals late would wake late: no ring accept then.
+    // (`promptWake` false: accepts all the same, for tests of that path whatever the kernel.)
+    const sleeps = (): boolean => (promptWake === false ? this.#wakeup.canSleep() : this.#wakeup.signalsAtOnce());
+    const accepts = ringAccept && this.#ring.deferTaskrun && (!closesAtTeardown || sleeps());
     this.#acceptor = accepts ? new RingAcceptor(this.#ring, host, INITIAL_CAPACITY) : null;
     this.#eventfds = new RingEventfds(this.#ring, (slot, bits) => this.#note(slot, bits), INITIAL_CAPACITY);
     this.#poller = new RingPoller(this.#ring, [this.#receiver, this.#acceptor, this.#eventfds], INITIAL_CAPACITY);
