@@ -942,3 +942,31 @@ describe('closed datagram sockets', () => {
   });
 
 });
+
+// Found from outside: with lengths read as `length`, V8's optimised code, once it had seen views of
+// a resizable ArrayBuffer, read a stale length for a detached view, which passed the check and
+// went out as an empty datagram (it was refused with --no-opt).
+it('a detached view is refused even after thousands of sends of views of a resizable buffer (once V8 has optimised the send)', () => {
+  const rx = DatagramSocket.bind({ host: '127.0.0.1', port: 0 });
+  const tx = DatagramSocket.create({ family: 'IPv4' });
+  const sink = new Uint8Array(2048);
+  try {
+    const destination = { host: '127.0.0.1', port: rx.port };
+    // Resizable ArrayBuffers are ES2024 (Node 20 has them); this project's lib setting is ES2023.
+    const resizable = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void })(10, { maxByteLength: 1000 });
+    const view = new Uint8Array(resizable);
+    for (let i = 0; i < 3000; i++) {
+      resizable.resize(1 + (i % 900));
+      tx.sendTo(view, destination);
+      if (i % 50 === 0) while (rx.receiveFrom(sink) !== null);
+    }
+    while (rx.receiveFrom(sink) !== null);
+    const detached = new Uint8Array(4);
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    assert.throws(() => tx.sendTo(detached, destination), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.equal(rx.receiveFrom(sink), null, 'nothing was sent');
+  } finally {
+    tx.close();
+    rx.close();
+  }
+});

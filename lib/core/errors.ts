@@ -87,9 +87,13 @@ function isDetached(buffer: ArrayBufferLike): boolean {
  * SharedArrayBuffer, which koffi passes zero-copy like any other. Hot path: one `instanceof`;
  * only an empty view is examined further, since a detached buffer looks empty.
  */
+// byteLength, never length, wherever a size goes to the kernel or a detached view is looked for:
+// V8 11.3 (Node 20) inlines a typed array's length in optimised code, and for a view of a
+// resizable buffer that length went stale (found from outside: after 3000 sends of such views a
+// detached one passed this check and went out as an empty datagram; --no-opt refused it).
 export function checkBytes(name: string, value: unknown): Uint8Array {
   if (!(value instanceof Uint8Array)) throw invalidType(name, 'an instance of Uint8Array or Buffer', value);
-  if (value.length === 0 && isDetached(value.buffer)) throw invalidValue(name, 'is a view of a detached ArrayBuffer');
+  if (value.byteLength === 0 && isDetached(value.buffer)) throw invalidValue(name, 'is a view of a detached ArrayBuffer');
   return value;
 }
 

@@ -80,7 +80,7 @@ export interface DatagramRights {
  */
 export function sendWithRights(fd: number, data: Uint8Array, fds: readonly number[], datagram: DatagramRights | null = null): number {
   // A stream sends the rest by plain send; a datagram goes whole or not at all.
-  const dataLength = datagram === null ? Math.min(data.length, MAX_BYTES_WITH_FDS) : data.length;
+  const dataLength = datagram === null ? Math.min(data.byteLength, MAX_BYTES_WITH_FDS) : data.byteLength;
   const nameLength = datagram?.name == null ? 0 : datagram.nameLength;
   const { block, view, dataAt, nameAt } = messageBlock(cmsgSpace(4 * fds.length), dataLength, nameLength);
   if (nameLength > 0) block.set(datagram!.name!.subarray(0, nameLength), nameAt);
@@ -115,15 +115,15 @@ export interface RightsReceived {
  * are close-on-exec. Never hands back more than `maxFds` fds (see control-messages.ts).
  */
 export function receiveWithRights(fd: number, into: Uint8Array, maxFds: number, from: { name: Uint8Array; nameLength: Uint32Array } | null = null): RightsReceived {
-  const { block, view, dataAt, nameAt } = messageBlock(controlRoom(maxFds), into.length, from === null ? 0 : from.name.length);
+  const { block, view, dataAt, nameAt } = messageBlock(controlRoom(maxFds), into.byteLength, from === null ? 0 : from.name.byteLength);
   // A datagram: MSG_TRUNC makes the count its real size, so a cut one is known as such.
   const count = sys.recvmsg(fd, block, from === null ? MSG_CMSG_CLOEXEC : MSG_CMSG_CLOEXEC | MSG_TRUNC);
   if (count === WOULD_BLOCK) return { count, fds: [], credentials: null, pidfd: -1, truncated: false };
-  into.set(block.subarray(dataAt, dataAt + Math.min(count, into.length)));
+  into.set(block.subarray(dataAt, dataAt + Math.min(count, into.byteLength)));
   if (from !== null) {
     const nameLength = view.getUint32(MSG.namelen, true);
     from.nameLength[0] = nameLength;
-    from.name.set(block.subarray(nameAt, nameAt + Math.min(nameLength, from.name.length)));
+    from.name.set(block.subarray(nameAt, nameAt + Math.min(nameLength, from.name.byteLength)));
   }
   const received = Number(view.getBigUint64(MSG.controllen, true));
   const ctrunc = (view.getInt32(MSG.flags, true) & MSG_CTRUNC) !== 0;

@@ -178,9 +178,9 @@ export class DatagramBatch {
   set(i: number, data: Uint8Array): void {
     const slot = this.#index(i);
     checkBytes('data', data);
-    if (data.length > this.datagramSize) throw outOfRange('data.byteLength', `at most the batch's datagramSize (${this.datagramSize})`, data.length);
+    if (data.byteLength > this.datagramSize) throw outOfRange('data.byteLength', `at most the batch's datagramSize (${this.datagramSize})`, data.byteLength);
     this.#slots[slot].set(data);
-    this.#lengths[slot] = data.length;
+    this.#lengths[slot] = data.byteLength;
   }
 
   /**

@@ -51,7 +51,7 @@ export class DatagramQueue {
   shift(): void {
     const entry = this.#entries[this.#head];
     this.#entries[this.#head++] = undefined as never;
-    this.#bytes -= entry.bytes.length;
+    this.#bytes -= entry.bytes.byteLength;
     if (this.#head === this.#entries.length) {
       this.#entries = [];
       this.#head = 0;

@@ -59,7 +59,7 @@ export class DatagramReceiver {
       receipt._nameLength[0] = SIZEOF.sockaddr_storage;
       let n: number;
       try {
-        n = sys.recvfrom(fd, into, into.length, MSG_TRUNC, receipt._name, receipt._nameLength);
+        n = sys.recvfrom(fd, into, into.byteLength, MSG_TRUNC, receipt._name, receipt._nameLength);
       } catch (err) {
         if (!isDeliveryError(err)) throw err;
         this.#host.report(this.#socket, err);
@@ -111,7 +111,7 @@ export class DatagramReceiver {
       return null;
     }
     if (received.count === WOULD_BLOCK) return null;
-    const length = Math.min(received.count, into.length);
+    const length = Math.min(received.count, into.byteLength);
     if (received.truncated) throw new FdsTruncatedError(into.subarray(0, length), maxFds, received.credentials);
     if (received.count === 0 && this.#host.seqpacket(this.#socket) && received.fds.length === 0) {
       this.#end();
@@ -123,7 +123,7 @@ export class DatagramReceiver {
     return {
       bytes: into.subarray(0, length),
       size: received.count,
-      truncated: received.count > into.length,
+      truncated: received.count > into.byteLength,
       address: receipt.address,
       fds: received.fds.map((n) => new OwnedFd(INTERNAL, n)),
       credentials: received.credentials,

@@ -239,8 +239,8 @@ export class DatagramSender {
           head.fds !== null
             ? sendWithRights(fd, head.bytes, head.fds, { name: head.address, nameLength: head.addressLength })
             : head.address === null
-              ? sys.send(fd, head.bytes, head.bytes.length, MSG_NOSIGNAL)
-              : sys.sendto(fd, head.bytes, head.bytes.length, MSG_NOSIGNAL, head.address, head.addressLength);
+              ? sys.send(fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL)
+              : sys.sendto(fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL, head.address, head.addressLength);
       } catch (err) {
         if (head.fds !== null) closeAll(head.fds);
         // Nothing the kernel says about one queued datagram may stop the others or escape wait().
@@ -331,7 +331,7 @@ export class DatagramSender {
       const part = data.subarray(at, Math.min(n, at + size));
       let r: number;
       try {
-        r = address === null ? sys.send(fd, part, part.length, MSG_NOSIGNAL) : sys.sendto(fd, part, part.length, MSG_NOSIGNAL, address, addressLength);
+        r = address === null ? sys.send(fd, part, part.byteLength, MSG_NOSIGNAL) : sys.sendto(fd, part, part.byteLength, MSG_NOSIGNAL, address, addressLength);
       } catch (err) {
         if (at > 0 && isDeliveryError(err)) {
           this.#host.report(this.#socket, err); // some went: report the refusal of the rest like a queue drop
@@ -359,7 +359,7 @@ export class DatagramSender {
   #enqueueWhole(part: Uint8Array, address: Uint8Array | null, addressLength: number, fds: number[] | null = null): void {
     const queue = (this.#queue ??= new DatagramQueue());
     const wasEmpty = queue.count === 0;
-    queue.push(part, part.length, address, addressLength, fds);
+    queue.push(part, part.byteLength, address, addressLength, fds);
     if (wasEmpty) this.#socket._watcher?._update(this.#socket);
   }
 }

@@ -667,8 +667,8 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
 
 function lengthOf(data: Uint8Array, length: number | undefined): number {
   checkBytes('data', data);
-  if (length === undefined) return data.length;
-  if (!(Number.isInteger(length) && length >= 0 && length <= data.length)) {
+  if (length === undefined) return data.byteLength;
+  if (!(Number.isInteger(length) && length >= 0 && length <= data.byteLength)) {
     if (typeof length !== 'number') throw invalidType('length', 'of type number', length);
     throw outOfRange('length', `an integer from 0 to data.byteLength (${data.byteLength})`, length);
   }

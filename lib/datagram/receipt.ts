@@ -45,7 +45,7 @@ export class DatagramReceipt {
   _received(into: Uint8Array, size: number): void {
     this.#into = into;
     this.size = size;
-    this.length = Math.min(size, into.length);
+    this.length = Math.min(size, into.byteLength);
     this.#address = null;
   }
 }

@@ -61,7 +61,7 @@ export class SocketReceiver {
     const held = this.#receiveHeld(into);
     if (held !== HELD_NONE) return held;
     try {
-      return this.#afterReceive(sys.recv(fd, into, into.length, 0));
+      return this.#afterReceive(sys.recv(fd, into, into.byteLength, 0));
     } catch (err) {
       return this.#receiveFailed(err);
     }
@@ -121,13 +121,13 @@ export class SocketReceiver {
 
   /** See Watchable._adoptReceived. */
   adopt(bytes: Uint8Array | null, errno: number): void {
-    if (bytes !== null && bytes.length > 0) {
+    if (bytes !== null && bytes.byteLength > 0) {
       const rest = this.#held === null ? null : this.#held.subarray(this.#heldAt);
-      if (rest === null || rest.length === 0) this.#held = bytes;
+      if (rest === null || rest.byteLength === 0) this.#held = bytes;
       else {
-        const joined = new Uint8Array(rest.length + bytes.length);
+        const joined = new Uint8Array(rest.byteLength + bytes.byteLength);
         joined.set(rest);
-        joined.set(bytes, rest.length);
+        joined.set(bytes, rest.byteLength);
         this.#held = joined;
       }
       this.#heldAt = 0;
@@ -162,7 +162,7 @@ export class SocketReceiver {
       if (held !== HELD_NONE) return; // none now (the next event brings more), or the end (reading ended)
       let n: number;
       try {
-        n = sys.recv(socket.fd, buffer, buffer.length, 0);
+        n = sys.recv(socket.fd, buffer, buffer.byteLength, 0);
       } catch {
         this.ended = true; // reset: nothing more to drop; the flush will meet it too
         return;
@@ -183,10 +183,10 @@ export class SocketReceiver {
   #receiveHeld(into: Uint8Array): number {
     const held = this.#held;
     if (held !== null) {
-      const n = Math.min(into.length, held.length - this.#heldAt);
+      const n = Math.min(into.byteLength, held.byteLength - this.#heldAt);
       into.set(held.subarray(this.#heldAt, this.#heldAt + n));
       this.#heldAt += n;
-      if (this.#heldAt === held.length) this.#held = null;
+      if (this.#heldAt === held.byteLength) this.#held = null;
       return n;
     }
     if (this.#heldErrno !== 0) {

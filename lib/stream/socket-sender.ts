@@ -131,7 +131,7 @@ export class SocketSender {
     }
     // Behind queued bytes, still connecting, the kernel took nothing, or a ring sends at the end
     // of the turn: all of it waits, the fds as duplicates (the caller may close its own at once).
-    this.#enqueue(length === data.length ? data : data.subarray(0, length), fds === null ? undefined : duplicateFds(fds), ring);
+    this.#enqueue(length === data.byteLength ? data : data.subarray(0, length), fds === null ? undefined : duplicateFds(fds), ring);
     if (ring) this.#ringQueued();
     return 'queued';
   }
@@ -364,7 +364,7 @@ export class SocketSender {
         const fds = queue.headFds();
         let n: number;
         try {
-          n = fds === null ? sys.send(socket.fd, head, head.length, MSG_NOSIGNAL) : sendWithRights(socket.fd, head, fds);
+          n = fds === null ? sys.send(socket.fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(socket.fd, head, fds);
         } catch (err) {
           // Any failure here, a lost connection or not (ENOBUFS, ENOMEM, ETOOMANYREFS for the fds,
           // EMSGSIZE...), ends the stream: the bytes behind the head cannot go without it, so

@@ -292,7 +292,7 @@ export class Socket extends Watchable {
   receiveInto(into: Uint8Array): number {
     const fd = this.#open('receive');
     checkBytes('into', into);
-    if (into.length === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
+    if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
     return this.#receiver.receiveInto(fd, into);
   }
 
@@ -344,8 +344,8 @@ export class Socket extends Watchable {
     const fd = this.#open('send');
     checkBytes('data', data);
     // `length` saves the view an echo would otherwise make (`buffer.subarray(0, n)`) per message.
-    if (length === undefined) length = data.length;
-    else if (!(Number.isInteger(length) && length >= 0 && length <= data.length)) {
+    if (length === undefined) length = data.byteLength;
+    else if (!(Number.isInteger(length) && length >= 0 && length <= data.byteLength)) {
       if (typeof length !== 'number') throw invalidType('length', 'of type number', length);
       throw outOfRange('length', `an integer from 0 to data.byteLength (${data.byteLength})`, length);
     }
@@ -364,8 +364,8 @@ export class Socket extends Watchable {
   sendWithFds(data: Uint8Array, fds: readonly FdLike[]): SendStatus {
     const fd = this.#unixOnly('sendWithFds');
     checkBytes('data', data);
-    if (data.length === 0) throw outOfRange('data.byteLength', 'at least 1 (fds travel with a byte)', 0);
-    return this.#sender.transmit('sendWithFds', fd, data, data.length, fdNumbers(fds));
+    if (data.byteLength === 0) throw outOfRange('data.byteLength', 'at least 1 (fds travel with a byte)', 0);
+    return this.#sender.transmit('sendWithFds', fd, data, data.byteLength, fdNumbers(fds));
   }
 
   /**
@@ -414,7 +414,7 @@ export class Socket extends Watchable {
   receiveWithFds(into: Uint8Array, options: { maxFds?: number | undefined } = {}): ReceiveWithFdsResult {
     const fd = this.#unixOnly('receiveWithFds');
     checkBytes('into', into);
-    if (into.length === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
+    if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
     return this.#receiver.receiveWithFds(fd, into, maxFds, Socket.#adopters);

@@ -180,7 +180,7 @@ export class RingReceiver {
         buffers.returnLent(); // a receive() without a buffer: the last one's view ends here
         this.view = spill.subarray(0, buffers.take(slot, spill));
       }
-      return this.view.length;
+      return this.view.byteLength;
     }
     const end = this.#end[slot];
     if (end !== NO_END) return end === 0 ? HELD_END : HELD_ERROR;
