@@ -3,7 +3,9 @@
  * is reported the way Node reports it: TypeError / RangeError with `code` ERR_INVALID_ARG_TYPE,
  * ERR_OUT_OF_RANGE or ERR_INVALID_ARG_VALUE, and a message that names the argument.
  */
+import { types } from 'node:util';
 import { SocketError } from '../../ffi/syscall.ts';
+import { bufferOf, byteLengthOf, isUint8Array } from './bytes.ts';
 
 export { SocketError };
 
@@ -38,6 +40,9 @@ function describe(value: unknown): string {
   if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value)}`;
   if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return `${typeof value} ${String(value)}`;
   if (typeof value === 'function') return `a function`;
+  // Neither passes for a typed array, and naming their constructor would read as if it had.
+  if (types.isProxy(value)) return 'a Proxy';
+  if (value instanceof Uint8Array && !isUint8Array(value)) return 'an object that inherits from Uint8Array.prototype but is no typed array';
   const ctor = (value as object).constructor?.name;
   return ctor ? `an instance of ${ctor}` : typeof value;
 }
@@ -84,16 +89,19 @@ function isDetached(buffer: ArrayBufferLike): boolean {
 
 /**
  * A byte buffer the library may hand to libc: any Uint8Array (Buffer included), also over a
- * SharedArrayBuffer, which koffi passes zero-copy like any other. Hot path: one `instanceof`;
- * only an empty view is examined further, since a detached buffer looks empty.
+ * SharedArrayBuffer, which koffi passes zero-copy like any other. Its type and size are read
+ * through the intrinsic getters (lib/core/bytes.ts), so a view whose properties lie, a Proxy
+ * of a view or an object that only inherits from Uint8Array.prototype is told apart here, and
+ * callers size what they pass to libc by `byteLengthOf`, never by the object's own word.
+ * Hot path: one tag read; only an empty view is examined further, since a detached buffer looks empty.
  */
 // byteLength, never length, wherever a size goes to the kernel or a detached view is looked for:
 // V8 11.3 (Node 20) inlines a typed array's length in optimised code, and for a view of a
 // resizable buffer that length went stale (found from outside: after 3000 sends of such views a
 // detached one passed this check and went out as an empty datagram; --no-opt refused it).
 export function checkBytes(name: string, value: unknown): Uint8Array {
-  if (!(value instanceof Uint8Array)) throw invalidType(name, 'an instance of Uint8Array or Buffer', value);
-  if (value.byteLength === 0 && isDetached(value.buffer)) throw invalidValue(name, 'is a view of a detached ArrayBuffer');
+  if (!isUint8Array(value)) throw invalidType(name, 'an instance of Uint8Array or Buffer', value);
+  if (byteLengthOf(value) === 0 && isDetached(bufferOf(value))) throw invalidValue(name, 'is a view of a detached ArrayBuffer');
   return value;
 }
 

@@ -14,6 +14,7 @@ import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../../ffi/layou
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { checkInteger, invalidType, outOfRange, SocketClosedError } from './errors.ts';
 import { controlRoom, parseControl } from './control-messages.ts';
+import { byteLengthOf, copyBytes, partOf } from './bytes.ts';
 
 /**
  * A process at the other end of a Unix socket: as the kernel recorded it at connect time
@@ -80,11 +81,12 @@ export interface DatagramRights {
  */
 export function sendWithRights(fd: number, data: Uint8Array, fds: readonly number[], datagram: DatagramRights | null = null): number {
   // A stream sends the rest by plain send; a datagram goes whole or not at all.
-  const dataLength = datagram === null ? Math.min(data.byteLength, MAX_BYTES_WITH_FDS) : data.byteLength;
+  const size = byteLengthOf(data);
+  const dataLength = datagram === null ? Math.min(size, MAX_BYTES_WITH_FDS) : size;
   const nameLength = datagram?.name == null ? 0 : datagram.nameLength;
   const { block, view, dataAt, nameAt } = messageBlock(cmsgSpace(4 * fds.length), dataLength, nameLength);
   if (nameLength > 0) block.set(datagram!.name!.subarray(0, nameLength), nameAt);
-  block.set(data.subarray(0, dataLength), dataAt);
+  block.set(partOf(data, 0, dataLength), dataAt);
   view.setBigUint64(CONTROL_AT + CMSG.len, BigInt(cmsgLen(4 * fds.length)), true);
   view.setInt32(CONTROL_AT + CMSG.level, SOL_SOCKET, true);
   view.setInt32(CONTROL_AT + CMSG.type, SCM_RIGHTS, true);
@@ -115,11 +117,11 @@ export interface RightsReceived {
  * are close-on-exec. Never hands back more than `maxFds` fds (see control-messages.ts).
  */
 export function receiveWithRights(fd: number, into: Uint8Array, maxFds: number, from: { name: Uint8Array; nameLength: Uint32Array } | null = null): RightsReceived {
-  const { block, view, dataAt, nameAt } = messageBlock(controlRoom(maxFds), into.byteLength, from === null ? 0 : from.name.byteLength);
+  const { block, view, dataAt, nameAt } = messageBlock(controlRoom(maxFds), byteLengthOf(into), from === null ? 0 : from.name.byteLength);
   // A datagram: MSG_TRUNC makes the count its real size, so a cut one is known as such.
   const count = sys.recvmsg(fd, block, from === null ? MSG_CMSG_CLOEXEC : MSG_CMSG_CLOEXEC | MSG_TRUNC);
   if (count === WOULD_BLOCK) return { count, fds: [], credentials: null, pidfd: -1, truncated: false };
-  into.set(block.subarray(dataAt, dataAt + Math.min(count, into.byteLength)));
+  copyBytes(into, block.subarray(dataAt, dataAt + Math.min(count, byteLengthOf(into))));
   if (from !== null) {
     const nameLength = view.getUint32(MSG.namelen, true);
     from.nameLength[0] = nameLength;

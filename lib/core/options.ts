@@ -22,6 +22,7 @@ import {
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { SocketError, sys } from '../../ffi/syscall.ts';
 import { checkBytes, checkInteger, invalidType, invalidValue } from './errors.ts';
+import { byteLengthOf, isUint8Array } from './bytes.ts';
 
 /** The options `setOption` / `getOption` know by name. */
 export type SocketOptionName =
@@ -120,7 +121,7 @@ function naming(err: unknown, what: string): unknown {
 
 function setsockopt(fd: number, level: number, name: number, value: Uint8Array | Int32Array, what: string): void {
   try {
-    sys.setsockopt(fd, level, name, value, value.byteLength);
+    sys.setsockopt(fd, level, name, value, byteLengthOf(value));
   } catch (err) {
     throw naming(err, what);
   }
@@ -128,7 +129,7 @@ function setsockopt(fd: number, level: number, name: number, value: Uint8Array |
 
 /** getsockopt into `into`; returns the length the kernel reports. */
 function getsockopt(fd: number, level: number, name: number, into: Uint8Array | Int32Array, what: string): number {
-  const length = new Uint32Array([into.byteLength]);
+  const length = new Uint32Array([byteLengthOf(into)]);
   try {
     sys.getsockopt(fd, level, name, into, length);
   } catch (err) {
@@ -193,7 +194,7 @@ export function setRawOption(fd: number, level: number, name: number, value: num
   let bytes: Uint8Array | Int32Array;
   if (typeof value === 'boolean') bytes = new Int32Array([value ? 1 : 0]);
   else if (typeof value === 'number') bytes = new Int32Array([checkInteger('value', value, INT32_MIN, 0xffffffff) | 0]);
-  else if (value instanceof Uint8Array) bytes = checkBytes('value', value);
+  else if (value instanceof Uint8Array || isUint8Array(value)) bytes = checkBytes('value', value);
   else throw invalidType('value', 'of type number or boolean, or an instance of Uint8Array', value);
   setsockopt(fd, level, name, bytes, rawWhat(level, name));
 }

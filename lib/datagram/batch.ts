@@ -23,6 +23,7 @@ import { parseIPv4, parseIPv6 } from '../core/address.ts';
 import {
   destinationOf, RECEIVE_CONTROL, SEND_CONTROL, segmentSizeOf, timestampOf, tosOf, writeSendControl, type DatagramDestinationInfo,
 } from './metadata.ts';
+import { byteLengthOf } from '../core/bytes.ts';
 
 /** Options of {@link DatagramBatch}. */
 export interface DatagramBatchOptions {
@@ -178,9 +179,10 @@ export class DatagramBatch {
   set(i: number, data: Uint8Array): void {
     const slot = this.#index(i);
     checkBytes('data', data);
-    if (data.byteLength > this.datagramSize) throw outOfRange('data.byteLength', `at most the batch's datagramSize (${this.datagramSize})`, data.byteLength);
+    const size = byteLengthOf(data);
+    if (size > this.datagramSize) throw outOfRange('data.byteLength', `at most the batch's datagramSize (${this.datagramSize})`, size);
     this.#slots[slot].set(data);
-    this.#lengths[slot] = data.byteLength;
+    this.#lengths[slot] = size;
   }
 
   /**

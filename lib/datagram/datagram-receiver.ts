@@ -26,6 +26,7 @@ import { isDeliveryError } from './datagram-sender.ts';
 import type { DatagramSocket, DatagramWithFds } from './datagram-socket.ts';
 import { ErrorQueueReader } from './error-queue.ts';
 import { DatagramReceipt } from './receipt.ts';
+import { byteLengthOf } from '../core/bytes.ts';
 
 /** What the receiver reads of its socket and asks of it (the socket module makes one for all its sockets, as for DatagramSenderHost). */
 export interface DatagramReceiverHost {
@@ -59,7 +60,7 @@ export class DatagramReceiver {
       receipt._nameLength[0] = SIZEOF.sockaddr_storage;
       let n: number;
       try {
-        n = sys.recvfrom(fd, into, into.byteLength, MSG_TRUNC, receipt._name, receipt._nameLength);
+        n = sys.recvfrom(fd, into, byteLengthOf(into), MSG_TRUNC, receipt._name, receipt._nameLength);
       } catch (err) {
         if (!isDeliveryError(err)) throw err;
         this.#host.report(this.#socket, err);
@@ -111,7 +112,7 @@ export class DatagramReceiver {
       return null;
     }
     if (received.count === WOULD_BLOCK) return null;
-    const length = Math.min(received.count, into.byteLength);
+    const length = Math.min(received.count, byteLengthOf(into));
     if (received.truncated) throw new FdsTruncatedError(into.subarray(0, length), maxFds, received.credentials);
     if (received.count === 0 && this.#host.seqpacket(this.#socket) && received.fds.length === 0) {
       this.#end();
@@ -123,7 +124,7 @@ export class DatagramReceiver {
     return {
       bytes: into.subarray(0, length),
       size: received.count,
-      truncated: received.count > into.byteLength,
+      truncated: received.count > length,
       address: receipt.address,
       fds: received.fds.map((n) => new OwnedFd(INTERNAL, n)),
       credentials: received.credentials,

@@ -24,6 +24,7 @@ import { DatagramQueue } from './datagram-queue.ts';
 import { addressOf, type DatagramDestination } from './destination.ts';
 import { DatagramReceipt } from './receipt.ts';
 import type { DatagramSendStatus, DatagramSocket } from './datagram-socket.ts';
+import { byteLengthOf, partOf } from '../core/bytes.ts';
 
 /** Errors that concern one datagram's delivery, not the socket: the socket stays usable. */
 const DELIVERY_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN', 'ENOBUFS', 'ENOMEM', 'EPERM', 'ENONET', 'EPIPE', 'ECONNRESET']);
@@ -328,10 +329,10 @@ export class DatagramSender {
     this.#socket.segmentation = 'one-by-one';
     // At least one datagram, even for no bytes (an empty datagram is a datagram).
     for (let at = 0; at === 0 || at < n; at += size) {
-      const part = data.subarray(at, Math.min(n, at + size));
+      const part = partOf(data, at, Math.min(n, at + size));
       let r: number;
       try {
-        r = address === null ? sys.send(fd, part, part.byteLength, MSG_NOSIGNAL) : sys.sendto(fd, part, part.byteLength, MSG_NOSIGNAL, address, addressLength);
+        r = address === null ? sys.send(fd, part, byteLengthOf(part), MSG_NOSIGNAL) : sys.sendto(fd, part, byteLengthOf(part), MSG_NOSIGNAL, address, addressLength);
       } catch (err) {
         if (at > 0 && isDeliveryError(err)) {
           this.#host.report(this.#socket, err); // some went: report the refusal of the rest like a queue drop
@@ -342,7 +343,7 @@ export class DatagramSender {
       if (r === WOULD_BLOCK) {
         if (at === 0) return this.#enqueueSegments(data, n, size, address, addressLength);
         // Some went: the rest must follow them, cap or not, or the message would be cut.
-        for (let rest = at; rest < n; rest += size) this.#enqueueWhole(data.subarray(rest, Math.min(n, rest + size)), address, addressLength);
+        for (let rest = at; rest < n; rest += size) this.#enqueueWhole(partOf(data, rest, Math.min(n, rest + size)), address, addressLength);
         return 'queued';
       }
     }
@@ -352,14 +353,14 @@ export class DatagramSender {
   /** Queues each segment as its own datagram (whole, in order), or none when the queue is at its cap. */
   #enqueueSegments(data: Uint8Array, n: number, size: number, address: Uint8Array | null, addressLength: number): DatagramSendStatus {
     if (this.queuedBytes >= this.limit) return 'not-sent';
-    for (let at = 0; at < n; at += size) this.#enqueueWhole(data.subarray(at, Math.min(n, at + size)), address, addressLength);
+    for (let at = 0; at < n; at += size) this.#enqueueWhole(partOf(data, at, Math.min(n, at + size)), address, addressLength);
     return 'queued';
   }
 
   #enqueueWhole(part: Uint8Array, address: Uint8Array | null, addressLength: number, fds: number[] | null = null): void {
     const queue = (this.#queue ??= new DatagramQueue());
     const wasEmpty = queue.count === 0;
-    queue.push(part, part.byteLength, address, addressLength, fds);
+    queue.push(part, byteLengthOf(part), address, addressLength, fds);
     if (wasEmpty) this.#socket._watcher?._update(this.#socket);
   }
 }

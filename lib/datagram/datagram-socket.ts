@@ -51,6 +51,7 @@ import { fdNumbers, MAX_FDS_PER_MESSAGE, type FdLike, type PeerCredentials } fro
 import { OwnedFd } from '../core/owned-fd.ts';
 import { DatagramReceiver, type DatagramReceiverHost } from './datagram-receiver.ts';
 import { DatagramSender, type DatagramSenderHost } from './datagram-sender.ts';
+import { byteLengthOf } from '../core/bytes.ts';
 
 /** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
 export type DatagramSendStatus = 'sent' | 'queued' | 'not-sent' | 'refused';
@@ -667,10 +668,11 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
 
 function lengthOf(data: Uint8Array, length: number | undefined): number {
   checkBytes('data', data);
-  if (length === undefined) return data.byteLength;
-  if (!(Number.isInteger(length) && length >= 0 && length <= data.byteLength)) {
+  const size = byteLengthOf(data);
+  if (length === undefined) return size;
+  if (!(Number.isInteger(length) && length >= 0 && length <= size)) {
     if (typeof length !== 'number') throw invalidType('length', 'of type number', length);
-    throw outOfRange('length', `an integer from 0 to data.byteLength (${data.byteLength})`, length);
+    throw outOfRange('length', `an integer from 0 to data.byteLength (${size})`, length);
   }
   return length;
 }

@@ -5,6 +5,7 @@
 import { SIZEOF } from '../../ffi/layouts.ts';
 import type { SocketAddress } from '../core/address.ts';
 import { decodeSockaddr } from '../core/sockaddr.ts';
+import { byteLengthOf } from '../core/bytes.ts';
 
 /**
  * One received datagram. The object is reused by the next `receiveFrom` on the same socket:
@@ -45,7 +46,7 @@ export class DatagramReceipt {
   _received(into: Uint8Array, size: number): void {
     this.#into = into;
     this.size = size;
-    this.length = Math.min(size, into.byteLength);
+    this.length = Math.min(size, byteLengthOf(into));
     this.#address = null;
   }
 }

@@ -18,6 +18,7 @@
  * memory holds them.
  */
 import { checkInteger, invalidValue } from '../core/errors.ts';
+import { byteLengthOf } from '../core/bytes.ts';
 
 /** Options every socket accepts. */
 export interface SocketOptions {
@@ -120,7 +121,7 @@ export class SendQueue {
    * first byte. `data` must not be empty when fds are given.
    */
   push(data: Uint8Array, fds?: number[]): void {
-    const n = data.byteLength;
+    const n = byteLengthOf(data); // a caller's view: its own word on its size is not taken
     if (fds !== undefined) {
       if (n === 0) throw new RangeError('SendQueue.push: fds need at least one byte to travel with');
       this.#attachments.push({ at: this.#consumed + this.#length - this.#fileBytes, fds });

@@ -18,6 +18,7 @@ import { HELD_END, HELD_NONE, type Watcher } from '../core/watch.ts';
 import { adoptReceivedFds, type FdAdopters, type ReceiveWithFdsResult } from './received-fd.ts';
 import { lostConnection } from './socket-sender.ts';
 import type { ReceiveResult, Socket } from './socket.ts';
+import { byteLengthOf, copyBytes } from '../core/bytes.ts';
 
 /** `receiveInto` result when the peer has closed the connection (EOF or reset). */
 export const END_OF_STREAM = -1;
@@ -61,7 +62,7 @@ export class SocketReceiver {
     const held = this.#receiveHeld(into);
     if (held !== HELD_NONE) return held;
     try {
-      return this.#afterReceive(sys.recv(fd, into, into.byteLength, 0));
+      return this.#afterReceive(sys.recv(fd, into, byteLengthOf(into), 0));
     } catch (err) {
       return this.#receiveFailed(err);
     }
@@ -183,8 +184,8 @@ export class SocketReceiver {
   #receiveHeld(into: Uint8Array): number {
     const held = this.#held;
     if (held !== null) {
-      const n = Math.min(into.byteLength, held.byteLength - this.#heldAt);
-      into.set(held.subarray(this.#heldAt, this.#heldAt + n));
+      const n = Math.min(byteLengthOf(into), held.byteLength - this.#heldAt);
+      copyBytes(into, held.subarray(this.#heldAt, this.#heldAt + n));
       this.#heldAt += n;
       if (this.#heldAt === held.byteLength) this.#held = null;
       return n;

@@ -18,6 +18,7 @@ import { ERROR, HANGUP, WRITABLE } from '../core/watch.ts';
 import { duplicateFd, fileEnded, FileMover, PIPE_EMPTY, type FileRequest } from './file-range.ts';
 import { SendQueue } from './send-queue.ts';
 import type { SendStatus, Socket } from './socket.ts';
+import { byteLengthOf, partOf } from '../core/bytes.ts';
 
 /** Errors that mean the connection is gone: reported as status `'closed'`, never thrown. */
 const CONNECTION_LOST = new Set([
@@ -122,7 +123,7 @@ export class SocketSender {
       }
       if (n === length) return 'sent';
       if (n > 0) {
-        this.#enqueue(data.subarray(n, length)); // any fds went with the first byte
+        this.#enqueue(partOf(data, n, length)); // any fds went with the first byte
         return 'partial';
       }
     } else if (queued >= this.limit) {
@@ -131,7 +132,7 @@ export class SocketSender {
     }
     // Behind queued bytes, still connecting, the kernel took nothing, or a ring sends at the end
     // of the turn: all of it waits, the fds as duplicates (the caller may close its own at once).
-    this.#enqueue(length === data.byteLength ? data : data.subarray(0, length), fds === null ? undefined : duplicateFds(fds), ring);
+    this.#enqueue(length === byteLengthOf(data) ? data : partOf(data, 0, length), fds === null ? undefined : duplicateFds(fds), ring);
     if (ring) this.#ringQueued();
     return 'queued';
   }

@@ -31,6 +31,7 @@ import type { Listener } from './listener.ts';
 import { fileRequest } from './file-range.ts';
 import { asSocketError, SocketSender, type SenderHost } from './socket-sender.ts';
 import { receiveResult, SocketReceiver, type ReceiverHost } from './socket-receiver.ts';
+import { byteLengthOf } from '../core/bytes.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -292,7 +293,7 @@ export class Socket extends Watchable {
   receiveInto(into: Uint8Array): number {
     const fd = this.#open('receive');
     checkBytes('into', into);
-    if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
+    if (byteLengthOf(into) === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
     return this.#receiver.receiveInto(fd, into);
   }
 
@@ -344,10 +345,11 @@ export class Socket extends Watchable {
     const fd = this.#open('send');
     checkBytes('data', data);
     // `length` saves the view an echo would otherwise make (`buffer.subarray(0, n)`) per message.
-    if (length === undefined) length = data.byteLength;
-    else if (!(Number.isInteger(length) && length >= 0 && length <= data.byteLength)) {
+    const size = byteLengthOf(data);
+    if (length === undefined) length = size;
+    else if (!(Number.isInteger(length) && length >= 0 && length <= size)) {
       if (typeof length !== 'number') throw invalidType('length', 'of type number', length);
-      throw outOfRange('length', `an integer from 0 to data.byteLength (${data.byteLength})`, length);
+      throw outOfRange('length', `an integer from 0 to data.byteLength (${size})`, length);
     }
     return this.#sender.transmit('send', fd, data, length, null);
   }
@@ -364,8 +366,9 @@ export class Socket extends Watchable {
   sendWithFds(data: Uint8Array, fds: readonly FdLike[]): SendStatus {
     const fd = this.#unixOnly('sendWithFds');
     checkBytes('data', data);
-    if (data.byteLength === 0) throw outOfRange('data.byteLength', 'at least 1 (fds travel with a byte)', 0);
-    return this.#sender.transmit('sendWithFds', fd, data, data.byteLength, fdNumbers(fds));
+    const size = byteLengthOf(data);
+    if (size === 0) throw outOfRange('data.byteLength', 'at least 1 (fds travel with a byte)', 0);
+    return this.#sender.transmit('sendWithFds', fd, data, size, fdNumbers(fds));
   }
 
   /**
@@ -414,7 +417,7 @@ export class Socket extends Watchable {
   receiveWithFds(into: Uint8Array, options: { maxFds?: number | undefined } = {}): ReceiveWithFdsResult {
     const fd = this.#unixOnly('receiveWithFds');
     checkBytes('into', into);
-    if (into.byteLength === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
+    if (byteLengthOf(into) === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
     const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
     return this.#receiver.receiveWithFds(fd, into, maxFds, Socket.#adopters);

@@ -30,6 +30,7 @@ import { OFFSETOF, SIZEOF } from '../../../ffi/layouts.ts';
 import { sys, type Mapping } from '../../../ffi/syscall.ts';
 import type { Ring } from './io-uring-ring.ts';
 import { grownTo } from './slot-arrays.ts';
+import { byteLengthOf, copyBytes } from '../../core/bytes.ts';
 
 const BUF = OFFSETOF.io_uring_buf;
 const ENTRY_WORDS = SIZEOF.io_uring_buf >> 2;
@@ -132,12 +133,13 @@ export class ReceiveBuffers {
     // the view lent by the last receive() stays valid until the next receive() without a buffer
     // (found from outside: another socket's receiveInto let the kernel overwrite a held view).
     let copied = 0;
-    for (let bid = this.#first[slot]; bid !== NONE && copied < into.byteLength; bid = this.#first[slot]) {
-      const n = Math.min(this.#length[bid], into.byteLength - copied);
+    const room = byteLengthOf(into);
+    for (let bid = this.#first[slot]; bid !== NONE && copied < room; bid = this.#first[slot]) {
+      const n = Math.min(this.#length[bid], room - copied);
       const start = bid * this.size + this.#offset[bid];
       // One short-lived view per copy: measured (Node 20, 64 B to 16 KiB) faster than a byte loop
       // (121 against 68 ns for 64 B) and than Buffer#copy over the slab, which make none.
-      into.set(this.slab.subarray(start, start + n), copied);
+      copyBytes(into, this.slab.subarray(start, start + n), copied);
       copied += n;
       this.#length[bid] -= n;
       this.#offset[bid] += n;
