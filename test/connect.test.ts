@@ -115,6 +115,9 @@ describe('Socket.connect', () => {
     assert.throws(() => Socket.connect({ port: 1, timeoutMs: Number.NaN }), /options.timeoutMs/);
     assert.throws(() => Socket.connect({ host: '::1', port: 1, localAddress: '127.0.0.1' }), /options.localAddress.*IPv4.*IPv6/);
     assert.throws(() => Socket.connect({ port: 70000 }), { name: 'RangeError', message: /options.port/ });
+    // The local end's two options by their own names (they were once "options.local.host" / ".port").
+    assert.throws(() => Socket.connect({ port: 1, localAddress: 'not-an-ip' }), { code: 'ERR_INVALID_ARG_VALUE', message: /"options\.localAddress"/ });
+    assert.throws(() => Socket.connect({ port: 1, localPort: 70000 }), { name: 'RangeError', message: /"options\.localPort"/ });
     assert.throws(() => Socket.connect({ host: '1.2.3', port: 1 }), /options.host/);
     assert.throws(() => Listener.listen({ port: 0, socketOptions: { linger: -1 } }), /options.socketOptions.linger/);
   });

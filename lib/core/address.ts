@@ -258,12 +258,13 @@ export function isLoopback(addr: InetAddress): boolean {
 /**
  * Validates `{host, port}` from user input. `host` must be a numeric IP literal (names are
  * resolved elsewhere, with resolve()); an IPv6 zone (`fe80::1%lo`, `fe80::1%2`) becomes
- * `scopeId`. `argName` prefixes the names in errors: `inetAddress(h, p, 'options')` reports
- * "options.host" / "options.port".
+ * `scopeId`. `argName` names the arguments in errors: a prefix (`inetAddress(h, p, 'options')`
+ * reports "options.host" / "options.port"), or the two names themselves where they are not a
+ * pair of that shape (`{ host: 'options.localAddress', port: 'options.localPort' }`).
  */
-export function inetAddress(host: unknown, port: unknown, argName?: string): InetAddress {
-  const hostName = argName ? `${argName}.host` : 'host';
-  const portName = argName ? `${argName}.port` : 'port';
+export function inetAddress(host: unknown, port: unknown, argName?: string | { host: string; port: string }): InetAddress {
+  const hostName = typeof argName === 'object' ? argName.host : argName ? `${argName}.host` : 'host';
+  const portName = typeof argName === 'object' ? argName.port : argName ? `${argName}.port` : 'port';
   if (typeof host !== 'string') throw invalidType(hostName, 'of type string', host);
   checkInteger(portName, port, 0, 65535);
   const p = port as number;

@@ -61,7 +61,7 @@ export function startConnect(options: ConnectOptions): StartedConnect {
     options.path !== undefined ? unixAddress(options.path, 'options.path') : inetAddress(options.host ?? '127.0.0.1', options.port, 'options');
   const local =
     address.family !== 'unix' && (options.localAddress !== undefined || options.localPort !== undefined)
-      ? inetAddress(options.localAddress ?? (address.family === 'IPv4' ? '0.0.0.0' : '::'), options.localPort ?? 0, 'options.local')
+      ? inetAddress(options.localAddress ?? (address.family === 'IPv4' ? '0.0.0.0' : '::'), options.localPort ?? 0, { host: 'options.localAddress', port: 'options.localPort' })
       : null;
   if (local !== null && local.family !== address.family) {
     throw invalidValue('options.localAddress', `is an ${local.family} address, but host is ${address.family}`, options.localAddress);
