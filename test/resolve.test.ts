@@ -5,6 +5,7 @@
  * (RFC 6761) are asserted on.
  */
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +76,15 @@ describe('resolve: IP literals', () => {
     const [addr] = await resolve('fe80::1%lo');
     assert.equal(addr.address, 'fe80::1');
     assert.ok(Number.isInteger(addr.scopeId) && addr.scopeId! > 0, `scopeId ${addr.scopeId}`);
+  });
+
+  it('names host (its own argument, not an option) when a literal\'s zone is no interface here', async () => {
+    await assert.rejects(resolve('fe80::1%nonexist0'), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'ERR_INVALID_ARG_VALUE');
+      assert.match(err.message, /^The argument "host" names zone "nonexist0"/);
+      return true;
+    });
+    await assert.rejects(resolve('::1', { port: -1 }), { code: 'ERR_OUT_OF_RANGE', message: /"options\.port"/ });
   });
 
   it('defaults the port to 0 and accepts a matching family', async () => {
@@ -254,6 +264,29 @@ describe('resolve: many at once (issue 11, finding 10)', () => {
     const rejected = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
     assert.deepEqual(rejected.slice(0, 3), [], `${rejected.length} of 1000 rejected`);
     for (const r of results) assert.equal(JSON.stringify((r as PromiseFulfilledResult<unknown>).value), expected);
+  });
+
+  it('300 lookups sharing one AbortSignal put one listener on it (no MaxListenersExceededWarning), all abort, and leave none', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const controller = new AbortController();
+      const aborted = Array.from({ length: 300 }, () => resolve('localhost', { signal: controller.signal }));
+      assert.equal(getEventListeners(controller.signal, 'abort').length, 1);
+      controller.abort();
+      const results = await Promise.allSettled(aborted);
+      assert.deepEqual(new Set(results.map((r) => r.status === 'rejected' && (r.reason as Error).name)), new Set(['AbortError']));
+      const kept = new AbortController();
+      const answers = await Promise.all(Array.from({ length: 300 }, () => resolve('localhost', { signal: kept.signal })));
+      assert.equal(answers.length, 300);
+      assert.equal(getEventListeners(kept.signal, 'abort').length, 0, 'the listener left with the last lookup');
+      kept.abort(); // nothing watches any more: nothing happens
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(warnings.map((w) => w.name), []);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   it('a lookup waiting in the queue and then aborted is never started, and rejects at once', async () => {

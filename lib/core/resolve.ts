@@ -37,6 +37,7 @@ import { sys, type AddrInfoEntry } from '../../ffi/syscall.ts';
 import { inetAddress, isIP, type InetAddress } from './address.ts';
 import { decodeSockaddr } from './sockaddr.ts';
 import { abortError, checkInteger, invalidType, invalidValue } from './errors.ts';
+import { watchAbort } from './abort-watch.ts';
 
 /** Options of {@link resolve}. */
 export interface ResolveOptions {
@@ -122,7 +123,7 @@ export async function resolve(host: string, options?: ResolveOptions): Promise<I
     if (family !== 0 && family !== literal) {
       throw invalidValue('options.family', `is ${family}, but host is an IPv${literal} address`, family);
     }
-    return [inetAddress(host, port, 'options')];
+    return [inetAddress(host, port, { host: 'host', port: 'options.port' })];
   }
   return lookup(host, family, port, signal);
 }
@@ -208,11 +209,12 @@ const lookups = new LookupQueue();
 function lookup(host: string, family: 0 | 4 | 6, port: number, signal: AbortSignal | undefined): Promise<InetAddress[]> {
   return new Promise((resolvePromise, reject) => {
     let settled = false;
+    let unwatch: (() => void) | undefined;
     const job: Job = {
       start,
       refuse(reason) {
         settled = true;
-        signal?.removeEventListener('abort', onAbort);
+        unwatch?.();
         reject(new ResolveError(EAI_AGAIN, host, reason));
       },
       cancelled: false,
@@ -248,7 +250,7 @@ function lookup(host: string, family: 0 | 4 | 6, port: number, signal: AbortSign
         } catch (decodeErr) {
           failure = new ResolveError(EAI_SYSTEM, host, decodeErr);
         }
-        signal?.removeEventListener('abort', onAbort);
+        unwatch?.();
         if (settled) return; // aborted meanwhile: the result is dropped
         settled = true;
         if (result !== null) resolvePromise(result);
@@ -263,7 +265,7 @@ function lookup(host: string, family: 0 | 4 | 6, port: number, signal: AbortSign
       }
     }
 
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal !== undefined) unwatch = watchAbort(signal, onAbort);
     lookups.submit(job);
   });
 }

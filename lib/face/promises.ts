@@ -17,6 +17,7 @@ import { resolve } from '../core/resolve.ts';
 import { Socket } from '../stream/socket.ts';
 import type { SocketOptions } from '../stream/send-queue.ts';
 import type { SocketOptionValues } from '../core/options.ts';
+import { watchAbort } from '../core/abort-watch.ts';
 
 /** Options of {@link connect}. */
 export interface AsyncConnectOptions extends SocketOptions {
@@ -129,6 +130,7 @@ export async function connect(options: AsyncConnectOptions): Promise<Socket> {
     let target: SocketAddress | { host: string; port: number } = path !== undefined ? { family: 'unix', path } : { host, port: options.port ?? 0 };
     const lookupAbort = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let unwatch: (() => void) | undefined;
 
     const finish = (err: unknown, socket?: Socket): void => {
       if (settled) {
@@ -137,7 +139,7 @@ export async function connect(options: AsyncConnectOptions): Promise<Socket> {
       }
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      unwatch?.();
       if (err !== null) {
         current?.destroy(); // also takes it out of the reactor
         lookupAbort.abort();
@@ -145,7 +147,7 @@ export async function connect(options: AsyncConnectOptions): Promise<Socket> {
       } else settleOk(socket!);
     };
     const onAbort = (): void => finish(abortError(signal!));
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal !== undefined) unwatch = watchAbort(signal, onAbort);
     if (timeoutMs !== undefined) {
       timer = setTimeout(() => finish(new SocketError('connect', ERRNO.ETIMEDOUT, detailsOf(target))), timeoutMs);
     }
@@ -282,8 +284,9 @@ export async function closeGracefully(socket: Socket, reactor: Reactor, options:
   }
   socket._awaitDrain(); // a ring sending the queue reports its drain only when asked
   await new Promise<void>((ok, fail) => {
+    let unwatch: (() => void) | undefined;
     const done = (err: unknown): void => {
-      signal?.removeEventListener('abort', onAbort);
+      unwatch?.();
       socket.destroy();
       if (err === null) ok();
       else fail(err);
@@ -301,6 +304,6 @@ export async function closeGracefully(socket: Socket, reactor: Reactor, options:
       done(err); // a closed reactor cannot flush the queue: still close the socket, as promised
       return;
     }
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal !== undefined) unwatch = watchAbort(signal, onAbort);
   });
 }

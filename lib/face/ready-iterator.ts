@@ -6,6 +6,7 @@
  */
 import { Interest, type MultiplexerTarget } from '../loop/multiplexer-types.ts';
 import type { Reactor } from '../loop/reactor.ts';
+import { watchAbort } from '../core/abort-watch.ts';
 
 interface Waiter<T> {
   ok(result: IteratorResult<T>): void;
@@ -22,17 +23,16 @@ export interface ReadySource<T> {
 export class ReadyIterator<T> implements AsyncIterableIterator<T>, AsyncDisposable {
   readonly #source: ReadySource<T>;
   readonly #reactor: Reactor;
-  readonly #signal: AbortSignal | undefined;
   readonly #waiters: Waiter<T>[] = [];
   #done = false;
   #armed = false;
   readonly #onAbort = (): void => this.#finish();
+  #unwatch: (() => void) | undefined;
   readonly #handler = (): void => this.#onReady();
 
   constructor(source: ReadySource<T>, reactor: Reactor, signal: AbortSignal | undefined) {
     this.#source = source;
     this.#reactor = reactor;
-    this.#signal = signal;
     if (signal?.aborted || !source.open()) {
       this.#done = true;
       return;
@@ -40,7 +40,7 @@ export class ReadyIterator<T> implements AsyncIterableIterator<T>, AsyncDisposab
     // Watched for nothing until someone waits: what is ready stays in the kernel meanwhile.
     if (reactor.multiplexer.has(source.target)) reactor.modify(source.target, Interest.NONE, this.#handler);
     else reactor.add(source.target, this.#handler, Interest.NONE);
-    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    if (signal !== undefined) this.#unwatch = watchAbort(signal, this.#onAbort);
   }
 
   [Symbol.asyncIterator](): this {
@@ -108,7 +108,8 @@ export class ReadyIterator<T> implements AsyncIterableIterator<T>, AsyncDisposab
   #finish(): void {
     if (this.#done && this.#waiters.length === 0) return;
     this.#done = true;
-    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#unwatch?.();
+    this.#unwatch = undefined;
     const reactor = this.#reactor;
     if (!reactor.closed && reactor.multiplexer.has(this.#source.target)) reactor.remove(this.#source.target);
     for (const waiter of this.#waiters.splice(0)) waiter.ok({ done: true, value: undefined });
