@@ -28,6 +28,88 @@ before(() => {
 });
 after(() => fds.assertNoLeak());
 
+describe('io_uring Reactor on a ring without DEFER_TASKRUN (setup refused with it)', () => {
+  /** A Reactor whose ring was set up without DEFER_TASKRUN, as on kernels that signal its eventfd late or lack it. */
+  function plainReactor(options: { maxRounds?: number } = {}): Reactor {
+    using _ = injectFaults((call) => (call.name === 'io_uring_setup' && (setupFlags(call.args) & IORING_SETUP_DEFER_TASKRUN) !== 0 ? { errno: ERRNO.EINVAL } : null), ['io_uring_setup']);
+    return new Reactor({ backend: 'io_uring', ...options });
+  }
+
+  async function echoServer(reactor: Reactor, readAtMost: number): Promise<{ client: net.Socket; close(): void }> {
+    const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+    const served: Socket[] = [];
+    const buffer = new Uint8Array(readAtMost);
+    reactor.add(listener, () => {
+      for (let s = listener.accept(); s !== null; s = listener.accept()) {
+        served.push(s);
+        reactor.add(s, (e: MultiplexerEvent<Socket>) => {
+          const n = e.target.receiveInto(buffer); // at most readAtMost per event: the rest stays readable
+          if (n > 0) e.target.send(buffer, n);
+          else if (n < 0) e.target.close();
+        });
+      }
+    });
+    const client = net.connect({ host: '127.0.0.1', port: listener.port });
+    await once(client, 'connect');
+    return {
+      client,
+      close() {
+        client.destroy();
+        for (const s of served) s.destroy();
+        listener.close();
+      },
+    };
+  }
+
+  it('sleeps on the ring fd itself: 200 round trips, each after it slept, make no read(2) (an eventfd made one each)', async () => {
+    const reactor = plainReactor();
+    let server: Awaited<ReturnType<typeof echoServer>> | null = null;
+    try {
+      if (reactor.multiplexer.backend !== 'io_uring') return; // the fallback (qemu-user): no ring
+      assert.equal(reactor.multiplexer.ringReceive, false, 'no DEFER_TASKRUN, no ring receive');
+      server = await echoServer(reactor, 64);
+      using faults = injectFaults(() => null, ['read']);
+      const started = performance.now();
+      for (let i = 0; i < 200; i++) {
+        server.client.write('x');
+        await once(server.client, 'data');
+      }
+      const took = performance.now() - started;
+      assert.equal(faults.count('read'), 0, 'read(2) calls during the round trips');
+      assert.ok(took < 2000, `200 round trips took ${took.toFixed(0)} ms`);
+    } finally {
+      server?.close();
+      reactor.close();
+    }
+  });
+
+  it('a handler that reads a byte per event, with one round per turn: every byte comes back (the ring fd made readable by a no-op when the turn yields)', async () => {
+    const reactor = plainReactor({ maxRounds: 1 });
+    let server: Awaited<ReturnType<typeof echoServer>> | null = null;
+    try {
+      server = await echoServer(reactor, 1);
+      const sent = pattern(3000, 5);
+      const chunks: Buffer[] = [];
+      let received = 0;
+      const all = new Promise<void>((resolve) => {
+        server!.client.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          received += chunk.byteLength;
+          if (received >= sent.byteLength) resolve();
+        });
+      });
+      server.client.write(sent);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([all, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${received} of ${sent.byteLength} bytes came back in 10 s`)), 10_000)))]);
+      clearTimeout(timer);
+      assert.deepEqual(Buffer.concat(chunks), Buffer.from(sent));
+    } finally {
+      server?.close();
+      reactor.close();
+    }
+  });
+});
+
 /** Whether this kernel lets this process set up a ring at all, asked directly. */
 const { IORING_SETUP_DEFER_TASKRUN, IORING_SETUP_NO_MMAP } = constants;
 

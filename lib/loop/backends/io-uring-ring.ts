@@ -63,6 +63,7 @@ import {
   IORING_SETUP_SUBMIT_ALL,
   IORING_SETUP_TASKRUN_FLAG,
   IORING_SQ_TASKRUN,
+  IORING_SQ_CQ_OVERFLOW,
   MAP_ANONYMOUS,
   MAP_POPULATE,
   MAP_PRIVATE,
@@ -286,6 +287,14 @@ export class Ring {
   /** IORING_SQ_TASKRUN: the kernel has task work for us to run (DEFER_TASKRUN rings, with TASKRUN_FLAG). */
   taskRunPending(): boolean {
     return (Atomics.load(this.#sq, this.#sqFlags) & IORING_SQ_TASKRUN) !== 0;
+  }
+
+  /**
+   * IORING_SQ_CQ_OVERFLOW: completions wait in the kernel's overflow list (the CQ was full); an
+   * enter with GETEVENTS moves them in. Meanwhile the ring fd stays readable.
+   */
+  cqOverflowPending(): boolean {
+    return (Atomics.load(this.#sq, this.#sqFlags) & IORING_SQ_CQ_OVERFLOW) !== 0;
   }
 
   /**

@@ -11,6 +11,12 @@
  * on it safe; see its comment. Outside the Reactor's drain, add/modify submit at once (a Reactor
  * sleeps in libuv, and nothing else would submit them), like epoll_ctl (`submitIfWatched`).
  *
+ * A ring without DEFER_TASKRUN (where the kernel signals a deferred ring's eventfd late, or has
+ * no DEFER_TASKRUN) posts completions as they come, and its fd is readable while the CQ holds
+ * any (io_uring_poll): the Reactor watches the ring fd itself, and no eventfd is registered. A
+ * wake-up then costs no read(2) to clear a counter (1 of the 7 syscalls of a request at one
+ * connection): the fd stops being readable when the completions are taken in.
+ *
  * ## Sleeping outside the ring (`sleep`)
  * A blocking wait normally sleeps in io_uring_enter, which runs the deferred task work as it
  * comes: a multishot accept's connections become fds of the process inside that call. In a worker
@@ -36,6 +42,7 @@ import {
   EFD_CLOEXEC,
   EFD_NONBLOCK,
   IORING_ENTER_GETEVENTS,
+  IORING_OP_NOP,
   IORING_OP_POLL_ADD,
   IORING_REGISTER_EVENTFD,
   O_CLOEXEC,
@@ -72,6 +79,8 @@ export class RingWakeup {
   #fd = -1;
   /** Whether a Reactor watches the eventfd (asked for `fd`). */
   #watched = false;
+  /** The Reactor watches the ring fd, not an eventfd: a ring without DEFER_TASKRUN (see above). */
+  readonly #watchesRing: boolean;
   /** The pollfds `sleep` waits on, { int fd; short events; short revents } each: the eventfd, the Wakers' set. */
   readonly #pollfds = new Uint8Array(16);
   readonly #pollView = new DataView(this.#pollfds.buffer);
@@ -81,6 +90,7 @@ export class RingWakeup {
   constructor(ring: Ring, host: WakeHost) {
     this.#ring = ring;
     this.#host = host;
+    this.#watchesRing = !ring.deferTaskrun;
   }
 
   /** Whether a Reactor watches the eventfd (then nothing but us submits outside its turns). */
@@ -89,12 +99,13 @@ export class RingWakeup {
   }
 
   /**
-   * The eventfd the kernel signals when this ring has work (registered on first use). Once it is
-   * asked for, add and modify submit at once: whoever watches it sleeps until it is signalled.
+   * The fd a Reactor sleeps on: the eventfd the kernel signals when this ring has work
+   * (registered on first use), or a ring without DEFER_TASKRUN's own fd. Once it is asked for,
+   * add and modify submit at once: whoever watches it sleeps until it is readable.
    */
   fd(): number {
     this.#watched = true;
-    return this.#registered();
+    return this.#watchesRing ? this.#ring.fd : this.#registered();
   }
 
   /**
@@ -232,10 +243,14 @@ export class RingWakeup {
     const host = this.#host;
     for (let round = 0; round < SETTLE_ROUNDS; round++) {
       host.rearm();
-      if (ring.pending() > 0 || ring.taskRunPending()) ring.enter(0, IORING_ENTER_GETEVENTS);
+      if (ring.pending() > 0 || ring.taskRunPending() || ring.cqOverflowPending()) ring.enter(0, IORING_ENTER_GETEVENTS);
       if (ring.ready() > 0 || host.reportable()) return true;
-      if (this.#fd >= 0) sys.read(this.#fd, this.#counter, 8);
-      if (ring.ready() > 0) return true;
+      if (this.#fd >= 0) {
+        sys.read(this.#fd, this.#counter, 8);
+        if (ring.ready() > 0) return true;
+      } else if (ring.cqOverflowPending()) {
+        continue; // the ring fd stays readable until the kernel's overflow list is flushed (an enter)
+      }
       if (!(ring.deferTaskrun && ring.taskRunPending())) {
         host.endTurn();
         return false;
@@ -248,9 +263,19 @@ export class RingWakeup {
     return false;
   }
 
-  /** Signals `fd` ourselves: the watcher runs again after the loop's other work (fairness). */
+  /**
+   * Signals `fd` ourselves: the watcher runs again after the loop's other work (fairness). A
+   * watched ring fd is made readable by a no-op's completion (absorb skips it).
+   */
   poke(): void {
-    if (this.#watched) sys.write(this.#fd, this.#one, 8);
+    if (!this.#watched) return;
+    if (!this.#watchesRing) {
+      sys.write(this.#fd, this.#one, 8);
+      return;
+    }
+    const ring = this.#ring;
+    ring.prepare(ring.entry(), IORING_OP_NOP, -1, 0, 0, IGNORED, 0);
+    ring.enter(0, 0);
   }
 
   /** Where a Reactor watches: submits what was queued now (add, modify), as epoll_ctl would take effect. */
@@ -271,7 +296,7 @@ export class RingWakeup {
   afterOwnEnter(): void {
     this.#host.absorb();
     if (!this.#watched) return;
-    sys.read(this.#fd, this.#counter, 8);
+    if (!this.#watchesRing) sys.read(this.#fd, this.#counter, 8); // a ring fd is cleared by the absorb
     // Sends listed by the completions just handed over (the rest of a short send) count too:
     // nothing else would submit them before the loop sleeps (found from outside: a modify from a
     // timer took in a send's completion, cleared the eventfd, and the rest of the queue stalled).

@@ -89,8 +89,8 @@ export class IoUringBackend extends ReadyList implements Backend {
   /**
    * `promptWake`: a Reactor's multiplexer, which sleeps in libuv on the ring's eventfd.
    * Where the kernel signals a DEFER_TASKRUN ring's eventfd late (RingWakeup.signalsAtOnce:
-   * Linux 6.18.44, about 16 ms per wake-up), its ring is a plain one instead, whose eventfd the
-   * kernel signals as it posts completions: readiness by polls only, since receiving, sending
+   * Linux 6.18.44, about 16 ms per wake-up), its ring is a plain one instead, whose fd is readable
+   * as soon as completions are posted (the Reactor watches it: RingWakeup.fd): readiness by polls only, since receiving, sending
    * and accepting by the ring need DEFER_TASKRUN (`receives`, `sends`, `accepts` say false).
    * In a worker, a ring that would accept sleeps in poll(2) on that eventfd: there too, a late
    * signal turns the ring's accept off. `promptWake` false: neither is asked (tests of those
@@ -156,7 +156,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     this.#sender?.sendSoon(slot, source);
   }
 
-  /** The ring's fd (for the leak finalizer; nothing may watch it). */
+  /** The ring's fd (for the leak finalizer; a Reactor watches it through `wakeFd` on a ring without DEFER_TASKRUN only). */
   get ringFd(): number {
     return this.#ring.fd;
   }
@@ -342,7 +342,7 @@ export class IoUringBackend extends ReadyList implements Backend {
     }
   }
 
-  /** The eventfd the kernel signals when this ring has work (RingWakeup.fd). */
+  /** The fd a Reactor sleeps on: the registered eventfd, or a plain ring's own fd (RingWakeup.fd). */
   wakeFd(): number {
     return this.#wakeup.fd();
   }
