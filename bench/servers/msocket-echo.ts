@@ -70,7 +70,8 @@ if (running !== backend) {
   process.exit(3);
 }
 if (ringSend && !(own?.ringSend ?? reactor!.multiplexer.ringSend)) {
-  process.stdout.write('UNSUPPORTED ringSend: this kernel has no DEFER_TASKRUN\n');
+  // A Reactor's ring has no DEFER_TASKRUN where the kernel has none, or signals its eventfd late (RingWakeup.signalsAtOnce).
+  process.stdout.write(`UNSUPPORTED ringSend: ${own === null ? 'the Reactor\'s ring has no DEFER_TASKRUN (none here, or its eventfd comes late)' : 'this kernel has no DEFER_TASKRUN'}\n`);
   process.exit(3);
 }
 /** Where the handler changes a socket's interest: the Reactor, or loop mode's multiplexer. */
