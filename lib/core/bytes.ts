@@ -12,7 +12,10 @@
  * that is passed, and a part of a caller's view is cut without asking it (`partOf`).
  *
  * The getters are captured when the module loads, as Node's own primordials are, so a script
- * that later replaces `Uint8Array.prototype`'s properties changes nothing here. Calling one is
+ * that later replaces `Uint8Array.prototype`'s properties (or `Uint8Array[Symbol.species]`, or
+ * `globalThis.Uint8Array`) changes nothing here. The library's own buffers that reach libc (the
+ * send queues' blocks, the receive buffer) are sized and cut by these too: such a script once
+ * made a queue block look 4 KiB longer and send(2) read the heap past it (found from outside). Calling one is
  * no slower than reading the property: TurboFan inlines the builtin (a loop over Buffers and
  * Uint8Arrays, 11 ns against 27 for `.byteLength`, which met two maps there).
  */
@@ -29,6 +32,8 @@ const tagOf = intrinsicGetter<string | undefined>(Symbol.toStringTag);
 const byteLengthGetter = intrinsicGetter<number>('byteLength');
 const byteOffsetGetter = intrinsicGetter<number>('byteOffset');
 const bufferGetter = intrinsicGetter<ArrayBufferLike>('buffer');
+/** Uint8Array as it was at load: `globalThis.Uint8Array` may be replaced later. */
+export const ByteArray = Uint8Array;
 const intrinsicSet = (Uint8Array.prototype as unknown as { set: (this: Uint8Array, source: ArrayLike<number>, offset?: number) => void }).set;
 
 /**
@@ -56,7 +61,29 @@ export function bufferOf(view: Uint8Array): ArrayBufferLike {
  * caller's to keep.
  */
 export function partOf(view: Uint8Array, start: number, end: number): Uint8Array {
-  return new Uint8Array(bufferGetter.call(view), byteOffsetGetter.call(view) + start, end - start);
+  return new ByteArray(bufferGetter.call(view), byteOffsetGetter.call(view) + start, end - start);
+}
+
+const BufferPrototype = Buffer.prototype;
+const bufferFrom = Buffer.from;
+const bufferAlloc = Buffer.alloc;
+const getPrototypeOf = Object.getPrototypeOf;
+
+/**
+ * The first `n` bytes of a caller's view, as what a receive hands back: a Buffer for a Buffer,
+ * else a plain Uint8Array, over the same memory, made without the view's `subarray` (its
+ * `@@species` could answer a view of any size, and the echo of it would send that; found from
+ * outside). `n` is cut to the view's size now (a resizable buffer may have shrunk since); for 0,
+ * a fresh empty array (an empty view of a buffer that shrank below it cannot be made).
+ */
+export function headOf(view: Uint8Array, n: number): Uint8Array {
+  const isBuffer = getPrototypeOf(view) === BufferPrototype;
+  const size = byteLengthGetter.call(view);
+  if (n > size) n = size;
+  if (n === 0) return isBuffer ? bufferAlloc(0) : new ByteArray(0);
+  const buffer = bufferGetter.call(view);
+  const offset = byteOffsetGetter.call(view);
+  return isBuffer ? bufferFrom(buffer, offset, n) : new ByteArray(buffer, offset, n);
 }
 
 /** `target.set(source, at)` by the intrinsic method, so a caller's object cannot stand in for it. */

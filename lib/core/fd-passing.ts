@@ -121,16 +121,26 @@ export function receiveWithRights(fd: number, into: Uint8Array, maxFds: number, 
   // A datagram: MSG_TRUNC makes the count its real size, so a cut one is known as such.
   const count = sys.recvmsg(fd, block, from === null ? MSG_CMSG_CLOEXEC : MSG_CMSG_CLOEXEC | MSG_TRUNC);
   if (count === WOULD_BLOCK) return { count, fds: [], credentials: null, pidfd: -1, truncated: false };
-  copyBytes(into, block.subarray(dataAt, dataAt + Math.min(count, byteLengthOf(into))));
-  if (from !== null) {
-    const nameLength = view.getUint32(MSG.namelen, true);
-    from.nameLength[0] = nameLength;
-    from.name.set(block.subarray(nameAt, nameAt + Math.min(nameLength, from.name.byteLength)));
-  }
   const received = Number(view.getBigUint64(MSG.controllen, true));
   const ctrunc = (view.getInt32(MSG.flags, true) & MSG_CTRUNC) !== 0;
   const found = parseControl(view, CONTROL_AT, received, maxFds, ctrunc);
   closeAll(found.extra);
+  try {
+    // No bytes to copy: none came, or `into` has none (a view of a resizable buffer that shrank
+    // below it, on which even an empty set throws). A copy that throws all the same leaves no
+    // fd open (found from outside: a detached `into` leaked the fds that had come).
+    const n = Math.min(count, byteLengthOf(into));
+    if (n > 0) copyBytes(into, block.subarray(dataAt, dataAt + n));
+    if (from !== null) {
+      const nameLength = view.getUint32(MSG.namelen, true);
+      from.nameLength[0] = nameLength;
+      from.name.set(block.subarray(nameAt, nameAt + Math.min(nameLength, from.name.byteLength)));
+    }
+  } catch (err) {
+    closeAll(found.fds);
+    if (found.pidfd >= 0) closeAll([found.pidfd]);
+    throw err;
+  }
   if (found.truncated) {
     closeAll(found.fds);
     if (found.pidfd >= 0) closeAll([found.pidfd]);

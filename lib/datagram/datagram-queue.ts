@@ -6,7 +6,7 @@
  * as for streams: a datagram is taken whole while the queue holds fewer bytes than the cap. No
  * memory is held while the queue is empty.
  */
-import { copyBytes, partOf } from '../core/bytes.ts';
+import { ByteArray, copyBytes, partOf } from '../core/bytes.ts';
 
 /** One queued datagram. `address` is null for a connected socket's `send`. */
 export interface QueuedDatagram {
@@ -35,7 +35,7 @@ export class DatagramQueue {
   /** Queues a copy of `data[0, length)` to the sockaddr `address[0, addressLength)` (copied too). */
   push(data: Uint8Array, length: number, address: Uint8Array | null, addressLength: number, fds: number[] | null = null): void {
     // Not data.slice: a caller's view would build the copy with its own constructor (@@species).
-    const bytes = new Uint8Array(length);
+    const bytes = new ByteArray(length);
     copyBytes(bytes, partOf(data, 0, length));
     this.#entries.push({
       bytes,

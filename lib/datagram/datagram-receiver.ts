@@ -26,7 +26,7 @@ import { isDeliveryError } from './datagram-sender.ts';
 import type { DatagramSocket, DatagramWithFds } from './datagram-socket.ts';
 import { ErrorQueueReader } from './error-queue.ts';
 import { DatagramReceipt } from './receipt.ts';
-import { byteLengthOf } from '../core/bytes.ts';
+import { byteLengthOf, headOf } from '../core/bytes.ts';
 
 /** What the receiver reads of its socket and asks of it (the socket module makes one for all its sockets, as for DatagramSenderHost). */
 export interface DatagramReceiverHost {
@@ -113,7 +113,7 @@ export class DatagramReceiver {
     }
     if (received.count === WOULD_BLOCK) return null;
     const length = Math.min(received.count, byteLengthOf(into));
-    if (received.truncated) throw new FdsTruncatedError(into.subarray(0, length), maxFds, received.credentials);
+    if (received.truncated) throw new FdsTruncatedError(headOf(into, length), maxFds, received.credentials);
     if (received.count === 0 && this.#host.seqpacket(this.#socket) && received.fds.length === 0) {
       this.#end();
       return null;
@@ -122,7 +122,7 @@ export class DatagramReceiver {
     receipt._name.set(from.name);
     receipt._nameLength[0] = from.nameLength[0];
     return {
-      bytes: into.subarray(0, length),
+      bytes: headOf(into, length),
       size: received.count,
       truncated: received.count > length,
       address: receipt.address,

@@ -240,8 +240,8 @@ export class DatagramSender {
           head.fds !== null
             ? sendWithRights(fd, head.bytes, head.fds, { name: head.address, nameLength: head.addressLength })
             : head.address === null
-              ? sys.send(fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL)
-              : sys.sendto(fd, head.bytes, head.bytes.byteLength, MSG_NOSIGNAL, head.address, head.addressLength);
+              ? sys.send(fd, head.bytes, byteLengthOf(head.bytes), MSG_NOSIGNAL)
+              : sys.sendto(fd, head.bytes, byteLengthOf(head.bytes), MSG_NOSIGNAL, head.address, head.addressLength);
       } catch (err) {
         if (head.fds !== null) closeAll(head.fds);
         // Nothing the kernel says about one queued datagram may stop the others or escape wait().

@@ -331,8 +331,9 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   /** Sends the first `length` bytes of `data` (default all) as one datagram to `to`. */
   sendTo(data: Uint8Array, to: DatagramDestination, length?: number): DatagramSendStatus {
     const fd = this.#open('sendTo');
-    const n = lengthOf(data, length);
+    // `to` first: its getters may resize data's buffer, and the size libc gets is taken after them.
     const addressLength = encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
+    const n = lengthOf(data, length);
     this.#checkSize(n);
     return this.#sender.sendTo(fd, data, n, this.#to, addressLength, to);
   }
@@ -347,15 +348,16 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
    */
   sendSegments(data: Uint8Array, segmentSize: number, to: DatagramDestination | null = null, length?: number): DatagramSendStatus {
     const fd = this.#open('sendSegments');
-    const n = lengthOf(data, length);
     if (this.#family === AF_UNIX) throw invalidValue('this', 'is a Unix datagram socket: segmentation is UDP only');
     const size = checkInteger('segmentSize', segmentSize, 1, this.#family === AF_INET6 ? MAX_UDP_PAYLOAD.IPv6 : MAX_UDP_PAYLOAD.IPv4);
+    if (to === null && this.#connected === null) throw invalidValue('to', 'is null, but this socket is not connected');
+    // `to` before data's size, as in sendTo.
+    const addressLength = to === null ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
+    const n = lengthOf(data, length);
     if (Math.ceil(n / size) > MAX_GSO_SEGMENTS) {
       throw outOfRange('length', `at most ${MAX_GSO_SEGMENTS} segments of segmentSize (${size}): ${MAX_GSO_SEGMENTS * size} bytes`, n);
     }
     this.#checkSize(n);
-    if (to === null && this.#connected === null) throw invalidValue('to', 'is null, but this socket is not connected');
-    const addressLength = to === null ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
     return this.#sender.sendSegments(fd, data, n, size, to === null ? null : this.#to, addressLength, to);
   }
 
@@ -413,11 +415,12 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   sendWithFds(data: Uint8Array, fds: readonly FdLike[], to?: DatagramDestination): DatagramSendStatus {
     const fd = this.#open('sendWithFds');
     if (this.#family !== AF_UNIX) throw invalidValue('this', 'is a UDP socket: fds travel over Unix sockets only');
-    const n = lengthOf(data, undefined);
-    if (n === 0 && this.#seqpacket) throw outOfRange('data.byteLength', 'at least 1 on a SOCK_SEQPACKET socket', n);
+    // The fds and `to` first: their getters may resize data's buffer (see sendTo).
     const numbers = fdNumbers(fds);
     if (to === undefined && this.#connected === null) throw invalidValue('to', 'is missing, and this socket is not connected');
     const addressLength = to === undefined ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
+    const n = lengthOf(data, undefined);
+    if (n === 0 && this.#seqpacket) throw outOfRange('data.byteLength', 'at least 1 on a SOCK_SEQPACKET socket', n);
     return this.#sender.sendWithFds(fd, data, numbers, to === undefined ? null : this.#to, addressLength, to);
   }
 
@@ -430,9 +433,11 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   receiveWithFds(into: Uint8Array, options: { maxFds?: number | undefined } = {}): DatagramWithFds | null {
     const fd = this.#open('receiveWithFds');
     if (this.#family !== AF_UNIX) throw invalidValue('this', 'is a UDP socket: fds travel over Unix sockets only');
-    checkBytes('into', into);
+    // Options first: a getter there may resize into's buffer, whose size is taken after it.
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
-    const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
+    const maxFdsOption = options.maxFds;
+    const maxFds = maxFdsOption === undefined ? 16 : checkInteger('options.maxFds', maxFdsOption, 1, MAX_FDS_PER_MESSAGE);
+    checkBytes('into', into);
     return this.#receiver.receiveWithFds(fd, into, maxFds);
   }
 

@@ -5,7 +5,7 @@
 import { SIZEOF } from '../../ffi/layouts.ts';
 import type { SocketAddress } from '../core/address.ts';
 import { decodeSockaddr } from '../core/sockaddr.ts';
-import { byteLengthOf } from '../core/bytes.ts';
+import { byteLengthOf, headOf } from '../core/bytes.ts';
 
 /**
  * One received datagram. The object is reused by the next `receiveFrom` on the same socket:
@@ -30,7 +30,7 @@ export class DatagramReceipt {
 
   /** The bytes received: a view of the buffer given to `receiveFrom` (made when asked). */
   get bytes(): Uint8Array {
-    return (this.#into as Uint8Array).subarray(0, this.length);
+    return headOf(this.#into as Uint8Array, this.length);
   }
 
   /**

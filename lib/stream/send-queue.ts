@@ -18,7 +18,7 @@
  * memory holds them.
  */
 import { checkInteger, invalidValue } from '../core/errors.ts';
-import { byteLengthOf } from '../core/bytes.ts';
+import { ByteArray, byteLengthOf, copyBytes, partOf } from '../core/bytes.ts';
 
 /** Options every socket accepts. */
 export interface SocketOptions {
@@ -131,21 +131,21 @@ export class SendQueue {
     // up as a named property (number to string, a runtime lookup): 3% of a paced server's CPU.
     const last = this.#blocks.length - 1;
     const tail = last >= 0 ? this.#blocks[last] : undefined;
-    if (tail !== undefined && tail.bytes.byteLength - tail.end >= n) {
-      tail.bytes.set(data, tail.end);
+    if (tail !== undefined && byteLengthOf(tail.bytes) - tail.end >= n) {
+      copyBytes(tail.bytes, data, tail.end);
       tail.end += n;
     } else {
-      const spare = this.#spare !== null && n <= this.#spare.bytes.byteLength ? this.#spare : null;
+      const spare = this.#spare !== null && n <= byteLengthOf(this.#spare.bytes) ? this.#spare : null;
       if (spare !== null) this.#spare = null;
       if (spare !== null) {
-        spare.bytes.set(data, 0);
+        copyBytes(spare.bytes, data, 0);
         spare.start = 0;
         spare.end = n;
         this.#blocks.push(spare);
       } else {
         const first = this.#length === 0 && this.#spare === null && n <= FIRST_BLOCK;
-        const bytes = new Uint8Array(first ? FIRST_BLOCK : Math.max(BLOCK_SIZE, n));
-        bytes.set(data, 0);
+        const bytes = new ByteArray(first ? FIRST_BLOCK : Math.max(BLOCK_SIZE, n));
+        copyBytes(bytes, data, 0);
         this.#blocks.push({ bytes, start: 0, end: n });
       }
     }
@@ -160,7 +160,7 @@ export class SendQueue {
     const block = this.#blocks[0];
     if (block === undefined) return null;
     const end = this.#headEnd(block);
-    return end < 0 ? null : block.bytes.subarray(block.start, end);
+    return end < 0 ? null : partOf(block.bytes, block.start, end);
   }
 
   /**
@@ -240,7 +240,7 @@ export class SendQueue {
         this.#blocks.shift();
         // Consumed: the kernel has taken these bytes (send(2) returned, or the ring's send
         // completed), so the block is free to be written again.
-        if (this.keepBlock && block.bytes.byteLength <= MAX_SPARE) this.#spare = block;
+        if (this.keepBlock && byteLengthOf(block.bytes) <= MAX_SPARE) this.#spare = block;
       }
     }
     let sent: number[] | null = null;

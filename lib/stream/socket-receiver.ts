@@ -18,7 +18,7 @@ import { HELD_END, HELD_NONE, type Watcher } from '../core/watch.ts';
 import { adoptReceivedFds, type FdAdopters, type ReceiveWithFdsResult } from './received-fd.ts';
 import { lostConnection } from './socket-sender.ts';
 import type { ReceiveResult, Socket } from './socket.ts';
-import { byteLengthOf, copyBytes } from '../core/bytes.ts';
+import { byteLengthOf, copyBytes, headOf } from '../core/bytes.ts';
 
 /** `receiveInto` result when the peer has closed the connection (EOF or reset). */
 export const END_OF_STREAM = -1;
@@ -98,7 +98,7 @@ export class SocketReceiver {
     } catch (err) {
       return { ...receiveResult(into, this.#receiveFailed(err)), fds: [], credentials: null, pidfd: null };
     }
-    if (received.truncated) throw new FdsTruncatedError(into.subarray(0, received.count), maxFds, received.credentials);
+    if (received.truncated) throw new FdsTruncatedError(headOf(into, Math.min(received.count, byteLengthOf(into))), maxFds, received.credentials);
     const n = this.#afterReceive(received.count);
     // Adoption never throws: the bytes are read, and nothing read may be lost.
     return {
@@ -163,7 +163,7 @@ export class SocketReceiver {
       if (held !== HELD_NONE) return; // none now (the next event brings more), or the end (reading ended)
       let n: number;
       try {
-        n = sys.recv(socket.fd, buffer, buffer.byteLength, 0);
+        n = sys.recv(socket.fd, buffer, byteLengthOf(buffer), 0);
       } catch {
         this.ended = true; // reset: nothing more to drop; the flush will meet it too
         return;
@@ -238,5 +238,5 @@ export class SocketReceiver {
 
 /** A receive's answer as `receive` returns it: a view of the bytes read, and the status. */
 export function receiveResult(buffer: Uint8Array, n: number): ReceiveResult {
-  return n >= 0 ? { bytes: buffer.subarray(0, n), status: 'alive' } : { bytes: buffer.subarray(0, 0), status: 'closed' };
+  return n >= 0 ? { bytes: headOf(buffer, n), status: 'alive' } : { bytes: headOf(buffer, 0), status: 'closed' };
 }

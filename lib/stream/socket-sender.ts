@@ -365,7 +365,7 @@ export class SocketSender {
         const fds = queue.headFds();
         let n: number;
         try {
-          n = fds === null ? sys.send(socket.fd, head, head.byteLength, MSG_NOSIGNAL) : sendWithRights(socket.fd, head, fds);
+          n = fds === null ? sys.send(socket.fd, head, byteLengthOf(head), MSG_NOSIGNAL) : sendWithRights(socket.fd, head, fds);
         } catch (err) {
           // Any failure here, a lost connection or not (ENOBUFS, ENOMEM, ETOOMANYREFS for the fds,
           // EMSGSIZE...), ends the stream: the bytes behind the head cannot go without it, so

@@ -366,9 +366,10 @@ export class Socket extends Watchable {
   sendWithFds(data: Uint8Array, fds: readonly FdLike[]): SendStatus {
     const fd = this.#unixOnly('sendWithFds');
     checkBytes('data', data);
+    const numbers = fdNumbers(fds); // first: an fd's getter may resize data's buffer, whose size is taken after it
     const size = byteLengthOf(data);
     if (size === 0) throw outOfRange('data.byteLength', 'at least 1 (fds travel with a byte)', 0);
-    return this.#sender.transmit('sendWithFds', fd, data, size, fdNumbers(fds));
+    return this.#sender.transmit('sendWithFds', fd, data, size, numbers);
   }
 
   /**
@@ -416,10 +417,12 @@ export class Socket extends Watchable {
    */
   receiveWithFds(into: Uint8Array, options: { maxFds?: number | undefined } = {}): ReceiveWithFdsResult {
     const fd = this.#unixOnly('receiveWithFds');
+    // Options first: a getter there may resize into's buffer, whose size is taken after it.
+    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
+    const maxFdsOption = options.maxFds;
+    const maxFds = maxFdsOption === undefined ? 16 : checkInteger('options.maxFds', maxFdsOption, 1, MAX_FDS_PER_MESSAGE);
     checkBytes('into', into);
     if (byteLengthOf(into) === 0) throw outOfRange('into.byteLength', 'at least 1', 0);
-    if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
-    const maxFds = options.maxFds === undefined ? 16 : checkInteger('options.maxFds', options.maxFds, 1, MAX_FDS_PER_MESSAGE);
     return this.#receiver.receiveWithFds(fd, into, maxFds, Socket.#adopters);
   }
 
