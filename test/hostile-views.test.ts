@@ -348,6 +348,16 @@ describe('objects that only look like byte arrays', () => {
       }
     });
   }
+  it('DatagramBatch: setAddress of no address is refused by name; set of a view its buffer shrank below empties the slot', () => {
+    const batch = new DatagramBatch({ capacity: 2, datagramSize: 64 });
+    assert.throws(() => batch.setAddress(0, undefined as never), { code: 'ERR_INVALID_ARG_TYPE', message: /"address" argument must be a SocketAddress object/ });
+    const buffer = resizableBuffer(320);
+    const view = new Uint8Array(buffer, 100, 64);
+    buffer.resize(120); // view is out of bounds: no bytes
+    batch.set(0, view);
+    assert.equal(batch.length(0), 0);
+  });
+
   it('a Uint8Array from another realm is taken', async () => {
     const vm = await import('node:vm');
     const foreign = vm.runInNewContext('new Uint8Array([1, 2, 3])') as Uint8Array;

@@ -67,6 +67,7 @@ function writeInet(addr: InetAddress, into: Uint8Array, name: string): number {
  * Only the bytes covered by the returned length are written (zeroed first).
  */
 export function encodeSockaddr(addr: SocketAddress, into: Uint8Array, name = 'addr'): number {
+  if (addr === null || typeof addr !== 'object') throw invalidType(name, 'a SocketAddress object', addr);
   if (into.length < SIZEOF.sockaddr_storage) {
     throw invalidValue('into', `must hold at least ${SIZEOF.sockaddr_storage} bytes (sizeof sockaddr_storage); it has ${into.length}`);
   }

@@ -23,7 +23,7 @@ import { parseIPv4, parseIPv6 } from '../core/address.ts';
 import {
   destinationOf, RECEIVE_CONTROL, SEND_CONTROL, segmentSizeOf, timestampOf, tosOf, writeSendControl, type DatagramDestinationInfo,
 } from './metadata.ts';
-import { byteLengthOf } from '../core/bytes.ts';
+import { byteLengthOf, copyBytes } from '../core/bytes.ts';
 
 /** Options of {@link DatagramBatch}. */
 export interface DatagramBatchOptions {
@@ -181,7 +181,7 @@ export class DatagramBatch {
     checkBytes('data', data);
     const size = byteLengthOf(data);
     if (size > this.datagramSize) throw outOfRange('data.byteLength', `at most the batch's datagramSize (${this.datagramSize})`, size);
-    this.#slots[slot].set(data);
+    if (size > 0) copyBytes(this.#slots[slot], data); // none: even an empty set throws for a view its buffer shrank below
     this.#lengths[slot] = size;
   }
 

@@ -57,8 +57,9 @@ export interface MultiplexerEvent<T extends MultiplexerTarget = MultiplexerTarge
 /**
  * The arguments of `add` after the target: `interest` and `data` may be left out only when the
  * multiplexer's data type admits `undefined` (the data of a target added without any).
+ * `interest` may be `undefined` either way, for its default (READABLE): `add(socket, undefined, data)`.
  */
-export type MultiplexerAddArguments<D> = undefined extends D ? [interest?: number, data?: D] : [interest: number, data: D];
+export type MultiplexerAddArguments<D> = undefined extends D ? [interest?: number, data?: D] : [interest: number | undefined, data: D];
 
 /** Options of a {@link Multiplexer}. An option left `undefined` takes its default. */
 export interface MultiplexerOptions {
