@@ -12,6 +12,7 @@ import koffi from 'koffi';
 import { F_DUPFD_CLOEXEC, MSG_CMSG_CLOEXEC, MSG_CTRUNC, MSG_NOSIGNAL, MSG_TRUNC, SCM_RIGHTS, SOL_SOCKET } from '../../ffi/constants.ts';
 import { cmsgAlign, cmsgLen, cmsgSpace, OFFSETOF, SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { closeAtTeardown, keepAtTeardown } from '../../ffi/teardown.ts';
 import { checkInteger, invalidType, outOfRange, SocketClosedError } from './errors.ts';
 import { controlRoom, parseControl } from './control-messages.ts';
 import { byteLengthOf, copyBytes, partOf } from './bytes.ts';
@@ -124,6 +125,13 @@ export function receiveWithRights(fd: number, into: Uint8Array, maxFds: number, 
   const received = Number(view.getBigUint64(MSG.controllen, true));
   const ctrunc = (view.getInt32(MSG.flags, true) & MSG_CTRUNC) !== 0;
   const found = parseControl(view, CONTROL_AT, received, maxFds, ctrunc);
+  // Registered for a worker's teardown at once, a few statements after recvmsg made them: until
+  // each has its owner (an OwnedFd, a Socket) a terminate() would leave them open (found from
+  // outside: 28 fds left by 20 workers terminated in a send/receive-with-fds loop). Whoever
+  // closes or hands one over takes it back first (closeAll, the owners' untrack).
+  for (const passed of found.fds) closeAtTeardown(passed);
+  for (const passed of found.extra) closeAtTeardown(passed);
+  if (found.pidfd >= 0) closeAtTeardown(found.pidfd);
   closeAll(found.extra);
   try {
     // No bytes to copy: none came, or `into` has none (a view of a resizable buffer that shrank
@@ -149,9 +157,13 @@ export function receiveWithRights(fd: number, into: Uint8Array, maxFds: number, 
   return { count, fds: found.fds, credentials: found.credentials, pidfd: found.pidfd, truncated: false };
 }
 
-/** Closes every fd, reporting nothing: they are ours and nobody can use them any more. */
+/**
+ * Closes every fd, reporting nothing: they are ours and nobody can use them any more. Each is
+ * taken back from the worker's teardown first (its number may be reused once closed).
+ */
 export function closeAll(fds: readonly number[]): void {
   for (const fd of fds) {
+    keepAtTeardown(fd);
     try {
       closeFd(fd);
     } catch {
@@ -166,7 +178,9 @@ export function duplicateFds(fds: readonly number[]): number[] {
   try {
     fds.forEach((fd, i) => {
       try {
-        copies.push(sys.fcntl(fd, F_DUPFD_CLOEXEC, 0));
+        const copy = sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        closeAtTeardown(copy); // a queue's, until it is sent: a terminated worker must not leave it open
+        copies.push(copy);
       } catch (err) {
         throw err instanceof SocketError ? Object.assign(err, { message: `fds[${i}]: ${err.message}` }) : err;
       }

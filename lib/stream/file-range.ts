@@ -8,6 +8,7 @@ import { F_DUPFD_CLOEXEC, POLLHUP, POLLIN, SPLICE_F_MOVE, SPLICE_F_NONBLOCK } fr
 import { ERRNO } from '../../ffi/errno.ts';
 import { sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { checkInteger, invalidValue, outOfRange, SocketError } from '../core/errors.ts';
+import { closeAtTeardown } from '../../ffi/teardown.ts';
 
 /** Most bytes one sendfile/splice call is asked for (Linux moves at most 0x7ffff000 anyway). */
 const MAX_CHUNK = 1 << 30;
@@ -51,7 +52,9 @@ export function fileRequest(fd: unknown, offset: unknown, length: unknown): File
 
 /** The queue's own copy of the caller's fd (close-on-exec), so the caller may close theirs. */
 export function duplicateFd(fd: number): number {
-  return sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  const copy = sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  closeAtTeardown(copy); // the queue's: closed by closeAll, or at a worker's teardown
+  return copy;
 }
 
 /**

@@ -11,7 +11,7 @@
  */
 import { MSG_NOSIGNAL } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
-import { closeFd, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
+import { sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { SocketClosedError, SocketError } from '../core/errors.ts';
 import { closeAll, duplicateFds, sendWithRights } from '../core/fd-passing.ts';
 import { ERROR, HANGUP, WRITABLE } from '../core/watch.ts';
@@ -413,7 +413,7 @@ export class SocketSender {
       }
       const done = queue.consumeFile(n);
       if (done >= 0) {
-        closeFd(done); // the queue's duplicate
+        closeAll([done]); // the queue's duplicate (taken back from the teardown first)
         if (wasStarved) this.#update();
         return true;
       }
