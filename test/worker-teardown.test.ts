@@ -8,6 +8,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { hangGuardMs } from './helpers/platform.ts';
+import { startTsWorker } from './helpers/ts-worker.ts';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const SHAPES: [shape: string, workerExitCode: number][] = [
   ['reactor-idle/natural', 0],
@@ -76,6 +81,34 @@ describe('worker teardown: workers stopped while they resolve names', () => {
     assert.equal(run.signal, null, `the child died of ${run.signal}; stderr: ${run.stderr}`);
     assert.equal(run.status, 0, `child exit status; stderr: ${run.stderr}`);
     assert.deepEqual(JSON.parse(run.stdout.trim()), { terminated: 30, errors: [] });
+  });
+});
+
+describe('worker teardown: what a send queue holds', () => {
+  it('the duplicates of queued fds and file ranges are closed when the worker is terminated', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'msocket-queued-fds-'));
+    const file = path.join(dir, 'passed');
+    fs.writeFileSync(file, 'x');
+    const fd = fs.openSync(file, 'r');
+    const copies = (): number =>
+      fs.readdirSync('/proc/self/fd').filter((entry) => {
+        try {
+          return Number(entry) !== fd && fs.readlinkSync(`/proc/self/fd/${entry}`) === file;
+        } catch {
+          return false;
+        }
+      }).length;
+    try {
+      const worker = startTsWorker(new URL('./fixtures/queued-fds-worker.ts', import.meta.url), { workerData: { fd } });
+      const report = (await once(worker, 'message'))[0] as { statuses: string[] };
+      assert.deepEqual(report.statuses, ['queued', 'queued', 'queued'], 'each waits in its queue, as a duplicate');
+      assert.equal(copies(), 3, 'the queues hold their duplicates');
+      assert.equal(await worker.terminate(), 1);
+      assert.equal(copies(), 0, 'duplicates left open by the terminated worker');
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
