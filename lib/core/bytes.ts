@@ -15,9 +15,9 @@
  * that later replaces `Uint8Array.prototype`'s properties (or `Uint8Array[Symbol.species]`, or
  * `globalThis.Uint8Array`) changes nothing here. The library's own buffers that reach libc (the
  * send queues' blocks, the receive buffer) are sized and cut by these too: such a script once
- * made a queue block look 4 KiB longer and send(2) read the heap past it (found from outside). Calling one is
- * no slower than reading the property: TurboFan inlines the builtin (a loop over Buffers and
- * Uint8Arrays, 11 ns against 27 for `.byteLength`, which met two maps there).
+ * made a queue block look 4 KiB longer and send(2) read the heap past it (found from outside).
+ * Calling one is no slower than reading the property: TurboFan inlines the builtin (a loop over
+ * Buffers and Uint8Arrays, 11 ns against 27 for `.byteLength`, which met two maps there).
  */
 
 const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;

@@ -106,6 +106,21 @@ export function checkBytes(name: string, value: unknown): Uint8Array {
 }
 
 /**
+ * `data` checked as by `checkBytes`, and how many of its bytes a send takes: `length` when given
+ * (an integer from 0 to its real size), else all of them. Stream and datagram sends share it.
+ */
+export function checkSendLength(data: unknown, length: unknown): number {
+  checkBytes('data', data);
+  const size = byteLengthOf(data as Uint8Array);
+  if (length === undefined) return size;
+  if (!(Number.isInteger(length) && (length as number) >= 0 && (length as number) <= size)) {
+    if (typeof length !== 'number') throw invalidType('length', 'of type number', length);
+    throw outOfRange('length', `an integer from 0 to data.byteLength (${size})`, length);
+  }
+  return length as number;
+}
+
+/**
  * Thrown by `receiveWithFds` when more fds arrived than `maxFds`: the kernel dropped some
  * (MSG_CTRUNC) or delivered more than asked. Every fd that arrived has been closed.
  */

@@ -194,6 +194,7 @@ export function setRawOption(fd: number, level: number, name: number, value: num
   let bytes: Uint8Array | Int32Array;
   if (typeof value === 'boolean') bytes = new Int32Array([value ? 1 : 0]);
   else if (typeof value === 'number') bytes = new Int32Array([checkInteger('value', value, INT32_MIN, 0xffffffff) | 0]);
+  // instanceof too: a Proxy of a view is no Uint8Array, but checkBytes names it as one refused.
   else if (value instanceof Uint8Array || isUint8Array(value)) bytes = checkBytes('value', value);
   else throw invalidType('value', 'of type number or boolean, or an instance of Uint8Array', value);
   setsockopt(fd, level, name, bytes, rawWhat(level, name));

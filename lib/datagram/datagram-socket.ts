@@ -35,7 +35,7 @@ import { ERRNO } from '../../ffi/errno.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
 import { unixAddress, type InetAddress, type PortOf, type SocketAddress, type UnixAddress } from '../core/address.ts';
-import { checkBytes, checkInteger, illegalConstructor, invalidType, invalidValue, outOfRange, SocketClosedError } from '../core/errors.ts';
+import { checkBytes, checkInteger, checkSendLength, illegalConstructor, invalidType, invalidValue, outOfRange, SocketClosedError } from '../core/errors.ts';
 import { INTERNAL } from '../core/internal.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { getOption, getRawOption, setOption, setRawOption, type SocketOptionName, type SocketOptionValues } from '../core/options.ts';
@@ -51,7 +51,6 @@ import { fdNumbers, MAX_FDS_PER_MESSAGE, type FdLike, type PeerCredentials } fro
 import { OwnedFd } from '../core/owned-fd.ts';
 import { DatagramReceiver, type DatagramReceiverHost } from './datagram-receiver.ts';
 import { DatagramSender, type DatagramSenderHost } from './datagram-sender.ts';
-import { byteLengthOf } from '../core/bytes.ts';
 
 /** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
 export type DatagramSendStatus = 'sent' | 'queued' | 'not-sent' | 'refused';
@@ -321,7 +320,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   /** Sends the first `length` bytes of `data` (default all) as one datagram to the connected peer. */
   send(data: Uint8Array, length?: number): DatagramSendStatus {
     const fd = this.#open('send');
-    const n = lengthOf(data, length);
+    const n = checkSendLength(data, length);
     if (this.#connected === null) throw invalidValue('this', 'is not connected: use sendTo(data, address), or connect() first');
     if (n === 0 && this.#seqpacket) throw outOfRange('length', 'at least 1 on a SOCK_SEQPACKET socket (an empty message reads as the end of the connection)', n);
     this.#checkSize(n);
@@ -333,7 +332,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     const fd = this.#open('sendTo');
     // `to` first: its getters may resize data's buffer, and the size libc gets is taken after them.
     const addressLength = encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
-    const n = lengthOf(data, length);
+    const n = checkSendLength(data, length);
     this.#checkSize(n);
     return this.#sender.sendTo(fd, data, n, this.#to, addressLength, to);
   }
@@ -353,7 +352,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     if (to === null && this.#connected === null) throw invalidValue('to', 'is null, but this socket is not connected');
     // `to` before data's size, as in sendTo.
     const addressLength = to === null ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
-    const n = lengthOf(data, length);
+    const n = checkSendLength(data, length);
     if (Math.ceil(n / size) > MAX_GSO_SEGMENTS) {
       throw outOfRange('length', `at most ${MAX_GSO_SEGMENTS} segments of segmentSize (${size}): ${MAX_GSO_SEGMENTS * size} bytes`, n);
     }
@@ -419,7 +418,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     const numbers = fdNumbers(fds);
     if (to === undefined && this.#connected === null) throw invalidValue('to', 'is missing, and this socket is not connected');
     const addressLength = to === undefined ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
-    const n = lengthOf(data, undefined);
+    const n = checkSendLength(data, undefined);
     if (n === 0 && this.#seqpacket) throw outOfRange('data.byteLength', 'at least 1 on a SOCK_SEQPACKET socket', n);
     return this.#sender.sendWithFds(fd, data, numbers, to === undefined ? null : this.#to, addressLength, to);
   }
@@ -669,17 +668,6 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     this.#lastError = err;
     this.#unreported = err;
   }
-}
-
-function lengthOf(data: Uint8Array, length: number | undefined): number {
-  checkBytes('data', data);
-  const size = byteLengthOf(data);
-  if (length === undefined) return size;
-  if (!(Number.isInteger(length) && length >= 0 && length <= size)) {
-    if (typeof length !== 'number') throw invalidType('length', 'of type number', length);
-    throw outOfRange('length', `an integer from 0 to data.byteLength (${size})`, length);
-  }
-  return length;
 }
 
 function checkBatch(batch: unknown): asserts batch is DatagramBatch {

@@ -15,7 +15,7 @@ import {
 } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { closeFd, sys } from '../../ffi/syscall.ts';
-import { illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, invalidType, invalidValue, outOfRange } from '../core/errors.ts';
+import { illegalConstructor, SocketClosedError, SocketError, checkBytes, checkInteger, checkSendLength, invalidValue, outOfRange } from '../core/errors.ts';
 import { track, untrack } from '../core/lifetime.ts';
 import { pauseReadingOf, sendQueueLimitOf, type SocketOptions } from './send-queue.ts';
 import { INTERNAL } from '../core/internal.ts';
@@ -343,15 +343,8 @@ export class Socket extends Watchable {
    */
   send(data: Uint8Array, length?: number): SendStatus {
     const fd = this.#open('send');
-    checkBytes('data', data);
     // `length` saves the view an echo would otherwise make (`buffer.subarray(0, n)`) per message.
-    const size = byteLengthOf(data);
-    if (length === undefined) length = size;
-    else if (!(Number.isInteger(length) && length >= 0 && length <= size)) {
-      if (typeof length !== 'number') throw invalidType('length', 'of type number', length);
-      throw outOfRange('length', `an integer from 0 to data.byteLength (${size})`, length);
-    }
-    return this.#sender.transmit('send', fd, data, length, null);
+    return this.#sender.transmit('send', fd, data, checkSendLength(data, length), null);
   }
 
   /**

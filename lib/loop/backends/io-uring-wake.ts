@@ -245,11 +245,13 @@ export class RingWakeup {
       host.rearm();
       if (ring.pending() > 0 || ring.taskRunPending() || ring.cqOverflowPending()) ring.enter(0, IORING_ENTER_GETEVENTS);
       if (ring.ready() > 0 || host.reportable()) return true;
-      if (this.#fd >= 0) {
+      if (this.#watchesRing) {
+        // The ring fd needs no clearing, but stays readable while the kernel's overflow list holds
+        // completions: the next round's enter moves them in.
+        if (ring.cqOverflowPending()) continue;
+      } else if (this.#fd >= 0) {
         sys.read(this.#fd, this.#counter, 8);
         if (ring.ready() > 0) return true;
-      } else if (ring.cqOverflowPending()) {
-        continue; // the ring fd stays readable until the kernel's overflow list is flushed (an enter)
       }
       if (!(ring.deferTaskrun && ring.taskRunPending())) {
         host.endTurn();

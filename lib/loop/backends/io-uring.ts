@@ -89,9 +89,10 @@ export class IoUringBackend extends ReadyList implements Backend {
   /**
    * `promptWake`: a Reactor's multiplexer, which sleeps in libuv on the ring's eventfd.
    * Where the kernel signals a DEFER_TASKRUN ring's eventfd late (RingWakeup.signalsAtOnce:
-   * Linux 6.18.44, about 16 ms per wake-up), its ring is a plain one instead, whose fd is readable
-   * as soon as completions are posted (the Reactor watches it: RingWakeup.fd): readiness by polls only, since receiving, sending
-   * and accepting by the ring need DEFER_TASKRUN (`receives`, `sends`, `accepts` say false).
+   * Linux 6.18.44, about 16 ms per wake-up), its ring is a plain one instead, whose fd is
+   * readable as soon as completions are posted (the Reactor watches it: RingWakeup.fd):
+   * readiness by polls only, since receiving, sending and accepting by the ring need
+   * DEFER_TASKRUN (`receives`, `sends`, `accepts` say false).
    * In a worker, a ring that would accept sleeps in poll(2) on that eventfd: there too, a late
    * signal turns the ring's accept off. `promptWake` false: neither is asked (tests of those
    * paths, which then wake late on such a kernel).
