@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { AF_VSOCK, O_CLOEXEC, O_NONBLOCK, SO_PASSCRED, SO_PASSPIDFD, SOCK_CLOEXEC, SOCK_STREAM, SOL_SOCKET } from '../ffi/constants.ts';
 import { cmsgSpace } from '../ffi/layouts.ts';
 import { sys } from '../ffi/syscall.ts';
-import { FdsTruncatedError, Listener, Multiplexer, OwnedFd, Socket, type ReceivedFd, type ReceiveWithFdsResult } from '../lib/index.ts';
+import { DatagramSocket, FdsTruncatedError, Listener, Multiplexer, OwnedFd, Socket, type ReceivedFd, type ReceiveWithFdsResult } from '../lib/index.ts';
 import { runCmsgProbe } from './helpers/cmsg-probe.ts';
 import { fdFlags, fdTarget, openFds, trackFds } from './helpers/fd.ts';
 import { EMULATOR } from './helpers/platform.ts';
@@ -298,6 +298,20 @@ describe('fd passing', () => {
       assert.throws(() => a.sendWithFds(Buffer.from('x'), []), { name: 'RangeError', message: /fds.length/ });
       assert.throws(() => a.sendWithFds(Buffer.from('x'), new Array(254).fill(0)), { name: 'RangeError', message: /fds.length/ });
       assert.throws(() => a.sendWithFds(Buffer.from('x'), [1.5]), { name: 'RangeError', message: /fds\[0\]/ });
+      // A hole in the array is no fd 0 (it went out as stdin before: found from outside), and a
+      // plain -1 is a number out of range, not a closed owner.
+      // eslint-disable-next-line no-sparse-arrays
+      assert.throws(() => a.sendWithFds(Buffer.from('x'), [, b] as never), { code: 'ERR_INVALID_ARG_TYPE', message: /"fds\[0\]" argument must be of type number. Received undefined/ });
+      assert.throws(() => a.sendWithFds(Buffer.from('x'), [-1]), { code: 'ERR_OUT_OF_RANGE', message: /fds\[0\]/ });
+      const [c, d] = DatagramSocket.pair();
+      try {
+        // eslint-disable-next-line no-sparse-arrays
+        assert.throws(() => c.sendWithFds(Buffer.from('x'), [, d] as never), { code: 'ERR_INVALID_ARG_TYPE', message: /"fds\[0\]"/ });
+        assert.equal(d.receiveFrom(new Uint8Array(8)), null, 'nothing went');
+      } finally {
+        c.close();
+        d.close();
+      }
       const closed = Socket.pair();
       closed[0].destroy();
       closed[1].destroy();

@@ -195,10 +195,18 @@ export function duplicateFds(fds: readonly number[]): number[] {
 /** Validates the fds argument of sendWithFds and returns the numbers. */
 export function fdNumbers(fds: unknown): number[] {
   if (!Array.isArray(fds)) throw invalidType('fds', 'an array of fds (numbers, or objects with an fd)', fds);
-  if (fds.length === 0 || fds.length > MAX_FDS_PER_MESSAGE) throw outOfRange('fds.length', `from 1 to ${MAX_FDS_PER_MESSAGE}`, fds.length);
-  return fds.map((item, i) => {
-    const value = typeof item === 'object' && item !== null ? (item as { fd: unknown }).fd : item;
-    if (value === -1) throw new SocketClosedError('fd', `sendWithFds: fds[${i}]: the object that owned this`);
-    return checkInteger(`fds[${i}]`, value, 0, 2 ** 31 - 1);
-  });
+  const count = fds.length; // read once: a Proxy may answer differently each time
+  if (count === 0 || count > MAX_FDS_PER_MESSAGE) throw outOfRange('fds.length', `from 1 to ${MAX_FDS_PER_MESSAGE}`, count);
+  // By index, not map: map skips the holes of a sparse array (`[, fd]`), whose slots then went
+  // out as fd 0 (found from outside); a hole reads as undefined here and is refused by name.
+  const numbers: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const item: unknown = fds[i];
+    const owned = typeof item === 'object' && item !== null;
+    const value = owned ? (item as { fd: unknown }).fd : item;
+    // -1 from an object is a closed owner's fd; a plain -1 is only a number out of range.
+    if (owned && value === -1) throw new SocketClosedError('fd', `sendWithFds: fds[${i}]: the object that owned this`);
+    numbers.push(checkInteger(`fds[${i}]`, value, 0, 2 ** 31 - 1));
+  }
+  return numbers;
 }
