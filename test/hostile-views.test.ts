@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DatagramBatch, DatagramSocket, Multiplexer, Socket, setRawOption, type SendStatus } from '../lib/index.ts';
+import { DatagramBatch, DatagramSocket, Multiplexer, Reactor, Socket, setRawOption, toStream, type SendStatus } from '../lib/index.ts';
 import { connectedPair, pumpUntil } from './helpers/sockets.ts';
 import { injectFaults } from '../ffi/faults.ts';
 import { SOL_SOCKET } from '../ffi/constants.ts';
@@ -563,5 +563,30 @@ describe('a script that tampers with Uint8Array after the library loaded', () =>
     assert.deepEqual(result.errors, []);
     assert.equal(result.received, result.accepted);
     assert.equal(result.foreign, 0);
+  });
+});
+
+describe('a stream\'s write() is Node\'s Writable (README, "Buffer safety")', () => {
+  it('a view that lies sends what its ArrayBuffer holds, never past it; a length beyond the ArrayBuffer throws from write()', async () => {
+    const [a, b] = Socket.pair();
+    const reactor = new Reactor();
+    const stream = toStream(a, reactor);
+    try {
+      // Writable makes a Buffer from the view's own byteLength (as for node:net): the whole ArrayBuffer.
+      const { view, whole } = liar('own properties', 16);
+      await new Promise<void>((resolve, reject) => stream.write(view, (err) => (err ? reject(err) : resolve())));
+      const got = drain(b);
+      assert.equal(got.byteLength, WHOLE, 'the ArrayBuffer\'s bytes, no more');
+      assert.deepEqual(got, Buffer.from(whole.buffer));
+      const beyond = new Uint8Array(new ArrayBuffer(WHOLE), 0, 16);
+      Object.defineProperty(beyond, 'byteLength', { value: WHOLE + 1 });
+      assert.throws(() => stream.write(beyond), RangeError);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(b.receiveInto(new Uint8Array(16)), 0, 'nothing was sent (0: nothing waiting)');
+    } finally {
+      stream.destroy();
+      b.close();
+      reactor.close();
+    }
   });
 });
