@@ -32,6 +32,8 @@ import { fileRequest } from './file-range.ts';
 import { asSocketError, SocketSender, type SenderHost } from './socket-sender.ts';
 import { receiveResult, SocketReceiver, type ReceiverHost } from './socket-receiver.ts';
 import { byteLengthOf } from '../core/bytes.ts';
+import { Reactor } from '../loop/reactor.ts';
+import { Interest } from '../loop/multiplexer.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -522,18 +524,35 @@ export class Socket extends Watchable {
   }
 
   /**
-   * `await using` support: closes gracefully and waits for the queue to drain when a multiplexer
-   * drives the socket; without one nothing could drain it, so it flushes what it can and destroys.
+   * `await using` support: closes gracefully and waits until the queue has drained and the fd is
+   * closed (check `error` afterwards, as after `whenClosed()`). A socket no multiplexer drives
+   * (the one `connect()` resolves, say) is driven to its end by a Reactor of its own, made for
+   * the wait when bytes are still queued: leaving the scope loses none of what was sent.
    */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#fd < 0) return;
-    if (this._watcher === null) {
-      this.flush();
+    if (this._watcher !== null) {
+      this.close();
+      await this.whenClosed();
+      return;
+    }
+    if (!this.#connecting) this.flush();
+    if (this.error !== null || (!this.#connecting && this.queuedBytes === 0)) {
       this.destroy();
       return;
     }
-    this.close();
-    await this.whenClosed();
+    // Found from outside: flushing what the kernel took and destroying dropped the rest behind a
+    // clean FIN. Nothing else may watch the fd for its drain, so a Reactor does it for this wait.
+    const reactor = new Reactor();
+    try {
+      // Interest NONE: a closing socket asks for its queue's drain itself; an error ends it.
+      reactor.add(this, (event) => event.error !== null && this.destroy(), Interest.NONE);
+      this.close();
+      await this.whenClosed();
+    } finally {
+      if (this.#fd >= 0) this.destroy();
+      reactor.close();
+    }
   }
 
   /** @internal */
