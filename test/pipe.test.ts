@@ -189,4 +189,29 @@ describe('pipeSockets (a TCP proxy)', () => {
       reactor.close();
     }
   });
+  it('refuses a socket another pipe has joined: the first pipe keeps both and still finishes', { timeout: 10_000 }, async () => {
+    // Found from outside: the second pipe took x over, and the first one's z stayed open with
+    // its `finished` pending for good.
+    const [x, y] = Socket.pair();
+    const [z, zz] = Socket.pair();
+    const [w, ww] = Socket.pair();
+    const reactor = new Reactor();
+    try {
+      const first = pipeSockets(x, z, reactor);
+      assert.throws(() => pipeSockets(x, w, reactor), { code: 'ERR_INVALID_ARG_VALUE', message: /"a".*another pipeSockets/ });
+      assert.throws(() => pipeSockets(w, z, reactor), { code: 'ERR_INVALID_ARG_VALUE', message: /"b".*another pipeSockets/ });
+      assert.equal(reactor.multiplexer.has(w), false, 'a refused pipe touches nothing');
+      y.send(new TextEncoder().encode('to-x'));
+      y.shutdown('write');
+      zz.shutdown('write');
+      const result = await first.finished;
+      assert.deepEqual([result.aToB, result.bToA, result.error], [4, 0, null]);
+      assert.deepEqual([x.state, z.state, w.state], ['closed', 'closed', 'open']);
+      const got = new Uint8Array(16);
+      assert.equal(new TextDecoder().decode(got.subarray(0, zz.receiveInto(got) as number)), 'to-x');
+    } finally {
+      for (const s of [x, y, z, zz, w, ww]) s.destroy();
+      reactor.close();
+    }
+  });
 });

@@ -189,7 +189,8 @@ export class SocketPipe {
  *
  * `b` may still be connecting (`Socket.connect`): bytes from `a` wait in its queue. The pipe
  * takes both sockets over in the reactor (their handlers are replaced; sockets not in it are
- * added). Resolve `finished` to learn how it ended.
+ * added). A socket is in one pipe for good: joining it to another throws. Resolve `finished` to
+ * learn how it ended.
  */
 export function pipeSockets(a: Socket, b: Socket, reactor: Reactor): SocketPipe {
   if (!(a instanceof Socket)) throw invalidType('a', 'an instance of Socket', a);
@@ -199,6 +200,12 @@ export function pipeSockets(a: Socket, b: Socket, reactor: Reactor): SocketPipe 
   for (const [name, s] of [['a', a], ['b', b]] as const) {
     if (s.state === 'closed' || s.state === 'closing') throw invalidValue(name, `is ${s.state}`);
     if (s._watcher !== null && !reactor.multiplexer.has(s)) throw invalidValue(name, 'is watched by another multiplexer; remove it there first');
+    // Taking it over would leave the first pipe's other socket open and its `finished` pending
+    // for good (found from outside).
+    if (s._pipe !== null) throw invalidValue(name, 'is joined by another pipeSockets already; a pipe keeps its sockets until both are closed');
   }
-  return new SocketPipe(a, b, reactor);
+  const pipe = new SocketPipe(a, b, reactor);
+  a._pipe = pipe;
+  b._pipe = pipe;
+  return pipe;
 }

@@ -91,6 +91,8 @@ export class Socket extends Watchable {
 
   #fd: number;
   #connecting: boolean;
+  /** @internal The pipe (face/pipe.ts) that joined this socket: a socket is in one pipe for good. */
+  _pipe: object | null = null;
   #closing = false;
   #hungUp = false;
   #writeShut = false;
