@@ -436,6 +436,30 @@ describe('Unix datagram sockets', () => {
     }
   });
 
+  it('await using a socket no multiplexer drives: every queued datagram is delivered before the fd closes', { timeout: 10_000 }, async () => {
+    const [a, b] = DatagramSocket.pair({ sendQueueLimit: 256 * 1024 });
+    const got: number[] = [];
+    const buf = new Uint8Array(1024);
+    const reader = setInterval(() => {
+      for (let r = b.receiveFrom(buf); r !== null; r = b.receiveFrom(buf)) got.push(r.bytes[0]);
+    }, 5);
+    try {
+      let sent = 0;
+      {
+        await using s = a;
+        for (; sent < 2000 && s.queuedDatagrams < 50; sent++) assert.notEqual(s.send(new Uint8Array(512).fill(sent & 0xff)), 'not-sent');
+        assert.ok(s.queuedDatagrams > 0, 'the receiver filled up');
+      }
+      assert.equal(a.state, 'closed');
+      for (let round = 0; round < 100 && got.length < sent; round++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(got, Array.from({ length: sent }, (_, i) => i & 0xff), 'every datagram, once, in order');
+    } finally {
+      clearInterval(reader);
+      a.destroy();
+      b.destroy();
+    }
+  });
+
   it('a full receiver queues whole datagrams in order, refuses past the cap, and the multiplexer delivers every one', () => {
     const [a, b] = DatagramSocket.pair({ sendQueueLimit: 32 * 1024 });
     try {

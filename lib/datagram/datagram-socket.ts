@@ -51,6 +51,8 @@ import { fdNumbers, MAX_FDS_PER_MESSAGE, type FdLike, type PeerCredentials } fro
 import { OwnedFd } from '../core/owned-fd.ts';
 import { DatagramReceiver, type DatagramReceiverHost } from './datagram-receiver.ts';
 import { DatagramSender, type DatagramSenderHost } from './datagram-sender.ts';
+import { Reactor } from '../loop/reactor.ts';
+import { Interest } from '../loop/multiplexer.ts';
 
 /** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
 export type DatagramSendStatus = 'sent' | 'queued' | 'not-sent' | 'refused';
@@ -577,9 +579,33 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     return new Promise((resolve) => (this.#closeWaiters ??= []).push(resolve));
   }
 
-  /** Calls `destroy()`: `using` scopes end with it. */
+  /** Calls `destroy()`: `using` scopes end with it (queued datagrams are dropped). */
   [Symbol.dispose](): void {
     this.destroy();
+  }
+
+  /**
+   * `await using` support: closes gracefully and waits until the send queue has drained and the
+   * fd is closed. A socket no multiplexer drives is driven to its end by a Reactor of its own,
+   * made for the wait when datagrams are still queued, as for a stream `Socket`.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#fd < 0) return;
+    if (this._watcher === null && this.flush() === 0) {
+      this.destroy();
+      return;
+    }
+    const reactor = this._watcher === null ? new Reactor() : null;
+    try {
+      reactor?.add(this, () => {}, Interest.NONE);
+      this.close();
+      await this.whenClosed();
+    } finally {
+      if (reactor !== null) {
+        if (this.#fd >= 0) this.destroy();
+        reactor.close();
+      }
+    }
   }
 
   /** @internal */
