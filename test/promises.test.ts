@@ -14,7 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { SO_LINGER, SOL_SOCKET } from '../ffi/constants.ts';
 import { sys } from '../ffi/syscall.ts';
-import { Listener, Reactor, Socket, SocketError, type TcpListener } from '../lib/index.ts';
+import { Interest, Listener, Multiplexer, Reactor, Socket, SocketError, type TcpListener } from '../lib/index.ts';
 import { accepts, closeGracefully, connect, listen } from '../lib/face/promises.ts';
 import { fdTarget, openFds, trackFds } from './helpers/fd.ts';
 import { pattern } from './helpers/sockets.ts';
@@ -386,6 +386,38 @@ describe('using / await using', () => {
     }
     assert.deepEqual(fds.map(fdTarget), [null, null, null], 'every fd closed at the end of the block');
     assert.equal(outer.closed, true);
+  });
+
+  it('await using a socket on a Multiplexer driven by hand returns at once; the next wait() calls finish the close, nothing lost', { timeout: 15_000 }, async () => {
+    // Found from outside: it awaited a drain that only the awaiting code's next wait() could
+    // make (a worker's own loop deadlocked).
+    const [a, b] = Socket.pair();
+    using mux = new Multiplexer();
+    try {
+      a.setOption('sendBufferSize', 4096);
+      const data = pattern(1 << 20);
+      mux.add(a, Interest.NONE);
+      assert.notEqual(a.send(data), 'sent');
+      const disposed = (async () => {
+        await using s = a;
+        void s;
+      })();
+      const first = await Promise.race([disposed.then(() => 'returned'), delay(2000).then(() => 'still waiting')]);
+      assert.equal(first, 'returned');
+      assert.equal(a.state, 'closing');
+      const chunks: Uint8Array[] = [];
+      const buffer = new Uint8Array(65536);
+      for (let round = 0; round < 5000 && (a.state as string) !== 'closed'; round++) {
+        mux.wait(1);
+        for (let n = b.receiveInto(buffer); typeof n === 'number' && n > 0; n = b.receiveInto(buffer)) chunks.push(buffer.slice(0, n));
+      }
+      assert.equal(a.state, 'closed');
+      for (let n = b.receiveInto(buffer); typeof n === 'number' && n > 0; n = b.receiveInto(buffer)) chunks.push(buffer.slice(0, n));
+      assert.ok(Buffer.concat(chunks).equals(data), 'every byte, in order');
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
   });
 
   it('await using a socket no multiplexer drives: what is queued reaches the peer before the FIN', { timeout: 15_000 }, async () => {

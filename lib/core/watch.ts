@@ -46,6 +46,12 @@ export const HELD_WAIT = -13;
 
 /** What a watched object asks of the multiplexer that watches it. */
 export interface Watcher {
+  /**
+   * Whether a Reactor drives this multiplexer (Node's event loop calls its wait), so that code
+   * awaiting a graceful close sees it finish; a Multiplexer you drive yourself finishes it only at
+   * your next `wait()`.
+   */
+  readonly _driven: boolean;
   /** The watched object's wants changed (queue filled or drained, reading ended...). */
   _update(target: Watchable): void;
   /** The watched object is closing its fd: drop it now, before the fd number can be reused. */

@@ -51,8 +51,7 @@ import { fdNumbers, MAX_FDS_PER_MESSAGE, type FdLike, type PeerCredentials } fro
 import { OwnedFd } from '../core/owned-fd.ts';
 import { DatagramReceiver, type DatagramReceiverHost } from './datagram-receiver.ts';
 import { DatagramSender, type DatagramSenderHost } from './datagram-sender.ts';
-import { Reactor } from '../loop/reactor.ts';
-import { Interest } from '../loop/multiplexer.ts';
+import { driveUntilClosed } from '../core/drive-alone.ts';
 
 /** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
 export type DatagramSendStatus = 'sent' | 'queued' | 'not-sent' | 'refused';
@@ -585,27 +584,22 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   }
 
   /**
-   * `await using` support: closes gracefully and waits until the send queue has drained and the
-   * fd is closed. A socket no multiplexer drives is driven to its end by a Reactor of its own,
-   * made for the wait when datagrams are still queued, as for a stream `Socket`.
+   * `await using` support: closes gracefully (`close()`) and waits until the send queue has
+   * drained and the fd is closed, as a stream `Socket` does: on a Reactor, the Reactor finishes
+   * it; with no multiplexer, poll(2) with a zero timeout, now and then; on a Multiplexer you drive
+   * yourself it returns at once, and your next `wait()` finishes the close.
    */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#fd < 0) return;
-    if (this._watcher === null && this.flush() === 0) {
-      this.destroy();
+    const watcher = this._watcher;
+    this.close();
+    if (this.#fd < 0) return;
+    if (watcher !== null) {
+      if (watcher._driven) await this.whenClosed();
       return;
     }
-    const reactor = this._watcher === null ? new Reactor() : null;
-    try {
-      reactor?.add(this, () => {}, Interest.NONE);
-      this.close();
-      await this.whenClosed();
-    } finally {
-      if (reactor !== null) {
-        if (this.#fd >= 0) this.destroy();
-        reactor.close();
-      }
-    }
+    await driveUntilClosed(this);
+    if (this.#fd >= 0) this.destroy();
   }
 
   /** @internal */

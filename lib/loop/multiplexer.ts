@@ -90,6 +90,8 @@ export class Multiplexer<D = unknown> {
    * and the kernel refused it.
    */
   readonly backend: BackendName;
+  /** @internal Whether a Reactor drives this multiplexer (Watcher._driven); set by the Reactor. */
+  _driven = false;
   /** @internal Whether the backend receives for TCP sockets (Watcher._receives). */
   readonly _receives: boolean;
   /** @internal Whether the backend sends for TCP sockets (Watcher._sends). */

@@ -105,6 +105,7 @@ export class Reactor {
       wakeFd = multiplexer._wakeFd();
     }
     this.multiplexer = multiplexer;
+    multiplexer._driven = true;
     this.#watcher = watchReadable(wakeFd, () => this.#drain());
     this.multiplexer._onSizeChange = () => this.#refreshRef();
     this.#refreshRef();

@@ -32,8 +32,7 @@ import { fileRequest } from './file-range.ts';
 import { asSocketError, SocketSender, type SenderHost } from './socket-sender.ts';
 import { receiveResult, SocketReceiver, type ReceiverHost } from './socket-receiver.ts';
 import { byteLengthOf } from '../core/bytes.ts';
-import { Reactor } from '../loop/reactor.ts';
-import { Interest } from '../loop/multiplexer.ts';
+import { driveUntilClosed } from '../core/drive-alone.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -526,35 +525,26 @@ export class Socket extends Watchable {
   }
 
   /**
-   * `await using` support: closes gracefully and waits until the queue has drained and the fd is
-   * closed (check `error` afterwards, as after `whenClosed()`). A socket no multiplexer drives
-   * (the one `connect()` resolves, say) is driven to its end by a Reactor of its own, made for
-   * the wait when bytes are still queued: leaving the scope loses none of what was sent.
+   * `await using` support: closes gracefully (`close()`) and, where something will finish that
+   * close, waits until the queue has drained and the fd is closed (check `error` afterwards, as
+   * after `whenClosed()`). On a Reactor, the Reactor finishes it. A socket no multiplexer watches
+   * (the one `connect()` resolves, say) is driven to its end by poll(2) with a zero timeout, now
+   * and then. On a Multiplexer you drive yourself, it returns at once: your next `wait()` finishes
+   * the close (awaiting it here would wait for the `wait()` the awaiting code is to make).
    */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.#fd < 0) return;
-    if (this._watcher !== null) {
-      this.close();
-      await this.whenClosed();
+    const watcher = this._watcher;
+    this.close();
+    if (this.#fd < 0) return;
+    if (watcher !== null) {
+      if (watcher._driven) await this.whenClosed();
       return;
     }
-    if (!this.#connecting) this.flush();
-    if (this.error !== null || (!this.#connecting && this.queuedBytes === 0)) {
-      this.destroy();
-      return;
-    }
-    // Found from outside: flushing what the kernel took and destroying dropped the rest behind a
-    // clean FIN. Nothing else may watch the fd for its drain, so a Reactor does it for this wait.
-    const reactor = new Reactor();
-    try {
-      // Interest NONE: a closing socket asks for its queue's drain itself; an error ends it.
-      reactor.add(this, (event) => event.error !== null && this.destroy(), Interest.NONE);
-      this.close();
-      await this.whenClosed();
-    } finally {
-      if (this.#fd >= 0) this.destroy();
-      reactor.close();
-    }
+    // Found from outside: flushing what the kernel took and destroying dropped the rest behind
+    // a clean FIN.
+    await driveUntilClosed(this);
+    if (this.#fd >= 0) this.destroy();
   }
 
   /** @internal */
