@@ -12,7 +12,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { SO_LINGER, SOL_SOCKET } from '../ffi/constants.ts';
 import { sys } from '../ffi/syscall.ts';
-import { Listener, Reactor, Socket, SocketError } from '../lib/index.ts';
+import { Listener, pipeSockets, Reactor, Socket, SocketError } from '../lib/index.ts';
 import { toStream, type SocketStream, type SocketStreamOptions } from '../lib/face/duplex.ts';
 import { fdTarget, trackFds } from './helpers/fd.ts';
 import { pattern } from './helpers/sockets.ts';
@@ -131,6 +131,17 @@ describe('SocketStream', () => {
         assert.throws(() => toStream(socket, reactor, { highWaterMark: 0 }), { code: 'ERR_OUT_OF_RANGE', message: /"options.highWaterMark"/ });
         assert.throws(() => toStream(socket, reactor, { allowHalfOpen: 1 as never }), /"options.allowHalfOpen"/);
         assert.throws(() => toStream(socket, reactor, null as never), /"options"/);
+        // Found from outside: a second stream (or a pipe) took the socket over and the first went silent for good.
+        const first = toStream(socket, reactor);
+        assert.throws(() => toStream(socket, reactor), { code: 'ERR_INVALID_ARG_VALUE', message: /"socket".*another toStream or pipeSockets/ });
+        const [x, y] = Socket.pair();
+        try {
+          assert.throws(() => pipeSockets(socket, x, reactor), { code: 'ERR_INVALID_ARG_VALUE', message: /"a".*another toStream or pipeSockets/ });
+        } finally {
+          x.destroy();
+          y.destroy();
+        }
+        first.destroy();
       } finally {
         socket.destroy();
       }

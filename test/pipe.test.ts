@@ -198,8 +198,8 @@ describe('pipeSockets (a TCP proxy)', () => {
     const reactor = new Reactor();
     try {
       const first = pipeSockets(x, z, reactor);
-      assert.throws(() => pipeSockets(x, w, reactor), { code: 'ERR_INVALID_ARG_VALUE', message: /"a".*another pipeSockets/ });
-      assert.throws(() => pipeSockets(w, z, reactor), { code: 'ERR_INVALID_ARG_VALUE', message: /"b".*another pipeSockets/ });
+      assert.throws(() => pipeSockets(x, w, reactor), { code: 'ERR_INVALID_ARG_VALUE', message: /"a".*another toStream or pipeSockets/ });
+      assert.throws(() => pipeSockets(w, z, reactor), { code: 'ERR_INVALID_ARG_VALUE', message: /"b".*another toStream or pipeSockets/ });
       assert.equal(reactor.multiplexer.has(w), false, 'a refused pipe touches nothing');
       y.send(new TextEncoder().encode('to-x'));
       y.shutdown('write');

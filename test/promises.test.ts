@@ -14,7 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { SO_LINGER, SOL_SOCKET } from '../ffi/constants.ts';
 import { sys } from '../ffi/syscall.ts';
-import { Interest, Listener, Multiplexer, Reactor, Socket, SocketError, type TcpListener } from '../lib/index.ts';
+import { DatagramSocket, Interest, Listener, Multiplexer, Reactor, receiveDatagrams, Socket, SocketError, toStream, type TcpListener } from '../lib/index.ts';
 import { accepts, closeGracefully, connect, listen } from '../lib/face/promises.ts';
 import { fdTarget, openFds, trackFds } from './helpers/fd.ts';
 import { pattern } from './helpers/sockets.ts';
@@ -459,6 +459,67 @@ describe('using / await using', () => {
       for (const peer of peers) peer.destroy();
       await new Promise((resolve) => server.close(resolve));
       reactor.close();
+    }
+  });
+});
+
+describe('a reactor closed while something waits on it (found from outside: each stayed pending for good)', () => {
+  it('a toStream stream ends with ERR_SOCKET_CLOSED and closes its socket', { timeout: 10_000 }, async () => {
+    const [a, b] = Socket.pair();
+    const reactor = new Reactor();
+    const stream = toStream(a, reactor);
+    try {
+      const events: string[] = [];
+      stream.on('error', (err: NodeJS.ErrnoException) => events.push(`error ${err.code}`));
+      const closed = new Promise((resolve) => stream.once('close', resolve));
+      const data = new Promise((resolve) => stream.once('data', resolve));
+      b.send(new Uint8Array([1]));
+      await data; // reading, the socket armed in the reactor
+      reactor.close();
+      b.shutdown('write'); // nothing reads it now
+      await closed;
+      assert.deepEqual(events, ['error ERR_SOCKET_CLOSED']);
+      assert.equal(a.state, 'closed');
+    } finally {
+      stream.destroy();
+      b.destroy();
+    }
+  });
+
+  it('closeGracefully rejects with ERR_SOCKET_CLOSED, the socket closed; a connect rejects, its socket destroyed; next() of receiveDatagrams and accepts answers done', { timeout: 10_000 }, async () => {
+    const reactor = new Reactor();
+    const [a, b] = Socket.pair();
+    const datagrams = DatagramSocket.bind({ host: '127.0.0.1', port: 0 });
+    const full = Listener.listen({ host: '127.0.0.1', port: 0, backlog: 0 });
+    const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+    const fillers = Array.from({ length: 6 }, () => Socket.connect({ host: '127.0.0.1', port: full.port }));
+    try {
+      a.sendQueueLimit = 8 << 20;
+      a.send(new Uint8Array(4 << 20)); // b never reads: the queue cannot drain
+      const settle = (p: Promise<unknown>): Promise<string> => p.then((v) => `resolved ${JSON.stringify(v)}`, (err: NodeJS.ErrnoException) => `rejected ${err.code}`);
+      const graceful = settle(closeGracefully(a, reactor));
+      const datagram = settle(receiveDatagrams(datagrams, reactor)[Symbol.asyncIterator]().next());
+      const accepted = settle(accepts(listener, reactor).next());
+      await delay(30); // the backlog of `full` is full: the connect below waits for a SYN-ACK
+      let connecting: Socket | null = null;
+      const connected = settle(connect({ host: '127.0.0.1', port: full.port, reactor }).then((s) => ((connecting = s), 'connected')));
+      await delay(30);
+      reactor.close();
+      assert.deepEqual(await Promise.all([graceful, datagram, accepted, connected]), [
+        'rejected ERR_SOCKET_CLOSED',
+        'resolved {"done":true}',
+        'resolved {"done":true}',
+        'rejected ERR_SOCKET_CLOSED',
+      ]);
+      assert.equal(connecting, null);
+      assert.equal(a.state, 'closed');
+      assert.equal(datagrams.state, 'open', 'an iterator\'s target stays open');
+      assert.equal(listener.closed, false);
+    } finally {
+      for (const s of [a, b, ...fillers]) s.destroy();
+      datagrams.destroy();
+      full.close();
+      listener.close();
     }
   });
 });

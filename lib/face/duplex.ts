@@ -82,6 +82,8 @@ export class SocketStream extends Duplex {
   /** `_final`'s callback, waiting for the send queue to drain. */
   #finalCallback: ((err?: Error | null) => void) | null = null;
   readonly #handler = (event: MultiplexerEvent): void => this.#onEvent(event);
+  /** Takes back the reactor's close hook. */
+  readonly #unwatchReactor: () => void;
 
   /**
    * @internal Use {@link toStream}. The class is exported (for `instanceof`), so JavaScript can
@@ -98,12 +100,17 @@ export class SocketStream extends Duplex {
     if (socket._watcher !== null && !reactor.multiplexer.has(socket)) {
       throw invalidValue('socket', 'is watched by another multiplexer; remove it there first');
     }
+    // Taking it over would leave the first stream silent for good (found from outside).
+    if (socket._owner !== null) throw invalidValue('socket', 'is taken over by another toStream or pipeSockets already; it keeps the socket until it is closed');
     super({ highWaterMark, allowHalfOpen, decodeStrings: true, emitClose: true, autoDestroy: true });
     this.socket = socket;
+    socket._owner = this;
     this.#reactor = reactor;
     // Interest 0 until `_read`: the socket's own needs (connect, queued bytes) still get events.
     if (reactor.multiplexer.has(socket)) reactor.modify(socket, 0, this.#handler);
     else reactor.add(socket, this.#handler, 0);
+    // Nothing drives the socket once the reactor is closed: the stream ends with an error.
+    this.#unwatchReactor = reactor._onClose(() => this.destroy(new SocketClosedError('reactor', 'stream')));
   }
 
   /** Duplex hook: the reader wants more, so read from the socket again. */
@@ -151,6 +158,7 @@ export class SocketStream extends Duplex {
     this.#writeCallback = null;
     this.#chunks = [];
     this.#finalCallback = null;
+    this.#unwatchReactor();
     // Closing the socket also removes it from the reactor's multiplexer (and its handler).
     this.socket.destroy();
     // Without this call Node would never call back this write nor the ones buffered behind it.

@@ -189,7 +189,7 @@ export class SocketPipe {
  *
  * `b` may still be connecting (`Socket.connect`): bytes from `a` wait in its queue. The pipe
  * takes both sockets over in the reactor (their handlers are replaced; sockets not in it are
- * added). A socket is in one pipe for good: joining it to another throws. Resolve `finished` to
+ * added). A socket is in one pipe for good: joining it to another, or making a stream of it, throws. Resolve `finished` to
  * learn how it ended.
  */
 export function pipeSockets(a: Socket, b: Socket, reactor: Reactor): SocketPipe {
@@ -202,10 +202,10 @@ export function pipeSockets(a: Socket, b: Socket, reactor: Reactor): SocketPipe 
     if (s._watcher !== null && !reactor.multiplexer.has(s)) throw invalidValue(name, 'is watched by another multiplexer; remove it there first');
     // Taking it over would leave the first pipe's other socket open and its `finished` pending
     // for good (found from outside).
-    if (s._pipe !== null) throw invalidValue(name, 'is joined by another pipeSockets already; a pipe keeps its sockets until both are closed');
+    if (s._owner !== null) throw invalidValue(name, 'is taken over by another toStream or pipeSockets already; it keeps the socket until it is closed');
   }
   const pipe = new SocketPipe(a, b, reactor);
-  a._pipe = pipe;
-  b._pipe = pipe;
+  a._owner = pipe;
+  b._owner = pipe;
   return pipe;
 }

@@ -8,7 +8,7 @@
  */
 import { ERRNO } from '../../ffi/errno.ts';
 import { isIP, type InetAddress, type SocketAddress } from '../core/address.ts';
-import { abortError, invalidType, invalidValue, SocketError } from '../core/errors.ts';
+import { abortError, invalidType, invalidValue, SocketClosedError, SocketError } from '../core/errors.ts';
 import { Listener, type ListenOptions, type TcpListener, type UnixListener } from '../stream/listener.ts';
 import type { MultiplexerEvent } from '../loop/multiplexer-types.ts';
 import { Reactor } from '../loop/reactor.ts';
@@ -123,6 +123,7 @@ export async function connect(options: AsyncConnectOptions): Promise<Socket> {
   const host = checkHost(options.host) ?? '127.0.0.1';
   if (path === undefined && options.port === undefined) throw invalidValue('options.port', 'is required with a host', options.port);
   if (signal?.aborted) throw abortError(signal);
+  if (reactor.closed) throw new SocketClosedError('reactor', 'connect');
 
   return new Promise<Socket>((settleOk, settleErr) => {
     let settled = false;
@@ -131,6 +132,7 @@ export async function connect(options: AsyncConnectOptions): Promise<Socket> {
     const lookupAbort = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
     let unwatch: (() => void) | undefined;
+    let unhookReactor: (() => void) | undefined;
 
     const finish = (err: unknown, socket?: Socket): void => {
       if (settled) {
@@ -140,6 +142,7 @@ export async function connect(options: AsyncConnectOptions): Promise<Socket> {
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
       unwatch?.();
+      unhookReactor?.();
       if (err !== null) {
         current?.destroy(); // also takes it out of the reactor
         lookupAbort.abort();
@@ -148,6 +151,8 @@ export async function connect(options: AsyncConnectOptions): Promise<Socket> {
     };
     const onAbort = (): void => finish(abortError(signal!));
     if (signal !== undefined) unwatch = watchAbort(signal, onAbort);
+    // A reactor closed while the connect waits would never report its end (found from outside).
+    unhookReactor = reactor._onClose(() => finish(new SocketClosedError('reactor', 'connect')));
     if (timeoutMs !== undefined) {
       timer = setTimeout(() => finish(new SocketError('connect', ERRNO.ETIMEDOUT, detailsOf(target))), timeoutMs);
     }
@@ -239,8 +244,9 @@ export async function listen(options: AsyncListenOptions = {}): Promise<Listener
  * listener is closed; ending takes the listener out of the reactor and leaves it open. An accept
  * error (EMFILE...) rejects that `next()` and ends the iteration; the listener stays usable.
  *
- * Closing the listener (or the reactor) while a `next()` is pending does not wake that `next()`:
- * end the iteration with the signal or `return()` first.
+ * Closing the reactor ends the iteration: pending `next()` calls answer `done`. Closing the
+ * listener while a `next()` is pending does not wake that `next()`: end the iteration with the
+ * signal or `return()` first.
  */
 export function accepts(listener: Listener, reactor: Reactor, options: AcceptsOptions = {}): AcceptIterator {
   if (!(listener instanceof Listener)) throw invalidType('listener', 'an instance of Listener', listener);
@@ -285,8 +291,10 @@ export async function closeGracefully(socket: Socket, reactor: Reactor, options:
   socket._awaitDrain(); // a ring sending the queue reports its drain only when asked
   await new Promise<void>((ok, fail) => {
     let unwatch: (() => void) | undefined;
+    let unhookReactor: (() => void) | undefined;
     const done = (err: unknown): void => {
       unwatch?.();
+      unhookReactor?.();
       socket.destroy();
       if (err === null) ok();
       else fail(err);
@@ -305,5 +313,7 @@ export async function closeGracefully(socket: Socket, reactor: Reactor, options:
       return;
     }
     if (signal !== undefined) unwatch = watchAbort(signal, onAbort);
+    // Nothing flushes the queue once the reactor is closed: the socket is closed, the loss reported.
+    unhookReactor = reactor._onClose(() => done(new SocketClosedError('reactor', 'closeGracefully')));
   });
 }

@@ -28,6 +28,7 @@ export class ReadyIterator<T> implements AsyncIterableIterator<T>, AsyncDisposab
   #armed = false;
   readonly #onAbort = (): void => this.#finish();
   #unwatch: (() => void) | undefined;
+  #unhookReactor: (() => void) | undefined;
   readonly #handler = (): void => this.#onReady();
 
   constructor(source: ReadySource<T>, reactor: Reactor, signal: AbortSignal | undefined) {
@@ -41,6 +42,9 @@ export class ReadyIterator<T> implements AsyncIterableIterator<T>, AsyncDisposab
     if (reactor.multiplexer.has(source.target)) reactor.modify(source.target, Interest.NONE, this.#handler);
     else reactor.add(source.target, this.#handler, Interest.NONE);
     if (signal !== undefined) this.#unwatch = watchAbort(signal, this.#onAbort);
+    // A closed reactor reports nothing more: pending next() calls answer done (found from outside:
+    // they stayed pending for good).
+    this.#unhookReactor = reactor._onClose(() => this.#finish());
   }
 
   [Symbol.asyncIterator](): this {
@@ -110,6 +114,8 @@ export class ReadyIterator<T> implements AsyncIterableIterator<T>, AsyncDisposab
     this.#done = true;
     this.#unwatch?.();
     this.#unwatch = undefined;
+    this.#unhookReactor?.();
+    this.#unhookReactor = undefined;
     const reactor = this.#reactor;
     if (!reactor.closed && reactor.multiplexer.has(this.#source.target)) reactor.remove(this.#source.target);
     for (const waiter of this.#waiters.splice(0)) waiter.ok({ done: true, value: undefined });

@@ -81,6 +81,8 @@ export class Reactor {
    * throws again, up to 1 s; a call that returns normally forgets its pause.
    */
   readonly #backoff = new Map<MultiplexerTarget, number>();
+  /** What `_onClose` registered: streams and pending promises that end when the reactor does. */
+  readonly #closeHooks = new Set<() => void>();
 
   constructor(options: ReactorOptions = {}) {
     if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
@@ -161,6 +163,18 @@ export class Reactor {
     const watcher = this.#watcher;
     if (watcher === null) return;
     this.#watcher = null;
+    // What waits on this reactor (a stream, a pending connect, closeGracefully or next()) ends
+    // now, while the multiplexer still holds its sockets: nothing else would ever settle it
+    // (found from outside: streams silent for good, their fds open).
+    const hooks = [...this.#closeHooks];
+    this.#closeHooks.clear();
+    for (const hook of hooks) {
+      try {
+        hook();
+      } catch (err) {
+        raiseUncaught(err);
+      }
+    }
     watcher.close();
     this.#eventfdsWatcher?.close();
     this.#eventfdsWatcher = null;
@@ -173,6 +187,19 @@ export class Reactor {
   /** Calls `close()`: `using` scopes end with it. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /**
+   * @internal Runs `hook` once when `close()` is called (after `closed` turns true, before the
+   * multiplexer closes); returns what takes it back. On a closed reactor, runs it at once.
+   */
+  _onClose(hook: () => void): () => void {
+    if (this.#watcher === null) {
+      hook();
+      return () => {};
+    }
+    this.#closeHooks.add(hook);
+    return () => this.#closeHooks.delete(hook);
   }
 
   /**

@@ -90,8 +90,8 @@ export class Socket extends Watchable {
 
   #fd: number;
   #connecting: boolean;
-  /** @internal The pipe (face/pipe.ts) that joined this socket: a socket is in one pipe for good. */
-  _pipe: object | null = null;
+  /** @internal The stream or pipe (face/duplex.ts, face/pipe.ts) that took this socket over, for good. */
+  _owner: object | null = null;
   #closing = false;
   #hungUp = false;
   #writeShut = false;
