@@ -214,4 +214,22 @@ describe('pipeSockets (a TCP proxy)', () => {
       reactor.close();
     }
   });
+
+  it('a reactor closed under a pipe resets both sockets and finished says ECANCELED (it stayed pending, both fds open)', { timeout: 10_000 }, async () => {
+    const [x, y] = Socket.pair();
+    const [z, zz] = Socket.pair();
+    const reactor = new Reactor();
+    try {
+      const pipe = pipeSockets(x, z, reactor);
+      y.send(new TextEncoder().encode('one'));
+      const got = new Uint8Array(16);
+      for (let i = 0; i < 200 && zz.receiveInto(got) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      reactor.close();
+      const result = await pipe.finished;
+      assert.deepEqual([result.aToB, result.error?.code, result.failed], [3, 'ECANCELED', null]);
+      assert.deepEqual([x.state, z.state], ['closed', 'closed']);
+    } finally {
+      for (const s of [x, y, z, zz]) s.destroy();
+    }
+  });
 });

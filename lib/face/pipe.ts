@@ -13,7 +13,8 @@
  * Bytes are read into the reactor's shared receive buffer and handed straight to `send`: the
  * only copy is what the destination's kernel cannot take yet (the send queue's own).
  */
-import { invalidType, invalidValue, type SocketError } from '../core/errors.ts';
+import { ERRNO } from '../../ffi/errno.ts';
+import { invalidType, invalidValue, SocketError } from '../core/errors.ts';
 import { Interest, type MultiplexerEvent } from '../loop/multiplexer-types.ts';
 import { Reactor } from '../loop/reactor.ts';
 import { END_OF_STREAM, Socket } from '../stream/socket.ts';
@@ -24,9 +25,12 @@ export interface PipeResult {
   aToB: number;
   /** Bytes carried from `b` to `a`. */
   bToA: number;
-  /** The error that ended the pipe (a reset, a refused connect...), or null when both ends finished cleanly. */
+  /**
+   * The error that ended the pipe (a reset, a refused connect..., ECANCELED when the reactor was
+   * closed under it: both peers reset), or null when both ends finished cleanly.
+   */
   error: SocketError | null;
-  /** The socket whose connection failed (`a` or `b`), or null. */
+  /** The socket whose connection failed (`a` or `b`), or null (also when the reactor was closed). */
   failed: Socket | null;
 }
 
@@ -55,6 +59,10 @@ export class SocketPipe {
     this.#reactor = reactor;
     this.#ab = new Direction(a, b);
     this.#ba = new Direction(b, a);
+    // Nothing carries bytes once the reactor is closed: both peers are reset, `finished` says
+    // ECANCELED (it stayed pending for good, both fds open).
+    const unhook = reactor._onClose(() => this.#fail(null, new SocketError('close', ERRNO.ECANCELED)));
+    void Promise.all([a.whenClosed(), b.whenClosed()]).then(unhook);
     this.finished = Promise.all([a.whenClosed(), b.whenClosed()]).then(() => ({
       aToB: this.#ab.bytes,
       bToA: this.#ba.bytes,
@@ -155,8 +163,8 @@ export class SocketPipe {
     this.#reactor.modify(d.from, d.paused || d.ended ? Interest.NONE : Interest.READABLE);
   }
 
-  /** One side failed: reset the other too (a clean FIN would pass a cut stream off as whole). */
-  #fail(socket: Socket, error: SocketError | null): void {
+  /** One side failed (or, `socket` null, the reactor closed): reset the other too (a clean FIN would pass a cut stream off as whole). */
+  #fail(socket: Socket | null, error: SocketError | null): void {
     if (this.#closing) return;
     this.#closing = true;
     this.#error = error;
