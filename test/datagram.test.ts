@@ -606,6 +606,34 @@ describe('Unix datagram sockets', () => {
 });
 
 describe('DatagramBatch', () => {
+  it('sendBatch refuses a slot whose address is of another family, naming the slot, before anything is sent (the kernel said EINVAL, EAFNOSUPPORT)', () => {
+    const [ux, uy] = DatagramSocket.pair();
+    using v4 = DatagramSocket.bind({ host: '127.0.0.1' });
+    using v6 = DatagramSocket.bind({ host: '::1' });
+    try {
+      const batch = new DatagramBatch({ capacity: 3 });
+      for (let i = 0; i < 3; i++) batch.set(i, text(`m${i}`));
+      batch.setAddress(0, v4.localAddress);
+      batch.setAddress(1, v4.localAddress);
+      batch.setAddress(2, { family: 'IPv6', address: '::1', port: v6.port });
+      assert.throws(() => v4.sendBatch(batch, 3), { code: 'ERR_INVALID_ARG_VALUE', message: /"batch" slot 2 holds an IPv6 address, but this is a UDP \(IPv4\) socket \(nothing was sent\)/ });
+      assert.throws(() => ux.sendBatch(batch, 1), { code: 'ERR_INVALID_ARG_VALUE', message: /"batch" slot 0 holds an IPv4 address, but this is a Unix datagram socket/ });
+      batch.setAddress(1, { family: 'unix', path: '/tmp/m-socket-nowhere.sock' });
+      assert.throws(() => v4.sendBatch(batch, 2), { code: 'ERR_INVALID_ARG_VALUE', message: /"batch" slot 1 holds a Unix address/ });
+      assert.equal(v4.receiveFrom(new Uint8Array(16)), null, 'nothing was sent');
+      // An IPv4 address on a dual-stack IPv6 socket is the kernel's to take.
+      const mapped = new DatagramBatch({ capacity: 1 });
+      mapped.set(0, text('v4 from v6'));
+      mapped.setAddress(0, v4.localAddress);
+      using dual = DatagramSocket.create({ family: 'IPv6' });
+      assert.equal(dual.sendBatch(mapped, 1), 1, `${dual.lastError}`);
+      assert.equal(v4.sendBatch(batch, 1), 1);
+    } finally {
+      ux.destroy();
+      uy.destroy();
+    }
+  });
+
   it('receives many datagrams in one call and echoes them from the same slots to their senders', () => {
     using server = DatagramSocket.bind({ host: '127.0.0.1' });
     const clients = [0, 1, 2].map(() => DatagramSocket.bind({ host: '127.0.0.1' }));

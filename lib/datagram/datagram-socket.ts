@@ -30,7 +30,7 @@
  * two share nothing but the socket's state, which this class owns with the public API and its
  * argument checks, the lifecycle (factories, connect, close) and what it tells a multiplexer.
  */
-import { AF_INET6, AF_UNIX, AF_UNSPEC, SO_PASSCRED, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET } from '../../ffi/constants.ts';
+import { AF_INET, AF_INET6, AF_UNIX, AF_UNSPEC, SO_PASSCRED, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
@@ -404,6 +404,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     checkInteger('start', start, 0, batch.capacity);
     checkInteger('count', total, 0, batch.capacity - start);
     this.#checkBatchSizes(batch, start, total);
+    this.#checkBatchAddresses(batch, start, total);
     return this.#sender.sendBatch(fd, batch, start, total);
   }
 
@@ -669,6 +670,25 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
       const err = new SocketError('sendmmsg', ERRNO.EMSGSIZE, { fd: this.#fd });
       err.message += `; slot ${i}: a UDP datagram over ${this.family} carries at most ${limit} bytes, this one has ${length} (nothing was sent)`;
       throw err;
+    }
+  }
+
+  /**
+   * sendBatch: a slot's address of another family is an argument error naming the slot, as for
+   * `sendTo` (the kernel answered EINVAL, EAFNOSUPPORT or EDESTADDRREQ for the whole call, found
+   * from outside: a batch received on one socket and answered on another). An IPv4 address on an
+   * IPv6 socket is the kernel's to take or refuse (dual-stack, or ENETUNREACH when IPv6-only).
+   */
+  #checkBatchAddresses(batch: DatagramBatch, start: number, count: number): void {
+    const own = this.#family;
+    for (let i = start; i < start + count; i++) {
+      const length = batch._nameLength(i);
+      if (length === 0) continue; // none: the connected peer's
+      const name = batch._name(i)!;
+      const family = name[0] | (name[1] << 8); // sa_family_t, little-endian on x86_64 and aarch64
+      if (family === own ? own !== AF_UNIX || length > 2 : own === AF_INET6 && family === AF_INET) continue;
+      const what = family === own ? 'the address of a sender with no address (it cannot be answered)' : family === AF_UNIX ? 'a Unix address' : `an ${familyName(family)} address`;
+      throw invalidValue('batch', `slot ${i} holds ${what}, but this is ${own === AF_UNIX ? 'a Unix datagram socket' : `a UDP (${this.family}) socket`} (nothing was sent)`);
     }
   }
 
