@@ -366,6 +366,25 @@ describe('DatagramSocket.port', () => {
     assert.equal(never.port, 0, 'closed before it had a port');
   });
 
+  it('a seqpacket socket refuses an address (the kernel ignores it and delivers to the peer); a batch\'s addresses are its peer\'s', () => {
+    const [c, d] = DatagramSocket.pair({ type: 'seqpacket' });
+    try {
+      const to = { path: path.join(dir, 'elsewhere.sock') };
+      assert.throws(() => c.sendTo(text('x'), to), { code: 'ERR_INVALID_ARG_VALUE', message: /"to" is an address, but a seqpacket socket sends only to its connected peer/ });
+      assert.throws(() => c.sendWithFds(text('x'), [0], to), { code: 'ERR_INVALID_ARG_VALUE', message: /"to"/ });
+      assert.equal(d.receiveFrom(new Uint8Array(8)), null, 'nothing reached the peer');
+      // An echo from the slots a batch was received into goes back to the peer.
+      assert.equal(c.send(text('ping')), 'sent');
+      const batch = new DatagramBatch({ capacity: 2, datagramSize: 16 });
+      assert.equal(d.receiveBatch(batch), 1);
+      assert.equal(d.sendBatch(batch, 1), 1);
+      assert.equal(str(c.receiveFrom(new Uint8Array(8))!.bytes), 'ping');
+    } finally {
+      c.destroy();
+      d.destroy();
+    }
+  });
+
   it('Unix datagram and seqpacket sockets have no port: undefined, typed so', () => {
     using bound = DatagramSocket.bind({ path: path.join(dir, 'port.sock') });
     const none: undefined = bound.port;

@@ -332,7 +332,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   sendTo(data: Uint8Array, to: DatagramDestination, length?: number): DatagramSendStatus {
     const fd = this.#open('sendTo');
     // `to` first: its getters may resize data's buffer, and the size libc gets is taken after them.
-    const addressLength = encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
+    const addressLength = this.#destination(to);
     const n = checkSendLength(data, length);
     this.#checkSize(n);
     return this.#sender.sendTo(fd, data, n, this.#to, addressLength, to);
@@ -352,7 +352,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     const size = checkInteger('segmentSize', segmentSize, 1, this.#family === AF_INET6 ? MAX_UDP_PAYLOAD.IPv6 : MAX_UDP_PAYLOAD.IPv4);
     if (to === null && this.#connected === null) throw invalidValue('to', 'is null, but this socket is not connected');
     // `to` before data's size, as in sendTo.
-    const addressLength = to === null ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
+    const addressLength = to === null ? 0 : this.#destination(to);
     const n = checkSendLength(data, length);
     if (Math.ceil(n / size) > MAX_GSO_SEGMENTS) {
       throw outOfRange('length', `at most ${MAX_GSO_SEGMENTS} segments of segmentSize (${size}): ${MAX_GSO_SEGMENTS * size} bytes`, n);
@@ -419,7 +419,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     // The fds and `to` first: their getters may resize data's buffer (see sendTo).
     const numbers = fdNumbers(fds);
     if (to === undefined && this.#connected === null) throw invalidValue('to', 'is missing, and this socket is not connected');
-    const addressLength = to === undefined ? 0 : encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
+    const addressLength = to === undefined ? 0 : this.#destination(to);
     const n = checkSendLength(data, undefined);
     if (n === 0 && this.#seqpacket) throw outOfRange('data.byteLength', 'at least 1 on a SOCK_SEQPACKET socket', n);
     return this.#sender.sendWithFds(fd, data, numbers, to === undefined ? null : this.#to, addressLength, to);
@@ -654,6 +654,14 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     this.destroy();
   }
 
+  /** `to` encoded into `#to`; its length. */
+  #destination(to: DatagramDestination): number {
+    // The kernel ignores the address of a seqpacket send and delivers to the connected peer
+    // (found from outside: a message "to" another path reached the peer).
+    if (this.#seqpacket) throw invalidValue('to', 'is an address, but a seqpacket socket sends only to its connected peer: use send()');
+    return encodeDestination(to, this.#family, this.#ipv6Only, this.#to, 'to');
+  }
+
   #open(operation: string): number {
     if (this.#fd < 0 || this.#closing) throw new SocketClosedError('datagram socket', operation);
     return this.#fd;
@@ -680,6 +688,9 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
    * IPv6 socket is the kernel's to take or refuse (dual-stack, or ENETUNREACH when IPv6-only).
    */
   #checkBatchAddresses(batch: DatagramBatch, start: number, count: number): void {
+    // A seqpacket socket sends to its peer whatever a slot says (a received batch holds the
+    // peer's address): an echo answers from the same slots.
+    if (this.#seqpacket) return;
     const own = this.#family;
     for (let i = start; i < start + count; i++) {
       const length = batch._nameLength(i);
