@@ -807,6 +807,10 @@ describe('per-datagram metadata', () => {
     using client = DatagramSocket.bind({ host: '127.0.0.1', socketOptions: { receiveBufferSize: 1 << 20 } });
     const data = new Uint8Array(8 * 1200 + 100).map((_, i) => (i * 31) & 0xff);
     assert.equal(client.sendSegments(data, 1200, server.localAddress), 'sent');
+    // Found from outside: receiveFrom and a batch without metadata got the 9 datagrams as one,
+    // with nothing to split them by. They refuse; what waits stays for a batch that can.
+    assert.throws(() => server.receiveFrom(new Uint8Array(65536)), { code: 'ERR_INVALID_ARG_VALUE', message: /joins datagrams.*segmentSize/ });
+    assert.throws(() => server.receiveBatch(new DatagramBatch({ capacity: 8, datagramSize: 65536 })), { code: 'ERR_INVALID_ARG_VALUE', message: /"batch" has no metadata/ });
     const batch = new DatagramBatch({ capacity: 8, datagramSize: 65536, metadata: true });
     const n = receiveInto(server, batch);
     const total = [...Array(n).keys()].reduce((sum, i) => sum + batch.length(i), 0);
@@ -820,6 +824,8 @@ describe('per-datagram metadata', () => {
     const sizes: number[] = [];
     for (let i = 0; i < 9; i++) sizes.push(receiveOne(client).length);
     assert.deepEqual(sizes, [...Array(8).fill(1200), 100]);
+    server.requestMetadata({ gro: false });
+    assert.equal(server.receiveFrom(new Uint8Array(16)), null, 'GRO off: receiveFrom reads again');
   });
 
   it('metadata accessors need a batch made with room for it; Unix sockets take timestamps only', () => {

@@ -123,6 +123,11 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   #ipv6Only: boolean | null = null;
   /** A Unix SOCK_SEQPACKET connection (connectSeqpacket, a SeqpacketListener's accept, pair): a read of 0 is its end. */
   #seqpacket = false;
+  /**
+   * Whether the kernel joins datagrams (`requestMetadata({ gro: true })`): then only a batch with
+   * metadata can tell them apart (`segmentSize(i)`), and the other receives refuse to lose them.
+   */
+  #joins = false;
   /** The socket file `bind({ path })` made, removed on close if it is still that file. */
   #socketFile: BoundFile | null = null;
 
@@ -372,6 +377,8 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   receiveFrom(into: Uint8Array): DatagramReceipt | null {
     const fd = this.#open('receiveFrom');
     checkBytes('into', into);
+    // Found from outside: 40 datagrams came as one of 48,000 bytes, with nothing to split them by.
+    if (this.#joins) throw invalidValue('this', 'joins datagrams (requestMetadata({ gro: true })), which receiveFrom cannot tell apart: receive into a DatagramBatch made with { metadata: true } and split each slot by segmentSize(i)');
     return this.#receiver.receiveFrom(fd, into);
   }
 
@@ -383,6 +390,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   receiveBatch(batch: DatagramBatch): number {
     const fd = this.#open('receiveBatch');
     checkBatch(batch);
+    if (this.#joins && !batch.metadata) throw invalidValue('batch', 'has no metadata, but this socket joins datagrams (requestMetadata({ gro: true })): make it with { metadata: true } and split each slot by segmentSize(i)');
     return this.#receiver.receiveBatch(fd, batch);
   }
 
@@ -483,6 +491,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
    */
   requestMetadata(options: DatagramMetadataOptions): void {
     requestMetadata(this.#open('requestMetadata'), this.#family, this.#ipv6Only, options);
+    if (typeof options.gro === 'boolean') this.#joins = options.gro;
   }
 
   /**
