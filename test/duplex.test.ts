@@ -299,14 +299,18 @@ describe('SocketStream', () => {
     });
   });
 
-  it('a refused connect is an error event (ECONNREFUSED) and a closed socket is refused', { timeout: 10_000 }, async () => {
+  it('a refused connect is an error event (ECONNREFUSED), fails the writes made while connecting, and a closed socket is refused', { timeout: 10_000 }, async () => {
     await withReactor(async (reactor) => {
       const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
       const port = listener.port;
       listener.close(); // nobody listens there any more
       const stream = toStream(Socket.connect({ host: '127.0.0.1', port }), reactor);
-      stream.write('queued while connecting');
+      // As net.Socket: a write made while connecting calls back with the connect's error (found
+      // from outside: it called back with success, the bytes never left).
+      const written = new Promise<Error | null | undefined>((resolve) => stream.write('queued while connecting', resolve));
       const [err] = (await once(stream, 'error').catch((e: unknown) => [e])) as [unknown];
+      const writeError = await written;
+      assert.equal((writeError as NodeJS.ErrnoException | null | undefined)?.code, 'ECONNREFUSED', 'the write failed with the connect');
       assert.ok(err instanceof SocketError, String(err));
       assert.equal(err.code, 'ECONNREFUSED');
       assert.equal(err.port, port);

@@ -273,7 +273,9 @@ export class SocketStream extends Duplex {
     }
     // Everything taken. Over the cap, hold the callback until the queue drains: that is what
     // stops the writer (Node buffers at most highWaterMark more and write() returns false).
-    if (socket.queuedBytes < socket.sendQueueLimit) this.#endWrite(null);
+    // While connecting, hold it until the connect's end, as net.Socket does: a refused connect
+    // fails the write (found from outside: it called back with success, the bytes never left).
+    if (socket.state !== 'connecting' && socket.queuedBytes < socket.sendQueueLimit) this.#endWrite(null);
   }
 
   #endWrite(err: Error | null): void {
