@@ -5,7 +5,7 @@
  */
 import { AF_INET6, AF_UNIX } from '../../ffi/constants.ts';
 import { inetAddress, unixAddress, type InetAddress, type SocketAddress } from '../core/address.ts';
-import { invalidType, invalidValue } from '../core/errors.ts';
+import { invalidType, invalidValue, outOfRange } from '../core/errors.ts';
 import { encodeSockaddr } from '../core/sockaddr.ts';
 import { DatagramReceipt } from './receipt.ts';
 
@@ -38,11 +38,11 @@ export function encodeDestination(to: DatagramDestination, family: number, ipv6O
   if (family === AF_INET6 && address.family === 'IPv4') {
     // A dual-stack IPv6 socket reaches IPv4 peers through IPv4-mapped addresses, as the kernel reports them.
     if (ipv6Only === true) throw invalidValue(name, 'is an IPv4 address, but this socket is IPv6-only');
-    if (address.port === 0) throw invalidValue(`${name}.port`, 'must be from 1 to 65535: nothing can receive at port 0');
+    if (address.port === 0) throw portOutOfRange(`${name}.port`, 0);
     return encodeSockaddr({ family: 'IPv6', address: `::ffff:${address.address}`, port: address.port }, into, name);
   }
   if (family !== AF_INET6 && address.family === 'IPv6') throw invalidValue(name, 'is an IPv6 address, but this is an IPv4 socket');
-  if (address.port === 0) throw invalidValue(`${name}.port`, 'must be from 1 to 65535: nothing can receive at port 0');
+  if (address.port === 0) throw portOutOfRange(`${name}.port`, 0);
   return encodeSockaddr(address, into, name);
 }
 
@@ -58,5 +58,12 @@ export function addressOf(to: Exclude<DatagramDestination, DatagramReceipt>, nam
   }
   if ('path' in to && to.path !== undefined) return unixAddress(to.path, `${name}.path`);
   const inet = to as { host?: unknown; port?: unknown };
+  // A destination's port is 1 to 65535 (one range named for 0 and 70000 alike: found from outside).
+  const port = inet.port;
+  if (typeof port === 'number' && Number.isInteger(port) && (port < 1 || port > 65535)) throw portOutOfRange(`${name}.port`, port);
   return inetAddress(inet.host, inet.port, name) as InetAddress;
+}
+
+function portOutOfRange(name: string, port: number): Error {
+  return outOfRange(name, 'an integer >= 1 and <= 65535 (nothing can receive at port 0)', port);
 }
