@@ -124,7 +124,7 @@ if (!isMainThread && (workerData as WorkerInput | null)?.role === 'm-socket-udp-
  */
 function startWorker(input: WorkerInput): Worker {
   const self = import.meta.url;
-  if (!self.endsWith('.ts')) return new Worker(new URL(self), { workerData: input });
+  if (!/\.[cm]?ts$/.test(self)) return new Worker(new URL(self), { workerData: input });
   const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
   const bootstrap = `import(${tsx}).then((tsx) => tsx.tsImport(${JSON.stringify(self)}, ${JSON.stringify(self)}));`;
   return new Worker(bootstrap, { eval: true, workerData: input });
