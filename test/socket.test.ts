@@ -25,6 +25,31 @@ function lingerZero(socket: Socket): void {
 }
 
 describe('Socket', () => {
+  it('destroy() that drops queued bytes resets a TCP peer (ECONNRESET, not an end that passes the cut stream off as whole); with nothing queued the peer gets a clean end', () => {
+    for (const queued of [true, false]) {
+      const p = connectedPair({ sendQueueLimit: 8 << 20 });
+      try {
+        if (queued) {
+          p.client.setOption('sendBufferSize', 4096);
+          assert.notEqual(p.client.send(pattern(1 << 20)), 'sent');
+          assert.ok(p.client.queuedBytes > 0);
+        } else assert.equal(p.client.send(pattern(100)), 'sent');
+        p.client.destroy();
+        using mux = new Multiplexer();
+        mux.add(p.server);
+        const got = readToEnd(mux, p.server);
+        if (queued) {
+          assert.equal(p.server.error?.code, 'ECONNRESET', `the peer got ${got.byteLength} bytes and ${p.server.error === null ? 'a clean end' : p.server.error.code}`);
+        } else {
+          assert.equal(p.server.error, null);
+          assert.equal(got.byteLength, 100);
+        }
+      } finally {
+        p.close();
+      }
+    }
+  });
+
   it('is non-blocking and close-on-exec on both ends', () => {
     const pair = connectedPair();
     try {

@@ -101,7 +101,7 @@ export class SocketPipe {
     return this.#highWater;
   }
 
-  /** Ends both connections at once (no reset: a plain close; queued bytes are dropped). */
+  /** Ends both connections at once: queued bytes are dropped (and a TCP peer that loses some is reset). */
   destroy(): void {
     this.#closing = true;
     this.#ab.from.destroy();

@@ -11,7 +11,7 @@
  */
 import {
   F_GETFL, F_SETFL, O_NONBLOCK, SHUT_RD, SHUT_WR,
-  SO_DOMAIN, SO_ERROR, SO_PEERCRED, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
+  SO_DOMAIN, SO_ERROR, SO_LINGER, SO_PEERCRED, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET, AF_UNIX,
 } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { closeFd, sys } from '../../ffi/syscall.ts';
@@ -480,7 +480,8 @@ export class Socket extends Watchable {
   }
 
   /**
-   * Closes at once, dropping anything still queued. Calling it again does nothing. Never throws:
+   * Closes at once, dropping anything still queued; a TCP peer is then reset (RST), so that it
+   * cannot take the cut stream for a whole one. Calling it again does nothing. Never throws:
    * Linux releases the fd even when close(2) reports an error, and a socket's bytes were handed to
    * the kernel before, so there is nothing to retry and nothing to report.
    */
@@ -494,12 +495,16 @@ export class Socket extends Watchable {
       // epoll_ctl(DEL) failed: closing the fd below takes it out of the epoll set anyway, and
       // the multiplexer's bookkeeping forgot this socket before the call (see _forget).
     }
+    // Bytes dropped from the queue: a TCP peer is reset, so that it cannot take the cut stream for
+    // a whole one (a clean FIN did; found from outside). SO_LINGER 0 makes close(2) send RST.
+    const cut = this.queuedBytes > 0 && !this.#connecting && !this.#unix();
     this.#fd = -1;
     this.#receiver.dropHeld();
     this.#closing = false;
     this.#sender.drop();
     untrack(this);
     try {
+      if (cut) resetOnClose(fd);
       closeFd(fd);
     } catch {
       // See above: the fd is gone whatever close(2) said.
@@ -755,3 +760,11 @@ function withStranded(err: SocketError, stranded: number): SocketError {
   return lost;
 }
 
+/** SO_LINGER on, 0 s: the close(2) that follows sends RST. A failure leaves a plain close. */
+function resetOnClose(fd: number): void {
+  try {
+    sys.setsockopt(fd, SOL_SOCKET, SO_LINGER, new Int32Array([1, 0]), 8);
+  } catch {
+    // The socket is going anyway.
+  }
+}
