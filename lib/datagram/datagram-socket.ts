@@ -410,6 +410,10 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     checkBatch(batch);
     const total = count ?? batch.received;
     checkInteger('start', start, 0, batch.capacity);
+    if (typeof total === 'number' && Number.isInteger(total) && total > batch.capacity - start && total <= batch.capacity) {
+      // In range for the batch, but not from `start`: say so (found from outside: "<= 0" alone blamed count).
+      throw outOfRange('count', `an integer >= 0 and <= ${batch.capacity - start} (the slots from start ${start} of ${batch.capacity})`, total);
+    }
     checkInteger('count', total, 0, batch.capacity - start);
     this.#checkBatchSizes(batch, start, total);
     this.#checkBatchAddresses(batch, start, total);
