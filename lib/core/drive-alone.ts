@@ -14,6 +14,29 @@ import { ERROR, HANGUP, WRITABLE, type Watchable } from './watch.ts';
 export interface Drivable extends Watchable {
   readonly fd: number;
   readonly queuedBytes: number;
+  close(): void;
+  destroy(): void;
+  whenClosed(): Promise<void>;
+}
+
+/**
+ * `await using` for both families: a graceful close, awaited where something will finish it.
+ * On a Reactor the Reactor does; with no multiplexer, `driveUntilClosed` (the queue went with
+ * the socket before: flushed as far as the kernel took it, the rest dropped behind a clean FIN,
+ * found from outside); on a Multiplexer driven by hand, only its next `wait()` can, and the code
+ * that would call it is the code awaiting here: the close is left to that wait.
+ */
+export async function disposeGracefully(target: Drivable): Promise<void> {
+  if (target.fd < 0) return;
+  const watcher = target._watcher;
+  target.close();
+  if (target.fd < 0) return;
+  if (watcher !== null) {
+    if (watcher._driven) await target.whenClosed();
+    return;
+  }
+  await driveUntilClosed(target);
+  if (target.fd >= 0) target.destroy();
 }
 
 const LONGEST_PAUSE_MS = 64;

@@ -51,7 +51,7 @@ import { fdNumbers, MAX_FDS_PER_MESSAGE, type FdLike, type PeerCredentials } fro
 import { OwnedFd } from '../core/owned-fd.ts';
 import { DatagramReceiver, type DatagramReceiverHost } from './datagram-receiver.ts';
 import { DatagramSender, type DatagramSenderHost } from './datagram-sender.ts';
-import { driveUntilClosed } from '../core/drive-alone.ts';
+import { disposeGracefully } from '../core/drive-alone.ts';
 
 /** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
 export type DatagramSendStatus = 'sent' | 'queued' | 'not-sent' | 'refused';
@@ -604,16 +604,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
    * yourself it returns at once, and your next `wait()` finishes the close.
    */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.#fd < 0) return;
-    const watcher = this._watcher;
-    this.close();
-    if (this.#fd < 0) return;
-    if (watcher !== null) {
-      if (watcher._driven) await this.whenClosed();
-      return;
-    }
-    await driveUntilClosed(this);
-    if (this.#fd >= 0) this.destroy();
+    await disposeGracefully(this);
   }
 
   /** @internal */

@@ -32,7 +32,7 @@ import { fileRequest } from './file-range.ts';
 import { asSocketError, SocketSender, type SenderHost } from './socket-sender.ts';
 import { receiveResult, SocketReceiver, type ReceiverHost } from './socket-receiver.ts';
 import { byteLengthOf } from '../core/bytes.ts';
-import { driveUntilClosed } from '../core/drive-alone.ts';
+import { disposeGracefully } from '../core/drive-alone.ts';
 
 /** What `send` did with the bytes. See {@link Socket.send}. */
 export type SendStatus = 'sent' | 'partial' | 'queued' | 'not-sent' | 'closed';
@@ -538,18 +538,7 @@ export class Socket extends Watchable {
    * the close (awaiting it here would wait for the `wait()` the awaiting code is to make).
    */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.#fd < 0) return;
-    const watcher = this._watcher;
-    this.close();
-    if (this.#fd < 0) return;
-    if (watcher !== null) {
-      if (watcher._driven) await this.whenClosed();
-      return;
-    }
-    // Found from outside: flushing what the kernel took and destroying dropped the rest behind
-    // a clean FIN.
-    await driveUntilClosed(this);
-    if (this.#fd >= 0) this.destroy();
+    await disposeGracefully(this);
   }
 
   /** @internal */
