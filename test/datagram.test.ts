@@ -455,6 +455,50 @@ describe('Unix datagram sockets', () => {
     }
   });
 
+  it('await using an unconnected socket no multiplexer drives, its receiver full: the queue still drains (the kernel cannot announce it: a deadline retries)', { timeout: 10_000 }, async () => {
+    // Found from outside: the sender stalled waiting for a multiplexer's deadline that nothing kept.
+    using receiver = DatagramSocket.bind({ path: path.join(dir, 'full-receiver.sock') });
+    const sender = DatagramSocket.create({ family: 'unix', sendQueueLimit: 256 * 1024 });
+    const got: number[] = [];
+    const buf = new Uint8Array(1024);
+    const reader = setInterval(() => {
+      for (let r = receiver.receiveFrom(buf); r !== null; r = receiver.receiveFrom(buf)) got.push(r.bytes[0]);
+    }, 10);
+    try {
+      let sent = 0;
+      {
+        await using s = sender;
+        for (; sent < 2000 && s.queuedDatagrams < 30; sent++) assert.notEqual(s.sendTo(new Uint8Array(256).fill(sent & 0xff), receiver.localAddress), 'not-sent');
+        assert.ok(s.queuedDatagrams > 0, 'the receiver filled up');
+      }
+      assert.equal(sender.state, 'closed');
+      assert.equal(sender.lastError, null);
+      for (let round = 0; round < 100 && got.length < sent; round++) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(got, Array.from({ length: sent }, (_, i) => i & 0xff));
+    } finally {
+      clearInterval(reader);
+      sender.destroy();
+    }
+  });
+
+  it('a multiplexer closed under a closing socket says the datagrams it could not send are lost (ECANCELED, unsentBytes)', () => {
+    const [a, b] = DatagramSocket.pair({ sendQueueLimit: 256 * 1024 });
+    try {
+      while (a.queuedDatagrams < 10) assert.notEqual(a.send(new Uint8Array(512)), 'not-sent');
+      const queued = a.queuedBytes;
+      const mux = new Multiplexer();
+      mux.add(a, Interest.NONE);
+      a.close();
+      mux.close();
+      assert.equal(a.state, 'closed');
+      assert.equal(a.lastError?.code, 'ECANCELED');
+      assert.equal(a.lastError?.unsentBytes, queued);
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+
   it('await using a socket no multiplexer drives: every queued datagram is delivered before the fd closes', { timeout: 10_000 }, async () => {
     const [a, b] = DatagramSocket.pair({ sendQueueLimit: 256 * 1024 });
     const got: number[] = [];

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { Linger, SIZEOF } from '../ffi/layouts.ts';
 import { SO_LINGER, SOL_SOCKET } from '../ffi/constants.ts';
 import { sys } from '../ffi/syscall.ts';
-import { Multiplexer, Socket, SocketClosedError, SocketError, END_OF_STREAM } from '../lib/index.ts';
+import { Listener, Multiplexer, Socket, SocketClosedError, SocketError, END_OF_STREAM } from '../lib/index.ts';
 import { assertNonBlockingCloexec, trackFds } from './helpers/fd.ts';
 import { connectedPair, pattern, pumpUntil, readToEnd } from './helpers/sockets.ts';
 
@@ -25,6 +25,43 @@ function lingerZero(socket: Socket): void {
 }
 
 describe('Socket', () => {
+  it('a multiplexer closed under a closing TCP socket with a queue resets the peer too; so does destroy() of a connecting socket with a queue', () => {
+    // Found from outside: both sent a clean FIN (the peer read 3.9 of 8 MiB, or 0 bytes, and an end).
+    const p = connectedPair({ sendQueueLimit: 8 << 20 });
+    try {
+      p.client.setOption('sendBufferSize', 4096);
+      assert.notEqual(p.client.send(pattern(1 << 20)), 'sent');
+      const mux = new Multiplexer();
+      mux.add(p.client, 0);
+      p.client.close();
+      mux.close();
+      assert.equal(p.client.error?.code, 'ECANCELED');
+      using reader = new Multiplexer();
+      reader.add(p.server);
+      readToEnd(reader, p.server);
+      assert.equal(p.server.error?.code, 'ECONNRESET');
+    } finally {
+      p.close();
+    }
+    const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const client = Socket.connect({ host: '127.0.0.1', port: listener.port });
+      assert.equal(client.state, 'connecting');
+      assert.equal(client.send(pattern(1 << 16)), 'queued');
+      using mux = new Multiplexer();
+      mux.add(listener);
+      let server: Socket | null = null;
+      pumpUntil(mux, () => server !== null, () => (server ??= listener.accept()), 'the connection');
+      client.destroy();
+      mux.add(server!);
+      const got = readToEnd(mux, server!);
+      assert.equal(server!.error?.code, 'ECONNRESET', `the peer got ${got.byteLength} bytes and a clean end`);
+      server!.destroy();
+    } finally {
+      listener.close();
+    }
+  });
+
   it('destroy() that drops queued bytes resets a TCP peer (ECONNRESET, not an end that passes the cut stream off as whole); with nothing queued the peer gets a clean end', () => {
     for (const queued of [true, false]) {
       const p = connectedPair({ sendQueueLimit: 8 << 20 });

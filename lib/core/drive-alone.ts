@@ -58,7 +58,15 @@ export async function driveUntilClosed(target: Drivable): Promise<void> {
       if (target._takeError() !== null) return;
     }
     if (target.fd < 0) return;
+    // What a multiplexer's deadlines do: a connect's timeout, a datagram queue the kernel's
+    // readiness cannot announce (an unconnected Unix socket whose receiver was full: found from
+    // outside, it stayed stalled for good).
+    if (target._deadlinePending() && performance.now() >= target._deadline) {
+      target._deadlinePassed();
+      if (target._takeError() !== null || target.fd < 0) return;
+    }
     pause = target.queuedBytes < before ? 1 : Math.min(pause * 2, LONGEST_PAUSE_MS);
+    if (target._deadlinePending()) pause = Math.max(1, Math.min(pause, Math.ceil(target._deadline - performance.now())));
     await new Promise((resolve) => setTimeout(resolve, pause));
   }
 }

@@ -655,6 +655,14 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   override _orphaned(): void {
     if (this.#fd < 0 || !this.#closing) return;
     this.flush();
+    // Nothing will drive the rest: the datagrams still queued are lost, and must be said so (they
+    // went silently: found from outside), as a stream socket says it.
+    const stranded = this.queuedBytes;
+    if (stranded > 0) {
+      const err = Object.assign(new SocketError('close', ERRNO.ECANCELED, { fd: this.#fd }), { unsentBytes: stranded });
+      err.message += `; ${this.queuedDatagrams} queued datagrams (${stranded} bytes) were not sent`;
+      this.#report(err);
+    }
     this.destroy();
   }
 

@@ -495,16 +495,13 @@ export class Socket extends Watchable {
       // epoll_ctl(DEL) failed: closing the fd below takes it out of the epoll set anyway, and
       // the multiplexer's bookkeeping forgot this socket before the call (see _forget).
     }
-    // Bytes dropped from the queue: a TCP peer is reset, so that it cannot take the cut stream for
-    // a whole one (a clean FIN did; found from outside). SO_LINGER 0 makes close(2) send RST.
-    const cut = this.queuedBytes > 0 && !this.#connecting && !this.#unix();
+    this.#resetIfCut();
     this.#fd = -1;
     this.#receiver.dropHeld();
     this.#closing = false;
     this.#sender.drop();
     untrack(this);
     try {
-      if (cut) resetOnClose(fd);
       closeFd(fd);
     } catch {
       // See above: the fd is gone whatever close(2) said.
@@ -625,8 +622,12 @@ export class Socket extends Watchable {
   override _orphaned(): void {
     if (this.#fd < 0 || !this.#closing) return;
     this.flush();
-    // Nothing will drive the rest: what the kernel could not take is lost, and must be said so.
-    if (this.queuedBytes > 0) this.#lose(new SocketError('close', ERRNO.ECANCELED, { fd: this.#fd }));
+    // Nothing will drive the rest: what the kernel could not take is lost, and must be said so,
+    // here and to the peer (a FIN passed the cut stream off as whole: found from outside).
+    if (this.queuedBytes > 0) {
+      this.#resetIfCut();
+      this.#lose(new SocketError('close', ERRNO.ECANCELED, { fd: this.#fd }));
+    }
     this.destroy();
   }
 
@@ -710,6 +711,21 @@ export class Socket extends Watchable {
   }
 
   /** The connection is gone: remember why, report any bytes it strands, finish a close. */
+  /**
+   * Bytes about to be dropped from the queue: a TCP peer is reset, so that it cannot take the cut
+   * stream for a whole one (a clean FIN did; found from outside). SO_LINGER 0 makes close(2) send
+   * RST; on a socket still connecting it only aborts the attempt (or resets a connection the
+   * kernel made meanwhile). A failure leaves a plain close.
+   */
+  #resetIfCut(): void {
+    if (this.queuedBytes === 0 || this.#fd < 0 || this.#unix()) return;
+    try {
+      sys.setsockopt(this.#fd, SOL_SOCKET, SO_LINGER, new Int32Array([1, 0]), 8);
+    } catch {
+      // The socket is going anyway.
+    }
+  }
+
   #lose(err: SocketError): void {
     const stranded = this.#sender.drop();
     const reported = stranded > 0 ? withStranded(err, stranded) : err;
@@ -747,13 +763,4 @@ function withStranded(err: SocketError, stranded: number): SocketError {
   const lost = Object.assign(new SocketError(err.syscall, -err.errno, { fd, address, port, path }), { unsentBytes: stranded });
   lost.message += `; ${stranded} queued bytes were not sent`;
   return lost;
-}
-
-/** SO_LINGER on, 0 s: the close(2) that follows sends RST. A failure leaves a plain close. */
-function resetOnClose(fd: number): void {
-  try {
-    sys.setsockopt(fd, SOL_SOCKET, SO_LINGER, new Int32Array([1, 0]), 8);
-  } catch {
-    // The socket is going anyway.
-  }
 }
