@@ -690,6 +690,10 @@ describe('DatagramBatch', () => {
       mapped.setAddress(0, v4.localAddress);
       using dual = DatagramSocket.create({ family: 'IPv6' });
       assert.equal(dual.sendBatch(mapped, 1), 1, `${dual.lastError}`);
+      // ...but not on an IPv6-only one, as sendTo says (it was the kernel's ENETUNREACH).
+      using only6 = DatagramSocket.bind({ host: '::1', ipv6Only: true });
+      assert.throws(() => only6.sendBatch(mapped, 1), { code: 'ERR_INVALID_ARG_VALUE', message: /slot 0 holds an IPv4 address, but this socket is IPv6-only/ });
+      assert.throws(() => mapped.setAddress(0, { family: 'IPv4', address: '127.0.0.1', port: 0 }), { code: 'ERR_OUT_OF_RANGE', message: /"address.port".*>= 1/ });
       assert.equal(v4.sendBatch(batch, 1), 1);
     } finally {
       ux.destroy();

@@ -191,6 +191,10 @@ export class DatagramBatch {
    */
   setAddress(i: number, address: SocketAddress | null): void {
     const slot = this.#index(i);
+    // Nothing can receive at port 0 (found from outside: the kernel's EINVAL came from sendmmsg).
+    if (address !== null && typeof address === 'object' && address.family !== 'unix' && address.port === 0) {
+      throw outOfRange('address.port', 'an integer >= 1 and <= 65535 (nothing can receive at port 0)', 0);
+    }
     this.#nameLengths[slot] = address === null ? 0 : encodeSockaddr(address, this.#names[slot], 'address');
     this.#addresses[slot] = address;
   }

@@ -709,8 +709,13 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
       if (length === 0) continue; // none: the connected peer's
       const name = batch._name(i)!;
       const family = name[0] | (name[1] << 8); // sa_family_t, little-endian on x86_64 and aarch64
-      if (family === own ? own !== AF_UNIX || length > 2 : own === AF_INET6 && family === AF_INET) continue;
+      if (family !== AF_UNIX && name[2] === 0 && name[3] === 0) {
+        // sin_port / sin6_port (offset 2 in both): a received slot can hold no port 0, a set one cannot.
+        throw outOfRange('batch', `a slot whose address has a port from 1 to 65535; slot ${i} has port 0 (nothing was sent)`, 0);
+      }
+      if (family === own ? own !== AF_UNIX || length > 2 : own === AF_INET6 && family === AF_INET && this.#ipv6Only !== true) continue;
       const what = family === own ? 'the address of a sender with no address (it cannot be answered)' : family === AF_UNIX ? 'a Unix address' : `an ${familyName(family)} address`;
+      if (own === AF_INET6 && family === AF_INET) throw invalidValue('batch', `slot ${i} holds an IPv4 address, but this socket is IPv6-only (nothing was sent)`);
       throw invalidValue('batch', `slot ${i} holds ${what}, but this is ${own === AF_UNIX ? 'a Unix datagram socket' : `a UDP (${this.family}) socket`} (nothing was sent)`);
     }
   }
