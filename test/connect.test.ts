@@ -55,6 +55,27 @@ function blackHole(): { port: number; close(): void } {
 }
 
 describe('Socket.connect', () => {
+  it('a Unix connect to a listener whose backlog is full throws EAGAIN at once (README, Errors: the one would-block the kernel makes an error)', () => {
+    const listener = Listener.listen({ path: join(dir, 'full-backlog.sock'), backlog: 0 });
+    const made: Socket[] = [];
+    try {
+      let refused: unknown = null;
+      for (let i = 0; i < 16 && refused === null; i++) {
+        try {
+          made.push(Socket.connect({ path: join(dir, 'full-backlog.sock') }));
+        } catch (err) {
+          refused = err;
+        }
+      }
+      assert.ok(refused instanceof SocketError, `no refusal after ${made.length} connects`);
+      assert.equal(refused.code, 'EAGAIN');
+      assert.equal(refused.syscall, 'connect');
+    } finally {
+      for (const s of made) s.destroy();
+      listener.close();
+    }
+  });
+
   const families: [string, () => { listener: Listener; target: Parameters<typeof Socket.connect>[0] }][] = [
     ['IPv4', () => { const l = Listener.listen({ host: '127.0.0.1', port: 0 }); return { listener: l, target: { host: '127.0.0.1', port: l.port } }; }],
     ['IPv6', () => { const l = Listener.listen({ host: '::1', port: 0 }); return { listener: l, target: { host: '::1', port: l.port } }; }],

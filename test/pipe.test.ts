@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { Listener, Reactor, Socket, pipeSockets, type SocketPipe } from '../lib/index.ts';
+import { accepts, DatagramSocket, Listener, Reactor, receiveDatagrams, Socket, pipeSockets, type SocketPipe } from '../lib/index.ts';
 import { pattern } from './helpers/sockets.ts';
 import { trackFds } from './helpers/fd.ts';
 
@@ -183,6 +183,20 @@ describe('pipeSockets (a TCP proxy)', () => {
       assert.throws(() => pipeSockets(a, {} as never, reactor), { code: 'ERR_INVALID_ARG_TYPE', message: /"b"/ });
       assert.throws(() => pipeSockets(a, b, {} as never), { code: 'ERR_INVALID_ARG_TYPE', message: /"reactor"/ });
       assert.throws(() => pipeSockets(a, a, reactor), { code: 'ERR_INVALID_ARG_VALUE', message: /"b"/ });
+      // A closed reactor is refused by name, before the sockets are touched (they were destroyed).
+      const closed = new Reactor();
+      closed.close();
+      assert.throws(() => pipeSockets(a, b, closed), { code: 'ERR_SOCKET_CLOSED', message: /^pipeSockets: the reactor is closed/ });
+      assert.deepEqual([a.state, b.state], ['open', 'open']);
+      const dgram = DatagramSocket.bind({ host: '127.0.0.1' });
+      const listener = Listener.listen({ host: '127.0.0.1', port: 0 });
+      try {
+        assert.throws(() => receiveDatagrams(dgram, closed), { code: 'ERR_SOCKET_CLOSED', message: /^receiveDatagrams:/ });
+        assert.throws(() => accepts(listener, closed), { code: 'ERR_SOCKET_CLOSED', message: /^accepts:/ });
+      } finally {
+        dgram.close();
+        listener.close();
+      }
     } finally {
       a.destroy();
       b.destroy();

@@ -5,7 +5,7 @@
  * handler with `receiveBatch`; this is the convenient one.
  */
 import type { SocketAddress } from '../core/address.ts';
-import { checkInteger, invalidType, invalidValue } from '../core/errors.ts';
+import { checkInteger, invalidType, invalidValue, SocketClosedError } from '../core/errors.ts';
 import { DatagramSocket } from '../datagram/datagram-socket.ts';
 import { Reactor } from '../loop/reactor.ts';
 import { ReadyIterator } from './ready-iterator.ts';
@@ -40,6 +40,7 @@ export interface DatagramIterator extends AsyncIterableIterator<ReceivedDatagram
 export function receiveDatagrams(socket: DatagramSocket, reactor: Reactor, options: ReceiveDatagramsOptions = {}): DatagramIterator {
   if (!(socket instanceof DatagramSocket)) throw invalidType('socket', 'an instance of DatagramSocket', socket);
   if (!(reactor instanceof Reactor)) throw invalidType('reactor', 'an instance of Reactor', reactor);
+  if (reactor.closed) throw new SocketClosedError('reactor', 'receiveDatagrams');
   if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
   const { signal } = options;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('options.signal', 'an instance of AbortSignal', signal);

@@ -14,7 +14,7 @@
  * only copy is what the destination's kernel cannot take yet (the send queue's own).
  */
 import { ERRNO } from '../../ffi/errno.ts';
-import { invalidType, invalidValue, SocketError } from '../core/errors.ts';
+import { invalidType, invalidValue, SocketClosedError, SocketError } from '../core/errors.ts';
 import { Interest, type MultiplexerEvent } from '../loop/multiplexer-types.ts';
 import { Reactor } from '../loop/reactor.ts';
 import { END_OF_STREAM, Socket } from '../stream/socket.ts';
@@ -205,6 +205,9 @@ export function pipeSockets(a: Socket, b: Socket, reactor: Reactor): SocketPipe 
   if (!(b instanceof Socket)) throw invalidType('b', 'an instance of Socket', b);
   if (!(reactor instanceof Reactor)) throw invalidType('reactor', 'an instance of Reactor', reactor);
   if (a === b) throw invalidValue('b', 'must be another socket than a');
+  // Before the sockets are touched: a closed reactor would have failed the pipe's first add and
+  // destroyed both (found from outside).
+  if (reactor.closed) throw new SocketClosedError('reactor', 'pipeSockets');
   for (const [name, s] of [['a', a], ['b', b]] as const) {
     if (s.state === 'closed' || s.state === 'closing') throw invalidValue(name, `is ${s.state}`);
     if (s._watcher !== null && !reactor.multiplexer.has(s)) throw invalidValue(name, 'is watched by another multiplexer; remove it there first');

@@ -251,6 +251,7 @@ export async function listen(options: AsyncListenOptions = {}): Promise<Listener
 export function accepts(listener: Listener, reactor: Reactor, options: AcceptsOptions = {}): AcceptIterator {
   if (!(listener instanceof Listener)) throw invalidType('listener', 'an instance of Listener', listener);
   checkReactor('reactor', reactor);
+  if (reactor.closed) throw new SocketClosedError('reactor', 'accepts');
   if (options === null || typeof options !== 'object') throw invalidValue('options', 'must be an object', options);
   const source = { target: listener, take: () => listener.accept(), open: () => !listener.closed };
   return new ReadyIterator<Socket>(source, reactor, checkSignal('options.signal', options.signal));
