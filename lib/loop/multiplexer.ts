@@ -384,7 +384,9 @@ export class Multiplexer<D = unknown> {
    * Closes the multiplexer. Watched sockets and listeners stay open and can join another
    * multiplexer, except sockets already closing gracefully: they get one last flush and are
    * then closed, since nothing would drive them any more; bytes that flush could not send are
-   * reported lost (`socket.error`: ECANCELED, with `unsentBytes`). Never throws.
+   * reported lost (`socket.error`: ECANCELED, with `unsentBytes`; a datagram socket's
+   * `lastError`), and a TCP peer is reset (ECONNRESET there, not an end that would pass the cut
+   * stream off as whole; the reset also drops what the kernel had taken but not delivered). Never throws.
    */
   close(): void {
     const backend = this.#backend;
