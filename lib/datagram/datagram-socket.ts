@@ -696,8 +696,9 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   /**
    * sendBatch: a slot's address of another family is an argument error naming the slot, as for
    * `sendTo` (the kernel answered EINVAL, EAFNOSUPPORT or EDESTADDRREQ for the whole call, found
-   * from outside: a batch received on one socket and answered on another). An IPv4 address on an
-   * IPv6 socket is the kernel's to take or refuse (dual-stack, or ENETUNREACH when IPv6-only).
+   * from outside: a batch received on one socket and answered on another), and so is port 0. An
+   * IPv4 address on a dual-stack IPv6 socket is the kernel's to take; on an IPv6-only one it is
+   * refused, as `sendTo` refuses it (the kernel said ENETUNREACH).
    */
   #checkBatchAddresses(batch: DatagramBatch, start: number, count: number): void {
     // A seqpacket socket sends to its peer whatever a slot says (a received batch holds the

@@ -163,7 +163,10 @@ export class SocketPipe {
     this.#reactor.modify(d.from, d.paused || d.ended ? Interest.NONE : Interest.READABLE);
   }
 
-  /** One side failed (or, `socket` null, the reactor closed): reset the other too (a clean FIN would pass a cut stream off as whole). */
+  /**
+   * One side failed (or, `socket` null, the reactor closed): reset the other too (a clean FIN
+   * would pass a cut stream off as whole).
+   */
   #fail(socket: Socket | null, error: SocketError | null): void {
     if (this.#closing) return;
     this.#closing = true;
@@ -197,8 +200,8 @@ export class SocketPipe {
  *
  * `b` may still be connecting (`Socket.connect`): bytes from `a` wait in its queue. The pipe
  * takes both sockets over in the reactor (their handlers are replaced; sockets not in it are
- * added). A socket is in one pipe for good: joining it to another, or making a stream of it, throws. Resolve `finished` to
- * learn how it ended.
+ * added). A socket is in one pipe for good: joining it to another, or making a stream of it,
+ * throws. Resolve `finished` to learn how it ended.
  */
 export function pipeSockets(a: Socket, b: Socket, reactor: Reactor): SocketPipe {
   if (!(a instanceof Socket)) throw invalidType('a', 'an instance of Socket', a);
