@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { hangGuardMs } from './platform.ts';
 
 /** The repository root: examples are run from there. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -42,7 +43,9 @@ export async function startServer(t: TestContext, script: string, args: string[]
   const exited = new Promise<ExitStatus>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   let out = '';
   const firstLine = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no 'listening on' line within 15 s; stderr: ${stderr}`)), 15_000);
+    // Under qemu a worker that loads tsx took longer than 15 s to listen (stop 29's CI): 5x there.
+    const limitMs = hangGuardMs(15_000);
+    const timer = setTimeout(() => reject(new Error(`no 'listening on' line within ${limitMs / 1000} s; stderr: ${stderr}`)), limitMs);
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       out += chunk;
       const end = out.indexOf('\n');
