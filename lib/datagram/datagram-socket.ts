@@ -30,7 +30,7 @@
  * two share nothing but the socket's state, which this class owns with the public API and its
  * argument checks, the lifecycle (factories, connect, close) and what it tells a multiplexer.
  */
-import { AF_INET, AF_INET6, AF_UNIX, AF_UNSPEC, SO_PASSCRED, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET } from '../../ffi/constants.ts';
+import { AF_INET6, AF_UNIX, AF_UNSPEC, SO_PASSCRED, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_SEQPACKET, SOL_SOCKET } from '../../ffi/constants.ts';
 import { ERRNO } from '../../ffi/errno.ts';
 import { SIZEOF } from '../../ffi/layouts.ts';
 import { closeFd, SocketError, sys, WOULD_BLOCK } from '../../ffi/syscall.ts';
@@ -52,6 +52,7 @@ import { OwnedFd } from '../core/owned-fd.ts';
 import { DatagramReceiver, type DatagramReceiverHost } from './datagram-receiver.ts';
 import { DatagramSender, type DatagramSenderHost } from './datagram-sender.ts';
 import { disposeGracefully } from '../core/drive-alone.ts';
+import { checkBatchAddresses, checkBatchSizes, checkDatagramSize, MAX_UDP_PAYLOAD, udpLimit } from './send-checks.ts';
 
 /** What `sendTo` / `send` did with a datagram. See {@link DatagramSocket}. */
 export type DatagramSendStatus = 'sent' | 'queued' | 'not-sent' | 'refused';
@@ -78,8 +79,7 @@ export interface DatagramWithFds {
 /** The most segments one GSO send may carry (UDP_MAX_SEGMENTS; 128 since Linux 6.x, 64 before: the smaller). */
 export const MAX_GSO_SEGMENTS = 64;
 
-/** The largest UDP payload: 65535 minus the IP and UDP headers (IPv4 20 + 8; IPv6's header is not counted in its length). */
-export const MAX_UDP_PAYLOAD = Object.freeze({ IPv4: 65507, IPv6: 65527 });
+export { MAX_UDP_PAYLOAD };
 
 /** A UDP socket (IPv4 or IPv6): what `DatagramSocket.bind({ host, port })` and `create({ family: 'IPv4' | 'IPv6' })` return. Its `port` is a number. */
 export type UdpSocket = DatagramSocket<InetAddress>;
@@ -329,7 +329,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     const n = checkSendLength(data, length);
     if (this.#connected === null) throw invalidValue('this', 'is not connected: use sendTo(data, address), or connect() first');
     if (n === 0 && this.#seqpacket) throw outOfRange('length', 'at least 1 on a SOCK_SEQPACKET socket (an empty message reads as the end of the connection)', n);
-    this.#checkSize(n);
+    checkDatagramSize(this.#family, fd, n);
     return this.#sender.send(fd, data, n);
   }
 
@@ -339,7 +339,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     // `to` first: its getters may resize data's buffer, and the size libc gets is taken after them.
     const addressLength = this.#destination(to);
     const n = checkSendLength(data, length);
-    this.#checkSize(n);
+    checkDatagramSize(this.#family, fd, n);
     return this.#sender.sendTo(fd, data, n, this.#to, addressLength, to);
   }
 
@@ -354,7 +354,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   sendSegments(data: Uint8Array, segmentSize: number, to: DatagramDestination | null = null, length?: number): DatagramSendStatus {
     const fd = this.#open('sendSegments');
     if (this.#family === AF_UNIX) throw invalidValue('this', 'is a Unix datagram socket: segmentation is UDP only');
-    const size = checkInteger('segmentSize', segmentSize, 1, this.#family === AF_INET6 ? MAX_UDP_PAYLOAD.IPv6 : MAX_UDP_PAYLOAD.IPv4);
+    const size = checkInteger('segmentSize', segmentSize, 1, udpLimit(this.#family));
     if (to === null && this.#connected === null) throw invalidValue('to', 'is null, but this socket is not connected');
     // `to` before data's size, as in sendTo.
     const addressLength = to === null ? 0 : this.#destination(to);
@@ -362,7 +362,7 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
     if (Math.ceil(n / size) > MAX_GSO_SEGMENTS) {
       throw outOfRange('length', `at most ${MAX_GSO_SEGMENTS} segments of segmentSize (${size}): ${MAX_GSO_SEGMENTS * size} bytes`, n);
     }
-    this.#checkSize(n);
+    checkDatagramSize(this.#family, fd, n);
     return this.#sender.sendSegments(fd, data, n, size, to === null ? null : this.#to, addressLength, to);
   }
 
@@ -415,8 +415,10 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
       throw outOfRange('count', `an integer >= 0 and <= ${batch.capacity - start} (the slots from start ${start} of ${batch.capacity})`, total);
     }
     checkInteger('count', total, 0, batch.capacity - start);
-    this.#checkBatchSizes(batch, start, total);
-    this.#checkBatchAddresses(batch, start, total);
+    checkBatchSizes(this.#family, fd, batch, start, total);
+    // A seqpacket socket sends to its peer whatever a slot says (a received batch holds the
+    // peer's address): an echo answers from the same slots.
+    if (!this.#seqpacket) checkBatchAddresses(this.#family, this.#ipv6Only, batch, start, total);
     return this.#sender.sendBatch(fd, batch, start, total);
   }
 
@@ -677,59 +679,6 @@ export class DatagramSocket<A extends SocketAddress = SocketAddress> extends Wat
   #open(operation: string): number {
     if (this.#fd < 0 || this.#closing) throw new SocketClosedError('datagram socket', operation);
     return this.#fd;
-  }
-
-  /** sendBatch: no slot may be larger than UDP allows (checked only when the batch's slots could be). */
-  #checkBatchSizes(batch: DatagramBatch, start: number, count: number): void {
-    if (this.#family === AF_UNIX) return;
-    const limit = this.#family === AF_INET6 ? MAX_UDP_PAYLOAD.IPv6 : MAX_UDP_PAYLOAD.IPv4;
-    if (batch.datagramSize <= limit) return;
-    for (let i = start; i < start + count; i++) {
-      const length = batch.length(i);
-      if (length <= limit) continue;
-      const err = new SocketError('sendmmsg', ERRNO.EMSGSIZE, { fd: this.#fd });
-      err.message += `; slot ${i}: a UDP datagram over ${this.family} carries at most ${limit} bytes, this one has ${length} (nothing was sent)`;
-      throw err;
-    }
-  }
-
-  /**
-   * sendBatch: a slot's address of another family is an argument error naming the slot, as for
-   * `sendTo` (the kernel answered EINVAL, EAFNOSUPPORT or EDESTADDRREQ for the whole call, found
-   * from outside: a batch received on one socket and answered on another), and so is port 0. An
-   * IPv4 address on a dual-stack IPv6 socket is the kernel's to take; on an IPv6-only one it is
-   * refused, as `sendTo` refuses it (the kernel said ENETUNREACH).
-   */
-  #checkBatchAddresses(batch: DatagramBatch, start: number, count: number): void {
-    // A seqpacket socket sends to its peer whatever a slot says (a received batch holds the
-    // peer's address): an echo answers from the same slots.
-    if (this.#seqpacket) return;
-    const own = this.#family;
-    for (let i = start; i < start + count; i++) {
-      const length = batch._nameLength(i);
-      if (length === 0) continue; // none: the connected peer's
-      const name = batch._name(i)!;
-      const family = name[0] | (name[1] << 8); // sa_family_t, little-endian on x86_64 and aarch64
-      if (family !== AF_UNIX && name[2] === 0 && name[3] === 0) {
-        // sin_port / sin6_port (offset 2 in both): a received slot can hold no port 0, a set one cannot.
-        throw outOfRange('batch', `a slot whose address has a port from 1 to 65535; slot ${i} has port 0 (nothing was sent)`, 0);
-      }
-      if (family === own ? own !== AF_UNIX || length > 2 : own === AF_INET6 && family === AF_INET && this.#ipv6Only !== true) continue;
-      const what = family === own ? 'the address of a sender with no address (it cannot be answered)' : family === AF_UNIX ? 'a Unix address' : `an ${familyName(family)} address`;
-      if (own === AF_INET6 && family === AF_INET) throw invalidValue('batch', `slot ${i} holds an IPv4 address, but this socket is IPv6-only (nothing was sent)`);
-      throw invalidValue('batch', `slot ${i} holds ${what}, but this is ${own === AF_UNIX ? 'a Unix datagram socket' : `a UDP (${this.family}) socket`} (nothing was sent)`);
-    }
-  }
-
-  /** A datagram larger than its family allows is a programming error: thrown, naming the limit. */
-  #checkSize(length: number): void {
-    if (this.#family === AF_UNIX) return; // the limit is the send buffer: the kernel says EMSGSIZE
-    const limit = this.#family === AF_INET6 ? MAX_UDP_PAYLOAD.IPv6 : MAX_UDP_PAYLOAD.IPv4;
-    if (length > limit) {
-      const err = new SocketError('sendto', ERRNO.EMSGSIZE, { fd: this.#fd });
-      err.message += `; a UDP datagram over ${this.family} carries at most ${limit} bytes, this one has ${length}`;
-      throw err;
-    }
   }
 
   /** Remembers an error of the network, to be reported once by the next event. */
